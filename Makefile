@@ -1,0 +1,46 @@
+# Two commands set everything up on a fresh machine with Python 3.11 and make:
+#   make demo   creates .venv, installs, and runs the migration end to end on the embedded default
+#   make test   creates .venv if needed, installs, lints and passes the whole suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# The venv's bin first: dbt and dagster are found there without activating it.
+export PATH := $(abspath $(BIN)):$(PATH)
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install demo test test-fast test-e2e lint ui bench clean
+
+$(INSTALLED): pyproject.toml constraints.txt setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# constraints.txt pins every transitive version, so every machine gets the same environment.
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+demo: install
+	$(BIN)/zephyr-qtest demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+# The same suite without the slow end-to-end tests, and those alone.
+test-fast: install
+	$(BIN)/pytest -m "not e2e"
+
+test-e2e: install
+	$(BIN)/pytest -m e2e
+
+ui: install
+	$(BIN)/zephyr-qtest ui
+
+bench: install
+	$(BIN)/python bench/extract_benchmark.py
+
+clean:
+	rm -rf .zephyr_qtest .pytest_cache .ruff_cache dbt_project/target

@@ -1,0 +1,58 @@
+"""Session fixtures: a real PostgreSQL per backend (embedded, and TCP when TEST_POSTGRES_URL is set),
+each test run in a database of its own, and a project home under the test's temp dir."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from zephyr_qtest.lib.postgres import EmbeddedPostgres, with_database
+
+BACKENDS = ["embedded"] + (["tcp"] if os.environ.get("TEST_POSTGRES_URL") else [])
+
+
+@pytest.fixture(scope="session")
+def project_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ZEPHYR_QTEST_HOME for the whole session, so nothing is written under the repository."""
+    home = tmp_path_factory.mktemp("zq_home")
+    previous = os.environ.get("ZEPHYR_QTEST_HOME")
+    os.environ["ZEPHYR_QTEST_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("ZEPHYR_QTEST_HOME", None)
+    else:
+        os.environ["ZEPHYR_QTEST_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def embedded_server_url(project_home: Path) -> str:
+    return EmbeddedPostgres(project_home).start()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh database for this test run on each backend; dropped at the end."""
+    if request.param == "embedded":
+        server_url = request.getfixturevalue("embedded_server_url")
+    else:
+        server_url = os.environ["TEST_POSTGRES_URL"]
+    name = f"zq_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    yield with_database(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def clean_database(database_url: str) -> str:
+    """The session database with the project's schemas dropped, for tests that need an empty start."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for schema in ("zephyr_raw",):
+            conn.execute(f"drop schema if exists {schema} cascade")
+    return database_url

@@ -1,0 +1,144 @@
+"""Raw assets: one per Zephyr entity, keyed ``["zephyr_raw", entity]``, partitioned by project.
+
+The entity registry in ``lib/zephyr/extract.py`` drives this factory (what to fetch, what it depends on);
+this module only adds what Dagster needs: keys, partitions, pool, metadata and checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from zephyr_qtest.defs.partitions import zephyr_projects
+from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
+from zephyr_qtest.lib.zephyr import raw_checks
+from zephyr_qtest.lib.zephyr.extract import ENTITIES, Entity, ExtractionSettings, extract_entity
+
+RAW_GROUP = "zephyr_raw"
+ISSUES_SHOWN = 50
+
+# Checks beyond the two every raw table gets, by entity.
+CROSS_TABLE_CHECKS: dict[str, tuple[tuple[str, str, Any], ...]] = {
+    "test_executions": (
+        (
+            "executions_reference_existing_cases_and_cycles",
+            "Every execution's test case (from testCase.self) and test cycle were extracted.",
+            raw_checks.executions_reference_existing,
+        ),
+    ),
+    "test_steps": (
+        (
+            "call_to_test_targets_exist",
+            "Every call-to-test step calls an extracted case of this project, or another project's case (reported).",
+            raw_checks.call_to_test_targets_exist,
+        ),
+    ),
+}
+
+
+def raw_asset_key(entity_name: str) -> dg.AssetKey:
+    return dg.AssetKey([RAW_GROUP, entity_name])
+
+
+def _check_specs(entity: Entity) -> list[dg.AssetCheckSpec]:
+    key = raw_asset_key(entity.name)
+    specs = [
+        dg.AssetCheckSpec("row_count_matches_api", asset=key, description="Rows written equal the count the API reported."),
+        dg.AssetCheckSpec("ids_unique", asset=key, description="No Zephyr id or key appears twice in the project."),
+    ]
+    specs += [
+        dg.AssetCheckSpec(name, asset=key, description=description)
+        for name, description, _ in CROSS_TABLE_CHECKS.get(entity.name, ())
+    ]
+    return specs
+
+
+def _issues_markdown(issues: list[Any]) -> str:
+    lines = ["| object | field | reason | lost |", "|---|---|---|---|"]
+    for issue in issues[:ISSUES_SHOWN]:
+        reason = issue.reason.replace("|", "\\|")
+        lines.append(f"| {issue.object_ref} | {issue.field or ''} | {reason} | {'yes' if issue.lost else ''} |")
+    if len(issues) > ISSUES_SHOWN:
+        lines.append(f"| … {len(issues) - ISSUES_SHOWN} more in zephyr_raw.extraction_issues | | | |")
+    return "\n".join(lines)
+
+
+def build_raw_asset(entity: Entity) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=entity.name,
+        key_prefix=[RAW_GROUP],
+        group_name=RAW_GROUP,
+        description=entity.description,
+        partitions_def=zephyr_projects,
+        deps=[raw_asset_key(name) for name in entity.upstream],
+        kinds={"zephyr", "postgres"},
+        pool="zephyr_api",
+        check_specs=_check_specs(entity),
+        backfill_policy=dg.BackfillPolicy.multi_run(1),
+    )
+    async def raw_asset(context: dg.AssetExecutionContext, zephyr: ZephyrResource, postgres: PostgresResource):
+        project_key = context.partition_key
+        database_url = postgres.url()
+        settings = ExtractionSettings(
+            concurrency=zephyr.concurrency, attachment_owners=tuple(zephyr.attachment_owners)
+        )
+        async with zephyr.client() as client:
+            summary, stats = await extract_entity(
+                entity,
+                client=client,
+                database_url=database_url,
+                project_key=project_key,
+                run_id=context.run.run_id,
+                settings=settings,
+            )
+        for issue in summary.issues:
+            log = context.log.error if issue.lost else context.log.warning
+            log(f"{entity.name} {project_key}: {issue.describe()}")
+        metadata: dict[str, Any] = {
+            "dagster/partition_row_count": summary.rows_written,
+            "rows": summary.rows_written,
+            "api_reported": summary.api_reported if summary.api_reported is not None else dg.MetadataValue.null(),
+            "api_calls": int(stats.get("requests", 0)),
+            "retries": int(stats.get("retries", 0)),
+            "rate_limited_429": int(stats.get("rate_limited", 0)),
+            "seconds": float(stats.get("seconds", 0.0)),
+            "issues": len(summary.issues),
+            "lost": len(summary.lost),
+        }
+        if summary.issues:
+            metadata["issue_list"] = dg.MetadataValue.md(_issues_markdown(summary.issues))
+        if summary.lost:
+            # The rows that could be read are committed (a re-run replaces them); the run must not pass.
+            named = "; ".join(issue.describe() for issue in summary.lost[:ISSUES_SHOWN])
+            raise dg.Failure(
+                description=f"{len(summary.lost)} {entity.name} objects of {project_key} could not be extracted: {named}",
+                metadata=metadata,
+            )
+        yield dg.MaterializeResult(metadata=metadata)
+        for outcome_name, outcome in _check_outcomes(entity, database_url, project_key):
+            yield dg.AssetCheckResult(
+                check_name=outcome_name,
+                passed=outcome.passed,
+                description=outcome.description,
+                metadata=outcome.metadata,
+            )
+
+    return raw_asset
+
+
+def _check_outcomes(entity: Entity, database_url: str, project_key: str):
+    yield "row_count_matches_api", raw_checks.row_count_matches_api(database_url, entity.name, project_key)
+    yield "ids_unique", raw_checks.ids_unique(database_url, entity.name, project_key)
+    for name, _, check in CROSS_TABLE_CHECKS.get(entity.name, ()):
+        yield name, check(database_url, project_key)
+
+
+raw_assets = [build_raw_asset(entity) for entity in ENTITIES]
+
+migration_job = dg.define_asset_job(
+    name="migration_job",
+    selection=dg.AssetSelection.all(),
+    partitions_def=zephyr_projects,
+    description="The whole migration for one Zephyr project (today: the raw extraction).",
+)

@@ -1,0 +1,108 @@
+"""Resources: thin configuration holders that hand out the plain clients of ``lib/``.
+
+Nothing here reads the environment at import time. The ``@dg.definitions`` function below runs when the
+code location loads: it wires each setting that is present through ``dg.EnvVar`` (so secrets never
+appear in the UI or in run config) and leaves the rest to the embedded and sandbox defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from zephyr_qtest.lib import postgres
+from zephyr_qtest.lib.zephyr.client import ZephyrClient
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """The staging database: a live server when a URL or host is configured, else the embedded one."""
+
+    database_url: str | None = Field(default=None, description="A full postgresql:// URL (DATABASE_URL).")
+    host: str | None = Field(default=None, description="POSTGRES_HOST; with port, user, password, dbname.")
+    port: int = 5432
+    user: str = "postgres"
+    password: str | None = None
+    dbname: str = "postgres"
+    embedded_home: str | None = Field(
+        default=None, description="Where the embedded server keeps its data (default: ZEPHYR_QTEST_HOME or ./.zephyr_qtest)."
+    )
+
+    def url(self) -> str:
+        """The URL to connect to; starts (or joins) the embedded server when nothing live is configured."""
+        if self.database_url:
+            return self.database_url
+        if self.host:
+            environ = {
+                "POSTGRES_HOST": self.host,
+                "POSTGRES_PORT": str(self.port),
+                "POSTGRES_USER": self.user,
+                "POSTGRES_DB": self.dbname,
+            }
+            if self.password:
+                environ["POSTGRES_PASSWORD"] = self.password
+            url = postgres.live_url_from_env(environ)
+            assert url is not None
+            return url
+        home = Path(self.embedded_home) if self.embedded_home else postgres.project_home()
+        return postgres.embedded_url(home)
+
+
+class ZephyrResource(dg.ConfigurableResource):
+    """Zephyr Scale Cloud (or the project's sandbox): base URL and API token."""
+
+    base_url: str = Field(default="", description="ZEPHYR_BASE_URL, e.g. https://api.zephyrscale.smartbear.com/v2")
+    api_token: str = Field(default="", description="ZEPHYR_API_TOKEN (secret: set it through the environment).")
+    max_in_flight: int = Field(default=16, description="Requests in flight at once.")
+    page_size: int = Field(default=1000, description="maxResults/limit asked for (the server may lower it).")
+    concurrency: int = Field(default=32, description="Objects fetched at once by the per-object extractors.")
+    attachment_owners: list[str] = Field(
+        default=["testcases", "teststeps", "testcycles", "testplans", "testexecutions", "testexecution_steps"],
+        description="Which objects' attachments to extract.",
+    )
+
+    def client(self) -> ZephyrClient:
+        if not self.base_url or not self.api_token:
+            raise dg.Failure(
+                "Zephyr is not configured: set ZEPHYR_BASE_URL and ZEPHYR_API_TOKEN, or run the sandbox "
+                "(`zephyr-qtest sandbox serve`, or `make demo` / `make ui`, which start it for you)."
+            )
+        return ZephyrClient(self.base_url, self.api_token, max_in_flight=self.max_in_flight, page_size=self.page_size)
+
+
+def _env_or_default(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def postgres_resource_from_env() -> PostgresResource:
+    if os.environ.get("DATABASE_URL"):
+        return PostgresResource(database_url=dg.EnvVar("DATABASE_URL"))
+    if os.environ.get("POSTGRES_HOST"):
+        settings: dict[str, object] = {"host": dg.EnvVar("POSTGRES_HOST")}
+        for name, setting in (("POSTGRES_USER", "user"), ("POSTGRES_PASSWORD", "password"), ("POSTGRES_DB", "dbname")):
+            if os.environ.get(name):
+                settings[setting] = dg.EnvVar(name)
+        if os.environ.get("POSTGRES_PORT"):
+            settings["port"] = dg.EnvVar.int("POSTGRES_PORT")
+        return PostgresResource(**settings)  # type: ignore[arg-type]
+    return PostgresResource()
+
+
+def zephyr_resource_from_env() -> ZephyrResource:
+    settings = {
+        "base_url": _env_or_default("ZEPHYR_BASE_URL"),
+        "api_token": _env_or_default("ZEPHYR_API_TOKEN"),
+    }
+    return ZephyrResource(**{name: value for name, value in settings.items() if value is not None})  # type: ignore[arg-type]
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(
+        resources={
+            "postgres": postgres_resource_from_env(),
+            "zephyr": zephyr_resource_from_env(),
+        }
+    )

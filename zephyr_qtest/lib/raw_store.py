@@ -1,0 +1,283 @@
+"""The raw layer in Postgres: one jsonb table per Zephyr entity, written one project at a time.
+
+Each ``zephyr_raw.<entity>`` table holds the API's own objects untouched (``payload``) beside the columns
+that locate them: project key, Zephyr id and key, the owner (``parent_key``) and position for child
+objects, when and by which run they were extracted. A partition is replaced in ONE transaction: delete
+the project's rows, ``COPY`` the new ones in, record what the API reported and what went wrong. A
+failure rolls all of it back, so a table never holds half a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from zephyr_qtest.lib.postgres import connect, connect_async
+
+RAW_SCHEMA = "zephyr_raw"
+
+_ENTITY_COLUMNS = """
+    project_key text not null,
+    id bigint,
+    key text,
+    parent_key text,
+    position integer,
+    payload jsonb not null,
+    extracted_at timestamptz not null,
+    run_id text not null
+"""
+# Attachments also keep their bytes and what the migration needs to verify them.
+_ATTACHMENT_COLUMNS = """,
+    content_type text,
+    size_bytes bigint not null,
+    sha256 text not null,
+    content bytea not null
+"""
+
+EXTRACTION_LOG_DDL = f"""
+create table if not exists {RAW_SCHEMA}.extraction_log (
+    project_key text not null,
+    entity text not null,
+    run_id text not null,
+    rows_written bigint not null,
+    api_reported bigint,
+    issues integer not null,
+    lost integer not null,
+    requests bigint not null,
+    retries bigint not null,
+    rate_limited bigint not null,
+    seconds double precision not null,
+    finished_at timestamptz not null,
+    primary key (project_key, entity)
+)"""
+
+EXTRACTION_ISSUES_DDL = f"""
+create table if not exists {RAW_SCHEMA}.extraction_issues (
+    project_key text not null,
+    entity text not null,
+    run_id text not null,
+    object_ref text not null,
+    field text,
+    reason text not null,
+    lost boolean not null,
+    recorded_at timestamptz not null
+)"""
+
+
+def entity_table_ddl(entity: str, *, with_content: bool = False) -> str:
+    columns = _ENTITY_COLUMNS + (_ATTACHMENT_COLUMNS if with_content else "")
+    return (
+        f"create table if not exists {RAW_SCHEMA}.{entity} ({columns});\n"
+        f"create index if not exists {entity}_project_key_idx on {RAW_SCHEMA}.{entity} (project_key);"
+    )
+
+
+@dataclass(frozen=True)
+class Issue:
+    """Something wrong with one object. ``lost`` means its data is not in the raw table."""
+
+    object_ref: str
+    reason: str
+    field: str | None = None
+    lost: bool = False
+
+    def describe(self) -> str:
+        where = f"{self.object_ref}.{self.field}" if self.field else self.object_ref
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class RawRow:
+    payload: dict[str, Any]
+    id: int | None = None
+    key: str | None = None
+    parent_key: str | None = None
+    position: int | None = None
+    # attachments only
+    content: bytes | None = None
+    content_type: str | None = None
+
+
+@dataclass
+class PartitionSummary:
+    entity: str
+    project_key: str
+    rows_written: int = 0
+    api_reported: int | None = None
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def lost(self) -> list[Issue]:
+        return [issue for issue in self.issues if issue.lost]
+
+
+def payload_json(payload: dict[str, Any], object_ref: str, issues: list[Issue]) -> str:
+    """Serialise a payload for jsonb; NUL characters (which jsonb cannot store) are replaced and recorded."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    if "\\u0000" in text:
+        issues.append(
+            Issue(object_ref, "contains a NUL character, which PostgreSQL jsonb cannot store; replaced by U+FFFD")
+        )
+        text = text.replace("\\u0000", "\\ufffd")
+    return text
+
+
+class RawPartitionWriter:
+    """Replace one project's rows of one raw table in a single transaction, streaming rows in with COPY.
+
+    Rows may be added from many concurrent tasks; a lock keeps the COPY stream whole.
+    """
+
+    def __init__(self, database_url: str, entity: str, project_key: str, run_id: str) -> None:
+        self.database_url = database_url
+        self.entity = entity
+        self.project_key = project_key
+        self.run_id = run_id
+        self.with_content = entity == "attachments"
+        self.summary = PartitionSummary(entity=entity, project_key=project_key)
+        self._extracted_at = datetime.now(UTC)
+        self._lock = asyncio.Lock()
+        self._conn: psycopg.AsyncConnection | None = None
+        self._copy_cm: Any = None
+        self._copy: Any = None
+
+    @property
+    def issues(self) -> list[Issue]:
+        return self.summary.issues
+
+    def record(self, issue: Issue) -> None:
+        self.summary.issues.append(issue)
+
+    async def __aenter__(self) -> RawPartitionWriter:
+        self._conn = await connect_async(self.database_url)
+        await self._conn.execute(f"create schema if not exists {RAW_SCHEMA}")
+        await self._conn.execute(entity_table_ddl(self.entity, with_content=self.with_content))
+        await self._conn.execute(EXTRACTION_LOG_DDL)
+        await self._conn.execute(EXTRACTION_ISSUES_DDL)
+        await self._conn.execute(
+            sql.SQL("delete from {}.{} where project_key = %s").format(
+                sql.Identifier(RAW_SCHEMA), sql.Identifier(self.entity)
+            ),
+            (self.project_key,),
+        )
+        columns = ["project_key", "id", "key", "parent_key", "position", "payload", "extracted_at", "run_id"]
+        if self.with_content:
+            columns += ["content_type", "size_bytes", "sha256", "content"]
+        copy_sql = sql.SQL("copy {}.{} ({}) from stdin").format(
+            sql.Identifier(RAW_SCHEMA),
+            sql.Identifier(self.entity),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+        )
+        self._copy_cm = self._conn.cursor().copy(copy_sql)
+        self._copy = await self._copy_cm.__aenter__()
+        return self
+
+    async def add(self, row: RawRow) -> None:
+        object_ref = row.key or (str(row.id) if row.id is not None else "?")
+        values: list[Any] = [
+            self.project_key,
+            row.id,
+            row.key,
+            row.parent_key,
+            row.position,
+            payload_json(row.payload, f"{self.entity} {object_ref}", self.summary.issues),
+            self._extracted_at,
+            self.run_id,
+        ]
+        if self.with_content:
+            content = row.content or b""
+            values += [row.content_type, len(content), hashlib.sha256(content).hexdigest(), content]
+        async with self._lock:
+            await self._copy.write_row(values)
+            self.summary.rows_written += 1
+
+    async def finish(self, *, stats: dict[str, float | int]) -> PartitionSummary:
+        """Close the COPY, write the log and issues, and commit: the partition is replaced."""
+        assert self._conn is not None
+        await self._copy_cm.__aexit__(None, None, None)
+        self._copy_cm = None
+        now = datetime.now(UTC)
+        await self._conn.execute(
+            f"delete from {RAW_SCHEMA}.extraction_issues where project_key = %s and entity = %s",
+            (self.project_key, self.entity),
+        )
+        if self.summary.issues:
+            async with self._conn.cursor().copy(
+                f"copy {RAW_SCHEMA}.extraction_issues "
+                "(project_key, entity, run_id, object_ref, field, reason, lost, recorded_at) from stdin"
+            ) as copy:
+                for issue in self.summary.issues:
+                    await copy.write_row(
+                        [
+                            self.project_key,
+                            self.entity,
+                            self.run_id,
+                            issue.object_ref,
+                            issue.field,
+                            issue.reason,
+                            issue.lost,
+                            now,
+                        ]
+                    )
+        await self._conn.execute(
+            f"""
+            insert into {RAW_SCHEMA}.extraction_log as log
+                (project_key, entity, run_id, rows_written, api_reported, issues, lost,
+                 requests, retries, rate_limited, seconds, finished_at)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            on conflict (project_key, entity) do update set
+                run_id = excluded.run_id, rows_written = excluded.rows_written,
+                api_reported = excluded.api_reported, issues = excluded.issues, lost = excluded.lost,
+                requests = excluded.requests, retries = excluded.retries,
+                rate_limited = excluded.rate_limited, seconds = excluded.seconds,
+                finished_at = excluded.finished_at
+            """,
+            (
+                self.project_key,
+                self.entity,
+                self.run_id,
+                self.summary.rows_written,
+                self.summary.api_reported,
+                len(self.summary.issues),
+                len(self.summary.lost),
+                int(stats.get("requests", 0)),
+                int(stats.get("retries", 0)),
+                int(stats.get("rate_limited", 0)),
+                float(stats.get("seconds", 0.0)),
+                now,
+            ),
+        )
+        await self._conn.commit()
+        return self.summary
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._conn is not None
+        try:
+            if self._copy_cm is not None:
+                # Abandon the COPY; the rollback below discards everything this writer did.
+                try:
+                    await self._copy_cm.__aexit__(RuntimeError, RuntimeError("aborted"), None)
+                except psycopg.Error:
+                    pass
+            await self._conn.rollback()
+        finally:
+            await self._conn.close()
+
+
+def read_project_rows(database_url: str, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Run one read query (used by extractors that need an upstream table, and by checks)."""
+    with connect(database_url) as conn:
+        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def table_exists(database_url: str, entity: str) -> bool:
+    with connect(database_url) as conn:
+        row = conn.execute("select to_regclass(%s)", (f"{RAW_SCHEMA}.{entity}",)).fetchone()
+        return bool(row and row[0])

@@ -1,0 +1,456 @@
+"""Extract one Zephyr entity of one project into its raw table.
+
+The registry ``ENTITIES`` drives the Dagster asset factory: one raw asset per entity, its upstream
+entities as dependencies. Each extractor streams what the API returns into a ``RawPartitionWriter``
+and records every problem as an ``Issue`` naming the object and the field; an object whose data could
+not be read is recorded as *lost*, everything else goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from zephyr_qtest.lib.http import ApiError, NotFoundError
+from zephyr_qtest.lib.raw_store import RAW_SCHEMA, Issue, PartitionSummary, RawPartitionWriter, RawRow, read_project_rows
+from zephyr_qtest.lib.zephyr.client import ZephyrClient
+
+ATTACHMENT_OWNER_KINDS = (
+    "testcases",
+    "teststeps",
+    "testcycles",
+    "testplans",
+    "testexecutions",
+    "testexecution_steps",
+)
+
+# What the vendor spec requires of each object, and the enums it defines: checked so that bad input is
+# reported by object and field. The object is still stored as the API gave it.
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "projects": ("id", "key"),
+    "folders": ("id", "name", "folderType"),
+    "statuses": ("id", "name"),
+    "priorities": ("id", "name"),
+    "environments": ("id", "name"),
+    "test_cases": ("id", "key", "name", "project", "priority", "status"),
+    "test_cycles": ("id", "key", "name", "project", "status"),
+    "test_plans": ("id", "key", "name", "project", "status"),
+    "test_executions": ("id", "project", "testCase", "testExecutionStatus"),
+}
+ENUMS: dict[str, dict[str, frozenset[str]]] = {
+    "folders": {"folderType": frozenset({"TEST_CASE", "TEST_PLAN", "TEST_CYCLE"})},
+    "statuses": {"statusType": frozenset({"TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION"})},
+    "test_scripts": {"type": frozenset({"plain", "bdd"})},
+}
+LINK_TYPES = frozenset({"COVERAGE", "BLOCKS", "RELATED"})
+PARAMETER_TYPES = frozenset({"MANUAL_INPUT", "DEFAULT_VALUE"})
+
+_CASE_VERSION_SELF = re.compile(r"/testcases/(?P<key>[^/]+)/versions/(?P<version>\d+)")
+
+
+def case_key_from_execution(execution: dict[str, Any]) -> str | None:
+    """An execution names its case only through ``testCase.self`` (``.../testcases/KEY/versions/N``)."""
+    self_url = (execution.get("testCase") or {}).get("self") or ""
+    match = _CASE_VERSION_SELF.search(self_url)
+    return match.group("key") if match else None
+
+
+def project_key_of(item_key: str) -> str:
+    """``PROJ-T12`` → ``PROJ`` (keys are ``<project key>-<letter><number>``)."""
+    return item_key.rsplit("-", 1)[0]
+
+
+@dataclass
+class ExtractionSettings:
+    concurrency: int = 32
+    attachment_owners: tuple[str, ...] = ATTACHMENT_OWNER_KINDS
+
+
+@dataclass
+class ExtractContext:
+    client: ZephyrClient
+    writer: RawPartitionWriter
+    project_key: str
+    database_url: str
+    settings: ExtractionSettings = field(default_factory=ExtractionSettings)
+
+    def record(self, issue: Issue) -> None:
+        self.writer.record(issue)
+
+    def upstream_rows(self, entity: str, columns: str = "id, key, payload") -> list[tuple[Any, ...]]:
+        return read_project_rows(
+            self.database_url,
+            f"select {columns} from {RAW_SCHEMA}.{entity} where project_key = %s order by id nulls last, key",
+            (self.project_key,),
+        )
+
+
+def validate(entity: str, payload: dict[str, Any], object_ref: str) -> list[Issue]:
+    """Missing required fields and unknown enum values, each as its own issue (the object is kept)."""
+    issues = [
+        Issue(object_ref, "required field is missing or null", field=name)
+        for name in REQUIRED_FIELDS.get(entity, ())
+        if payload.get(name) is None
+    ]
+    for name, allowed in ENUMS.get(entity, {}).items():
+        value = payload.get(name)
+        if value is not None and value not in allowed:
+            issues.append(Issue(object_ref, f"unknown value {value!r} (expected one of {sorted(allowed)})", field=name))
+    for kind in ("issues", "webLinks"):
+        for link in ((payload.get("links") or {}).get(kind)) or []:
+            if link.get("type") is not None and link["type"] not in LINK_TYPES:
+                issues.append(Issue(object_ref, f"unknown link type {link['type']!r}", field=f"links.{kind}.type"))
+    return issues
+
+
+def _ref(entity: str, payload: dict[str, Any]) -> str:
+    ident = payload.get("key") or payload.get("id")
+    return f"{entity} {ident if ident is not None else '(no id)'}"
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+async def _collect_listing(
+    ctx: ExtractContext, entity: str, items: AsyncIterator[dict[str, Any]], reported: Awaitable[int | None]
+) -> None:
+    """A top-level listing: every item is one row; the API's own count is recorded beside it."""
+    try:
+        async for item in items:
+            ref = _ref(entity, item)
+            for issue in validate(entity, item, ref):
+                ctx.record(issue)
+            await ctx.writer.add(RawRow(payload=item, id=_int_or_none(item.get("id")), key=item.get("key")))
+    except ApiError as error:
+        ctx.record(Issue(f"{entity} of project {ctx.project_key}", f"listing stopped: {error}", lost=True))
+    try:
+        ctx.writer.summary.api_reported = await reported
+    except ApiError as error:
+        ctx.record(Issue(f"{entity} of project {ctx.project_key}", f"could not read the API's total: {error}"))
+
+
+async def _for_each(items: Iterable[Any], work: Callable[[Any], Awaitable[None]], concurrency: int) -> None:
+    """Run ``work`` over ``items`` with at most ``concurrency`` in flight (bounded memory for 1M items)."""
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
+
+    async def worker() -> None:
+        while True:
+            item = await queue.get()
+            try:
+                if item is _DONE:
+                    return
+                await work(item)
+            finally:
+                queue.task_done()
+
+    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    try:
+        for item in items:
+            await queue.put(item)
+        for _ in workers:
+            await queue.put(_DONE)
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+
+
+_DONE = object()
+
+
+# --------------------------------------------------------------------------------------------------
+# Extractors, one per entity
+# --------------------------------------------------------------------------------------------------
+
+
+async def extract_projects(ctx: ExtractContext) -> None:
+    try:
+        project = await ctx.client.get_project(ctx.project_key)
+    except ApiError as error:
+        ctx.record(Issue(f"project {ctx.project_key}", str(error), lost=True))
+        return
+    for issue in validate("projects", project, f"project {ctx.project_key}"):
+        ctx.record(issue)
+    await ctx.writer.add(RawRow(payload=project, id=_int_or_none(project.get("id")), key=project.get("key")))
+    ctx.writer.summary.api_reported = 1
+
+
+def _listing(entity: str, iterate: str, collection: str) -> Callable[[ExtractContext], Awaitable[None]]:
+    async def extract(ctx: ExtractContext) -> None:
+        await _collect_listing(
+            ctx,
+            entity,
+            getattr(ctx.client, iterate)(ctx.project_key),
+            ctx.client.reported_total(collection, ctx.project_key),
+        )
+
+    extract.__name__ = f"extract_{entity}"
+    return extract
+
+
+async def extract_test_steps(ctx: ExtractContext) -> None:
+    cases = [
+        key
+        for _, key, payload in ctx.upstream_rows("test_cases")
+        if key and str(((payload.get("testScript") or {}).get("self")) or "").rstrip("/").endswith("/teststeps")
+    ]
+    reported = 0
+
+    async def fetch(case_key: str) -> None:
+        nonlocal reported
+        try:
+            steps = await ctx.client.get_test_steps(case_key)
+        except NotFoundError:
+            ctx.record(Issue(f"test case {case_key}", "deleted in Zephyr during the run (404); no steps to keep"))
+            return
+        except ApiError as error:
+            ctx.record(Issue(f"test case {case_key}", f"steps could not be read: {error}", field="teststeps", lost=True))
+            return
+        reported += len(steps)
+        for position, step in enumerate(steps, start=1):
+            ref = f"test case {case_key} step {position}"
+            call = step.get("testCase")
+            if step.get("inline") is None and call is None:
+                ctx.record(Issue(ref, "a step has neither 'inline' nor 'testCase'", field="inline"))
+            if call is not None:
+                if not call.get("testCaseKey"):
+                    ctx.record(Issue(ref, "call-to-test step without a target key", field="testCase.testCaseKey"))
+                for parameter in call.get("parameters") or []:
+                    if parameter.get("type") not in PARAMETER_TYPES:
+                        ctx.record(
+                            Issue(ref, f"unknown parameter type {parameter.get('type')!r}", field="testCase.parameters.type")
+                        )
+            await ctx.writer.add(
+                RawRow(
+                    payload=step,
+                    id=_int_or_none(step.get("id")),
+                    key=f"{case_key}#{position}",
+                    parent_key=case_key,
+                    position=position,
+                )
+            )
+
+    await _for_each(cases, fetch, ctx.settings.concurrency)
+    ctx.writer.summary.api_reported = reported
+
+
+async def extract_test_scripts(ctx: ExtractContext) -> None:
+    cases = [
+        key
+        for _, key, payload in ctx.upstream_rows("test_cases")
+        if key and str(((payload.get("testScript") or {}).get("self")) or "").rstrip("/").endswith("/testscript")
+    ]
+    reported = 0
+
+    async def fetch(case_key: str) -> None:
+        nonlocal reported
+        try:
+            script = await ctx.client.get_test_script(case_key)
+        except ApiError as error:
+            ctx.record(Issue(f"test case {case_key}", f"script could not be read: {error}", field="testscript", lost=True))
+            return
+        if script is None:
+            ctx.record(Issue(f"test case {case_key}", "its testScript link names a script that answers 404 (deleted during the run?)"))
+            return
+        reported += 1
+        for issue in validate("test_scripts", script, f"test script of {case_key}"):
+            ctx.record(issue)
+        await ctx.writer.add(
+            RawRow(payload=script, id=_int_or_none(script.get("id")), key=case_key, parent_key=case_key)
+        )
+
+    await _for_each(cases, fetch, ctx.settings.concurrency)
+    ctx.writer.summary.api_reported = reported
+
+
+async def extract_test_execution_steps(ctx: ExtractContext) -> None:
+    executions = [ident for ident, _, _ in ctx.upstream_rows("test_executions") if ident is not None]
+    reported = 0
+
+    async def fetch(execution_id: int) -> None:
+        nonlocal reported
+        try:
+            steps = await ctx.client.get_execution_steps(execution_id)
+        except NotFoundError:
+            ctx.record(Issue(f"test execution {execution_id}", "deleted in Zephyr during the run (404); no steps to keep"))
+            return
+        except ApiError as error:
+            ctx.record(
+                Issue(f"test execution {execution_id}", f"step results could not be read: {error}", field="teststeps", lost=True)
+            )
+            return
+        reported += len(steps)
+        for position, step in enumerate(steps, start=1):
+            await ctx.writer.add(
+                RawRow(
+                    payload=step,
+                    id=_int_or_none(step.get("id")),
+                    key=f"{execution_id}#{position}",
+                    parent_key=str(execution_id),
+                    position=position,
+                )
+            )
+
+    await _for_each(executions, fetch, ctx.settings.concurrency)
+    ctx.writer.summary.api_reported = reported
+
+
+def attachment_owners(ctx: ExtractContext) -> list[str]:
+    """Every object that can carry attachments, as the API path that lists them."""
+    wanted = set(ctx.settings.attachment_owners)
+    owners: list[str] = []
+    if "testcases" in wanted:
+        owners += [f"testcases/{key}" for _, key, _ in ctx.upstream_rows("test_cases") if key]
+    if "teststeps" in wanted:
+        owners += [
+            f"testcases/{parent}/teststeps/{ident}"
+            for ident, parent in ctx.upstream_rows("test_steps", "id, parent_key")
+            if ident is not None
+        ]
+    if "testcycles" in wanted:
+        owners += [f"testcycles/{key}" for _, key, _ in ctx.upstream_rows("test_cycles") if key]
+    if "testplans" in wanted:
+        owners += [f"testplans/{key}" for _, key, _ in ctx.upstream_rows("test_plans") if key]
+    if "testexecutions" in wanted:
+        owners += [f"testexecutions/{ident}" for ident, _, _ in ctx.upstream_rows("test_executions") if ident is not None]
+    if "testexecution_steps" in wanted:
+        owners += [
+            f"testexecutions/{parent}/teststeps/{ident}"
+            for ident, parent in ctx.upstream_rows("test_execution_steps", "id, parent_key")
+            if ident is not None
+        ]
+    return owners
+
+
+async def extract_attachments(ctx: ExtractContext) -> None:
+    reported = 0
+
+    async def fetch(owner: str) -> None:
+        nonlocal reported
+        try:
+            listed = await ctx.client.list_attachments(owner)
+        except NotFoundError:
+            ctx.record(Issue(owner, "deleted in Zephyr during the run (404); no attachments to keep"))
+            return
+        except ApiError as error:
+            ctx.record(Issue(owner, f"attachments could not be listed: {error}", field="attachments", lost=True))
+            return
+        reported += len(listed)
+        for item in listed:
+            ident = _int_or_none(item.get("id"))
+            ref = f"{owner}/attachments/{item.get('id')}"
+            if ident is None:
+                ctx.record(Issue(ref, "attachment without an id cannot be downloaded", field="id", lost=True))
+                continue
+            try:
+                content, content_type = await ctx.client.download_attachment(owner, ident)
+            except ApiError as error:
+                ctx.record(Issue(ref, f"content could not be downloaded: {error}", field="content", lost=True))
+                continue
+            await ctx.writer.add(
+                RawRow(
+                    payload=item,
+                    id=ident,
+                    key=ref,
+                    parent_key=owner,
+                    content=content,
+                    content_type=item.get("contentType") or content_type,
+                )
+            )
+
+    await _for_each(attachment_owners(ctx), fetch, ctx.settings.concurrency)
+    ctx.writer.summary.api_reported = reported
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One raw table and how to fill it."""
+
+    name: str
+    description: str
+    extract: Callable[[ExtractContext], Awaitable[None]]
+    upstream: tuple[str, ...] = ()
+
+
+ENTITIES: tuple[Entity, ...] = (
+    Entity("projects", "The Zephyr project itself (`GET /projects/{key}`).", extract_projects),
+    Entity(
+        "folders",
+        "Every folder of the project, of all three types (test case, test cycle, test plan), with `parentId`.",
+        _listing("folders", "iter_folders", "folders"),
+    ),
+    Entity(
+        "statuses",
+        "Every status of the project, of all four types, each with its `statusType`.",
+        _listing("statuses", "iter_statuses", "statuses"),
+    ),
+    Entity("priorities", "Every priority of the project.", _listing("priorities", "iter_priorities", "priorities")),
+    Entity(
+        "environments", "Every environment of the project.", _listing("environments", "iter_environments", "environments")
+    ),
+    Entity(
+        "test_cases",
+        "Every test case (current version) with its custom fields, labels and links, through the cursor endpoint.",
+        _listing("test_cases", "iter_test_cases", "testcases"),
+    ),
+    Entity(
+        "test_steps",
+        "Every step of every step-by-step test case, all pages, in order: inline steps and call-to-test steps "
+        "with their parameters.",
+        extract_test_steps,
+        upstream=("test_cases",),
+    ),
+    Entity(
+        "test_scripts",
+        "The plain-text and BDD scripts of the test cases that have one.",
+        extract_test_scripts,
+        upstream=("test_cases",),
+    ),
+    Entity("test_cycles", "Every test cycle of the project.", _listing("test_cycles", "iter_test_cycles", "testcycles")),
+    Entity("test_plans", "Every test plan of the project.", _listing("test_plans", "iter_test_plans", "testplans")),
+    Entity(
+        "test_executions",
+        "Every test execution, in cycles and ad hoc, automated or manual.",
+        _listing("test_executions", "iter_test_executions", "testexecutions"),
+    ),
+    Entity(
+        "test_execution_steps",
+        "The step results of every test execution, all pages, in order.",
+        extract_test_execution_steps,
+        upstream=("test_executions",),
+    ),
+    Entity(
+        "attachments",
+        "Every attachment of test cases, their steps, cycles, plans, executions and execution steps, with its "
+        "bytes, size and sha256.",
+        extract_attachments,
+        upstream=("test_cases", "test_steps", "test_cycles", "test_plans", "test_executions", "test_execution_steps"),
+    ),
+)
+ENTITIES_BY_NAME = {entity.name: entity for entity in ENTITIES}
+
+
+async def extract_entity(
+    entity: Entity,
+    *,
+    client: ZephyrClient,
+    database_url: str,
+    project_key: str,
+    run_id: str,
+    settings: ExtractionSettings | None = None,
+) -> tuple[PartitionSummary, dict[str, float | int]]:
+    """Extract one entity of one project and replace its raw partition. Returns what happened and the API stats."""
+    started = time.monotonic()
+    before = client.stats.snapshot()
+    async with RawPartitionWriter(database_url, entity.name, project_key, run_id) as writer:
+        ctx = ExtractContext(client, writer, project_key, database_url, settings or ExtractionSettings())
+        await entity.extract(ctx)
+        stats = client.stats.since(before)
+        stats["seconds"] = round(time.monotonic() - started, 3)
+        summary = await writer.finish(stats=stats)
+    return summary, stats
