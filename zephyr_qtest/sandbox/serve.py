@@ -1,0 +1,309 @@
+"""Run the Zephyr sandbox: in the foreground (``serve_zephyr``) or on a background thread
+(``start_in_thread`` / ``zephyr_sandbox``), always a real uvicorn server on 127.0.0.1.
+
+The foreground form is what ``zephyr-qtest sandbox serve`` and ``python -m
+zephyr_qtest.sandbox.zephyr`` run; the threaded form is what the test-suite, the demo and the
+benchmark use: it picks a free port, waits until the server accepts connections, and returns a
+handle with ``.base_url``, ``.token`` and ``.stop()`` (plus helpers for the admin endpoints).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from zephyr_qtest.sandbox.zephyr.app import ZephyrSandbox, create_app
+from zephyr_qtest.sandbox.zephyr.auth import derive_secret
+from zephyr_qtest.sandbox.zephyr.faults import FaultConfig, RetryAfterMode, apply_changes
+from zephyr_qtest.sandbox.zephyr.fixture import load_fixture
+from zephyr_qtest.sandbox.zephyr.generator import generate
+
+_DROP_LOG_TEXT = "ASGI callable returned without completing response."
+
+
+class _DroppedConnectionFilter(logging.Filter):
+    """Dropping connections is a feature of the sandbox; uvicorn should not log it as an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _DROP_LOG_TEXT
+
+
+def _quiet_intentional_drops() -> None:
+    error_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DroppedConnectionFilter) for f in error_log.filters):
+        error_log.addFilter(_DroppedConnectionFilter())
+
+
+def _secret(token_secret: str | bytes | None, seed: int) -> bytes:
+    if token_secret is None:
+        return derive_secret(seed)
+    return token_secret.encode("utf-8") if isinstance(token_secret, str) else token_secret
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def build_zephyr_sandbox(
+    *,
+    base_url: str,
+    fixture: str | Path | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    size: str | Mapping[str, Any] = "small",
+    token_secret: str | bytes | None = None,
+    rate_limit: float | None = None,
+    retry_after_mode: RetryAfterMode = "seconds",
+    latency_ms: float = 0.0,
+    fault_rate: float = 0.0,
+    drop_rate: float = 0.0,
+    page_cap: int | None = None,
+    malformed: list[dict[str, Any]] | None = None,
+) -> ZephyrSandbox:
+    """The sandbox object (data, token, switches) without a server: a fixture, or generated data."""
+    document = load_fixture(fixture) if fixture is not None else generate(seed, size)
+    switches: dict[str, Any] = {
+        "rate_limit": rate_limit,
+        "retry_after_mode": retry_after_mode,
+        "latency_ms": latency_ms,
+        "fault_rate": fault_rate,
+        "drop_rate": drop_rate,
+        "page_cap": page_cap,
+        "malformed": malformed or [],
+        "seed": seed,
+    }
+    faults = apply_changes(FaultConfig(), switches)  # checks every value, naming a bad switch
+    return create_app(document, base_url=base_url, token_secret=_secret(token_secret, seed), faults=faults)
+
+
+class ZephyrSandboxHandle:
+    """A sandbox served on a background thread. Use as a context manager or call ``stop()``."""
+
+    def __init__(
+        self, sandbox: ZephyrSandbox, server: uvicorn.Server, thread: threading.Thread, root_url: str
+    ) -> None:
+        self.sandbox = sandbox
+        self.base_url = sandbox.base_url
+        self.token = sandbox.token
+        self.root_url = root_url  # without /v2: the admin endpoints live under /_sandbox
+        self._server = server
+        self._thread = thread
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def stop(self, timeout: float = 10.0) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> ZephyrSandboxHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The request headers a client needs: ``Authorization: Bearer <token>``."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    # -- admin endpoints (over HTTP, so the server's own thread does the work) ------------------
+    def _admin(self, method: str, path: str, body: Any = None) -> Any:
+        response = httpx.request(method, f"{self.root_url}/_sandbox/{path}", json=body, timeout=10.0)
+        response.raise_for_status()
+        return response.json()
+
+    def stats(self) -> dict[str, Any]:
+        return self._admin("GET", "stats")
+
+    def reset_stats(self) -> dict[str, Any]:
+        return self._admin("POST", "stats/reset")
+
+    def set_faults(self, **changes: Any) -> dict[str, Any]:
+        """Change switches at run time, e.g. ``set_faults(rate_limit=5, retry_after_mode="zero")``."""
+        return self._admin("POST", "faults", changes)
+
+    def delete_test_case(self, key: str) -> dict[str, Any]:
+        return self._admin("DELETE", f"testcases/{key}")
+
+    def mutate(
+        self, kind: str, ref: str | int, changes: Mapping[str, Any], remove: list[str] | None = None
+    ) -> Any:
+        """Edit an object as a user would in Zephyr, e.g. ``mutate("testcase", "SHOP-T1", {"name": "x"})``."""
+        return self._admin(
+            "POST", "mutate", {"type": kind, "key": str(ref), "set": dict(changes), "remove": remove or []}
+        )
+
+    def info(self) -> dict[str, Any]:
+        return self._admin("GET", "info")
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def start_in_thread(
+    *,
+    fixture: str | Path | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    size: str | Mapping[str, Any] = "tiny",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    token_secret: str | bytes | None = None,
+    rate_limit: float | None = None,
+    retry_after_mode: RetryAfterMode = "seconds",
+    latency_ms: float = 0.0,
+    fault_rate: float = 0.0,
+    drop_rate: float = 0.0,
+    page_cap: int | None = None,
+    malformed: list[dict[str, Any]] | None = None,
+    startup_timeout: float = 30.0,
+) -> ZephyrSandboxHandle:
+    """Serve a Zephyr sandbox on a background thread (``port=0``: a free port) and return its handle.
+
+    Data: ``fixture`` (a path or a document) or generated from ``seed`` and ``size``. The other
+    arguments are the fault switches described in docs/zephyr-sandbox.md.
+    """
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    root_url = f"http://{_url_host(host)}:{bound_port}"
+    try:
+        sandbox = build_zephyr_sandbox(
+            base_url=f"{root_url}/v2",
+            fixture=fixture,
+            seed=seed,
+            size=size,
+            token_secret=token_secret,
+            rate_limit=rate_limit,
+            retry_after_mode=retry_after_mode,
+            latency_ms=latency_ms,
+            fault_rate=fault_rate,
+            drop_rate=drop_rate,
+            page_cap=page_cap,
+            malformed=malformed,
+        )
+    except BaseException:
+        sock.close()
+        raise
+    _quiet_intentional_drops()
+    config = uvicorn.Config(sandbox.asgi, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"zephyr-sandbox-{bound_port}", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError(f"the Zephyr sandbox did not start on {root_url}")
+        time.sleep(0.01)
+    return ZephyrSandboxHandle(sandbox, server, thread, root_url)
+
+
+@contextmanager
+def zephyr_sandbox(**kwargs: Any) -> Iterator[ZephyrSandboxHandle]:
+    """``with zephyr_sandbox(seed=1, size="tiny") as zephyr: ...``: ``start_in_thread`` + ``stop``."""
+    handle = start_in_thread(**kwargs)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def serve_zephyr(
+    port: int = 8080,
+    *,
+    host: str = "127.0.0.1",
+    fixture: str | Path | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    size: str | Mapping[str, Any] = "small",
+    token_secret: str | bytes | None = None,
+    rate_limit: float | None = None,
+    retry_after_mode: RetryAfterMode = "seconds",
+    latency_ms: float = 0.0,
+    fault_rate: float = 0.0,
+    drop_rate: float = 0.0,
+    page_cap: int | None = None,
+    malformed: list[dict[str, Any]] | None = None,
+    public_base_url: str | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve a Zephyr Scale Cloud sandbox in the foreground until interrupted (Ctrl-C).
+
+    Prints the API base URL (``http://127.0.0.1:PORT/v2``) and the Bearer token to use, as
+    ``ZEPHYR_BASE_URL`` / ``ZEPHYR_API_TOKEN`` lines a shell can ``export``.
+
+    Args:
+        port: TCP port (0 picks a free one).
+        host: interface to listen on; 127.0.0.1 keeps the sandbox local.
+        fixture: a fixture file (``.json`` / ``.json.gz``) or document to serve instead of generated data.
+        seed: seed of the generated data, of the token secret and of the fault decisions.
+        size: generated-data size, a preset (``tiny``, ``small``, ``bench``) or a dict of overrides
+            (``{"preset": "small", "projects": 3, "cases": 400, "executions": 2000}``; per project).
+        token_secret: signing secret of the token; default: derived from ``seed`` (stable across restarts).
+        rate_limit: requests per second per token (token bucket, one second's burst); over it: 429.
+        retry_after_mode: ``seconds`` (ceil of the wait), ``zero`` (always 0) or ``absent`` (no header).
+        latency_ms: mean added latency per request (+-20 % jitter).
+        fault_rate: fraction of requests answered 500/502/503.
+        drop_rate: fraction of requests whose connection is cut mid-body.
+        page_cap: lowers every endpoint's maximum page size further.
+        malformed: rules ``{"prefix": "/testcases", "count": 2, "kind": "invalid_json" | "missing_values"}``.
+        public_base_url: the API root clients reach the sandbox at, if not ``http://host:port/v2``
+            (behind a proxy or a container port mapping); ``self`` and ``next`` links use it.
+        log_level: uvicorn log level.
+    """
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    base_url = (public_base_url or f"http://{_url_host(host)}:{bound_port}/v2").rstrip("/")
+    sandbox = build_zephyr_sandbox(
+        base_url=base_url,
+        fixture=fixture,
+        seed=seed,
+        size=size,
+        token_secret=token_secret,
+        rate_limit=rate_limit,
+        retry_after_mode=retry_after_mode,
+        latency_ms=latency_ms,
+        fault_rate=fault_rate,
+        drop_rate=drop_rate,
+        page_cap=page_cap,
+        malformed=malformed,
+    )
+    counts = sandbox.store.counts()
+    cases = sum(project["testcases"] for project in counts["per_project"].values())
+    executions = sum(project["testexecutions"] for project in counts["per_project"].values())
+    source = (
+        f"fixture {fixture}"
+        if isinstance(fixture, str | Path)
+        else "fixture"
+        if fixture
+        else f"seed {seed}, size {size}"
+    )
+    print(
+        f"Zephyr Scale Cloud sandbox ({source}: {counts['projects']} projects, {cases} test cases, {executions} executions)"
+    )
+    print(f"  API base URL : {base_url}")
+    print(f"  admin        : {base_url.removesuffix('/v2')}/_sandbox/stats")
+    print(f"ZEPHYR_BASE_URL={base_url}")
+    print(f"ZEPHYR_API_TOKEN={sandbox.token}", flush=True)
+    _quiet_intentional_drops()
+    config = uvicorn.Config(
+        sandbox.asgi, log_level=log_level, access_log=log_level == "debug", lifespan="off"
+    )
+    uvicorn.Server(config).run(sockets=[sock])
