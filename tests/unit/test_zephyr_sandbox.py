@@ -473,6 +473,19 @@ def test_rate_limit_answers_429_with_retry_after(
         assert httpx.get(f"{fresh.base_url}/healthcheck", headers=fresh.headers).status_code == 200
 
 
+def test_random_429s_beside_the_bucket_carry_retry_after_zero(fresh: ZephyrSandboxHandle) -> None:
+    fresh.set_faults(rate_limited_rate=0.5, seed=1)
+    with client_for(fresh) as client:
+        responses = [client.get("/healthcheck") for _ in range(200)]
+    limited = [r for r in responses if r.status_code == 429]
+    assert 60 < len(limited) < 140
+    assert {r.headers.get("retry-after") for r in limited} == {"0"}
+    assert all(r.status_code == 200 for r in responses if r.status_code != 429)
+    fresh.set_faults(rate_limited_rate=0.0)
+    with client_for(fresh) as client:
+        assert all(client.get("/healthcheck").status_code == 200 for _ in range(20))
+
+
 def test_fault_rate_answers_5xx_with_the_spec_body(fresh: ZephyrSandboxHandle) -> None:
     fresh.set_faults(fault_rate=1.0)
     with client_for(fresh) as client:

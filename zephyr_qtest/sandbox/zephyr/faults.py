@@ -64,6 +64,9 @@ class FaultConfig:
     latency_ms: float = 0.0  # mean added latency; jitter is +-20 %
     fault_rate: float = 0.0  # fraction of requests answered 500/502/503
     drop_rate: float = 0.0  # fraction of requests whose connection is cut mid-response
+    # fraction of requests answered 429 at random, beside the bucket: throttling the client cannot
+    # predict (other clients of the same tenant), sent with a wait of 0 so "Retry-After: 0" is exercised
+    rate_limited_rate: float = 0.0
     page_cap: int | None = None  # lowers every endpoint's maxResults/limit cap further
     malformed: list[MalformedRule] = field(default_factory=list)
     seed: int = 0
@@ -94,7 +97,7 @@ def apply_changes(config: FaultConfig, changes: dict[str, Any]) -> FaultConfig:
             updated.retry_after_mode = value
         elif name == "latency_ms":
             updated.latency_ms = _number(name, value, low=0.0)
-        elif name in ("fault_rate", "drop_rate"):
+        elif name in ("fault_rate", "drop_rate", "rate_limited_rate"):
             setattr(updated, name, _number(name, value, low=0.0, high=1.0))
         elif name == "page_cap":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -154,7 +157,9 @@ class FaultInjector:
         return new
 
     def rate_limit_wait(self, token: str) -> float | None:
-        """None when the request may proceed, else the exact wait in seconds before it could."""
+        """None when the request may proceed, else the wait in seconds before it could (0.0: a random 429)."""
+        if self.config.rate_limited_rate > 0 and self._rng.random() < self.config.rate_limited_rate:
+            return 0.0
         rate = self.config.rate_limit
         if rate is None:
             return None
