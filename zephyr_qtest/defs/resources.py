@@ -5,8 +5,6 @@ code location loads: it wires each setting that is present through ``dg.EnvVar``
 appear in the UI or in run config) and leaves the rest to the embedded and sandbox defaults.
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 

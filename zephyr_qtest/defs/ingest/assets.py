@@ -4,8 +4,6 @@ The entity registry in ``lib/zephyr/extract.py`` drives this factory (what to fe
 this module only adds what Dagster needs: keys, partitions, pool, metadata and checks.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import dagster as dg
@@ -139,6 +137,5 @@ raw_assets = [build_raw_asset(entity) for entity in ENTITIES]
 migration_job = dg.define_asset_job(
     name="migration_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=zephyr_projects,
     description="The whole migration for one Zephyr project (today: the raw extraction).",
 )

@@ -1,7 +1,5 @@
 """Project discovery: every enabled Zephyr project becomes a partition of the whole graph."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from zephyr_qtest.defs.partitions import zephyr_projects

@@ -1,0 +1,88 @@
+"""`make ui`'s command serves the Dagster UI, and its GraphQL API shows the code location with every asset."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from zephyr_qtest.definitions import defs
+
+REPO = Path(__file__).resolve().parents[2]
+
+QUERY = """
+{
+  workspaceOrError {
+    ... on Workspace {
+      locationEntries {
+        name
+        locationOrLoadError {
+          __typename
+          ... on PythonError { message }
+        }
+      }
+    }
+  }
+  assetNodes { assetKey { path } }
+}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.e2e
+def test_ui_loads_the_code_location_with_every_asset(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "ZEPHYR_QTEST_HOME": str(tmp_path / "home")}
+    env.pop("DAGSTER_HOME", None)
+    for name in ("ZEPHYR_BASE_URL", "ZEPHYR_API_TOKEN"):
+        env.pop(name, None)
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "zephyr-qtest"), "ui", "--port", str(port), "--size", "tiny"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        payload = None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                response = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}, timeout=10)
+                payload = response.json()["data"]
+                entries = payload["workspaceOrError"]["locationEntries"]
+                if entries and entries[0]["locationOrLoadError"] and payload["assetNodes"]:
+                    break
+            except (httpx.HTTPError, KeyError, TypeError, ValueError):
+                pass
+            time.sleep(1)
+        assert process.poll() is None, "the UI process exited early"
+        assert payload is not None, "the UI never answered"
+        entries = payload["workspaceOrError"]["locationEntries"]
+        assert [entry["name"] for entry in entries] == ["zephyr_qtest"]
+        assert entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation", entries
+        served = {tuple(node["assetKey"]["path"]) for node in payload["assetNodes"]}
+        expected = {tuple(key.path) for key in defs().resolve_asset_graph().get_all_asset_keys()}
+        assert served == expected
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -1,0 +1,134 @@
+"""Bad input from Zephyr: each problem is recorded with its object and field, the rest goes on, and an
+asset fails only when something could not be read, naming it."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from tests.integration.test_raw_extraction import materialize
+from zephyr_qtest.lib.postgres import connect
+from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
+from zephyr_qtest.sandbox.zephyr.generator import generate
+
+
+def _issues(database_url: str, entity: str) -> list[tuple[str, str | None, str, bool]]:
+    with connect(database_url) as conn:
+        return conn.execute(
+            "select object_ref, field, reason, lost from zephyr_raw.extraction_issues where entity = %s order by 1, 2",
+            (entity,),
+        ).fetchall()
+
+
+@pytest.fixture(scope="module")
+def broken_fixture() -> dict[str, Any]:
+    """Generated data with deliberate defects, served as given."""
+    document = copy.deepcopy(generate(5, "tiny"))
+    project_id = document["projects"][0]["id"]
+    cases = [case for case in document["testcases"] if case["project"]["id"] == project_id]
+    del cases[0]["name"]  # a required field missing
+    folders = [folder for folder in document["folders"] if folder["project"]["id"] == project_id]
+    folders[0]["folderType"] = "TEST_SUITE"  # an enum value the spec does not define
+    return document
+
+
+@pytest.fixture
+def broken_sandbox(broken_fixture: dict[str, Any]) -> Iterator[ZephyrSandboxHandle]:
+    with start_in_thread(fixture=broken_fixture) as handle:
+        yield handle
+
+
+def test_missing_fields_and_unknown_enums_are_recorded_and_kept(
+    clean_database: str, broken_sandbox: ZephyrSandboxHandle, broken_fixture: dict[str, Any]
+) -> None:
+    project = broken_fixture["projects"][0]["key"]
+    result = materialize(clean_database, broken_sandbox, project)
+    assert result.success  # nothing was lost: the objects are stored as the API gave them
+    case_issues = _issues(clean_database, "test_cases")
+    assert [(field, lost) for _, field, _, lost in case_issues] == [("name", False)]
+    assert "required field is missing" in case_issues[0][2]
+    folder_issues = _issues(clean_database, "folders")
+    assert [(field, lost) for _, field, _, lost in folder_issues] == [("folderType", False)]
+    assert "TEST_SUITE" in folder_issues[0][2]
+    with connect(clean_database) as conn:
+        (kept,) = conn.execute(
+            "select count(*) from zephyr_raw.test_cases where project_key = %s and not payload ? 'name'", (project,)
+        ).fetchone()
+    assert kept == 1
+    metadata = {
+        event.asset_materialization.asset_key.path[-1]: event.asset_materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_materialization is not None
+    }
+    assert metadata["test_cases"]["issues"].value == 1
+    assert "name" in metadata["test_cases"]["issue_list"].value
+
+
+def test_a_case_deleted_mid_run_is_recorded_and_the_rest_goes_on(
+    clean_database: str, broken_sandbox: ZephyrSandboxHandle, broken_fixture: dict[str, Any]
+) -> None:
+    project = broken_fixture["projects"][0]["key"]
+    instance = dg.DagsterInstance.ephemeral()
+    listed = materialize(clean_database, broken_sandbox, project, instance=instance, selection="zephyr_raw/test_cases")
+    assert listed.success
+    with connect(clean_database) as conn:
+        steps_case = conn.execute(
+            "select key from zephyr_raw.test_cases where project_key = %s "
+            "and payload -> 'testScript' ->> 'self' like '%%/teststeps' order by id limit 1",
+            (project,),
+        ).fetchone()[0]
+    broken_sandbox.delete_test_case(steps_case)
+    result = materialize(
+        clean_database, broken_sandbox, project, instance=instance, selection="zephyr_raw/test_steps zephyr_raw/attachments"
+    )
+    # test_steps ran with its upstream already materialized; attachments' other upstreams were not run yet,
+    # so only test_steps is checked here.
+    steps_issues = _issues(clean_database, "test_steps")
+    assert [(ref, lost) for ref, _, _, lost in steps_issues] == [(f"test case {steps_case}", False)]
+    assert "deleted" in steps_issues[0][2]
+    assert result.get_asset_materialization_events()
+
+
+def test_a_page_that_stays_malformed_fails_the_asset_naming_it_and_a_passing_one_does_not(
+    clean_database: str, broken_sandbox: ZephyrSandboxHandle, broken_fixture: dict[str, Any]
+) -> None:
+    project = broken_fixture["projects"][0]["key"]
+    assert materialize(clean_database, broken_sandbox, project).success
+    with connect(clean_database) as conn:
+        execution_id = conn.execute(
+            "select id from zephyr_raw.test_executions where project_key = %s order by id limit 1", (project,)
+        ).fetchone()[0]
+        (steps_before,) = conn.execute(
+            "select count(*) from zephyr_raw.test_execution_steps where project_key = %s", (project,)
+        ).fetchone()
+
+    # One broken page: read again, nothing lost.
+    broken_sandbox.set_faults(malformed=[{"prefix": "/testcases/nextgen", "count": 1, "kind": "invalid_json"}])
+    assert materialize(clean_database, broken_sandbox, project, selection="zephyr_raw/test_cases").success
+    assert [lost for *_, lost in _issues(clean_database, "test_cases") if lost] == []
+
+    # One execution whose step results never come back readable: that execution is named, the others kept.
+    broken_sandbox.set_faults(
+        malformed=[{"prefix": f"/testexecutions/{execution_id}/teststeps", "count": 1000, "kind": "missing_values"}]
+    )
+    result = materialize(clean_database, broken_sandbox, project, selection="zephyr_raw/test_execution_steps")
+    broken_sandbox.set_faults(malformed=[])
+    assert not result.success
+    failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
+    assert f"test execution {execution_id}" in str(failure.event_specific_data.error)
+    lost = [ref for ref, _, _, is_lost in _issues(clean_database, "test_execution_steps") if is_lost]
+    assert lost == [f"test execution {execution_id}"]
+    with connect(clean_database) as conn:
+        (steps_after,) = conn.execute(
+            "select count(*) from zephyr_raw.test_execution_steps where project_key = %s", (project,)
+        ).fetchone()
+        (missing_one,) = conn.execute(
+            "select count(*) from zephyr_raw.test_execution_steps where project_key = %s and parent_key = %s",
+            (project, str(execution_id)),
+        ).fetchone()
+    assert missing_one == 0
+    assert 0 < steps_after < steps_before
