@@ -64,7 +64,9 @@ def minimum_requests(document: dict[str, Any], project_key: str) -> dict[str, in
     cycles = of_project(document["testcycles"])
     plans = of_project(document["testplans"])
     step_cases = [c for c in cases if str((c.get("testScript") or {}).get("self", "")).endswith("/teststeps")]
-    script_cases = [c for c in cases if str((c.get("testScript") or {}).get("self", "")).endswith("/testscript")]
+    script_cases = [
+        c for c in cases if str((c.get("testScript") or {}).get("self", "")).endswith("/testscript")
+    ]
     case_steps = {c["key"]: document["teststeps"].get(c["key"], []) for c in step_cases}
     execution_steps = {e["id"]: document["testexecution_steps"].get(str(e["id"]), []) for e in executions}
     project_owner_prefixes = (
@@ -80,7 +82,8 @@ def minimum_requests(document: dict[str, Any], project_key: str) -> dict[str, in
         if owner in owners or owner.rsplit("/teststeps/", 1)[0] in owners
     )
     small = {
-        name: pages(len(of_project(document[name])), PAGE) for name in ("folders", "statuses", "priorities", "environments")
+        name: pages(len(of_project(document[name])), PAGE)
+        for name in ("folders", "statuses", "priorities", "environments")
     }
     return {
         "project": 1,
@@ -113,8 +116,19 @@ def start_sandbox(seed: int, size: str, rate_limit: float) -> tuple[subprocess.P
     port = _free_port()
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "zephyr_qtest.sandbox.zephyr", "--port", str(port), "--seed", str(seed),
-            "--size", size, "--rate-limit", str(rate_limit), "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "zephyr_qtest.sandbox.zephyr",
+            "--port",
+            str(port),
+            "--seed",
+            str(seed),
+            "--size",
+            size,
+            "--rate-limit",
+            str(rate_limit),
+            "--log-level",
+            "warning",
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -146,7 +160,9 @@ def start_sandbox(seed: int, size: str, rate_limit: float) -> tuple[subprocess.P
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rate-limit", type=float, default=200.0, help="the sandbox's requests/s (not told to the client)")
+    parser.add_argument(
+        "--rate-limit", type=float, default=200.0, help="the sandbox's requests/s (not told to the client)"
+    )
     parser.add_argument("--size", default="bench")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=None)
@@ -183,8 +199,7 @@ def main() -> int:
 
     per_asset: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
-        assert materialization is not None
+        materialization = event.materialization
         per_asset[materialization.asset_key.path[-1]] = {
             name: value.value for name, value in materialization.metadata.items() if name != "issue_list"
         }
@@ -232,8 +247,17 @@ def main() -> int:
     out = args.out or REPO / "bench" / "reports" / f"extract-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str))
-    summary = {key: report[key] for key in ("success", "rate_limit_per_s", "rate_limited_429", "seconds",
-                                             "utilisation_of_rate_limit", "aims")}
+    summary = {
+        key: report[key]
+        for key in (
+            "success",
+            "rate_limit_per_s",
+            "rate_limited_429",
+            "seconds",
+            "utilisation_of_rate_limit",
+            "aims",
+        )
+    }
     summary["requests"] = {key: report["requests"][key] for key in ("made", "minimum", "ratio")}
     print(json.dumps(summary, indent=2))
     print(f"report: {out}")

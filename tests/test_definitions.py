@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,17 +41,20 @@ def test_every_zephyr_entity_has_a_partitioned_raw_asset_with_a_description() ->
 
 def test_child_entities_depend_on_their_owners() -> None:
     graph = defs().resolve_asset_graph()
-    parents = {key.path[1] for key in graph.get(dg.AssetKey(["zephyr_raw", "test_execution_steps"])).parent_keys}
+    parents = {
+        key.path[1] for key in graph.get(dg.AssetKey(["zephyr_raw", "test_execution_steps"])).parent_keys
+    }
     assert parents == {"test_executions"}
-    attachment_parents = {key.path[1] for key in graph.get(dg.AssetKey(["zephyr_raw", "attachments"])).parent_keys}
+    attachment_parents = {
+        key.path[1] for key in graph.get(dg.AssetKey(["zephyr_raw", "attachments"])).parent_keys
+    }
     assert {"test_cases", "test_steps", "test_executions", "test_execution_steps"} <= attachment_parents
 
 
 def test_raw_assets_carry_their_checks_and_the_job_and_sensor_exist() -> None:
     definitions = defs()
     check_keys = {
-        (key.asset_key.path[1], key.name)
-        for key in definitions.resolve_asset_graph().asset_check_keys
+        (key.asset_key.path[1], key.name) for key in definitions.resolve_asset_graph().asset_check_keys
     }
     for entity in ENTITIES:
         assert (entity.name, "row_count_matches_api") in check_keys

@@ -139,7 +139,9 @@ def run_sandbox_serve(args: argparse.Namespace) -> int:
 def run_ui(args: argparse.Namespace) -> int:
     dagster_home = prepare_dagster_home()
     with zephyr_endpoint(seed=args.seed, size=args.size) as base_url:
-        print(f"zephyr: {base_url}\nDAGSTER_HOME={dagster_home}\nUI: http://127.0.0.1:{args.port}", flush=True)
+        print(
+            f"zephyr: {base_url}\nDAGSTER_HOME={dagster_home}\nUI: http://127.0.0.1:{args.port}", flush=True
+        )
         command = [
             str(Path(sys.executable).parent / "dagster"),
             "dev",

@@ -58,7 +58,9 @@ def test_processes_share_one_server_and_a_killed_owner_leaves_none_behind(tmp_pa
 
         second.send_signal(signal.SIGKILL)
         second.wait()
-        assert _wait_until(lambda: server.postmaster_pid() is None), "server left running after its users were killed"
+        assert _wait_until(lambda: server.postmaster_pid() is None), (
+            "server left running after its users were killed"
+        )
         watchdog_pid_file = home / "pg_watchdog.pid"
         assert _wait_until(lambda: not watchdog_pid_file.exists())
     finally:

@@ -22,12 +22,16 @@ async def _write(url: str, entity: str, project: str, rows: list[RawRow], *, fai
 
 def _rows(url: str, entity: str) -> list[tuple]:
     with connect(url) as conn:
-        return conn.execute(f"select project_key, id, key, payload from zephyr_raw.{entity} order by project_key, id").fetchall()
+        return conn.execute(
+            f"select project_key, id, key, payload from zephyr_raw.{entity} order by project_key, id"
+        ).fetchall()
 
 
 def test_replacing_a_partition_leaves_other_projects_alone(clean_database: str) -> None:
     url = clean_database
-    asyncio.run(_write(url, "test_cases", "ALPHA", [RawRow({"id": 1, "key": "ALPHA-T1"}, id=1, key="ALPHA-T1")]))
+    asyncio.run(
+        _write(url, "test_cases", "ALPHA", [RawRow({"id": 1, "key": "ALPHA-T1"}, id=1, key="ALPHA-T1")])
+    )
     asyncio.run(_write(url, "test_cases", "BETA", [RawRow({"id": 2, "key": "BETA-T1"}, id=2, key="BETA-T1")]))
     asyncio.run(
         _write(
@@ -83,13 +87,22 @@ def test_attachments_keep_bytes_size_and_sha256(clean_database: str) -> None:
             "attachments",
             "ALPHA",
             [
-                RawRow({"id": 5, "name": "dump (1).bin"}, id=5, key="testcases/ALPHA-T1/attachments/5", content=blob),
-                RawRow({"id": 6, "name": "empty.txt"}, id=6, key="testcases/ALPHA-T1/attachments/6", content=b""),
+                RawRow(
+                    {"id": 5, "name": "dump (1).bin"},
+                    id=5,
+                    key="testcases/ALPHA-T1/attachments/5",
+                    content=blob,
+                ),
+                RawRow(
+                    {"id": 6, "name": "empty.txt"}, id=6, key="testcases/ALPHA-T1/attachments/6", content=b""
+                ),
             ],
         )
     )
     with connect(url) as conn:
-        stored = conn.execute("select id, size_bytes, sha256, content from zephyr_raw.attachments order by id").fetchall()
+        stored = conn.execute(
+            "select id, size_bytes, sha256, content from zephyr_raw.attachments order by id"
+        ).fetchall()
     assert stored == [
         (5, len(blob), hashlib.sha256(blob).hexdigest(), blob),
         (6, 0, hashlib.sha256(b"").hexdigest(), b""),

@@ -25,7 +25,8 @@ class PostgresResource(dg.ConfigurableResource):
     password: str | None = None
     dbname: str = "postgres"
     embedded_home: str | None = Field(
-        default=None, description="Where the embedded server keeps its data (default: ZEPHYR_QTEST_HOME or ./.zephyr_qtest)."
+        default=None,
+        description="Where the embedded server keeps its data (default: ZEPHYR_QTEST_HOME or ./.zephyr_qtest).",
     )
 
     def url(self) -> str:
@@ -51,13 +52,24 @@ class PostgresResource(dg.ConfigurableResource):
 class ZephyrResource(dg.ConfigurableResource):
     """Zephyr Scale Cloud (or the project's sandbox): base URL and API token."""
 
-    base_url: str = Field(default="", description="ZEPHYR_BASE_URL, e.g. https://api.zephyrscale.smartbear.com/v2")
-    api_token: str = Field(default="", description="ZEPHYR_API_TOKEN (secret: set it through the environment).")
+    base_url: str = Field(
+        default="", description="ZEPHYR_BASE_URL, e.g. https://api.zephyrscale.smartbear.com/v2"
+    )
+    api_token: str = Field(
+        default="", description="ZEPHYR_API_TOKEN (secret: set it through the environment)."
+    )
     max_in_flight: int = Field(default=16, description="Requests in flight at once.")
     page_size: int = Field(default=1000, description="maxResults/limit asked for (the server may lower it).")
     concurrency: int = Field(default=32, description="Objects fetched at once by the per-object extractors.")
     attachment_owners: list[str] = Field(
-        default=["testcases", "teststeps", "testcycles", "testplans", "testexecutions", "testexecution_steps"],
+        default=[
+            "testcases",
+            "teststeps",
+            "testcycles",
+            "testplans",
+            "testexecutions",
+            "testexecution_steps",
+        ],
         description="Which objects' attachments to extract.",
     )
 
@@ -67,7 +79,9 @@ class ZephyrResource(dg.ConfigurableResource):
                 "Zephyr is not configured: set ZEPHYR_BASE_URL and ZEPHYR_API_TOKEN, or run the sandbox "
                 "(`zephyr-qtest sandbox serve`, or `make demo` / `make ui`, which start it for you)."
             )
-        return ZephyrClient(self.base_url, self.api_token, max_in_flight=self.max_in_flight, page_size=self.page_size)
+        return ZephyrClient(
+            self.base_url, self.api_token, max_in_flight=self.max_in_flight, page_size=self.page_size
+        )
 
 
 def _env_or_default(name: str) -> dg.EnvVar | None:
@@ -79,7 +93,11 @@ def postgres_resource_from_env() -> PostgresResource:
         return PostgresResource(database_url=dg.EnvVar("DATABASE_URL"))
     if os.environ.get("POSTGRES_HOST"):
         settings: dict[str, object] = {"host": dg.EnvVar("POSTGRES_HOST")}
-        for name, setting in (("POSTGRES_USER", "user"), ("POSTGRES_PASSWORD", "password"), ("POSTGRES_DB", "dbname")):
+        for name, setting in (
+            ("POSTGRES_USER", "user"),
+            ("POSTGRES_PASSWORD", "password"),
+            ("POSTGRES_DB", "dbname"),
+        ):
             if os.environ.get(name):
                 settings[setting] = dg.EnvVar(name)
         if os.environ.get("POSTGRES_PORT"):

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -75,27 +74,6 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
 async def connect_async(url: str, **kwargs: object) -> psycopg.AsyncConnection:
     """An async connection with a connect timeout."""
     return await psycopg.AsyncConnection.connect(url, connect_timeout=15, **kwargs)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class ConnectionParts:
-    """What dbt's profile and other tools need to reach the server (no password: dbt reads it from env)."""
-
-    host: str
-    port: int
-    user: str
-    dbname: str
-
-
-def connection_parts(url: str) -> ConnectionParts:
-    """Split a URL into host (or socket directory), port, user and database."""
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    return ConnectionParts(
-        host=str(info.get("host") or "127.0.0.1"),
-        port=int(info.get("port") or 5432),
-        user=str(info.get("user") or "postgres"),
-        dbname=str(info.get("dbname") or "postgres"),
-    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ failure rolls all of it back, so a table never holds half a run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -123,7 +124,10 @@ def payload_json(payload: dict[str, Any], object_ref: str, issues: list[Issue]) 
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     if "\\u0000" in text:
         issues.append(
-            Issue(object_ref, "contains a NUL character, which PostgreSQL jsonb cannot store; replaced by U+FFFD")
+            Issue(
+                object_ref,
+                "contains a NUL character, which PostgreSQL jsonb cannot store; replaced by U+FFFD",
+            )
         )
         text = text.replace("\\u0000", "\\ufffd")
     return text
@@ -262,10 +266,8 @@ class RawPartitionWriter:
         try:
             if self._copy_cm is not None:
                 # Abandon the COPY; the rollback below discards everything this writer did.
-                try:
+                with contextlib.suppress(psycopg.Error):
                     await self._copy_cm.__aexit__(RuntimeError, RuntimeError("aborted"), None)
-                except psycopg.Error:
-                    pass
             await self._conn.rollback()
         finally:
             await self._conn.close()

@@ -42,8 +42,12 @@ def raw_asset_key(entity_name: str) -> dg.AssetKey:
 def _check_specs(entity: Entity) -> list[dg.AssetCheckSpec]:
     key = raw_asset_key(entity.name)
     specs = [
-        dg.AssetCheckSpec("row_count_matches_api", asset=key, description="Rows written equal the count the API reported."),
-        dg.AssetCheckSpec("ids_unique", asset=key, description="No Zephyr id or key appears twice in the project."),
+        dg.AssetCheckSpec(
+            "row_count_matches_api", asset=key, description="Rows written equal the count the API reported."
+        ),
+        dg.AssetCheckSpec(
+            "ids_unique", asset=key, description="No Zephyr id or key appears twice in the project."
+        ),
     ]
     specs += [
         dg.AssetCheckSpec(name, asset=key, description=description)
@@ -56,7 +60,9 @@ def _issues_markdown(issues: list[Any]) -> str:
     lines = ["| object | field | reason | lost |", "|---|---|---|---|"]
     for issue in issues[:ISSUES_SHOWN]:
         reason = issue.reason.replace("|", "\\|")
-        lines.append(f"| {issue.object_ref} | {issue.field or ''} | {reason} | {'yes' if issue.lost else ''} |")
+        lines.append(
+            f"| {issue.object_ref} | {issue.field or ''} | {reason} | {'yes' if issue.lost else ''} |"
+        )
     if len(issues) > ISSUES_SHOWN:
         lines.append(f"| … {len(issues) - ISSUES_SHOWN} more in zephyr_raw.extraction_issues | | | |")
     return "\n".join(lines)
@@ -75,7 +81,9 @@ def build_raw_asset(entity: Entity) -> dg.AssetsDefinition:
         check_specs=_check_specs(entity),
         backfill_policy=dg.BackfillPolicy.multi_run(1),
     )
-    async def raw_asset(context: dg.AssetExecutionContext, zephyr: ZephyrResource, postgres: PostgresResource):
+    async def raw_asset(
+        context: dg.AssetExecutionContext, zephyr: ZephyrResource, postgres: PostgresResource
+    ):
         project_key = context.partition_key
         database_url = postgres.url()
         settings = ExtractionSettings(
@@ -96,7 +104,9 @@ def build_raw_asset(entity: Entity) -> dg.AssetsDefinition:
         metadata: dict[str, Any] = {
             "dagster/partition_row_count": summary.rows_written,
             "rows": summary.rows_written,
-            "api_reported": summary.api_reported if summary.api_reported is not None else dg.MetadataValue.null(),
+            "api_reported": summary.api_reported
+            if summary.api_reported is not None
+            else dg.MetadataValue.null(),
             "api_calls": int(stats.get("requests", 0)),
             "retries": int(stats.get("retries", 0)),
             "rate_limited_429": int(stats.get("rate_limited", 0)),

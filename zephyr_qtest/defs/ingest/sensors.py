@@ -16,7 +16,9 @@ from zephyr_qtest.lib.zephyr.discovery import discover_project_keys
         "partition. It starts no run: a migration is started on purpose, per project or as a backfill."
     ),
 )
-async def zephyr_project_discovery(context: dg.SensorEvaluationContext, zephyr: ZephyrResource) -> dg.SensorResult:
+async def zephyr_project_discovery(
+    context: dg.SensorEvaluationContext, zephyr: ZephyrResource
+) -> dg.SensorResult:
     async with zephyr.client() as client:
         keys = await discover_project_keys(client)
     known = set(context.instance.get_dynamic_partitions(zephyr_projects.name))

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zephyr_qtest.lib.http import ApiError, NotFoundError
-from zephyr_qtest.lib.raw_store import RAW_SCHEMA, Issue, PartitionSummary, RawPartitionWriter, RawRow, read_project_rows
+from zephyr_qtest.lib.raw_store import (
+    RAW_SCHEMA,
+    Issue,
+    PartitionSummary,
+    RawPartitionWriter,
+    RawRow,
+    read_project_rows,
+)
 from zephyr_qtest.lib.zephyr.client import ZephyrClient
 
 ATTACHMENT_OWNER_KINDS = (
@@ -99,11 +106,15 @@ def validate(entity: str, payload: dict[str, Any], object_ref: str) -> list[Issu
     for name, allowed in ENUMS.get(entity, {}).items():
         value = payload.get(name)
         if value is not None and value not in allowed:
-            issues.append(Issue(object_ref, f"unknown value {value!r} (expected one of {sorted(allowed)})", field=name))
+            issues.append(
+                Issue(object_ref, f"unknown value {value!r} (expected one of {sorted(allowed)})", field=name)
+            )
     for kind in ("issues", "webLinks"):
         for link in ((payload.get("links") or {}).get(kind)) or []:
             if link.get("type") is not None and link["type"] not in LINK_TYPES:
-                issues.append(Issue(object_ref, f"unknown link type {link['type']!r}", field=f"links.{kind}.type"))
+                issues.append(
+                    Issue(object_ref, f"unknown link type {link['type']!r}", field=f"links.{kind}.type")
+                )
     return issues
 
 
@@ -131,7 +142,9 @@ async def _collect_listing(
     try:
         ctx.writer.summary.api_reported = await reported
     except ApiError as error:
-        ctx.record(Issue(f"{entity} of project {ctx.project_key}", f"could not read the API's total: {error}"))
+        ctx.record(
+            Issue(f"{entity} of project {ctx.project_key}", f"could not read the API's total: {error}")
+        )
 
 
 async def _for_each(items: Iterable[Any], work: Callable[[Any], Awaitable[None]], concurrency: int) -> None:
@@ -197,7 +210,8 @@ async def extract_test_steps(ctx: ExtractContext) -> None:
     cases = [
         key
         for _, key, payload in ctx.upstream_rows("test_cases")
-        if key and str(((payload.get("testScript") or {}).get("self")) or "").rstrip("/").endswith("/teststeps")
+        if key
+        and str(((payload.get("testScript") or {}).get("self")) or "").rstrip("/").endswith("/teststeps")
     ]
     reported = 0
 
@@ -206,10 +220,16 @@ async def extract_test_steps(ctx: ExtractContext) -> None:
         try:
             steps = await ctx.client.get_test_steps(case_key)
         except NotFoundError:
-            ctx.record(Issue(f"test case {case_key}", "deleted in Zephyr during the run (404); no steps to keep"))
+            ctx.record(
+                Issue(f"test case {case_key}", "deleted in Zephyr during the run (404); no steps to keep")
+            )
             return
         except ApiError as error:
-            ctx.record(Issue(f"test case {case_key}", f"steps could not be read: {error}", field="teststeps", lost=True))
+            ctx.record(
+                Issue(
+                    f"test case {case_key}", f"steps could not be read: {error}", field="teststeps", lost=True
+                )
+            )
             return
         reported += len(steps)
         for position, step in enumerate(steps, start=1):
@@ -219,11 +239,17 @@ async def extract_test_steps(ctx: ExtractContext) -> None:
                 ctx.record(Issue(ref, "a step has neither 'inline' nor 'testCase'", field="inline"))
             if call is not None:
                 if not call.get("testCaseKey"):
-                    ctx.record(Issue(ref, "call-to-test step without a target key", field="testCase.testCaseKey"))
+                    ctx.record(
+                        Issue(ref, "call-to-test step without a target key", field="testCase.testCaseKey")
+                    )
                 for parameter in call.get("parameters") or []:
                     if parameter.get("type") not in PARAMETER_TYPES:
                         ctx.record(
-                            Issue(ref, f"unknown parameter type {parameter.get('type')!r}", field="testCase.parameters.type")
+                            Issue(
+                                ref,
+                                f"unknown parameter type {parameter.get('type')!r}",
+                                field="testCase.parameters.type",
+                            )
                         )
             await ctx.writer.add(
                 RawRow(
@@ -243,7 +269,8 @@ async def extract_test_scripts(ctx: ExtractContext) -> None:
     cases = [
         key
         for _, key, payload in ctx.upstream_rows("test_cases")
-        if key and str(((payload.get("testScript") or {}).get("self")) or "").rstrip("/").endswith("/testscript")
+        if key
+        and str(((payload.get("testScript") or {}).get("self")) or "").rstrip("/").endswith("/testscript")
     ]
     reported = 0
 
@@ -252,10 +279,22 @@ async def extract_test_scripts(ctx: ExtractContext) -> None:
         try:
             script = await ctx.client.get_test_script(case_key)
         except ApiError as error:
-            ctx.record(Issue(f"test case {case_key}", f"script could not be read: {error}", field="testscript", lost=True))
+            ctx.record(
+                Issue(
+                    f"test case {case_key}",
+                    f"script could not be read: {error}",
+                    field="testscript",
+                    lost=True,
+                )
+            )
             return
         if script is None:
-            ctx.record(Issue(f"test case {case_key}", "its testScript link names a script that answers 404 (deleted during the run?)"))
+            ctx.record(
+                Issue(
+                    f"test case {case_key}",
+                    "its testScript link names a script that answers 404 (deleted during the run?)",
+                )
+            )
             return
         reported += 1
         for issue in validate("test_scripts", script, f"test script of {case_key}"):
@@ -277,11 +316,21 @@ async def extract_test_execution_steps(ctx: ExtractContext) -> None:
         try:
             steps = await ctx.client.get_execution_steps(execution_id)
         except NotFoundError:
-            ctx.record(Issue(f"test execution {execution_id}", "deleted in Zephyr during the run (404); no steps to keep"))
+            ctx.record(
+                Issue(
+                    f"test execution {execution_id}",
+                    "deleted in Zephyr during the run (404); no steps to keep",
+                )
+            )
             return
         except ApiError as error:
             ctx.record(
-                Issue(f"test execution {execution_id}", f"step results could not be read: {error}", field="teststeps", lost=True)
+                Issue(
+                    f"test execution {execution_id}",
+                    f"step results could not be read: {error}",
+                    field="teststeps",
+                    lost=True,
+                )
             )
             return
         reported += len(steps)
@@ -317,7 +366,11 @@ def attachment_owners(ctx: ExtractContext) -> list[str]:
     if "testplans" in wanted:
         owners += [f"testplans/{key}" for _, key, _ in ctx.upstream_rows("test_plans") if key]
     if "testexecutions" in wanted:
-        owners += [f"testexecutions/{ident}" for ident, _, _ in ctx.upstream_rows("test_executions") if ident is not None]
+        owners += [
+            f"testexecutions/{ident}"
+            for ident, _, _ in ctx.upstream_rows("test_executions")
+            if ident is not None
+        ]
     if "testexecution_steps" in wanted:
         owners += [
             f"testexecutions/{parent}/teststeps/{ident}"
@@ -338,7 +391,9 @@ async def extract_attachments(ctx: ExtractContext) -> None:
             ctx.record(Issue(owner, "deleted in Zephyr during the run (404); no attachments to keep"))
             return
         except ApiError as error:
-            ctx.record(Issue(owner, f"attachments could not be listed: {error}", field="attachments", lost=True))
+            ctx.record(
+                Issue(owner, f"attachments could not be listed: {error}", field="attachments", lost=True)
+            )
             return
         reported += len(listed)
         for item in listed:
@@ -350,7 +405,9 @@ async def extract_attachments(ctx: ExtractContext) -> None:
             try:
                 content, content_type = await ctx.client.download_attachment(owner, ident)
             except ApiError as error:
-                ctx.record(Issue(ref, f"content could not be downloaded: {error}", field="content", lost=True))
+                ctx.record(
+                    Issue(ref, f"content could not be downloaded: {error}", field="content", lost=True)
+                )
                 continue
             await ctx.writer.add(
                 RawRow(
@@ -389,9 +446,15 @@ ENTITIES: tuple[Entity, ...] = (
         "Every status of the project, of all four types, each with its `statusType`.",
         _listing("statuses", "iter_statuses", "statuses"),
     ),
-    Entity("priorities", "Every priority of the project.", _listing("priorities", "iter_priorities", "priorities")),
     Entity(
-        "environments", "Every environment of the project.", _listing("environments", "iter_environments", "environments")
+        "priorities",
+        "Every priority of the project.",
+        _listing("priorities", "iter_priorities", "priorities"),
+    ),
+    Entity(
+        "environments",
+        "Every environment of the project.",
+        _listing("environments", "iter_environments", "environments"),
     ),
     Entity(
         "test_cases",
@@ -411,8 +474,16 @@ ENTITIES: tuple[Entity, ...] = (
         extract_test_scripts,
         upstream=("test_cases",),
     ),
-    Entity("test_cycles", "Every test cycle of the project.", _listing("test_cycles", "iter_test_cycles", "testcycles")),
-    Entity("test_plans", "Every test plan of the project.", _listing("test_plans", "iter_test_plans", "testplans")),
+    Entity(
+        "test_cycles",
+        "Every test cycle of the project.",
+        _listing("test_cycles", "iter_test_cycles", "testcycles"),
+    ),
+    Entity(
+        "test_plans",
+        "Every test plan of the project.",
+        _listing("test_plans", "iter_test_plans", "testplans"),
+    ),
     Entity(
         "test_executions",
         "Every test execution, in cycles and ad hoc, automated or manual.",
@@ -429,7 +500,14 @@ ENTITIES: tuple[Entity, ...] = (
         "Every attachment of test cases, their steps, cycles, plans, executions and execution steps, with its "
         "bytes, size and sha256.",
         extract_attachments,
-        upstream=("test_cases", "test_steps", "test_cycles", "test_plans", "test_executions", "test_execution_steps"),
+        upstream=(
+            "test_cases",
+            "test_steps",
+            "test_cycles",
+            "test_plans",
+            "test_executions",
+            "test_execution_steps",
+        ),
     ),
 )
 ENTITIES_BY_NAME = {entity.name: entity for entity in ENTITIES}
@@ -450,6 +528,9 @@ async def extract_entity(
         ctx = ExtractContext(client, writer, project_key, database_url, settings or ExtractionSettings())
         await entity.extract(ctx)
         # Each asset has a client of its own, so the client's totals are this extraction's.
-        stats: dict[str, float | int] = {**client.stats.as_metadata(), "seconds": round(time.monotonic() - started, 3)}
+        stats: dict[str, float | int] = {
+            **client.stats.as_metadata(),
+            "seconds": round(time.monotonic() - started, 3),
+        }
         summary = await writer.finish(stats=stats)
     return summary, stats

@@ -64,7 +64,7 @@ def ids_unique(database_url: str, entity: str, project_key: str) -> CheckOutcome
         ).fetchall()
     if not duplicates:
         return CheckOutcome(True, "every id and key is unique")
-    named = ", ".join(f"{what} ×{count}" for what, count in duplicates)
+    named = ", ".join(f"{what} (x{count})" for what, count in duplicates)
     return CheckOutcome(False, f"duplicates: {named}", {"duplicates": len(duplicates)})
 
 
@@ -105,8 +105,11 @@ def executions_reference_existing(database_url: str, project_key: str) -> CheckO
         )
         for ident, case_key, cycle_id, case_missing, cycle_missing in missing[:SAMPLE]
     ]
-    return CheckOutcome(False, f"{len(missing)} executions reference objects that were not extracted: " + "; ".join(lines),
-                        {"executions_with_missing_refs": len(missing)})
+    return CheckOutcome(
+        False,
+        f"{len(missing)} executions reference objects that were not extracted: " + "; ".join(lines),
+        {"executions_with_missing_refs": len(missing)},
+    )
 
 
 def call_to_test_targets_exist(database_url: str, project_key: str) -> CheckOutcome:
@@ -126,8 +129,14 @@ def call_to_test_targets_exist(database_url: str, project_key: str) -> CheckOutc
             """,
             (project_key,),
         ).fetchall()
-    missing = [(step, target) for step, target, target_project, found in rows if target_project == project_key and not found]
-    foreign = sorted({target for _, target, target_project, _ in rows if target and target_project != project_key})
+    missing = [
+        (step, target)
+        for step, target, target_project, found in rows
+        if target_project == project_key and not found
+    ]
+    foreign = sorted(
+        {target for _, target, target_project, _ in rows if target and target_project != project_key}
+    )
     metadata: dict[str, Any] = {
         "call_to_test_steps": len(rows),
         "targets_in_other_projects": len(foreign),
@@ -137,7 +146,9 @@ def call_to_test_targets_exist(database_url: str, project_key: str) -> CheckOutc
         metadata["other_project_targets"] = ", ".join(foreign[:SAMPLE])
     if missing:
         named = "; ".join(f"{step} calls {target}" for step, target in missing[:SAMPLE])
-        return CheckOutcome(False, f"{len(missing)} call-to-test steps call a case that was not extracted: {named}", metadata)
+        return CheckOutcome(
+            False, f"{len(missing)} call-to-test steps call a case that was not extracted: {named}", metadata
+        )
     description = f"all {len(rows)} call-to-test targets exist"
     if foreign:
         description += f"; {len(foreign)} are in other projects: {', '.join(foreign[:SAMPLE])}"

@@ -7,7 +7,9 @@ from zephyr_qtest.lib.raw_store import RAW_SCHEMA, table_exists
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 
 
-def extraction_counts(database_url: str, projects: list[str]) -> dict[tuple[str, str], tuple[int, int | None, int, int]]:
+def extraction_counts(
+    database_url: str, projects: list[str]
+) -> dict[tuple[str, str], tuple[int, int | None, int, int]]:
     """(project, entity) → (rows written, API-reported count, issues, lost)."""
     if not table_exists(database_url, "extraction_log"):
         return {}
@@ -17,7 +19,10 @@ def extraction_counts(database_url: str, projects: list[str]) -> dict[tuple[str,
             f"from {RAW_SCHEMA}.extraction_log where project_key = any(%s)",
             (projects,),
         ).fetchall()
-    return {(project, entity): (written, reported, issues, lost) for project, entity, written, reported, issues, lost in rows}
+    return {
+        (project, entity): (written, reported, issues, lost)
+        for project, entity, written, reported, issues, lost in rows
+    }
 
 
 def print_extraction_report(database_url: str, projects: list[str]) -> None:

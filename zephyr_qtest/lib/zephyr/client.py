@@ -1,0 +1,237 @@
+"""`ZephyrClient`: the Zephyr Scale Cloud REST API v2, read side, on the shared HTTP layer.
+
+Every listing streams items (``async for``) at the largest page the API serves (``maxResults`` /
+``limit`` = 1000; it may serve fewer and the paginators follow). The big collections use the cursor
+("NextGen") endpoints, which stay stable while the data changes, and fall back to the offset ones
+where a tenant lacks them. A listing never yields the same object twice, even if offset pages shift
+under concurrent inserts. A 404 raises `NotFoundError`; the caller decides what it means.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from zephyr_qtest.lib.http import (
+    ApiClient,
+    ApiError,
+    AuthProvider,
+    BearerToken,
+    NotFoundError,
+    limiter_key,
+)
+from zephyr_qtest.lib.pagination import CursorPaginator, OffsetPaginator, Paginator, paginate
+
+log = logging.getLogger(__name__)
+
+# Collections whose count `reported_total` may read (the offset endpoint's `total`).
+COLLECTIONS = frozenset(
+    {
+        "testcases",
+        "testcycles",
+        "testplans",
+        "testexecutions",
+        "folders",
+        "statuses",
+        "priorities",
+        "environments",
+    }
+)
+# A nextgen path that answers one of these on its first page does not exist on this tenant: an old API
+# routes `/testcases/nextgen` to `/testcases/{testCaseKey}` and rejects or misses the "key".
+_NO_NEXTGEN = frozenset({400, 404, 405})
+
+
+class ZephyrClient(ApiClient):
+    """Zephyr Scale Cloud v2 (``https://api.zephyrscale.smartbear.com/v2`` or the sandbox); ``async with``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_token: str,
+        *,
+        max_in_flight: int = 16,
+        page_size: int = 1000,
+        timeout: float = 60.0,
+        max_retries: int = 8,
+        auth: AuthProvider | None = None,
+        **options: Any,
+    ) -> None:
+        """`options` go to `ApiClient` (a test transport, a rate limiter, clock and sleep)."""
+        options.setdefault("rate_limit_key", limiter_key(base_url, api_token))
+        super().__init__(
+            base_url,
+            auth=auth or BearerToken(api_token, "Bearer"),
+            timeout=timeout,
+            max_in_flight=max_in_flight,
+            max_retries=max_retries,
+            **options,
+        )
+        self.page_size = page_size
+        # Collections whose nextgen endpoint turned out to be missing (so later calls go straight to offset).
+        self._no_nextgen: set[str] = set()
+        # `total` from the last offset listing of (collection, project): `reported_total` needs no call then.
+        self._totals: dict[tuple[str, str], int] = {}
+
+    # ----------------------------------------------------------------------------------- projects
+
+    async def iter_projects(self) -> AsyncIterator[dict]:
+        async for item in self._iter_offset("projects", {}):
+            yield item
+
+    async def get_project(self, project_key: str) -> dict:
+        return await self.get_json(f"projects/{_segment(project_key)}", validate=_object)
+
+    # ------------------------------------------------------------------------ per-project lookups
+
+    async def iter_folders(self, project_key: str) -> AsyncIterator[dict]:
+        """Every folder of the project, of all types (no `folderType` filter)."""
+        async for item in self._iter_offset("folders", {"projectKey": project_key}):
+            yield item
+
+    async def iter_statuses(self, project_key: str) -> AsyncIterator[dict]:
+        """Every status of the project, of all types (no `statusType` filter)."""
+        async for item in self._iter_offset("statuses", {"projectKey": project_key}):
+            yield item
+
+    async def iter_priorities(self, project_key: str) -> AsyncIterator[dict]:
+        async for item in self._iter_offset("priorities", {"projectKey": project_key}):
+            yield item
+
+    async def iter_environments(self, project_key: str) -> AsyncIterator[dict]:
+        async for item in self._iter_offset("environments", {"projectKey": project_key}):
+            yield item
+
+    # ----------------------------------------------------------------------- the big collections
+
+    async def iter_test_cases(self, project_key: str) -> AsyncIterator[dict]:
+        async for item in self._iter_nextgen("testcases", {"projectKey": project_key}):
+            yield item
+
+    async def iter_test_cycles(self, project_key: str) -> AsyncIterator[dict]:
+        async for item in self._iter_nextgen("testcycles", {"projectKey": project_key}):
+            yield item
+
+    async def iter_test_plans(self, project_key: str) -> AsyncIterator[dict]:
+        async for item in self._iter_nextgen("testplans", {"projectKey": project_key}):
+            yield item
+
+    async def iter_test_executions(self, project_key: str) -> AsyncIterator[dict]:
+        async for item in self._iter_nextgen("testexecutions", {"projectKey": project_key}):
+            yield item
+
+    async def reported_total(self, collection: str, project_key: str) -> int | None:
+        """The count the API reports for `collection` of the project (None if it reports none).
+
+        Reuses the `total` of an offset listing this client already made of the same collection;
+        otherwise one offset call with ``maxResults=1``.
+        """
+        if collection not in COLLECTIONS:
+            raise ValueError(f"unknown collection {collection!r} (one of {sorted(COLLECTIONS)})")
+        known = self._totals.get((collection, project_key))
+        if known is not None:
+            return known
+        paginator = OffsetPaginator(1)
+        params: dict[str, Any] = {"projectKey": project_key}
+        paginator.init_request(params)
+        paginator.update_state(await self.get_json(collection, params, validate=paginator.validate))
+        return paginator.total
+
+    # ------------------------------------------------------------------------ per-object children
+
+    async def get_test_steps(self, test_case_key: str) -> list[dict]:
+        """Every step of a test case, all pages, in order (the server serves at most 100 a page)."""
+        return await self._collect(f"testcases/{_segment(test_case_key)}/teststeps")
+
+    async def get_test_script(self, test_case_key: str) -> dict | None:
+        """The plain or BDD script of a test case; None when it has none (404: a step-by-step case)."""
+        try:
+            return await self.get_json(f"testcases/{_segment(test_case_key)}/testscript", validate=_object)
+        except NotFoundError:
+            return None
+
+    async def get_execution_steps(self, execution_id_or_key: str | int) -> list[dict]:
+        """Every step result of a test execution, all pages, in order."""
+        return await self._collect(f"testexecutions/{_segment(str(execution_id_or_key))}/teststeps")
+
+    async def list_attachments(self, owner_path: str) -> list[dict]:
+        """The attachments of `owner_path` (``testcases/KEY``, ``testexecutions/123/teststeps/7``, …)."""
+        data = await self.get_json(f"{_owner(owner_path)}/attachments", validate=_attachment_list)
+        return data["attachments"]
+
+    async def download_attachment(self, owner_path: str, attachment_id: int) -> tuple[bytes, str | None]:
+        """The bytes of one attachment and its content type (as the server labels them)."""
+        content, headers = await self.get_bytes(f"{_owner(owner_path)}/attachments/{int(attachment_id)}")
+        return content, headers.get("content-type")
+
+    # ------------------------------------------------------------------------------------ helpers
+
+    async def _collect(self, path: str) -> list[dict]:
+        return [item async for item in self._iter(path, {}, OffsetPaginator(self.page_size))]
+
+    async def _iter_offset(self, collection: str, params: Mapping[str, Any]) -> AsyncIterator[dict]:
+        paginator = OffsetPaginator(self.page_size)
+        async for item in self._iter(collection, params, paginator):
+            yield item
+        project_key = params.get("projectKey")
+        if paginator.total is not None and project_key is not None:
+            self._totals[(collection, project_key)] = paginator.total
+
+    async def _iter_nextgen(self, collection: str, params: Mapping[str, Any]) -> AsyncIterator[dict]:
+        """The cursor endpoint, or the offset one when the tenant has no nextgen endpoint."""
+        if collection not in self._no_nextgen:
+            first_page = True
+            try:
+                async for item in self._iter(
+                    f"{collection}/nextgen", params, CursorPaginator(self.page_size)
+                ):
+                    first_page = False
+                    yield item
+                return
+            except ApiError as error:
+                # Only a first page that does not exist means "no nextgen here"; later, switching
+                # endpoints would repeat what was already yielded.
+                if not first_page or error.status not in _NO_NEXTGEN:
+                    raise
+                log.info("%s/nextgen answered %s; using the offset endpoint", collection, error.status)
+                self._no_nextgen.add(collection)
+        async for item in self._iter_offset(collection, params):
+            yield item
+
+    async def _iter(self, path: str, params: Mapping[str, Any], paginator: Paginator) -> AsyncIterator[dict]:
+        """Items of every page, each object once (by `id`, when it has one)."""
+        seen: set[Any] = set()
+        async for page in paginate(self, path, params, paginator):
+            for item in page.items:
+                ident = item.get("id") if isinstance(item, dict) else None
+                if ident is not None:
+                    if ident in seen:
+                        log.warning("%s served object id %s twice; kept the first", path, ident)
+                        continue
+                    seen.add(ident)
+                yield item
+
+
+def _segment(value: str) -> str:
+    """One path segment: a key or id can never reach another path (``/``, ``..``, ``?``)."""
+    return quote(value, safe="")
+
+
+def _owner(owner_path: str) -> str:
+    """An attachment owner path relative to the API root, each segment escaped."""
+    segments = owner_path.strip("/").split("/")
+    if not owner_path.strip("/") or any(segment in ("", ".", "..") for segment in segments):
+        raise ValueError(f"not an attachment owner path: {owner_path!r}")
+    return "/".join(_segment(segment) for segment in segments)
+
+
+def _object(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+
+
+def _attachment_list(data: Any) -> None:
+    if not isinstance(data, dict) or not isinstance(data.get("attachments"), list):
+        raise ValueError("expected an object with an 'attachments' list")
