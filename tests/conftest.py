@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -34,6 +35,18 @@ def embedded_server_url(project_home: Path) -> str:
     return EmbeddedPostgres(project_home).start()
 
 
+@contextmanager
+def _scratch_database(server_url: str, prefix: str) -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    try:
+        yield with_database(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh database for this test run on each backend; dropped at the end."""
@@ -41,12 +54,16 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         server_url = request.getfixturevalue("embedded_server_url")
     else:
         server_url = os.environ["TEST_POSTGRES_URL"]
-    name = f"zq_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    yield with_database(server_url, name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    with _scratch_database(server_url, "zq_test") as url:
+        yield url
+
+
+@pytest.fixture
+def embedded_databases(embedded_server_url: str) -> Iterator[Callable[[], str]]:
+    """Fresh databases on the embedded server only, for tests about the APIs rather than PostgreSQL
+    (running them once per backend would prove nothing more and double their time)."""
+    with ExitStack() as stack:
+        yield lambda: stack.enter_context(_scratch_database(embedded_server_url, "zq_api"))
 
 
 @pytest.fixture

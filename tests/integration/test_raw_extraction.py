@@ -5,18 +5,16 @@ no token reaches a log."""
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
-import psycopg
 import pytest
 
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
-from zephyr_qtest.lib.postgres import connect, with_database
+from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
 
@@ -41,17 +39,6 @@ SANDBOX_COUNTS = {
 def sandbox() -> Iterator[ZephyrSandboxHandle]:
     with start_in_thread(seed=SEED, size="tiny") as handle:
         yield handle
-
-
-@pytest.fixture
-def fresh_database(database_url: str) -> Iterator[str]:
-    """A database of its own on the same server, for comparing two extractions side by side."""
-    name = f"zq_extra_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    yield with_database(database_url, name)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 def materialize(
@@ -163,8 +150,9 @@ def test_two_projects_are_extracted_completely_and_a_rerun_changes_nothing(
 
 @pytest.mark.e2e
 def test_a_throttled_faulty_api_gives_exactly_the_rows_of_a_clean_run(
-    clean_database: str, fresh_database: str
+    embedded_databases: Callable[[], str],
 ) -> None:
+    clean_database, fresh_database = embedded_databases(), embedded_databases()
     with start_in_thread(seed=SEED, size="tiny") as clean, start_in_thread(seed=SEED, size="tiny") as faulty:
         project_key = projects_of(clean)[0]
         assert materialize(clean_database, clean, project_key).success
