@@ -53,7 +53,7 @@ def live_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
 def redact_url(url: str) -> str:
     """The URL with any password replaced, fit for logs and metadata."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:
         return url
     netloc = parts.netloc.rsplit("@", 1)
     userinfo = netloc[0].split(":", 1)[0]
