@@ -1,0 +1,34 @@
+{#- A text value as a SQL string literal (quotes doubled), for vars written into SQL. -#}
+{% macro sql_string(value) -%}
+    '{{ value | string | replace("'", "''") }}'
+{%- endmacro %}
+
+
+{#- The qTest properties of one object as a JSON array of {field_label, value, zephyr_field}, ordered by
+    label: an aggregate over rows of (label, value as text, its canonical field_type, zephyr field).
+    The value goes in typed: multi-select arrays stay arrays, numbers numbers, booleans booleans, the rest
+    text. The JSON is assembled as text and parsed once per object (building a jsonb value per property
+    costs several times more on millions of rows). With presorted=true the rows must arrive sorted by
+    (object, label, zephyr field) from a sorted subquery - PostgreSQL keeps that order in the aggregate
+    when the plan is serial (the model sets max_parallel_workers_per_gather = 0) - which saves a sort
+    per object; otherwise the aggregate sorts each object's rows itself. -#}
+{% macro properties_array(label_expr, value_text_expr, value_type_expr, zephyr_field_expr, presorted=false) -%}
+    ('[' || string_agg(
+        '{"field_label":' || to_json({{ label_expr }})::text
+        || ',"value":' || case
+            when {{ value_type_expr }} in ('number', 'boolean', 'multi_select', 'json') then {{ value_text_expr }}
+            else to_json({{ value_text_expr }})::text
+        end
+        || ',"zephyr_field":' || to_json({{ zephyr_field_expr }})::text || '}',
+        ','
+        {%- if not presorted %}
+        order by {{ label_expr }}, {{ zephyr_field_expr }}
+        {%- endif %}
+    ) || ']')::jsonb
+{%- endmacro %}
+
+
+{#- The source key of a test log: the Zephyr execution key, or execution:<id> when it has none. -#}
+{% macro execution_source_key(key_expr, id_expr) -%}
+    coalesce({{ key_expr }}, 'execution:' || {{ id_expr }})
+{%- endmacro %}

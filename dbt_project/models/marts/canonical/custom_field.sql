@@ -1,0 +1,85 @@
+with
+
+custom_fields as (
+
+    select * from {{ ref('int_custom_fields_unnested') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+values_read as (
+
+    select
+        custom_fields.*,
+        jsonb_typeof(field_value_json) as json_type,
+        field_value_json #>> '{}' as value_text
+    from custom_fields
+    -- offset 0: each value is read once, not again in every expression below
+    offset 0
+
+),
+
+typed as (
+
+    select
+        project_key,
+        object_type,
+        object_id,
+        object_key,
+        field_name,
+        -- Text as it is; numbers, booleans ('true' / 'false'), arrays and objects as their JSON text.
+        case json_type
+            when 'null' then null
+            when 'string' then value_text
+            else field_value_json::text
+        end as field_value,
+        -- Zephyr publishes no field definitions: the type is read off the JSON value (string tests
+        -- without regular expressions: this runs on millions of values).
+        case json_type
+            when 'boolean' then 'boolean'
+            when 'number' then 'number'
+            when 'array' then 'multi_select'
+            when 'object' then 'json'
+            when 'string' then
+                case
+                    when length(value_text) = 10
+                        and translate(value_text, '0123456789', '9999999999') = '9999-99-99'
+                        then 'date'
+                    -- Atlassian accountIds: 24 lowercase letters / digits (with digits), or <digits>:<uuid>.
+                    when length(value_text) = 24
+                        and translate(value_text, '0123456789abcdefghijklmnopqrstuvwxyz', '') = ''
+                        and translate(value_text, 'abcdefghijklmnopqrstuvwxyz', '') <> ''
+                        then 'user'
+                    when length(value_text) between 38 and 60
+                        and translate(value_text, '0123456789abcdef', '') = ':----'
+                        then 'user'
+                    when strpos(lower(value_text), '<br') > 0 then 'multiline_text'
+                    else 'text'
+                end
+        end as field_type,
+        _loaded_at
+    from values_read
+    where object_id is not null
+
+),
+
+final as (
+
+    select
+        -- Deterministic (the seed's SERIAL is not): a 64-bit hash of object_type/object_id/field_name.
+        {{ stable_bigint("object_type || '/' || object_id::text || '/' || field_name") }} as custom_field_id,
+        object_type::varchar as object_type,
+        object_id,
+        field_name::varchar as field_name,
+        field_value::text as field_value,
+        project_key::varchar as project_key,
+        object_key::varchar as object_key,
+        field_type::varchar as field_type,
+        _loaded_at
+    from typed
+
+)
+
+-- In primary-key order: the key's index is then filled page by page, not at random.
+select * from final
+order by custom_field_id

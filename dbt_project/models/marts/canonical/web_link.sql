@@ -1,0 +1,98 @@
+with
+
+test_cases as (
+
+    select * from {{ ref('stg_zephyr__test_cases') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+test_cycles as (
+
+    select * from {{ ref('stg_zephyr__test_cycles') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+test_plans as (
+
+    select * from {{ ref('stg_zephyr__test_plans') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+linked as (
+
+    select
+        project_key,
+        'TestCase' as object_type,
+        test_case_id as object_id,
+        test_case_key as object_key,
+        web_links,
+        _loaded_at
+    from test_cases
+
+    union all
+
+    select
+        project_key,
+        'TestCycle' as object_type,
+        test_cycle_id as object_id,
+        test_cycle_key as object_key,
+        web_links,
+        _loaded_at
+    from test_cycles
+
+    union all
+
+    select
+        project_key,
+        'TestPlan' as object_type,
+        test_plan_id as object_id,
+        test_plan_key as object_key,
+        web_links,
+        _loaded_at
+    from test_plans
+
+),
+
+unnested as (
+
+    select
+        linked.project_key,
+        linked.object_type,
+        linked.object_id,
+        linked.object_key,
+        link.ordinality as link_order,
+        {{ json_bigint("link.value -> 'id'") }} as zephyr_link_id,
+        link.value ->> 'url' as url,
+        link.value ->> 'description' as link_description,
+        link.value ->> 'type' as link_type,
+        linked._loaded_at
+    from linked
+    cross join lateral jsonb_array_elements(linked.web_links) with ordinality as link
+    where linked.object_id is not null
+
+),
+
+final as (
+
+    select
+        {{ id_or_surrogate('zephyr_link_id', "'web-link:' || object_type || ':' || object_id::text || ':' || link_order::text") }}
+            as link_id,
+        object_type::varchar as object_type,
+        object_id,
+        object_key::varchar as object_key,
+        coalesce(url, '')::varchar as url,
+        link_description::text as description,
+        (case
+            when link_type in ('COVERAGE', 'BLOCKS', 'RELATED') then link_type
+        end)::varchar as link_type,
+        link_order::integer as link_order,
+        project_key::varchar as project_key,
+        _loaded_at
+    from unnested
+
+)
+
+select * from final

@@ -1,0 +1,333 @@
+-- Zephyr test cases -> qTest test cases: name, description (the objective), precondition, and properties
+-- as {field_label, value} pairs that the loader resolves by field LABEL (and allowed value) through
+-- /settings/test-cases/fields. Callees of call-to-test steps come first: load_order is the length of the
+-- longest call chain below the case.
+
+with recursive
+
+test_cases as (
+
+    select * from {{ ref('test_case') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+folders as (
+
+    select * from {{ ref('folder') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and type = 'TEST_CASE'
+
+),
+
+labels as (
+
+    select * from {{ ref('label') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and object_type = 'TestCase'
+
+),
+
+custom_fields as (
+
+    select * from {{ ref('custom_field') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and object_type = 'TestCase'
+
+),
+
+test_steps as (
+
+    select * from {{ ref('test_step') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and step_type = 'call_to_test'
+
+),
+
+qtest_test_steps as (
+
+    select * from {{ ref('qtest_test_steps') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+priority_map as (
+
+    select * from {{ ref('priority_map') }}
+
+),
+
+status_map as (
+
+    select * from {{ ref('status_map') }}
+    where status_type = 'TEST_CASE'
+
+),
+
+user_map as (
+
+    select * from {{ ref('user_map') }}
+
+),
+
+field_map as (
+
+    select * from {{ ref('custom_field_map') }}
+    where object_type = 'TestCase'
+
+),
+
+----------  properties
+
+-- Values stay narrow text (value_text + value_type) until they are aggregated: the JSON is built once,
+-- inside the aggregate.
+builtin_values as (
+
+    select
+        test_cases.test_case_id,
+        builtin.zephyr_field,
+        null as default_label,
+        builtin.value_text,
+        builtin.value_type
+    from test_cases
+    left join priority_map
+        on test_cases.priority = priority_map.zephyr_name
+    left join status_map
+        on test_cases.status = status_map.zephyr_name
+    -- An owner without a qTest user is left out here and listed in unmapped.
+    left join user_map as owners
+        on test_cases.owner_id = owners.zephyr_account_id
+    cross join lateral (
+        values
+            ('key', test_cases.key, 'text'),
+            ('priority', coalesce(priority_map.qtest_name, test_cases.priority), 'text'),
+            ('status', coalesce(status_map.qtest_name, test_cases.status), 'text'),
+            ('owner', owners.qtest_username, 'text'),
+            ('component', test_cases.component_id::text, 'text'),
+            ('estimatedTime', test_cases.estimated_time_ms::text, 'number')
+    ) as builtin (zephyr_field, value_text, value_type)
+    where builtin.value_text is not null
+
+),
+
+label_values as (
+
+    select
+        object_id as test_case_id,
+        'labels' as zephyr_field,
+        null as default_label,
+        jsonb_agg(label order by label_order)::text as value_text,
+        'multi_select' as value_type
+    from labels
+    group by object_id
+
+),
+
+custom_values as (
+
+    select
+        custom_fields.object_id as test_case_id,
+        'customFields.' || custom_fields.field_name as zephyr_field,
+        custom_fields.field_name as default_label,
+        coalesce(user_map.qtest_username, custom_fields.field_value) as value_text,
+        custom_fields.field_type as value_type
+    from custom_fields
+    left join user_map
+        on
+            custom_fields.field_type = 'user'
+            and custom_fields.field_value = user_map.zephyr_account_id
+    where custom_fields.field_value is not null
+
+),
+
+all_values as (
+
+    select * from builtin_values
+    union all
+    select * from label_values
+    union all
+    select * from custom_values
+
+),
+
+-- A row of custom_field_map decides the label (an empty label drops the field); without one, a custom
+-- field keeps its Zephyr name and a built-in field is left out.
+labelled_values as (
+
+    select
+        all_values.test_case_id,
+        all_values.zephyr_field,
+        case
+            when field_map.zephyr_field is not null then field_map.qtest_label
+            else all_values.default_label
+        end as field_label,
+        all_values.value_text,
+        all_values.value_type
+    from all_values
+    left join field_map
+        on all_values.zephyr_field = field_map.zephyr_field
+
+),
+
+properties as (
+
+    select
+        test_case_id,
+        {{ properties_array('field_label', 'value_text', 'value_type', 'zephyr_field') }} as properties
+    from labelled_values
+    where nullif(field_label, '') is not null
+    group by test_case_id
+
+),
+
+----------  call-to-test order
+
+call_edges as (
+
+    select distinct
+        test_steps.test_case_key as caller_key,
+        test_steps.called_test_case_key as callee_key
+    from test_steps
+    inner join test_cases as callees
+        on test_steps.called_test_case_key = callees.key
+
+),
+
+-- Every call chain below each case, stopped at a loop or at call_depth_cap.
+call_walk as (
+
+    select
+        caller_key as origin_key,
+        callee_key as current_key,
+        1 as depth,
+        array[caller_key::text, callee_key::text] as key_path
+    from call_edges
+
+    union all
+
+    select
+        call_walk.origin_key,
+        call_edges.callee_key as current_key,
+        call_walk.depth + 1 as depth,
+        call_walk.key_path || call_edges.callee_key::text as key_path
+    from call_walk
+    inner join call_edges
+        on call_walk.current_key = call_edges.caller_key
+    where
+        call_walk.depth < {{ var('call_depth_cap') }}
+        and not call_edges.callee_key = any(call_walk.key_path)
+
+),
+
+call_loops as (
+
+    select distinct call_walk.origin_key
+    from call_walk
+    inner join call_edges
+        on call_walk.current_key = call_edges.caller_key
+    where call_edges.callee_key = any(call_walk.key_path)
+
+),
+
+call_depth_capped as (
+
+    select distinct call_walk.origin_key
+    from call_walk
+    inner join call_edges
+        on call_walk.current_key = call_edges.caller_key
+    where
+        call_walk.depth >= {{ var('call_depth_cap') }}
+        and not call_edges.callee_key = any(call_walk.key_path)
+
+),
+
+call_depths as (
+
+    select
+        origin_key,
+        max(depth) as call_depth
+    from call_walk
+    group by origin_key
+
+),
+
+callees as (
+
+    select
+        test_case_key,
+        jsonb_agg(distinct called_test_case_key) as called_source_keys
+    from test_steps
+    where called_test_case_key is not null
+    group by test_case_key
+
+),
+
+----------  steps
+
+steps as (
+
+    select
+        parent_source_key,
+        count(*) as step_count,
+        md5(string_agg(payload_hash, ',' order by step_order, source_key)) as steps_hash
+    from qtest_test_steps
+    group by parent_source_key
+
+),
+
+final as (
+
+    select
+        test_cases.project_key::varchar as project_key,
+        test_cases.key::varchar as source_key,
+        (case when folders.folder_id is not null then 'folder:' || folders.folder_id end)::varchar
+            as parent_source_key,
+        test_cases.test_case_id,
+        coalesce(nullif(test_cases.name, ''), test_cases.key)::varchar as name,
+        test_cases.objective::text as description,
+        test_cases.precondition::text as precondition,
+        coalesce(properties.properties, '[]'::jsonb) as properties,
+        test_cases.test_script_type::varchar as test_script_type,
+        coalesce(steps.step_count, 0)::integer as step_count,
+        coalesce(callees.called_source_keys, '[]'::jsonb) as called_test_case_source_keys,
+        coalesce(call_depths.call_depth, 0)::integer as load_order,
+        (case
+            when call_loops.origin_key is not null
+                then 'its call-to-test chain contains a loop: one call of the loop must be left out in qTest'
+            when call_depth_capped.origin_key is not null
+                then 'call-to-test chain deeper than call_depth_cap; load_order is a lower bound'
+            when test_cases.folder_id is not null and folders.folder_id is null
+                then 'folder ' || test_cases.folder_id || ' is not a test-case folder of the project; no module'
+        end)::text as mapping_issue,
+        {{ payload_hash([
+            "case when folders.folder_id is not null then 'folder:' || folders.folder_id end",
+            "coalesce(nullif(test_cases.name, ''), test_cases.key)",
+            "test_cases.objective",
+            "test_cases.precondition",
+            "coalesce(properties.properties, '[]'::jsonb)",
+            "steps.steps_hash",
+        ]) }}::varchar as payload_hash,
+        test_cases._loaded_at
+    from test_cases
+    left join folders
+        on test_cases.folder_id = folders.folder_id
+    left join properties
+        on test_cases.test_case_id = properties.test_case_id
+    left join call_depths
+        on test_cases.key = call_depths.origin_key
+    left join call_loops
+        on test_cases.key = call_loops.origin_key
+    left join call_depth_capped
+        on test_cases.key = call_depth_capped.origin_key
+    left join callees
+        on test_cases.key = callees.test_case_key
+    left join steps
+        on test_cases.key = steps.parent_source_key
+
+)
+
+select * from final

@@ -1,0 +1,284 @@
+-- The qTest test-cycle tree: Zephyr TEST_CYCLE folders (parents first), the test cycles under their
+-- folder's cycle, the test plans as top-level cycles (or releases: var plans_as), and one
+-- "Ad-hoc executions" cycle when the project has executions outside any cycle.
+
+with recursive
+
+folders as (
+
+    select * from {{ ref('folder') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and type = 'TEST_CYCLE'
+
+),
+
+test_cycles as (
+
+    select * from {{ ref('test_cycle') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+test_plans as (
+
+    select * from {{ ref('test_plan') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+test_executions as (
+
+    select * from {{ ref('test_execution') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+plan_cycle_links as (
+
+    select * from {{ ref('test_plan_test_cycle') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+roots as (
+
+    select folders.*
+    from folders
+    where not exists (
+        select 1
+        from folders as parents
+        where parents.folder_id = folders.parent_folder_id
+    )
+
+),
+
+tree as (
+
+    select
+        roots.folder_id,
+        0 as depth,
+        array[roots.folder_id] as folder_path
+    from roots
+
+    union all
+
+    select
+        children.folder_id,
+        tree.depth + 1 as depth,
+        tree.folder_path || children.folder_id as folder_path
+    from tree
+    inner join folders as children
+        on children.parent_folder_id = tree.folder_id
+    where
+        tree.depth < {{ var('folder_depth_cap') }}
+        and not children.folder_id = any(tree.folder_path)
+
+),
+
+cycle_folders as (
+
+    select
+        folders.project_key,
+        'folder:' || folders.folder_id as source_key,
+        'cycle_folder' as source_type,
+        'test_cycle' as qtest_object_type,
+        folders.folder_id as zephyr_id,
+        null::varchar as zephyr_key,
+        case when tree.depth > 0 then 'folder:' || folders.parent_folder_id end as parent_source_key,
+        coalesce(nullif(folders.name, ''), 'Folder ' || folders.folder_id) as cycle_name,
+        'Zephyr folder ' || folders.folder_id as cycle_description,
+        null::timestamp as planned_start_date,
+        null::timestamp as planned_end_date,
+        null::varchar as zephyr_status,
+        null::varchar as owner_account_id,
+        '[]'::jsonb as linked_source_keys,
+        folders.folder_index as cycle_order,
+        coalesce(tree.depth, 0) as depth,
+        case
+            when tree.folder_id is null
+                then 'in a parent loop or deeper than folder_depth_cap; placed at the root'
+            when tree.depth = 0 and folders.parent_folder_id is not null
+                then 'parent folder ' || folders.parent_folder_id || ' is not a test-cycle folder of the project; placed at the root'
+        end as mapping_issue,
+        folders._loaded_at
+    from folders
+    left join tree
+        on folders.folder_id = tree.folder_id
+
+),
+
+linked_plans as (
+
+    select
+        test_cycle_id,
+        jsonb_agg(test_plan_key order by test_plan_key) as linked_source_keys
+    from plan_cycle_links
+    where test_plan_key is not null
+    group by test_cycle_id
+
+),
+
+linked_cycles as (
+
+    select
+        test_plan_id,
+        jsonb_agg(test_cycle_key order by test_cycle_key) as linked_source_keys
+    from plan_cycle_links
+    where test_cycle_key is not null
+    group by test_plan_id
+
+),
+
+cycles as (
+
+    select
+        test_cycles.project_key,
+        test_cycles.key as source_key,
+        'test_cycle' as source_type,
+        'test_cycle' as qtest_object_type,
+        test_cycles.test_cycle_id as zephyr_id,
+        test_cycles.key as zephyr_key,
+        case when cycle_folders.source_key is not null then cycle_folders.source_key end as parent_source_key,
+        coalesce(nullif(test_cycles.name, ''), test_cycles.key) as cycle_name,
+        test_cycles.description as cycle_description,
+        test_cycles.planned_start_date,
+        test_cycles.planned_end_date,
+        test_cycles.status as zephyr_status,
+        test_cycles.owner_id as owner_account_id,
+        coalesce(linked_plans.linked_source_keys, '[]'::jsonb) as linked_source_keys,
+        null::integer as cycle_order,
+        coalesce(cycle_folders.depth + 1, 0) as depth,
+        case
+            when test_cycles.folder_id is not null and cycle_folders.source_key is null
+                then 'folder ' || test_cycles.folder_id || ' is not a test-cycle folder of the project; placed at the root'
+        end as mapping_issue,
+        test_cycles._loaded_at
+    from test_cycles
+    left join cycle_folders
+        on test_cycles.folder_id = cycle_folders.zephyr_id
+    left join linked_plans
+        on test_cycles.test_cycle_id = linked_plans.test_cycle_id
+
+),
+
+plans as (
+
+    select
+        test_plans.project_key,
+        test_plans.key as source_key,
+        'test_plan' as source_type,
+        {% if var('plans_as') == 'release' %}'release'{% else %}'test_cycle'{% endif %} as qtest_object_type,
+        test_plans.test_plan_id as zephyr_id,
+        test_plans.key as zephyr_key,
+        null as parent_source_key,
+        coalesce(nullif(test_plans.name, ''), test_plans.key) as cycle_name,
+        test_plans.objective as cycle_description,
+        null::timestamp as planned_start_date,
+        null::timestamp as planned_end_date,
+        test_plans.status as zephyr_status,
+        test_plans.owner_id as owner_account_id,
+        coalesce(linked_cycles.linked_source_keys, '[]'::jsonb) as linked_source_keys,
+        null::integer as cycle_order,
+        0 as depth,
+        null as mapping_issue,
+        test_plans._loaded_at
+    from test_plans
+    left join linked_cycles
+        on test_plans.test_plan_id = linked_cycles.test_plan_id
+
+),
+
+-- Executions outside any cycle of the project (ad hoc, or their cycle is gone) go to one extra cycle.
+ad_hoc_executions as (
+
+    select
+        test_executions.project_key,
+        count(*) as execution_count,
+        max(test_executions._loaded_at) as _loaded_at
+    from test_executions
+    left join test_cycles
+        on test_executions.test_cycle_id = test_cycles.test_cycle_id
+    where test_cycles.test_cycle_id is null
+    group by test_executions.project_key
+
+),
+
+ad_hoc as (
+
+    select
+        project_key,
+        'adhoc:' || project_key as source_key,
+        'ad_hoc' as source_type,
+        'test_cycle' as qtest_object_type,
+        null::bigint as zephyr_id,
+        null::varchar as zephyr_key,
+        null as parent_source_key,
+        {{ sql_string(var('ad_hoc_cycle_name')) }} as cycle_name,
+        'Zephyr executions of project ' || project_key || ' that ran outside any test cycle ('
+        || execution_count || ')' as cycle_description,
+        null::timestamp as planned_start_date,
+        null::timestamp as planned_end_date,
+        null::varchar as zephyr_status,
+        null::varchar as owner_account_id,
+        '[]'::jsonb as linked_source_keys,
+        null::integer as cycle_order,
+        0 as depth,
+        null as mapping_issue,
+        _loaded_at
+    from ad_hoc_executions
+
+),
+
+all_cycles as (
+
+    select * from cycle_folders
+    union all
+    select * from cycles
+    union all
+    select * from plans
+    union all
+    select * from ad_hoc
+
+),
+
+final as (
+
+    select
+        project_key::varchar as project_key,
+        source_key::varchar as source_key,
+        parent_source_key::varchar as parent_source_key,
+        (case
+            when parent_source_key is null then 'root'
+            else 'test-cycle'
+        end)::varchar as parent_type,
+        source_type::varchar as source_type,
+        qtest_object_type::varchar as qtest_object_type,
+        zephyr_id::bigint as zephyr_id,
+        zephyr_key::varchar as zephyr_key,
+        cycle_name::varchar as name,
+        cycle_description::text as description,
+        planned_start_date,
+        planned_end_date,
+        zephyr_status::varchar as zephyr_status,
+        owner_account_id::varchar as owner_account_id,
+        linked_source_keys,
+        cycle_order::integer as cycle_order,
+        depth::integer as depth,
+        depth::integer as load_order,
+        mapping_issue::text as mapping_issue,
+        {{ payload_hash([
+            "qtest_object_type",
+            "parent_source_key",
+            "cycle_name",
+            "cycle_description",
+            "planned_start_date",
+            "planned_end_date",
+            "cycle_order",
+        ]) }}::varchar as payload_hash,
+        _loaded_at
+    from all_cycles
+
+)
+
+select * from final

@@ -1,0 +1,102 @@
+-- One qTest test run per (test cycle, test case) pair that Zephyr executed; executions outside any cycle
+-- of the project get runs in the project's "Ad-hoc executions" cycle.
+
+with
+
+test_executions as (
+
+    select * from {{ ref('test_execution') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+test_cycles as (
+
+    select * from {{ ref('test_cycle') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+test_cases as (
+
+    select * from {{ ref('test_case') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+field_map as (
+
+    select * from {{ ref('custom_field_map') }}
+    where object_type = 'TestRun'
+
+),
+
+placed as (
+
+    select
+        test_executions.*,
+        coalesce(test_cycles.key, 'adhoc:' || test_executions.project_key) as cycle_source_key,
+        coalesce(test_executions.test_case_key, '?') as case_source_key
+    from test_executions
+    left join test_cycles
+        on test_executions.test_cycle_id = test_cycles.test_cycle_id
+
+),
+
+runs as (
+
+    select
+        project_key,
+        cycle_source_key,
+        case_source_key,
+        min(test_cycle_id) as test_cycle_id,
+        count(*) as execution_count,
+        max(execution_id) as latest_execution_id,
+        max(_loaded_at) as _loaded_at
+    from placed
+    group by project_key, cycle_source_key, case_source_key
+
+),
+
+final as (
+
+    select
+        runs.project_key::varchar as project_key,
+        (runs.cycle_source_key || '|' || runs.case_source_key)::varchar as source_key,
+        runs.cycle_source_key::varchar as parent_source_key,
+        'test-cycle'::varchar as parent_type,
+        runs.test_cycle_id,
+        runs.case_source_key::varchar as test_case_source_key,
+        test_cases.test_case_id,
+        coalesce(nullif(test_cases.name, ''), runs.case_source_key)::varchar as name,
+        (case
+            when nullif(field_map.qtest_label, '') is not null
+                then jsonb_build_array(jsonb_build_object(
+                    'field_label', field_map.qtest_label,
+                    'value', runs.cycle_source_key || '|' || runs.case_source_key,
+                    'zephyr_field', 'key'
+                ))
+            else '[]'::jsonb
+        end) as properties,
+        runs.execution_count::integer as execution_count,
+        runs.latest_execution_id,
+        0 as load_order,
+        (case
+            when test_cases.test_case_id is null
+                then 'test case ' || runs.case_source_key || ' is not in the project (deleted in Zephyr?): no run can be created'
+        end)::text as mapping_issue,
+        {{ payload_hash([
+            "runs.cycle_source_key",
+            "runs.case_source_key",
+            "coalesce(nullif(test_cases.name, ''), runs.case_source_key)",
+        ]) }}::varchar as payload_hash,
+        runs._loaded_at
+    from runs
+    left join test_cases
+        on runs.case_source_key = test_cases.key
+    left join field_map
+        on field_map.zephyr_field = 'key'
+
+)
+
+select * from final
