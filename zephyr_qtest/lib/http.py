@@ -203,6 +203,7 @@ class AdaptiveRateLimiter:
         self._last_change = self._started  # last rate change of any kind (doubling or decrease)
         self._last_decrease = -math.inf
         self._consecutive_429 = 0
+        self._pause_decided = -math.inf  # when the last pause of our own (no Retry-After) was set
         self._srtt: float | None = None
         # Recent send times: the rate requests actually go out at.
         self._grants: deque[float] = deque(maxlen=64)
@@ -211,14 +212,21 @@ class AdaptiveRateLimiter:
         # Per answer: the send rate if accepted, else 0. The mean estimates the server's rate.
         self._samples: deque[float] = deque(maxlen=32)
         # Answers to the requests sent since the last decrease (the current regime). Above a real limit
-        # the accepted throughput stays at the limit whatever we send; when refusals come at random
-        # (other tenants, a throttling proxy) it falls in proportion to our rate. Comparing the
-        # regimes before and after a decrease tells the two apart.
+        # the accepted throughput stays at the limit whatever we send, and a lower rate is refused less
+        # often; when refusals come at random (other tenants, a throttling proxy) throughput falls in
+        # proportion to our rate and the refused share stays put. Comparing the regimes before and
+        # after a decrease tells the two apart.
         self._regime_ok = 0
         self._regime_refused = 0
         self._regime_started = self._started
-        self._previous_throughput: float | None = None
+        # The regime before the current one: (throughput, refused share), None when not comparable
+        # (slow start's regime is paid from the server's burst allowance).
+        self._previous_regime: tuple[float, float] | None = None
         self._rate_before_decrease = self._rate
+        # Whether the current run of decreases began by ending slow start.
+        self._chain_from_slow_start = True
+        # Refusals proved independent of the rate: their share, and until when that finding holds.
+        self._background = 0.0
         self._rate_independent_until = -math.inf
         # Clients on several threads may share one limiter (one per token and origin).
         self._lock = threading.Lock()
@@ -276,10 +284,11 @@ class AdaptiveRateLimiter:
         self._srtt = rtt if self._srtt is None else 0.875 * self._srtt + 0.125 * rtt
         self._samples.append(slot.rate)
         self._accepted.append(now)
+        if slot.sent_at >= self._pause_decided:
+            self._consecutive_429 = 0
         if slot.sent_at < self._last_decrease:
             return  # an answer to the old, faster regime
         self._regime_ok += 1
-        self._consecutive_429 = 0
         if budget_exhausted:
             self._decrease(now)
         elif slot.sent_at >= self._last_change and self._may_grow(now):
@@ -305,13 +314,20 @@ class AdaptiveRateLimiter:
         if slot.sent_at < self._last_decrease:
             return
         self._regime_refused += 1
-        self._consecutive_429 += 1
+        background = now < self._rate_independent_until and not self._above_background()
         if self._should_decrease(now):
             self._decrease(now)
-        if retry_after is None or retry_after <= 0:
-            slots = 2.0 ** min(self._consecutive_429 - 1, 30)
-            pause = min(slots / self._rate, self._backoff_cap) * (1.0 - 0.25 * self._rng())
-            self._pause_until(now + pause)
+        if background or (retry_after is not None and retry_after > 0) or slot.sent_at < self._pause_decided:
+            # A refusal of the known background kind is retried without holding everyone back; one
+            # sent before the last pause was decided is already answered by that pause.
+            return
+        # Without a wait from the server, pause 1, 2, 4, ... send intervals by the number of pauses in
+        # a row whose following sends were refused too.
+        self._consecutive_429 += 1
+        slots = 2.0 ** min(self._consecutive_429 - 1, 30)
+        pause = min(slots / self._rate, self._backoff_cap) * (1.0 - 0.25 * self._rng())
+        self._pause_until(now + pause)
+        self._pause_decided = now
 
     def _sending_rate(self) -> float:
         """Sends per second over the recent sends (infinite until there are two)."""
@@ -326,56 +342,81 @@ class AdaptiveRateLimiter:
         return len(self._accepted) / span if span >= 1.0 else math.inf
 
     def _may_grow(self, now: float) -> bool:
-        if now < self._rate_independent_until:
-            return False  # holding the rate while refusals come whatever the rate
         if self.slow_start:
             return self._sending_rate() >= self._rate / 2.0
         return self._rate < 1.5 * self._delivered_rate(now)
 
     _REGIME_ANSWERS = 20  # answers needed before a regime's 429 share means anything
     _MEANINGFUL_SHARE = 0.05  # below this share of refusals, a decrease is never questioned
-    _RATE_INDEPENDENT_HOLD = 30.0  # seconds without decreases once refusals proved rate-independent
+    _RATE_INDEPENDENT_HOLD = 30.0  # seconds the finding "refusals do not depend on the rate" holds
+    # A larger share of refusals is never taken for background: misjudging a real limit would be costly.
+    _MAX_BACKGROUND = 0.35
 
     def _should_decrease(self, now: float) -> bool:
         """Decide whether this fresh 429 lowers the rate (it pauses the sends either way)."""
+        if now < self._rate_independent_until:
+            # Refusals come whatever the rate: only a share clearly above theirs says "too fast", and
+            # then the finding itself is in doubt (it may have been the dregs of a real overload).
+            if not self._above_background():
+                return False
+            self._rate_independent_until = -math.inf
+            return True
         if self.slow_start:
             return True
-        if now < self._rate_independent_until:
-            return False
         answers = self._regime_ok + self._regime_refused
         if answers < self._REGIME_ANSWERS:
-            return False  # too few answers at this rate to say it is too fast
-        previous = self._previous_throughput
+            # Too few answers at this rate to say it is too fast, unless nearly all are refusals (far
+            # above a limit, which no background share explains).
+            return self._regime_refused >= 8 and self._regime_refused >= 0.75 * answers
+        share = self._regime_refused / answers
         throughput = self._regime_throughput(now)
         rate_ratio = self._rate / self._rate_before_decrease
         if (
-            previous
+            self._previous_regime is not None
             and rate_ratio < 0.95
-            and self._regime_refused / answers >= self._MEANINGFUL_SHARE
-            and throughput <= previous * rate_ratio * 1.1
+            and self._MEANINGFUL_SHARE <= share <= self._MAX_BACKGROUND
+            and throughput <= self._previous_regime[0] * rate_ratio * 1.1
+            and share >= 0.8 * self._previous_regime[1]
         ):
-            # The last decrease cost throughput in proportion and did not stop the refusals: they do
-            # not depend on our rate. Go back to the rate before it and hold it for a while (retries
-            # and pauses still apply), then look again.
-            self._set_rate(max(self._rate, self._rate_before_decrease))
+            # The last decrease cost throughput in proportion and refusals came as often: they do not
+            # depend on our rate. Stop decreasing, grow again (by doubling if the refusals ended slow
+            # start) and for a while decrease only when refusals clearly exceed this background share.
+            self.slow_start = self.slow_start or self._chain_from_slow_start
+            self._background = share
             self._rate_independent_until = now + self._RATE_INDEPENDENT_HOLD
             self._start_regime(now, None)
             return False
         return True
 
+    def _above_background(self) -> bool:
+        """Whether this regime's answers are refused clearly more often than the background share."""
+        n = self._regime_ok + self._regime_refused
+        if n < self._REGIME_ANSWERS:
+            return False
+        background = self._background
+        margin = 2.0 * math.sqrt(background * (1.0 - background) / n) + self._MEANINGFUL_SHARE
+        return self._regime_refused / n > background + margin
+
     def _regime_throughput(self, now: float) -> float:
         span = now - self._regime_started
         return self._regime_ok / span if span > 0 else 0.0
 
-    def _start_regime(self, now: float, throughput_of_last: float | None) -> None:
-        self._previous_throughput = throughput_of_last
+    def _start_regime(self, now: float, previous: tuple[float, float] | None) -> None:
+        self._previous_regime = previous
         self._regime_ok = self._regime_refused = 0
         self._regime_started = now
         self._last_decrease = self._last_change = now
 
     def _decrease(self, now: float) -> None:
         answers = self._regime_ok + self._regime_refused
-        throughput = self._regime_throughput(now) if answers >= self._REGIME_ANSWERS else None
+        previous = None
+        if answers >= self._REGIME_ANSWERS and not self.slow_start:
+            share = self._regime_refused / answers
+            previous = (self._regime_throughput(now), share)
+            if share < self._MEANINGFUL_SHARE:
+                self._chain_from_slow_start = False  # a calm regime: a new run of decreases starts
+        elif self.slow_start:
+            self._chain_from_slow_start = True
         self._rate_before_decrease = self._rate
         if self.slow_start:
             # The rate one doubling ago saw no refusal (the measured send rate lags the doublings).
@@ -393,7 +434,7 @@ class AdaptiveRateLimiter:
                 new_rate = max(min(new_rate, estimate), new_rate * 0.6)
         self._set_rate(new_rate)
         self._step = self._rate * (1.0 / self._factor - 1.0) / self._recovery_requests
-        self._start_regime(now, throughput)
+        self._start_regime(now, previous)
 
     def _set_rate(self, rate: float) -> None:
         self._rate = min(max(rate, self._min_rate), self._max_rate)
