@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-e2e lint ui bench clean
+.PHONY: install demo test test-fast test-e2e lint ui bench bench-transform clean
 
 $(INSTALLED): pyproject.toml constraints.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ $(INSTALLED): pyproject.toml constraints.txt setup.py
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(INSTALLED)
 
-install: $(INSTALLED)
+# dbt's manifest, which the Dagster definitions read: parsed again whenever a file of dbt_project changes.
+DBT_MANIFEST := dbt_project/target/manifest.json
+$(DBT_MANIFEST): $(INSTALLED) $(shell find dbt_project -type f -not -path '*/target*' -not -path '*/logs/*' 2>/dev/null)
+	$(BIN)/python -m zephyr_qtest.lib.dbt --force
+
+install: $(INSTALLED) $(DBT_MANIFEST)
 
 demo: install
 	$(BIN)/zephyr-qtest demo
@@ -42,5 +47,8 @@ ui: install
 bench: install
 	$(BIN)/python bench/extract_benchmark.py
 
+bench-transform: install
+	$(BIN)/python bench/transform_benchmark.py
+
 clean:
-	rm -rf .zephyr_qtest .pytest_cache .ruff_cache dbt_project/target
+	rm -rf .zephyr_qtest .pytest_cache .ruff_cache dbt_project/target dbt_project/logs

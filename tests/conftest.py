@@ -12,9 +12,16 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from zephyr_qtest.lib.dbt import prepare_manifest
 from zephyr_qtest.lib.postgres import EmbeddedPostgres, with_database
 
 BACKENDS = ["embedded"] + (["tcp"] if os.environ.get("TEST_POSTGRES_URL") else [])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The definitions read dbt's manifest when they are imported, which collection does: parse the dbt
+    # project first whenever a file of it changed since the last parse.
+    prepare_manifest()
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,7 @@ def run_demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from zephyr_qtest.defs.partitions import zephyr_projects
+    from zephyr_qtest.lib.mapping import print_transform_report
     from zephyr_qtest.lib.postgres import database_url, redact_url
     from zephyr_qtest.lib.zephyr.client import ZephyrClient
     from zephyr_qtest.lib.zephyr.discovery import discover_project_keys
@@ -114,6 +115,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 failed.append(project_key)
         print()
         print_extraction_report(db_url, projects)
+        print()
+        print_transform_report(db_url, projects)
     if failed:
         print(f"\nfailed: {', '.join(failed)} (see the runs in `make ui`)", file=sys.stderr)
         return 1

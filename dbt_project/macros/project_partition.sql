@@ -12,12 +12,21 @@
 {%- endmacro %}
 
 
-{#- Pre-hook of every mart: on an incremental run, delete the project's rows first. It runs inside the
-    model's transaction, so the delete and the insert of the new rows commit together; a project that now
-    has no rows of a kind ends with none. -#}
+{#- Pre-hook of every mart: on an incremental run, remove the project's rows first. It runs inside the
+    model's transaction, so the removal and the insert of the new rows commit together; a project that
+    now has no rows of a kind ends with none. When the table holds no other project's rows, TRUNCATE
+    (transactional in PostgreSQL) replaces the DELETE: it leaves no dead rows behind. -#}
 {% macro delete_project_rows() -%}
     {%- if is_incremental() -%}
-        delete from {{ this }} where project_key = '{{ zephyr_project_key() }}'
+        do $zq$
+        begin
+            if exists (select 1 from {{ this }} where project_key <> '{{ zephyr_project_key() }}') then
+                delete from {{ this }} where project_key = '{{ zephyr_project_key() }}';
+            else
+                truncate table {{ this }};
+            end if;
+        end
+        $zq$
     {%- endif -%}
 {%- endmacro %}
 

@@ -151,5 +151,5 @@ migration_job = dg.define_asset_job(
     # learnt and its open connections, instead of each step process starting from slow start. The
     # API steps run one at a time anyway (the vendor rate-limits per token).
     executor_def=dg.in_process_executor,
-    description="The whole migration for one Zephyr project (today: the raw extraction).",
+    description="The whole migration for one Zephyr project: raw extraction, then the dbt transform.",
 )

@@ -2,7 +2,7 @@ with
 
 custom_fields as (
 
-    select * from {{ ref('int_custom_fields_unnested') }}
+    select * from {{ ref('stg_zephyr__custom_fields') }}
     where project_key = '{{ zephyr_project_key() }}'
 
 ),

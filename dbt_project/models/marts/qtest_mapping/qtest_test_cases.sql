@@ -39,6 +39,15 @@ custom_fields as (
 
 ),
 
+issue_links as (
+
+    select * from {{ ref('issue_link') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and object_type = 'TestCase'
+
+),
+
 test_steps as (
 
     select * from {{ ref('test_step') }}
@@ -127,6 +136,22 @@ label_values as (
 
 ),
 
+-- Jira issue links: a text property listing the linked issues (their URLs when Zephyr sent one, else the
+-- Jira issue ids), in Zephyr's order; the links themselves stay in canonical.issue_link.
+issue_link_values as (
+
+    select
+        object_id as test_case_id,
+        'issueLinks' as zephyr_field,
+        null as default_label,
+        string_agg(coalesce(target_url, issue_id::text), ', ' order by link_order) as value_text,
+        'text' as value_type
+    from issue_links
+    where coalesce(target_url, issue_id::text) is not null
+    group by object_id
+
+),
+
 custom_values as (
 
     select
@@ -149,6 +174,8 @@ all_values as (
     select * from builtin_values
     union all
     select * from label_values
+    union all
+    select * from issue_link_values
     union all
     select * from custom_values
 

@@ -1,0 +1,352 @@
+"""The transform end to end through Dagster: raw assets extract two projects from the sandbox, the dbt
+assets build staging, canonical and the qTest mapping for each; then everything again.
+
+Proves: every dbt test passes as an asset check of the run; a second round gives identical tables; a
+project's run never touches another project's rows; every key of every raw payload lands in a canonical
+column or is declared dropped with a reason; bad raw objects are kept or reported, never crash the build.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import psycopg
+import pytest
+from dagster_dbt import DbtCliResource
+from psycopg import sql
+
+from zephyr_qtest.defs.ingest.assets import raw_assets
+from zephyr_qtest.defs.partitions import zephyr_projects
+from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
+from zephyr_qtest.defs.transform.dbt import dbt_project, zephyr_dbt_models
+from zephyr_qtest.lib.dbt import dbt_executable, manifest_path
+from zephyr_qtest.lib.postgres import with_database
+from zephyr_qtest.lib.zephyr.extract import ENTITIES
+from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
+
+SEED = 3
+MART_SCHEMAS = ("canonical", "qtest_mapping")
+SEEDS = {"status_map", "priority_map", "user_map", "custom_field_map"}
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[ZephyrSandboxHandle]:
+    with start_in_thread(seed=SEED, size="tiny") as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def transform_database(embedded_server_url: str) -> Iterator[str]:
+    """A database of its own on the embedded server (the API, not PostgreSQL, is what varies here)."""
+    name = f"zq_transform_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(embedded_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    yield with_database(embedded_server_url, name)
+    with psycopg.connect(embedded_server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+def _run(
+    database_url: str,
+    project_key: str,
+    assets: list[Any],
+    sandbox: ZephyrSandboxHandle | None = None,
+) -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(zephyr_projects.name, [project_key])
+    resources: dict[str, Any] = {
+        "postgres": PostgresResource(database_url=database_url),
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+    }
+    if sandbox is not None:
+        resources["zephyr"] = ZephyrResource(base_url=sandbox.base_url, api_token=sandbox.token)
+    return dg.materialize(
+        assets, partition_key=project_key, instance=instance, resources=resources, raise_on_error=False
+    )
+
+
+def _error_text(error: Any) -> str:
+    """The error and its causes, innermost last (a step failure's message alone names only the op)."""
+    parts = []
+    while error is not None:
+        parts.append(error.message.strip())
+        error = error.cause
+    return " <- ".join(parts)
+
+
+def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    failed = [
+        f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} {evaluation.description or ''}"
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed
+    ]
+    failed += [
+        f"{event.step_key}: {_error_text(event.step_failure_data.error)}"
+        for event in result.all_events
+        if event.is_step_failure
+    ]
+    return failed
+
+
+# When and by which run a row was extracted: the only columns a re-extraction may change.
+EXTRACTION_STAMPS = {"_loaded_at", "_run_id"}
+
+
+def _snapshot(url: str) -> dict[tuple[str, str], dict[str, str]]:
+    """md5 of every mart table's rows without the extraction stamps, per project:
+    {(schema, table): {project_key: digest:count}}."""
+    digests: dict[tuple[str, str], dict[str, str]] = {}
+    with psycopg.connect(url) as conn:
+        columns: dict[tuple[str, str], list[str]] = {}
+        for schema, table, column in conn.execute(
+            "select c.table_schema, c.table_name, c.column_name from information_schema.columns c "
+            "join information_schema.tables t using (table_schema, table_name) "
+            "where c.table_schema = any(%s) and t.table_type = 'BASE TABLE' order by 1, 2, c.ordinal_position",
+            (list(MART_SCHEMAS),),
+        ):
+            if table not in SEEDS and column not in EXTRACTION_STAMPS:
+                columns.setdefault((schema, table), []).append(column)
+        for (schema, table), names in columns.items():
+            row = sql.SQL("row({})::text").format(sql.SQL(", ").join(map(sql.Identifier, names)))
+            rows = conn.execute(
+                sql.SQL(
+                    "select project_key, md5(string_agg(r, E'\\n' order by r)), count(*) "
+                    "from (select project_key, {} as r from {}.{}) as t group by project_key"
+                ).format(row, sql.Identifier(schema), sql.Identifier(table))
+            ).fetchall()
+            digests[(schema, table)] = {key: f"{digest}:{count}" for key, digest, count in rows}
+    return digests
+
+
+@pytest.fixture(scope="module")
+def built(transform_database: str, sandbox: ZephyrSandboxHandle) -> dict[str, Any]:
+    """Raw + dbt for each project, twice (A, B, A, B), with a snapshot of every mart after each run."""
+    projects = sorted(sandbox.info()["counts"]["per_project"])
+    assert len(projects) == 2
+    runs: list[dict[str, Any]] = []
+    for project_key in (*projects, *projects):
+        result = _run(transform_database, project_key, [*raw_assets, zephyr_dbt_models], sandbox)
+        runs.append(
+            {
+                "project": project_key,
+                "success": result.success,
+                "failures": _failures(result),
+                "checks": result.get_asset_check_evaluations(),
+                "materializations": result.get_asset_materialization_events(),
+                "snapshot": _snapshot(transform_database),
+            }
+        )
+    return {"projects": projects, "runs": runs}
+
+
+def test_every_run_succeeds_with_every_dbt_test_passing_as_an_asset_check(built: dict[str, Any]) -> None:
+    manifest = json.loads(manifest_path().read_text())
+    dbt_tests = [node for node in manifest["nodes"].values() if node["resource_type"] == "test"]
+    for run in built["runs"]:
+        assert run["success"] and run["failures"] == [], (run["project"], run["failures"])
+        dbt_checks = [
+            evaluation
+            for evaluation in run["checks"]
+            if evaluation.asset_key.path[0] in ("staging", "canonical", "qtest_mapping")
+        ]
+        # Every data test attached to one model is a check of that model (the rest are observations).
+        attached = [node for node in dbt_tests if node.get("attached_node")]
+        assert len(dbt_checks) >= len(attached) > 100, (len(dbt_checks), len(attached))
+        assert all(evaluation.passed for evaluation in dbt_checks)
+
+
+def test_every_dbt_asset_reports_its_row_count_and_columns(built: dict[str, Any]) -> None:
+    run = built["runs"][0]
+    by_key = {
+        event.materialization.asset_key: event.materialization.metadata for event in run["materializations"]
+    }
+    for key in (dg.AssetKey(["canonical", "test_case"]), dg.AssetKey(["qtest_mapping", "qtest_test_runs"])):
+        metadata = by_key[key]
+        assert metadata["dagster/partition_row_count"].value > 0, key
+        assert "dagster/column_schema" in metadata, key
+    unmapped = by_key[dg.AssetKey(["qtest_mapping", "unmapped"])]
+    assert unmapped["unmapped_values"].value >= 0 and "unmapped" in unmapped
+
+
+def test_every_project_lands_in_every_main_table(built: dict[str, Any]) -> None:
+    final = built["runs"][-1]["snapshot"]
+    projects = set(built["projects"])
+    for table in ("project", "folder", "test_case", "test_step", "test_cycle", "test_execution",
+                  "custom_field", "attachment", "test_execution_step", "test_script"):  # fmt: skip
+        assert set(final[("canonical", table)]) == projects, table
+    for table in ("qtest_modules", "qtest_test_cases", "qtest_test_steps", "qtest_test_cycles",
+                  "qtest_test_runs", "qtest_test_logs", "qtest_test_step_logs", "qtest_attachments"):  # fmt: skip
+        assert set(final[("qtest_mapping", table)]) == projects, table
+
+
+def test_a_project_run_leaves_the_other_project_alone(built: dict[str, Any]) -> None:
+    first, second = built["projects"]
+    only_first, both, first_again, second_again = (run["snapshot"] for run in built["runs"])
+    for table, digests in only_first.items():
+        assert second not in digests, f"{table} has {second} rows after building {first} only"
+        assert both[table].get(first) == digests.get(first), f"{table}: {second}'s run changed {first}'s rows"
+    for table, digests in both.items():
+        assert first_again[table].get(second) == digests.get(second), (
+            f"{table}: {first}'s re-run changed {second}"
+        )
+        assert second_again[table].get(first) == first_again[table].get(first), (
+            f"{table}: {second} changed {first}"
+        )
+
+
+def test_a_second_round_gives_identical_tables(built: dict[str, Any]) -> None:
+    runs = built["runs"]
+    assert runs[1]["snapshot"] == runs[3]["snapshot"]
+
+
+def _payload_paths(value: Any, prefix: str = "") -> Iterator[str]:
+    """`a.b`, arrays as `name[]`, a leaf, null or empty container as its own path."""
+    if isinstance(value, dict):
+        if not value and prefix:
+            yield prefix
+        for key, item in value.items():
+            yield from _payload_paths(item, f"{prefix}.{key}" if prefix else key)
+    elif isinstance(value, list):
+        yield f"{prefix}[]"
+        for item in value:
+            yield from _payload_paths(item, f"{prefix}[]")
+    else:
+        yield prefix
+
+
+def _covered(path: str, declared: list[str]) -> bool:
+    """Declared, below a declared path, or the start of one; `*` matches any one key."""
+    found = path.split(".")
+    for entry in declared:
+        pattern = entry.split(".")
+        length = min(len(found), len(pattern))
+        pairs = zip(pattern[:length], found[:length], strict=True)
+        if all(p in ("*", f) or (p == "*[]" and f.endswith("[]")) for p, f in pairs):
+            return True
+    return False
+
+
+def test_every_raw_payload_key_is_mapped_or_dropped(built: dict[str, Any], transform_database: str) -> None:
+    """Walks every jsonb key the extraction wrote (the generator makes every kind of object the API has)."""
+    manifest = json.loads(manifest_path().read_text())
+    canonical_columns = {
+        node["name"]: set(node["columns"])
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model" and node["schema"] == "canonical"
+    }
+    problems: list[str] = []
+    declared_tables: list[str] = []
+    with psycopg.connect(transform_database) as conn:
+        for node in manifest["nodes"].values():
+            if node["resource_type"] != "model" or not node["name"].startswith("stg_zephyr__"):
+                continue
+            meta = node["config"]["meta"]
+            if "raw_table" not in meta:
+                continue  # reads raw tables that another staging model declares (custom fields)
+            declared_tables.append(meta["raw_table"])
+            mapped, dropped = meta["payload_key_columns"], meta["dropped_payload_keys"]
+            for path, target in mapped.items():
+                match = re.fullmatch(r"canonical\.(\w+)\.(\w+)", target)
+                if not match or match[2] not in canonical_columns.get(match[1], set()):
+                    problems.append(f"{node['name']}: {path} -> {target} is not a canonical column")
+            found: set[str] = set()
+            for (payload,) in conn.execute(f"select payload from {meta['raw_table']}"):
+                found.update(_payload_paths(payload))
+            problems += [
+                f"{meta['raw_table']}: payload key {path!r} is neither mapped nor dropped"
+                for path in sorted(found)
+                if not _covered(path, [*mapped, *dropped])
+            ]
+    assert not problems, "\n".join(problems)
+    # Every raw table is walked, by exactly one staging model.
+    assert sorted(declared_tables) == sorted(f"zephyr_raw.{entity.name}" for entity in ENTITIES)
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+
+_BAD_ROWS = """
+insert into zephyr_raw.projects values ('BAD', 99001, 'BAD', null, null, '{"id": 99001, "key": "BAD", "enabled": "yes"}', now(), 'bad');
+insert into zephyr_raw.statuses values
+ ('BAD', 99101, null, null, null, '{"id": 99101, "name": "Pass", "statusType": "TEST_EXECUTION"}', now(), 'bad'),
+ ('BAD', 99102, null, null, null, '{"id": 99102, "statusType": "WEIRD", "index": "z", "archived": 1}', now(), 'bad');
+insert into zephyr_raw.folders values
+ ('BAD', 99202, null, null, null, '{"id": 99202, "folderType": "WEIRD", "parentId": "abc"}', now(), 'bad'),
+ ('BAD', 99203, null, null, null, '{"id": 99203, "name": "A", "folderType": "TEST_CASE", "parentId": 99204}', now(), 'bad'),
+ ('BAD', 99204, null, null, null, '{"id": 99204, "name": "B", "folderType": "TEST_CASE", "parentId": 99203}', now(), 'bad'),
+ ('BAD', null, null, null, null, '{"name": "no id", "folderType": "TEST_CASE"}', now(), 'bad');
+insert into zephyr_raw.test_cases values
+ ('BAD', 99301, 'BAD-T1', null, null, '{"id": 99301, "key": "BAD-T1", "estimatedTime": "abc", "createdOn": "2024-13-45T99:00:00Z",
+   "labels": "x", "customFields": "x", "links": null, "folder": {"id": 99203}}', now(), 'bad'),
+ ('BAD', 99302, 'BAD-T2', null, null, '{"id": 99302, "key": "BAD-T2", "createdOn": "2024-02-30T10:00:00Z", "estimatedTime": 1.5,
+   "customFields": {"a": {"x": 1}, "b": null}, "links": {"issues": [{"type": "WEIRD", "issueId": "q"}], "webLinks": [{"url": null}]},
+   "testScript": {"self": "https://x/v2/testcases/BAD-T2/testscript"}}', now(), 'bad'),
+ ('BAD', 99303, null, null, null, '{"id": 99303, "name": "no key"}', now(), 'bad');
+insert into zephyr_raw.test_steps values
+ ('BAD', null, 'BAD-T1#1', 'BAD-T1', 1, '{"inline": "string"}', now(), 'bad'),
+ ('BAD', 99401, 'BAD-T1#2', 'BAD-T1', 2, '{"id": 99401, "testCase": {"testCaseKey": "BAD-T1", "parameters": "x"}}', now(), 'bad'),
+ ('BAD', 99402, 'BAD-T2#1', 'BAD-T2', 1, '{"id": 99402, "testCase": {"testCaseKey": "BAD-T1", "parameters": [{"type": "ODD"}]}}', now(), 'bad');
+insert into zephyr_raw.test_scripts values ('BAD', null, 'BAD-T2', 'BAD-T2', null, '{"type": "markdown", "text": null}', now(), 'bad');
+insert into zephyr_raw.test_executions values
+ ('BAD', 99501, 'BAD-E1', null, null, '{"id": 99501, "testCase": {"self": "weird"}, "actualEndDate": "yesterday",
+   "testCycle": {"id": "x"}, "automated": "yes", "testExecutionStatus": {"id": 99101}, "executionTime": -5}', now(), 'bad'),
+ ('BAD', 99502, null, null, null, '{"id": 99502, "testCase": {"self": "https://x/v2/testcases/BAD-T1/versions/abc"},
+   "actualEndDate": "2024-01-01T10:00:00+02:00", "testExecutionStatus": {"id": 424242}}', now(), 'bad'),
+ ('BAD', null, null, null, null, '{"testCase": {"self": "https://x/v2/testcases/BAD-T2/versions/1"}}', now(), 'bad');
+insert into zephyr_raw.test_execution_steps values
+ ('BAD', 99601, '99501#1', '99501', 1, '{"id": 99601, "inline": {"status": {"id": "x"}, "testDataRowNumber": "one"}}', now(), 'bad'),
+ ('BAD', null, 'abc#1', 'abc', 1, '{}', now(), 'bad');
+insert into zephyr_raw.attachments values
+ ('BAD', 99701, 'unknown/1/attachments/99701', 'unknown/1', null, '{"id": 99701, "name": "x.txt"}', now(), 'bad',
+  'text/plain', 1, '559aead08264d5795d3909718cdd05abd49572e84fe55590eef31a88a08fdffd', '\\x41');
+"""
+
+
+def test_bad_objects_are_kept_or_reported_never_crash(built: dict[str, Any], transform_database: str) -> None:
+    """Missing fields, wrong JSON types, impossible dates, unknown enums, parent loops, objects without id:
+    the build succeeds (data tests may warn), what can be kept is kept, the rest is listed in unmapped."""
+    with psycopg.connect(transform_database) as conn:
+        conn.execute(_BAD_ROWS)
+    result = _run(transform_database, "BAD", [zephyr_dbt_models])
+    assert result.success, _failures(result)
+    failed_checks = {
+        evaluation.check_name for evaluation in result.get_asset_check_evaluations() if not evaluation.passed
+    }
+    assert failed_checks, "the bad rows must show as failed (warning) checks"
+    assert all(
+        evaluation.severity == dg.AssetCheckSeverity.WARN
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed
+    )
+    with psycopg.connect(transform_database) as conn:
+        unmapped = {
+            (what, value)
+            for what, value in conn.execute(
+                "select what, value from qtest_mapping.unmapped where project_key = 'BAD'"
+            )
+        }
+        cases = conn.execute(
+            "select key, created_on, estimated_time_ms from canonical.test_case where project_key = 'BAD' order by key"
+        ).fetchall()
+        modules = conn.execute(
+            "select count(*) from qtest_mapping.qtest_modules where project_key = 'BAD' and mapping_issue is not null"
+        ).fetchone()
+    assert cases == [("BAD-T1", None, None), ("BAD-T2", None, None)]
+    assert modules == (2,)  # the two folders of the parent loop, placed at the root
+    assert {
+        ("not_in_canonical", "folders"),
+        ("not_in_canonical", "test cases"),
+        ("not_in_canonical", "test executions"),
+        ("not_in_canonical", "attachments"),
+        ("unknown_value", "folder.folderType = WEIRD"),
+        ("unknown_value", "status.statusType = WEIRD"),
+        ("unknown_value", "testscript.type = markdown"),
+        ("execution_status", "status id 424242"),
+        ("test_run_without_test_case", "?"),
+    } <= unmapped

@@ -1,0 +1,24 @@
+"""docs/data-dictionary.md is generated from the dbt project's docs and must match them."""
+
+from __future__ import annotations
+
+from zephyr_qtest.lib.data_dictionary import DOCUMENT, render_from_project
+
+
+def test_the_data_dictionary_is_up_to_date() -> None:
+    expected = render_from_project()
+    assert DOCUMENT.is_file(), f"{DOCUMENT} is missing: run `python -m zephyr_qtest.lib.data_dictionary`"
+    assert DOCUMENT.read_text() == expected, (
+        "docs/data-dictionary.md is out of date: run `python -m zephyr_qtest.lib.data_dictionary`"
+    )
+
+
+def test_every_canonical_table_and_payload_section_is_documented() -> None:
+    text = DOCUMENT.read_text()
+    for table in ("project", "folder", "test_case", "test_step", "test_cycle", "test_execution",
+                  "custom_field", "attachment", "test_execution_step", "test_script", "test_plan",
+                  "label", "issue_link", "web_link", "test_step_parameter", "environment", "status",
+                  "priority", "user_ref"):  # fmt: skip
+        assert f"### `canonical.{table}`" in text, table
+    assert "Payload keys of `zephyr_raw.test_executions`" in text
+    assert "| `testCase.self` |" in text

@@ -1,0 +1,100 @@
+"""What a dbt invocation needs from us: the project's paths, its arguments for one Zephyr project, how to
+reach the database, and a manifest that matches the project's files.
+
+Plain functions, so their rules are unit-tested without running dbt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+# The files whose change makes a parsed manifest stale.
+_SOURCE_DIRS = ("models", "macros", "seeds", "tests", "analyses", "snapshots")
+_SOURCE_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencies.yml")
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` installed beside this interpreter (the venv's), found without the venv on PATH."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.exists() else "dbt"
+
+
+def build_dbt_args(project_key: str, *, full_refresh: bool = False) -> list[str]:
+    """``dbt build`` for one project: the partition key reaches the models as ``var('project_key')``."""
+    if not project_key:
+        raise ValueError("a dbt run needs a project key")
+    args = ["build", "--vars", json.dumps({"project_key": project_key})]
+    return [*args, "--full-refresh"] if full_refresh else args
+
+
+def dbt_connection_env(database_url: str) -> dict[str, str]:
+    """The variables that ``dbt_project/profiles.yml`` reads, from a PostgreSQL URL.
+
+    The host may be a Unix-socket directory (the embedded server); dbt-postgres passes it to libpq as is.
+    The password goes in ``DBT_ENV_SECRET_PG_PASSWORD``: dbt scrubs ``DBT_ENV_SECRET_*`` values from its
+    logs and errors.
+    """
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    return {
+        "DBT_PG_HOST": str(info.get("host") or "127.0.0.1"),
+        "DBT_PG_PORT": str(info.get("port") or 5432),
+        "DBT_PG_USER": str(info.get("user") or "postgres"),
+        "DBT_ENV_SECRET_PG_PASSWORD": str(info.get("password") or ""),
+        "DBT_PG_DBNAME": str(info.get("dbname") or "postgres"),
+    }
+
+
+def _project_files(project_dir: Path) -> Iterator[Path]:
+    for name in _SOURCE_FILES:
+        path = project_dir / name
+        if path.is_file():
+            yield path
+    for name in _SOURCE_DIRS:
+        directory = project_dir / name
+        if directory.is_dir():
+            yield from (path for path in directory.rglob("*") if path.is_file())
+
+
+def manifest_path(project_dir: Path = DBT_PROJECT_DIR) -> Path:
+    return project_dir / "target" / "manifest.json"
+
+
+def manifest_is_stale(project_dir: Path = DBT_PROJECT_DIR) -> bool:
+    """Whether ``target/manifest.json`` is missing or older than any file of the dbt project."""
+    manifest = manifest_path(project_dir)
+    if not manifest.is_file():
+        return True
+    built = manifest.stat().st_mtime
+    return any(path.stat().st_mtime > built for path in _project_files(project_dir))
+
+
+def prepare_manifest(project_dir: Path = DBT_PROJECT_DIR, *, force: bool = False) -> Path:
+    """Parse the dbt project into ``target/manifest.json`` when it is stale (no database is needed).
+
+    The Dagster definitions read the manifest at import; ``make install`` and the test session call this
+    first, so that a changed model is never loaded from an old manifest.
+    """
+    manifest = manifest_path(project_dir)
+    if not force and not manifest_is_stale(project_dir):
+        return manifest
+    command = [dbt_executable(), "parse", "--quiet"]
+    command += ["--project-dir", str(project_dir), "--profiles-dir", str(project_dir)]
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0 or not manifest.is_file():
+        raise RuntimeError(
+            f"`dbt parse` of {project_dir} failed (exit {result.returncode}):\n{result.stdout}{result.stderr}"
+        )
+    return manifest
+
+
+if __name__ == "__main__":  # python -m zephyr_qtest.lib.dbt: what `make install` runs
+    print(prepare_manifest(force="--force" in sys.argv[1:]))

@@ -1,0 +1,159 @@
+"""What the transform produced for a project, read back from the database: the rows of each canonical
+and mapping table, and what has no mapping (``qtest_mapping.unmapped``), for the run's metadata and the
+terminal report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from zephyr_qtest.lib.postgres import connect
+
+CANONICAL_SCHEMA = "canonical"
+MAPPING_SCHEMA = "qtest_mapping"
+# The tables a user counts first, in load order (all the others are listed after them).
+MAIN_TABLES = (
+    "canonical.folder",
+    "canonical.test_case",
+    "canonical.test_step",
+    "canonical.test_cycle",
+    "canonical.test_execution",
+    "canonical.test_execution_step",
+    "canonical.attachment",
+    "qtest_mapping.qtest_modules",
+    "qtest_mapping.qtest_test_cases",
+    "qtest_mapping.qtest_test_cycles",
+    "qtest_mapping.qtest_test_runs",
+    "qtest_mapping.qtest_test_logs",
+    "qtest_mapping.qtest_attachments",
+)
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    what: str
+    value: str
+    count: int
+
+
+def read_unmapped(database_url: str, project_key: str) -> list[Unmapped]:
+    """The project's rows of ``qtest_mapping.unmapped`` (empty when the table does not exist yet)."""
+    with connect(database_url) as conn:
+        exists = conn.execute("select to_regclass('qtest_mapping.unmapped')").fetchone()
+        if not exists or not exists[0]:
+            return []
+        rows = conn.execute(
+            'select what, value, "count" from qtest_mapping.unmapped where project_key = %s '
+            'order by what, "count" desc, value',
+            (project_key,),
+        ).fetchall()
+    return [Unmapped(what, value, count) for what, value, count in rows]
+
+
+def unmapped_markdown(unmapped: list[Unmapped], *, limit: int = 50) -> str:
+    if not unmapped:
+        return "Every value has a mapping."
+    lines = ["| what | value | objects |", "|---|---|---:|"]
+    for item in unmapped[:limit]:
+        value = item.value.replace("|", "\\|") or "—"
+        lines.append(f"| {item.what} | {value} | {item.count} |")
+    if len(unmapped) > limit:
+        lines.append(f"| … | {len(unmapped) - limit} more in qtest_mapping.unmapped | |")
+    return "\n".join(lines)
+
+
+def mart_row_counts(database_url: str, projects: list[str]) -> dict[str, dict[str, int]]:
+    """``schema.table`` → {project: rows}, for every canonical and mapping table that has a project_key."""
+    with connect(database_url) as conn:
+        tables = conn.execute(
+            "select table_schema, table_name from information_schema.columns "
+            "where table_schema = any(%s) and column_name = 'project_key' order by 1, 2",
+            ([CANONICAL_SCHEMA, MAPPING_SCHEMA],),
+        ).fetchall()
+        counts: dict[str, dict[str, int]] = {}
+        for schema, table in tables:
+            rows = conn.execute(
+                sql.SQL(
+                    "select project_key, count(*) from {}.{} where project_key = any(%s) group by 1"
+                ).format(sql.Identifier(schema), sql.Identifier(table)),
+                (projects,),
+            ).fetchall()
+            counts[f"{schema}.{table}"] = dict(rows)
+    return counts
+
+
+def print_transform_report(database_url: str, projects: list[str]) -> None:
+    counts = mart_row_counts(database_url, projects)
+    if not counts:
+        print("canonical / qtest_mapping: not built")
+        return
+    names = [name for name in MAIN_TABLES if name in counts]
+    names += sorted(name for name in counts if name not in MAIN_TABLES)
+    width = max(len(name) for name in names)
+    header = f"{'table':<{width}}  " + "  ".join(f"{project:>10}" for project in projects)
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        print(f"{name:<{width}}  " + "  ".join(f"{counts[name].get(p, 0):>10}" for p in projects))
+    for project in projects:
+        unmapped = read_unmapped(database_url, project)
+        if unmapped:
+            print(f"\n{project}: {sum(item.count for item in unmapped)} objects with values that have no mapping "
+                  "(edit dbt_project/seeds/*_map.csv, then re-run):")  # fmt: skip
+            for item in unmapped[:20]:
+                print(f"  {item.what:<28} {item.value or '—':<40} {item.count:>6}")
+            if len(unmapped) > 20:
+                print(f"  … {len(unmapped) - 20} more in qtest_mapping.unmapped")
+
+
+@dataclass(frozen=True)
+class RelationStats:
+    rows: int | None  # None for a view (not counted: its query may be costly)
+    columns: list[tuple[str, str]]  # (name, PostgreSQL type), in table order
+
+
+class ProjectTableStats:
+    """Reads what a dbt run built for one project, on one connection for the whole run: each relation's
+    columns as the database has them, and its rows of the project (the marts hold every project's; a seed
+    is counted whole)."""
+
+    def __init__(self, database_url: str, project_key: str) -> None:
+        self._database_url = database_url
+        self._project_key = project_key
+        self._conn: Any = None
+
+    def __enter__(self) -> ProjectTableStats:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def describe(self, schema: str, table: str) -> RelationStats | None:
+        """None when the relation does not exist."""
+        if self._conn is None:
+            self._conn = connect(self._database_url, autocommit=True)
+        kind = self._conn.execute(
+            "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relname = %s",
+            (schema, table),
+        ).fetchone()
+        if not kind:
+            return None
+        columns = self._conn.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = %s and table_name = %s order by ordinal_position",
+            (schema, table),
+        ).fetchall()
+        if kind[0] not in ("r", "p"):
+            return RelationStats(rows=None, columns=columns)
+        query = sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        if any(name == "project_key" for name, _ in columns):
+            rows = self._conn.execute(
+                sql.SQL("{} where project_key = %s").format(query), (self._project_key,)
+            )
+        else:
+            rows = self._conn.execute(query)
+        return RelationStats(rows=rows.fetchone()[0], columns=columns)
