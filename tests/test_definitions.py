@@ -63,3 +63,59 @@ def test_raw_assets_carry_their_checks_and_the_job_and_sensor_exist() -> None:
     assert ("test_steps", "call_to_test_targets_exist") in check_keys
     assert definitions.resolve_job_def("migration_job").partitions_def.name == "zephyr_project"
     assert definitions.resolve_sensor_def("zephyr_project_discovery") is not None
+
+
+def test_the_dbt_models_are_assets_keyed_by_schema_with_their_tests_as_checks() -> None:
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    for key in (
+        dg.AssetKey(["staging", "stg_zephyr__test_cases"]),
+        dg.AssetKey(["canonical", "test_case"]),
+        dg.AssetKey(["canonical", "test_execution_step"]),
+        dg.AssetKey(["qtest_mapping", "qtest_test_logs"]),
+        dg.AssetKey(["qtest_mapping", "unmapped"]),
+        dg.AssetKey(["qtest_mapping", "status_map"]),
+    ):
+        assert key in keys, key
+        node = graph.get(key)
+        assert node.group_name == key.path[0]
+        assert node.partitions_def is not None and node.partitions_def.name == "zephyr_project"
+        assert node.description, key
+    # Staging reads the raw assets through the dbt sources' meta.dagster.asset_key.
+    assert (
+        dg.AssetKey(["zephyr_raw", "test_cases"])
+        in graph.get(dg.AssetKey(["staging", "stg_zephyr__test_cases"])).parent_keys
+    )
+    dbt_checks = [
+        key for key in graph.asset_check_keys if key.asset_key.path[0] in ("canonical", "qtest_mapping")
+    ]
+    assert len(dbt_checks) > 100
+    assert definitions.resolve_assets_def(dg.AssetKey(["canonical", "test_case"])).op.pool == "postgres"
+
+
+def test_every_asset_has_the_same_partitions_and_backfill_policy() -> None:
+    graph = defs().resolve_asset_graph()
+    policies = set()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if not node.is_materializable:
+            continue
+        assert node.partitions_def is not None and node.partitions_def.name == "zephyr_project", key
+        policies.add(node.backfill_policy)
+    assert policies == {dg.BackfillPolicy.multi_run(1)}
+
+
+def test_the_qtest_stages_follow_the_load_order() -> None:
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+
+    def parents(name: str) -> set[str]:
+        return {key.to_user_string() for key in graph.get(dg.AssetKey(["qtest", name])).parent_keys}
+
+    assert "qtest/modules" in parents("test_cases")
+    assert {"qtest/test_cases", "qtest/test_cycles"} <= parents("test_runs")
+    assert "qtest/test_runs" in parents("test_logs")
+    assert "qtest_mapping/qtest_test_logs" in parents("test_logs")
+    for name in ("modules", "test_cases", "test_cycles", "test_runs", "test_logs", "reconciliation"):
+        assert definitions.resolve_assets_def(dg.AssetKey(["qtest", name])).op.pool == "qtest_api"

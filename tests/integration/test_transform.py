@@ -23,7 +23,7 @@ from psycopg import sql
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
-from zephyr_qtest.defs.transform.dbt import dbt_project, zephyr_dbt_models
+from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
 from zephyr_qtest.lib.dbt import dbt_executable, manifest_path
 from zephyr_qtest.lib.postgres import with_database
 from zephyr_qtest.lib.zephyr.extract import ENTITIES

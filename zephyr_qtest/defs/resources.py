@@ -9,9 +9,12 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from dagster_dbt import DbtCliResource
 from pydantic import Field
 
 from zephyr_qtest.lib import postgres
+from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, dbt_executable
+from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.zephyr.client import ZephyrClient
 
 
@@ -84,6 +87,40 @@ class ZephyrResource(dg.ConfigurableResource):
         )
 
 
+class QtestResource(dg.ConfigurableResource):
+    """qTest Manager (or the project's sandbox): site URL and an API token, or a user name and password."""
+
+    base_url: str = Field(default="", description="QTEST_BASE_URL, the site, e.g. https://acme.qtestnet.com")
+    api_token: str = Field(
+        default="", description="QTEST_API_TOKEN (secret: set it through the environment)."
+    )
+    username: str = Field(default="", description="QTEST_USERNAME, when logging in instead of a token.")
+    password: str = Field(default="", description="QTEST_PASSWORD (secret).")
+    project_map: dict[str, str] = Field(
+        default={},
+        description="Zephyr project key -> qTest project name or id; unmapped projects go to the qTest "
+        "project named after the Zephyr key, created when missing.",
+    )
+    approve_test_cases: bool = Field(
+        default=True, description="Approve each migrated test case (0.1 -> 1.0)."
+    )
+    max_in_flight: int = Field(default=8, description="Requests in flight at once.")
+
+    def client(self) -> QtestClient:
+        if not self.base_url or not (self.api_token or (self.username and self.password)):
+            raise dg.Failure(
+                "qTest is not configured: set QTEST_BASE_URL and QTEST_API_TOKEN (or QTEST_USERNAME and "
+                "QTEST_PASSWORD), or run the sandbox (`make demo` / `make ui` start it for you)."
+            )
+        return QtestClient(
+            self.base_url,
+            self.api_token or None,
+            username=self.username or None,
+            password=self.password or None,
+            max_in_flight=self.max_in_flight,
+        )
+
+
 def _env_or_default(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
@@ -114,11 +151,23 @@ def zephyr_resource_from_env() -> ZephyrResource:
     return ZephyrResource(**{name: value for name, value in settings.items() if value is not None})  # type: ignore[arg-type]
 
 
+def qtest_resource_from_env() -> QtestResource:
+    settings = {
+        "base_url": _env_or_default("QTEST_BASE_URL"),
+        "api_token": _env_or_default("QTEST_API_TOKEN"),
+        "username": _env_or_default("QTEST_USERNAME"),
+        "password": _env_or_default("QTEST_PASSWORD"),
+    }
+    return QtestResource(**{name: value for name, value in settings.items() if value is not None})  # type: ignore[arg-type]
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "postgres": postgres_resource_from_env(),
             "zephyr": zephyr_resource_from_env(),
+            "qtest": qtest_resource_from_env(),
+            "dbt": DbtCliResource(project_dir=DBT_PROJECT_DIR, dbt_executable=dbt_executable()),
         }
     )

@@ -16,7 +16,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource
-from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, build_dbt_args, dbt_connection_env, dbt_executable
+from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, build_dbt_args, dbt_connection_env
 from zephyr_qtest.lib.mapping import ProjectTableStats, RelationStats, read_unmapped, unmapped_markdown
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -109,10 +109,3 @@ def _unmapped_metadata(
         "unmapped_objects": objects,
         "unmapped": dg.MetadataValue.md(unmapped_markdown(unmapped)),
     }
-
-
-@dg.definitions
-def dbt_resources() -> dg.Definitions:
-    return dg.Definitions(
-        resources={"dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())}
-    )

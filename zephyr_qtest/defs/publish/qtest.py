@@ -1,0 +1,186 @@
+"""The qTest assets: one Zephyr project's mapping marts published into qTest, exactly once.
+
+Modules, then test cases with their steps (callees first, approved as configured), cycles, runs and
+logs (oldest first, with step logs): each stage reads its ``qtest_mapping`` table and follows the id-map
+protocol of ``lib/qtest/publish.py``, so a re-run skips what is done, updates what changed, and finds
+again what a killed run may have created. A failed object is recorded and the others go on; the asset
+fails at the end, naming them, so that a re-run finishes the rest.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from zephyr_qtest.defs.partitions import zephyr_projects
+from zephyr_qtest.defs.resources import PostgresResource, QtestResource
+from zephyr_qtest.lib.mapping import read_unmapped
+from zephyr_qtest.lib.postgres import project_home
+from zephyr_qtest.lib.qtest import reconcile
+from zephyr_qtest.lib.qtest.loader import publish_stage
+
+QTEST_GROUP = "qtest"
+
+
+def reports_dir() -> Path:
+    """Where the reconciliation reports go: ZEPHYR_QTEST_REPORTS, else reports/ beside the project home."""
+    configured = os.environ.get("ZEPHYR_QTEST_REPORTS")
+    return Path(configured) if configured else project_home().parent / "reports"
+
+
+FAILURES_SHOWN = 20
+
+# stage -> (description, mapping marts it reads, qTest stages before it)
+STAGES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "modules": (
+        "qTest modules from Zephyr's test-case folder tree, parents first.",
+        ("qtest_modules",),
+        (),
+    ),
+    "test_cases": (
+        "qTest test cases with their steps in the create call (call-to-test callees first), properties set "
+        "by field label, approved as configured; each carries its Zephyr key.",
+        ("qtest_test_cases", "qtest_test_steps"),
+        ("modules",),
+    ),
+    "test_cycles": (
+        "qTest test-cycle tree (and releases or top-level cycles for test plans, and the ad-hoc cycle).",
+        ("qtest_test_cycles",),
+        (),
+    ),
+    "test_runs": (
+        "One qTest test run per (Zephyr cycle, test case) pair, in its cycle.",
+        ("qtest_test_runs",),
+        ("test_cases", "test_cycles"),
+    ),
+    "test_logs": (
+        "One qTest test log per Zephyr execution on its run, oldest first, with status, dates, note, "
+        "properties and step logs.",
+        ("qtest_test_logs", "qtest_test_step_logs"),
+        ("test_runs",),
+    ),
+}
+
+
+def _failures_markdown(failures: list[Any]) -> str:
+    lines = ["| object | reason |", "|---|---|"]
+    for failure in failures[:FAILURES_SHOWN]:
+        reason = failure.reason.replace("|", "\\|")[:300]
+        lines.append(f"| {failure.source_key} | {reason} |")
+    if len(failures) > FAILURES_SHOWN:
+        lines.append(
+            f"| … {len(failures) - FAILURES_SHOWN} more in migration.id_map (state failed or pending) | |"
+        )
+    return "\n".join(lines)
+
+
+def build_publish_asset(stage: str) -> dg.AssetsDefinition:
+    description, marts, upstream = STAGES[stage]
+
+    @dg.asset(
+        name=stage,
+        key_prefix=[QTEST_GROUP],
+        group_name=QTEST_GROUP,
+        description=description,
+        partitions_def=zephyr_projects,
+        deps=[dg.AssetKey(["qtest_mapping", mart]) for mart in marts]
+        + [dg.AssetKey([QTEST_GROUP, name]) for name in upstream],
+        kinds={"qtest", "postgres"},
+        pool="qtest_api",
+        backfill_policy=dg.BackfillPolicy.multi_run(1),
+    )
+    async def publish_asset(
+        context: dg.AssetExecutionContext, qtest: QtestResource, postgres: PostgresResource
+    ):
+        project_key = context.partition_key
+        async with qtest.client() as client:
+            summary, problems = await publish_stage(
+                stage,
+                postgres.url(),
+                client,
+                project_key,
+                project_target=qtest.project_map.get(project_key),
+                approve_test_cases=qtest.approve_test_cases,
+            )
+            calls = client.stats.as_metadata()
+        metadata: dict[str, Any] = {**summary.as_metadata(), **{f"api_{k}": v for k, v in calls.items()}}
+        if problems:
+            lines = ["| object | field label | reason | objects |", "|---|---|---|---:|"]
+            lines += [
+                f"| {kind} | {label} | {reason} | {count} |"
+                for (kind, label, reason), count in problems.items()
+            ]
+            metadata["properties_not_set"] = dg.MetadataValue.md("\n".join(lines))
+            for (kind, label, reason), count in problems.items():
+                context.log.warning(f"{project_key} {kind}: {label!r} not set on {count} objects: {reason}")
+        if summary.failures:
+            metadata["failures"] = dg.MetadataValue.md(_failures_markdown(summary.failures))
+            named = "; ".join(f"{f.source_key}: {f.reason[:200]}" for f in summary.failures[:5])
+            raise dg.Failure(
+                description=f"{summary.failed} {stage} of {project_key} were not published (a re-run retries "
+                f"them): {named}",
+                metadata=metadata,
+            )
+        return dg.MaterializeResult(metadata=metadata)
+
+    return publish_asset
+
+
+publish_assets = [build_publish_asset(stage) for stage in STAGES]
+
+
+RECONCILED_TYPES = ("module", "test_case", "test_step", "test_cycle", "test_run", "test_log")
+
+
+@dg.asset(
+    name="reconciliation",
+    key_prefix=[QTEST_GROUP],
+    group_name=QTEST_GROUP,
+    partitions_def=zephyr_projects,
+    deps=[dg.AssetKey([QTEST_GROUP, stage]) for stage in STAGES],
+    kinds={"qtest", "postgres"},
+    pool="qtest_api",
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
+    check_specs=[
+        dg.AssetCheckSpec(
+            f"{object_type}_equal",
+            asset=dg.AssetKey([QTEST_GROUP, "reconciliation"]),
+            description=f"Every {object_type} is in qTest once, field for field equal to canonical.",
+        )
+        for object_type in RECONCILED_TYPES
+    ],
+)
+async def reconciliation(context: dg.AssetExecutionContext, qtest: QtestResource, postgres: PostgresResource):
+    """qTest read back and compared with the canonical schema (through the mapping marts), count for count
+    and field for field; the result goes to ``migration.reconciliation`` and to ``reports/<project>.md``
+    and ``.html`` (counts per object type, every mismatch, unmapped values, skipped attachments)."""
+    project_key = context.partition_key
+    database_url = postgres.url()
+    async with qtest.client() as client:
+        outcome = await reconcile.reconcile(database_url, client, project_key)
+        calls = client.stats.as_metadata()
+    reconcile.save(database_url, outcome)
+    unmapped = read_unmapped(database_url, project_key)
+    report = reconcile.markdown(outcome, unmapped)
+    directory = reports_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{project_key}.md").write_text(report)
+    (directory / f"{project_key}.html").write_text(reconcile.html(outcome, unmapped))
+    yield dg.MaterializeResult(
+        metadata={
+            "summary": dg.MetadataValue.md(report[:60000]),
+            "everything_equal": outcome.ok,
+            "report": dg.MetadataValue.path(str(directory / f"{project_key}.html")),
+            **{f"api_{k}": v for k, v in calls.items()},
+        }
+    )
+    for object_type in RECONCILED_TYPES:
+        result = outcome.results.get(object_type) or reconcile.TypeResult(object_type)
+        yield dg.AssetCheckResult(
+            check_name=f"{object_type}_equal",
+            passed=result.ok,
+            description=f"{result.matched} of {result.expected} equal; {len(result.missing)} missing, "
+            f"{len(result.unaccounted)} not accounted for, {len(result.mismatches)} mismatched fields",
+            metadata={"expected": result.expected, "found": result.found, "matched": result.matched},
+        )

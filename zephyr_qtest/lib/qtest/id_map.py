@@ -1,0 +1,143 @@
+"""``migration.id_map``: which qTest object each Zephyr object became, and whether that is certain.
+
+qTest has no idempotency keys, so a POST that times out may or may not have created its object. Every
+create is therefore bracketed (DESIGN.md §6): ``pending`` with the payload hash is committed before the
+POST, ``done`` with the qTest id right after it, each in its own short transaction (autocommit). A later
+run skips ``done`` rows whose hash is unchanged, updates those whose hash changed, and looks ``pending``
+rows up in qTest before creating anything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from zephyr_qtest.lib.postgres import connect_async
+
+MIGRATION_SCHEMA = "migration"
+STATES = ("pending", "done", "failed")
+
+ID_MAP_DDL = f"""
+create schema if not exists {MIGRATION_SCHEMA};
+create table if not exists {MIGRATION_SCHEMA}.id_map (
+    project_key   text not null,
+    object_type   text not null,
+    source_key    text not null,
+    qtest_id      bigint,
+    payload_hash  text,
+    state         text not null check (state in ('pending', 'done', 'failed')),
+    updated_at    timestamptz not null default now(),
+    qtest_project_id bigint,
+    detail        jsonb not null default '{{}}'::jsonb,
+    error         text,
+    primary key (project_key, object_type, source_key)
+);
+create index if not exists id_map_qtest_id on {MIGRATION_SCHEMA}.id_map (object_type, qtest_id);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    qtest_id: int | None
+    payload_hash: str | None
+    state: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+class IdMap:
+    """The id map of one Zephyr project, on one async connection (autocommit: one transaction a write)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection, project_key: str, qtest_project_id: int | None = None):
+        self._conn = conn
+        self.project_key = project_key
+        self.qtest_project_id = qtest_project_id
+
+    @classmethod
+    async def open(cls, database_url: str, project_key: str) -> IdMap:
+        conn = await connect_async(database_url, autocommit=True)
+        await conn.execute(ID_MAP_DDL)
+        return cls(conn, project_key)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def load(self, object_type: str) -> dict[str, Entry]:
+        cursor = await self._conn.execute(
+            f"select source_key, qtest_id, payload_hash, state, detail from {MIGRATION_SCHEMA}.id_map "
+            "where project_key = %s and object_type = %s",
+            (self.project_key, object_type),
+        )
+        return {
+            key: Entry(qtest_id, payload_hash, state, detail or {})
+            for key, qtest_id, payload_hash, state, detail in await cursor.fetchall()
+        }
+
+    async def pending(self, object_type: str, source_key: str, payload_hash: str) -> None:
+        """Committed before the create call: a crash after it leaves a row that says "look it up first"."""
+        await self._upsert(object_type, source_key, None, payload_hash, "pending", None, None, keep_id=True)
+
+    async def done(
+        self,
+        object_type: str,
+        source_key: str,
+        qtest_id: int,
+        payload_hash: str | None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        await self._upsert(object_type, source_key, qtest_id, payload_hash, "done", detail, None)
+
+    async def done_many(self, object_type: str, rows: Iterable[tuple[str, int, str | None]]) -> None:
+        """Several ``done`` rows in one transaction (a test case's steps, created by the case's call)."""
+        rows = list(rows)
+        if not rows:
+            return
+        async with self._conn.transaction(), self._conn.cursor() as cursor:
+            await cursor.executemany(
+                f"insert into {MIGRATION_SCHEMA}.id_map as m "
+                "(project_key, object_type, source_key, qtest_id, payload_hash, state, qtest_project_id) "
+                "values (%s, %s, %s, %s, %s, 'done', %s) "
+                "on conflict (project_key, object_type, source_key) do update set "
+                "qtest_id = excluded.qtest_id, payload_hash = excluded.payload_hash, state = 'done', "
+                "qtest_project_id = excluded.qtest_project_id, error = null, updated_at = now()",
+                [
+                    (self.project_key, object_type, key, qtest_id, payload_hash, self.qtest_project_id)
+                    for key, qtest_id, payload_hash in rows
+                ],
+            )
+
+    async def failed(self, object_type: str, source_key: str, payload_hash: str | None, error: str) -> None:
+        """Refused for certain (nothing was created): the next run creates it again."""
+        await self._upsert(object_type, source_key, None, payload_hash, "failed", None, error[:2000])
+
+    async def _upsert(
+        self,
+        object_type: str,
+        source_key: str,
+        qtest_id: int | None,
+        payload_hash: str | None,
+        state: str,
+        detail: Mapping[str, Any] | None,
+        error: str | None,
+        *,
+        keep_id: bool = False,
+    ) -> None:
+        # A row that is done keeps its qTest id while an update is pending (keep_id).
+        id_expression = "coalesce(excluded.qtest_id, m.qtest_id)" if keep_id else "excluded.qtest_id"
+        await self._conn.execute(
+            f"insert into {MIGRATION_SCHEMA}.id_map as m "
+            "(project_key, object_type, source_key, qtest_id, payload_hash, state, qtest_project_id, detail, error) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "on conflict (project_key, object_type, source_key) do update set "
+            f"qtest_id = {id_expression}, payload_hash = excluded.payload_hash, state = excluded.state, "
+            "qtest_project_id = excluded.qtest_project_id, "
+            "detail = case when excluded.detail = '{}'::jsonb then m.detail else excluded.detail end, "
+            "error = excluded.error, updated_at = now()",
+            (
+                self.project_key, object_type, source_key, qtest_id, payload_hash, state,
+                self.qtest_project_id, json.dumps(dict(detail or {})), error,
+            ),
+        )  # fmt: skip

@@ -1,0 +1,520 @@
+"""Publishing one Zephyr project's mapping marts into qTest: modules, test cases with their steps
+(callees first, approved as configured), test cycles (and releases), test runs, test logs with their step
+logs. Each kind reads its ``qtest_mapping`` table, builds the API bodies, and goes through the
+exactly-once protocol of ``publish.py``; ids of parents come from the id map.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from zephyr_qtest.lib.postgres import connect
+from zephyr_qtest.lib.qtest.client import QtestClient, quote_search_value
+from zephyr_qtest.lib.qtest.fields import FieldCatalog, PropertyProblem
+from zephyr_qtest.lib.qtest.id_map import Entry, IdMap
+from zephyr_qtest.lib.qtest.publish import Created, ObjectKind, PublishSummary, publish
+
+Row = dict[str, Any]
+ZEPHYR_KEY_LABEL = "Zephyr Key"
+
+
+def read_mapping(
+    database_url: str, table: str, project_key: str, order_by: str = "load_order, source_key"
+) -> list[Row]:
+    """One project's rows of ``qtest_mapping.<table>`` (table names are ours, never user input)."""
+    with connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cursor:
+        cursor.execute(
+            f"select * from qtest_mapping.{table} where project_key = %s order by {order_by}", (project_key,)
+        )
+        return list(cursor.fetchall())
+
+
+def iso(value: datetime | None) -> str | None:
+    """qTest date-times: ISO-8601 in UTC (the marts hold UTC timestamps without a zone)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass
+class PublishContext:
+    """What every kind needs, read once per run."""
+
+    client: QtestClient
+    project_id: int
+    id_map: IdMap
+    approve_test_cases: bool = True
+    concurrency: int = 8
+    test_case_fields: FieldCatalog = field(default_factory=lambda: FieldCatalog([]))
+    test_run_fields: FieldCatalog = field(default_factory=lambda: FieldCatalog([]))
+    execution_statuses: dict[str, int] = field(default_factory=dict)
+    # object type -> source key -> qTest id (done rows, as the run goes)
+    ids: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    property_problems: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    async def load_settings(self) -> None:
+        users = await self.client.list_users(self.project_id)
+        by_name = {str(user.get("username")): int(user["id"]) for user in users if user.get("username")}
+        self.test_case_fields = FieldCatalog(
+            await self.client.get_fields(self.project_id, "test-cases"), by_name
+        )
+        self.test_run_fields = FieldCatalog(
+            await self.client.get_fields(self.project_id, "test-runs"), by_name
+        )
+        statuses = await self.client.execution_statuses(self.project_id)
+        self.execution_statuses = {str(status["name"]).lower(): int(status["id"]) for status in statuses}
+
+    async def load_ids(self, *object_types: str) -> None:
+        for object_type in object_types:
+            entries = await self.id_map.load(object_type)
+            self.ids[object_type].update(
+                {
+                    key: entry.qtest_id
+                    for key, entry in entries.items()
+                    if entry.state == "done" and entry.qtest_id
+                }
+            )
+
+    def claimed(self, object_type: str) -> set[int]:
+        return set(self.ids[object_type].values())
+
+    def encode(
+        self, catalog: FieldCatalog, object_type: str, properties: Iterable[Mapping[str, Any]]
+    ) -> list[dict]:
+        encoded, problems = catalog.encode(properties or [])
+        for problem in problems:
+            self.property_problems[(object_type, problem.field_label, problem.reason)] += 1
+        return encoded
+
+    def remember(self, object_type: str, key: str, created: Created) -> None:
+        self.ids[object_type][key] = created.qtest_id
+        for child_type, child_key, child_id, _ in created.children:
+            self.ids[child_type][child_key] = child_id
+
+    async def run(self, kind: ObjectKind[Row], rows: list[Row]) -> PublishSummary:
+        summary = await publish(kind, rows, self.id_map, concurrency=self.concurrency)
+        await self.load_ids(kind.object_type, *(["test_step"] if kind.object_type == "test_case" else []))
+        return summary
+
+
+def _hash(row: Row) -> str:
+    return str(row["payload_hash"])
+
+
+def _key(row: Row) -> str:
+    return str(row["source_key"])
+
+
+def _level(row: Row) -> int:
+    return int(row.get("load_order") or 0)
+
+
+def _properties(value: Any) -> list[Mapping[str, Any]]:
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or [])
+
+
+def property_problem_rows(problems: Counter[tuple[str, str, str]]) -> list[PropertyProblem]:
+    return [
+        PropertyProblem(label, count, f"{object_type}: {reason}")
+        for (object_type, label, reason), count in problems.items()
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- modules
+
+
+def module_kind(ctx: PublishContext) -> ObjectKind[Row]:
+    def parent_id(row: Row) -> int | None:
+        parent = row.get("parent_source_key")
+        if not parent:
+            return None
+        return ctx.ids["module"][parent]  # KeyError: the parent failed; recorded on this module
+
+    def body(row: Row) -> dict[str, Any]:
+        return {"name": row["name"], "description": row.get("description") or ""}
+
+    async def create(row: Row) -> Created:
+        module = await ctx.client.create_module(ctx.project_id, body(row), parent_id(row))
+        created = Created(int(module["id"]))
+        ctx.remember("module", _key(row), created)
+        return created
+
+    async def update(row: Row, entry: Entry) -> Created:
+        assert entry.qtest_id is not None
+        await ctx.client.update_module(
+            ctx.project_id, entry.qtest_id, {**body(row), "parent_id": parent_id(row)}
+        )
+        return Created(entry.qtest_id)
+
+    async def lookup(row: Row) -> Created | None:
+        parent = parent_id(row)
+        siblings = await ctx.client.list_modules(ctx.project_id, parent_id=parent)
+        claimed = ctx.claimed("module")
+        for module in siblings:
+            same_parent = (module.get("parent_id") or None) == parent or parent is None
+            if module.get("name") == row["name"] and same_parent and int(module["id"]) not in claimed:
+                created = Created(int(module["id"]))
+                ctx.remember("module", _key(row), created)
+                return created
+        return None
+
+    return ObjectKind("module", _key, _hash, _level, create, update, lookup)
+
+
+# ------------------------------------------------------------------------------------------- test cases
+
+
+def test_case_kind(ctx: PublishContext, steps_by_case: Mapping[str, list[Row]]) -> ObjectKind[Row]:
+    def steps_body(row: Row) -> list[dict[str, Any]]:
+        body = []
+        for order, step in enumerate(steps_by_case.get(_key(row), []), start=1):
+            item: dict[str, Any] = {
+                "description": step.get("description") or "",
+                "expected": step.get("expected") or "",
+                "order": order,
+            }
+            callee = step.get("called_test_case_source_key")
+            if callee and step.get("is_called_test_case_in_project"):
+                item["called_test_case_id"] = ctx.ids["test_case"][callee]  # callees are a level earlier
+            body.append(item)
+        return body
+
+    def body(row: Row) -> dict[str, Any]:
+        parent = row.get("parent_source_key")
+        payload: dict[str, Any] = {
+            "name": row["name"],
+            "description": row.get("description") or "",
+            "precondition": row.get("precondition") or "",
+            "properties": ctx.encode(ctx.test_case_fields, "test-cases", _properties(row.get("properties"))),
+            "test_steps": steps_body(row),
+        }
+        if parent:
+            payload["parent_id"] = ctx.ids["module"][parent]
+        return payload
+
+    async def finish(row: Row, case: Mapping[str, Any]) -> Created:
+        """Steps' ids from the answer (by order), then approval as configured."""
+        case_id = int(case["id"])
+        detail: dict[str, Any] = {
+            "version": case.get("version"),
+            "test_case_version_id": case.get("test_case_version_id"),
+        }
+        if ctx.approve_test_cases:
+            approved = await ctx.client.approve_test_case(ctx.project_id, case_id)
+            detail = {
+                "version": approved.get("version"),
+                "test_case_version_id": approved.get("test_case_version_id"),
+            }
+        answered = sorted(case.get("test_steps") or [], key=lambda step: int(step.get("order") or 0))
+        sources = steps_by_case.get(_key(row), [])
+        children = [
+            ("test_step", str(source["source_key"]), int(step["id"]), str(source["payload_hash"]))
+            for source, step in zip(sources, answered, strict=False)
+        ]
+        created = Created(case_id, detail, children)
+        ctx.remember("test_case", _key(row), created)
+        return created
+
+    async def create(row: Row) -> Created:
+        return await finish(row, await ctx.client.create_test_case(ctx.project_id, body(row)))
+
+    async def update(row: Row, entry: Entry) -> Created:
+        assert entry.qtest_id is not None
+        return await finish(row, await ctx.client.update_test_case(ctx.project_id, entry.qtest_id, body(row)))
+
+    async def lookup(row: Row) -> Created | None:
+        if ctx.test_case_fields.get(ZEPHYR_KEY_LABEL) is None:
+            return None  # without the key property a lost create cannot be told from a namesake
+        query = f"'{ZEPHYR_KEY_LABEL}' = '{quote_search_value(_key(row))}'"
+        found = await ctx.client.search(ctx.project_id, "test-cases", query)
+        claimed = ctx.claimed("test_case")
+        for case in found:
+            if int(case["id"]) not in claimed:
+                full = await ctx.client.get_test_case(ctx.project_id, int(case["id"]))
+                return await finish(row, full)
+        return None
+
+    return ObjectKind("test_case", _key, _hash, _level, create, update, lookup)
+
+
+# ------------------------------------------------------------------------------- cycles and releases
+
+
+def test_cycle_kind(ctx: PublishContext) -> ObjectKind[Row]:
+    def object_type(row: Row) -> str:
+        return "release" if row.get("qtest_object_type") == "release" else "test_cycle"
+
+    def body(row: Row) -> dict[str, Any]:
+        return {"name": row["name"], "description": row.get("description") or ""}
+
+    def parent(row: Row) -> tuple[int, str]:
+        parent_key = row.get("parent_source_key")
+        if not parent_key:
+            return 0, "root"
+        return ctx.ids["test_cycle"][parent_key], "test-cycle"
+
+    async def create(row: Row) -> Created:
+        if object_type(row) == "release":
+            release = await ctx.client.create_release(ctx.project_id, body(row))
+            created = Created(int(release["id"]), {"qtest_type": "release"})
+        else:
+            parent_id, parent_type = parent(row)
+            cycle = await ctx.client.create_test_cycle(
+                ctx.project_id, body(row), parent_id=parent_id, parent_type=parent_type
+            )
+            created = Created(int(cycle["id"]), {"qtest_type": "test-cycle", "pid": cycle.get("pid")})
+        ctx.remember("test_cycle", _key(row), created)
+        return created
+
+    async def update(row: Row, entry: Entry) -> Created:
+        assert entry.qtest_id is not None
+        if object_type(row) == "test_cycle":
+            await ctx.client.update_test_cycle(ctx.project_id, entry.qtest_id, body(row))
+        return Created(entry.qtest_id, entry.detail)
+
+    async def lookup(row: Row) -> Created | None:
+        if object_type(row) == "release":
+            candidates = await ctx.client.list_releases(ctx.project_id)
+        else:
+            parent_id, parent_type = parent(row)
+            candidates = await ctx.client.list_test_cycles(
+                ctx.project_id, parent_id=parent_id, parent_type=parent_type
+            )
+        claimed = ctx.claimed("test_cycle")
+        for candidate in candidates:
+            if candidate.get("name") == row["name"] and int(candidate["id"]) not in claimed:
+                created = Created(int(candidate["id"]), {"pid": candidate.get("pid")})
+                ctx.remember("test_cycle", _key(row), created)
+                return created
+        return None
+
+    return ObjectKind("test_cycle", _key, _hash, _level, create, update, lookup)
+
+
+# -------------------------------------------------------------------------------------------- test runs
+
+
+def test_run_kind(ctx: PublishContext) -> ObjectKind[Row]:
+    def body(row: Row) -> dict[str, Any]:
+        return {
+            "name": row["name"],
+            "test_case": {"id": ctx.ids["test_case"][row["test_case_source_key"]]},
+            "properties": ctx.encode(ctx.test_run_fields, "test-runs", _properties(row.get("properties"))),
+        }
+
+    async def create(row: Row) -> Created:
+        run = await ctx.client.create_test_run(
+            ctx.project_id,
+            body(row),
+            parent_id=ctx.ids["test_cycle"][row["parent_source_key"]],
+            parent_type="test-cycle",
+        )
+        created = Created(int(run["id"]))
+        ctx.remember("test_run", _key(row), created)
+        return created
+
+    async def update(row: Row, entry: Entry) -> Created:
+        assert entry.qtest_id is not None
+        await ctx.client.update_test_run(ctx.project_id, entry.qtest_id, body(row))
+        return Created(entry.qtest_id)
+
+    async def lookup(row: Row) -> Created | None:
+        case_id = ctx.ids["test_case"][row["test_case_source_key"]]
+        claimed = ctx.claimed("test_run")
+        async for run in ctx.client.iter_test_runs(
+            ctx.project_id,
+            parent_id=ctx.ids["test_cycle"][row["parent_source_key"]],
+            parent_type="test-cycle",
+        ):
+            run_case = run.get("testCaseId") or (run.get("test_case") or {}).get("id")
+            if run_case is not None and int(run_case) == case_id and int(run["id"]) not in claimed:
+                created = Created(int(run["id"]))
+                ctx.remember("test_run", _key(row), created)
+                return created
+        return None
+
+    return ObjectKind("test_run", _key, _hash, _level, create, update, lookup)
+
+
+# -------------------------------------------------------------------------------------------- test logs
+
+
+def test_log_kind(ctx: PublishContext, step_logs_by_log: Mapping[str, list[Row]]) -> ObjectKind[Row]:
+    def status(name: str | None, what: str) -> dict[str, int]:
+        status_id = ctx.execution_statuses.get(str(name or "").lower())
+        if status_id is None:
+            raise ValueError(f"{what}: no qTest execution status named {name!r} (see status_map.csv)")
+        return {"id": status_id}
+
+    def body(row: Row) -> dict[str, Any]:
+        step_logs = []
+        for step in step_logs_by_log.get(_key(row), []):
+            if step.get("skip_reason") or not step.get("test_step_source_key"):
+                continue
+            step_id = ctx.ids["test_step"].get(step["test_step_source_key"])
+            if step_id is None:
+                continue
+            step_logs.append(
+                {
+                    "test_step_id": step_id,
+                    "status": status(step.get("status"), f"step result {step['source_key']}"),
+                    "actual_result": step.get("actual_result") or "",
+                    "order": int(step.get("step_order") or 0),
+                }
+            )
+        payload: dict[str, Any] = {
+            "status": status(row.get("status"), f"execution {_key(row)}"),
+            "exe_start_date": iso(row["exe_start_date"]),
+            "exe_end_date": iso(row["exe_end_date"]),
+            "note": row.get("note") or "",
+            "properties": ctx.encode(ctx.test_run_fields, "test-logs", _properties(row.get("properties"))),
+            "test_step_logs": step_logs,
+        }
+        return payload
+
+    def run_id(row: Row) -> int:
+        return ctx.ids["test_run"][row["parent_source_key"]]
+
+    async def create(row: Row) -> Created:
+        log = await ctx.client.create_test_log(ctx.project_id, run_id(row), body(row))
+        return Created(int(log["id"]), {"test_run_id": run_id(row)})
+
+    async def update(row: Row, entry: Entry) -> Created:
+        assert entry.qtest_id is not None
+        await ctx.client.update_test_log(ctx.project_id, run_id(row), entry.qtest_id, body(row))
+        return Created(entry.qtest_id, {"test_run_id": run_id(row)})
+
+    async def lookup(row: Row) -> Created | None:
+        wanted = body(row)
+        claimed = ctx.claimed("test_log")
+        async for log in ctx.client.iter_test_logs(ctx.project_id, run_id(row)):
+            same_status = (log.get("status") or {}).get("id") == wanted["status"]["id"]
+            same_end = _same_instant(log.get("exe_end_date"), wanted["exe_end_date"])
+            if same_status and same_end and int(log["id"]) not in claimed:
+                return Created(int(log["id"]), {"test_run_id": run_id(row)})
+        return None
+
+    return ObjectKind("test_log", _key, _hash, _level, create, update, lookup)
+
+
+def _same_instant(left: str | None, right: str | None) -> bool:
+    if not left or not right:
+        return left == right
+    try:
+        return datetime.fromisoformat(left.replace("Z", "+00:00")) == datetime.fromisoformat(
+            right.replace("Z", "+00:00")
+        )
+    except ValueError:
+        return left == right
+
+
+def group_by_parent(rows: Iterable[Row]) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[str(row["parent_source_key"])].append(row)
+    return grouped
+
+
+# ---------------------------------------------------------------------------------------------- a stage
+
+# The stages in load order, each with the id-map types its parents come from.
+STAGES: dict[str, tuple[str, ...]] = {
+    "modules": ("module",),
+    "test_cases": ("module", "test_case", "test_step"),
+    "test_cycles": ("test_cycle",),
+    "test_runs": ("test_case", "test_cycle", "test_run"),
+    "test_logs": ("test_run", "test_step", "test_log"),
+}
+
+
+async def resolve_project(client: QtestClient, id_map: IdMap, project_key: str, target: str | None) -> int:
+    """The qTest project a Zephyr project goes to: `target` (a name or an id) from the project map, else
+    the project named after the Zephyr key, created when missing (once: the id map remembers it)."""
+    known = (await id_map.load("project")).get(project_key)
+    if known is not None and known.state == "done" and known.qtest_id:
+        return known.qtest_id
+    wanted = target or project_key
+    for project in await client.list_projects():
+        if str(project.get("id")) == wanted or project.get("name") == wanted:
+            await id_map.done("project", project_key, int(project["id"]), None, {"name": project.get("name")})
+            return int(project["id"])
+    if target and target.isdigit():
+        raise ValueError(f"qTest project {target} (from the project map for {project_key}) does not exist")
+    await id_map.pending("project", project_key, "")
+    project = await client.create_project(wanted, f"Migrated from Zephyr Scale project {project_key}")
+    await id_map.done("project", project_key, int(project["id"]), None, {"name": wanted, "created": True})
+    return int(project["id"])
+
+
+async def publish_stage(
+    stage: str,
+    database_url: str,
+    client: QtestClient,
+    project_key: str,
+    *,
+    project_target: str | None = None,
+    approve_test_cases: bool = True,
+    concurrency: int = 8,
+) -> tuple[PublishSummary, Counter[tuple[str, str, str]]]:
+    """Publishes one stage of one project; returns its summary and the properties that could not be set."""
+    id_map = await IdMap.open(database_url, project_key)
+    try:
+        project_id = await resolve_project(client, id_map, project_key, project_target)
+        id_map.qtest_project_id = project_id
+        ctx = PublishContext(
+            client, project_id, id_map, approve_test_cases=approve_test_cases, concurrency=concurrency
+        )
+        await ctx.load_ids(*STAGES[stage])
+        if stage == "modules":
+            summary = await ctx.run(
+                module_kind(ctx), read_mapping(database_url, "qtest_modules", project_key)
+            )
+        elif stage == "test_cases":
+            await ctx.load_settings()
+            steps = group_by_parent(
+                read_mapping(
+                    database_url, "qtest_test_steps", project_key, "parent_source_key, step_order, source_key"
+                )
+            )
+            rows = read_mapping(database_url, "qtest_test_cases", project_key)
+            summary = await ctx.run(test_case_kind(ctx, steps), rows)
+        elif stage == "test_cycles":
+            summary = await ctx.run(
+                test_cycle_kind(ctx), read_mapping(database_url, "qtest_test_cycles", project_key)
+            )
+        elif stage == "test_runs":
+            await ctx.load_settings()
+            summary = await ctx.run(
+                test_run_kind(ctx), read_mapping(database_url, "qtest_test_runs", project_key)
+            )
+        elif stage == "test_logs":
+            await ctx.load_settings()
+            step_logs = group_by_parent(
+                read_mapping(
+                    database_url, "qtest_test_step_logs", project_key, "parent_source_key, step_order"
+                )
+            )
+            rows = [
+                row
+                for row in read_mapping(
+                    database_url, "qtest_test_logs", project_key, "load_order, log_order, source_key"
+                )
+                if not row.get("skip_reason")
+            ]
+            summary = await ctx.run(test_log_kind(ctx, step_logs), rows)
+        else:
+            raise ValueError(f"unknown stage {stage!r}")
+        return summary, ctx.property_problems
+    finally:
+        await id_map.close()

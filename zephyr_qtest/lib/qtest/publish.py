@@ -1,0 +1,171 @@
+"""The exactly-once publishing protocol (DESIGN.md §6), for any kind of qTest object.
+
+For each object, in load order (a level at a time: parents and callees first), against the id map:
+
+- ``done`` with the same payload hash: skipped;
+- ``done`` with another hash: updated in place (PUT is idempotent: retried by the HTTP layer);
+- ``pending`` (a create that may or may not have happened): looked up in qTest; adopted if found,
+  created otherwise;
+- otherwise: ``pending`` is committed, the object is created, ``done`` and its id are committed.
+
+A create whose answer is lost (`AmbiguousWriteError`) is looked up at once and adopted or created again.
+A failure of one object is recorded with its reason and never stops the others; the summary lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
+from zephyr_qtest.lib.qtest.id_map import Entry, IdMap
+
+log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True)
+class Created:
+    """What a create, update or lookup yields: the qTest id, and what else the id map should keep."""
+
+    qtest_id: int
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    # Child objects created by the same call (a test case's steps): (object type, source key, id, hash).
+    children: Sequence[tuple[str, str, int, str | None]] = ()
+
+
+@dataclass
+class Failure:
+    source_key: str
+    reason: str
+
+
+@dataclass
+class PublishSummary:
+    object_type: str
+    created: int = 0
+    updated: int = 0
+    adopted: int = 0
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def as_metadata(self) -> dict[str, int | float]:
+        return {
+            "created": self.created,
+            "updated": self.updated,
+            "adopted": self.adopted,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class ObjectKind(Generic[Item]):
+    """How one kind of object is published: its key, hash and level, and the three calls."""
+
+    object_type: str
+    source_key: Callable[[Item], str]
+    payload_hash: Callable[[Item], str]
+    level: Callable[[Item], int]
+    create: Callable[[Item], Awaitable[Created]]
+    update: Callable[[Item, Entry], Awaitable[Created]]
+    # Finds the object a lost create made (by its stored Zephyr key, or name and parent); None if absent.
+    lookup: Callable[[Item], Awaitable[Created | None]]
+
+
+async def publish(
+    kind: ObjectKind[Item], items: Sequence[Item], id_map: IdMap, *, concurrency: int = 8
+) -> PublishSummary:
+    """Publish `items` exactly once; returns what was created, updated, adopted, skipped and failed."""
+    started = time.monotonic()
+    summary = PublishSummary(kind.object_type)
+    known = await id_map.load(kind.object_type)
+    levels: dict[int, list[Item]] = defaultdict(list)
+    for item in items:
+        levels[kind.level(item)].append(item)
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(item: Item) -> None:
+        async with semaphore:
+            key = kind.source_key(item)
+            try:
+                await _publish_one(kind, item, known.get(key), id_map, summary)
+            except ApiError as exc:
+                summary.failures.append(Failure(key, str(exc)))
+                if not isinstance(exc, AmbiguousWriteError):
+                    await id_map.failed(kind.object_type, key, kind.payload_hash(item), str(exc))
+                log.warning("%s %s not published: %s", kind.object_type, key, exc)
+            except (KeyError, ValueError) as exc:  # an object the mapping could not complete
+                reason = f"{type(exc).__name__}: {exc}"
+                summary.failures.append(Failure(key, reason))
+                await id_map.failed(kind.object_type, key, kind.payload_hash(item), reason)
+                log.warning("%s %s not published: %s", kind.object_type, key, reason)
+
+    for level in sorted(levels):
+        await asyncio.gather(*(one(item) for item in levels[level]))
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+async def _publish_one(
+    kind: ObjectKind[Item], item: Item, entry: Entry | None, id_map: IdMap, summary: PublishSummary
+) -> None:
+    key, payload_hash = kind.source_key(item), kind.payload_hash(item)
+    if entry is not None and entry.state == "done" and entry.qtest_id is not None:
+        if entry.payload_hash == payload_hash:
+            summary.skipped += 1
+            return
+        result = await kind.update(item, entry)
+        await _record(kind, id_map, key, payload_hash, result)
+        summary.updated += 1
+        return
+    if entry is not None and entry.state == "pending":
+        found = await kind.lookup(item)
+        if found is not None:
+            await _adopt(kind, item, entry, found, id_map, summary)
+            return
+    await id_map.pending(kind.object_type, key, payload_hash)
+    try:
+        result = await kind.create(item)
+    except AmbiguousWriteError:
+        # The answer was lost, not necessarily the object: look before creating again.
+        found = await kind.lookup(item)
+        if found is not None:
+            await _record(kind, id_map, key, payload_hash, found)
+            summary.adopted += 1
+            return
+        result = await kind.create(item)
+    await _record(kind, id_map, key, payload_hash, result)
+    summary.created += 1
+
+
+async def _adopt(
+    kind: ObjectKind[Item], item: Item, entry: Entry, found: Created, id_map: IdMap, summary: PublishSummary
+) -> None:
+    key, payload_hash = kind.source_key(item), kind.payload_hash(item)
+    if entry.payload_hash != payload_hash:
+        # Created from an older payload: bring it up to date.
+        found = await kind.update(item, Entry(found.qtest_id, entry.payload_hash, "done", found.detail))
+    await _record(kind, id_map, key, payload_hash, found)
+    summary.adopted += 1
+
+
+async def _record(kind: ObjectKind[Any], id_map: IdMap, key: str, payload_hash: str, result: Created) -> None:
+    children: dict[str, list[tuple[str, int, str | None]]] = defaultdict(list)
+    for object_type, child_key, child_id, child_hash in result.children:
+        children[object_type].append((child_key, child_id, child_hash))
+    for object_type, rows in children.items():
+        await id_map.done_many(object_type, rows)
+    await id_map.done(kind.object_type, key, result.qtest_id, payload_hash, result.detail)
