@@ -124,18 +124,43 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_sandbox_serve(args: argparse.Namespace) -> int:
+    """Serve the Zephyr sandbox in the foreground and, beside it, the qTest sandbox on a thread.
+
+    Both print the lines a shell can export (``QTEST_BASE_URL=``/``QTEST_API_TOKEN=``, then
+    ``ZEPHYR_BASE_URL=``/``ZEPHYR_API_TOKEN=``); Ctrl-C stops both. The qTest state persists in
+    ``--qtest-state`` (default: the project home's ``qtest-sandbox``), so a restart keeps its objects.
+    """
+    from zephyr_qtest.sandbox.qtest.serve import print_banner, start_qtest_in_thread
     from zephyr_qtest.sandbox.serve import serve_zephyr
 
-    serve_zephyr(
-        args.port,
-        fixture=args.fixture,
-        seed=args.seed,
-        size=args.size,
-        rate_limit=args.rate_limit,
-        latency_ms=args.latency_ms,
-        fault_rate=args.fault_rate,
-        drop_rate=args.drop_rate,
-    )
+    qtest = None
+    if not args.no_qtest:
+        qtest = start_qtest_in_thread(
+            args.qtest_state or _home() / "qtest-sandbox",
+            port=args.qtest_port,
+            seed=args.qtest_seed,
+            rate_limit=args.qtest_rate_limit,
+            latency_ms=args.qtest_latency_ms,
+            fault_rate=args.qtest_fault_rate,
+            drop_rate=args.qtest_drop_rate,
+            lost_answer_rate=args.qtest_lost_answer_rate,
+            projects=args.qtest_project,
+        )
+        print_banner(qtest.sandbox)
+    try:
+        serve_zephyr(
+            args.port,
+            fixture=args.fixture,
+            seed=args.seed,
+            size=args.size,
+            rate_limit=args.rate_limit,
+            latency_ms=args.latency_ms,
+            fault_rate=args.fault_rate,
+            drop_rate=args.drop_rate,
+        )
+    finally:
+        if qtest is not None:
+            qtest.stop()
     return 0
 
 
@@ -184,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser("sandbox", help="the vendor sandboxes")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
-    serve = sandbox_commands.add_parser("serve", help="serve the Zephyr Scale sandbox on 127.0.0.1")
+    serve = sandbox_commands.add_parser(
+        "serve", help="serve the Zephyr Scale and qTest Manager sandboxes on 127.0.0.1"
+    )
     serve.add_argument("--port", type=int, default=8090)
     source = serve.add_mutually_exclusive_group()
     source.add_argument("--fixture", type=Path, help="serve this fixture file (docs/zephyr-sandbox.md)")
@@ -194,6 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     serve.add_argument("--fault-rate", type=float, default=0.0, help="share of requests answered 5xx")
     serve.add_argument("--drop-rate", type=float, default=0.0, help="share of connections dropped mid-answer")
+    qtest = serve.add_argument_group("the qTest Manager sandbox served beside it (docs/qtest-sandbox.md)")
+    qtest.add_argument("--no-qtest", action="store_true", help="serve the Zephyr sandbox only")
+    qtest.add_argument("--qtest-port", type=int, default=8091, help="its port; 0 picks a free one")
+    qtest.add_argument("--qtest-state", type=Path, help="its state directory (default: <home>/qtest-sandbox)")
+    qtest.add_argument("--qtest-seed", type=int, default=0, help="seed of a new site's ids, token and faults")
+    qtest.add_argument(
+        "--qtest-project", action="append", default=[], metavar="NAME", help="create if missing"
+    )
+    qtest.add_argument("--qtest-rate-limit", type=float, default=None, help="requests per second before 429")
+    qtest.add_argument("--qtest-latency-ms", type=float, default=0.0, help="added latency per request")
+    qtest.add_argument("--qtest-fault-rate", type=float, default=0.0, help="share of requests answered 5xx")
+    qtest.add_argument(
+        "--qtest-drop-rate", type=float, default=0.0, help="share of connections closed unanswered"
+    )
+    qtest.add_argument(
+        "--qtest-lost-answer-rate", type=float, default=0.0, help="share of writes applied but not answered"
+    )
     serve.set_defaults(run=run_sandbox_serve)
 
     ui = commands.add_parser("ui", help="the Dagster UI on the local defaults")

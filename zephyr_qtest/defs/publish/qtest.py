@@ -60,6 +60,12 @@ STAGES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("qtest_test_logs", "qtest_test_step_logs"),
         ("test_runs",),
     ),
+    "attachments": (
+        "Zephyr attachments uploaded through blob-handles on their qTest test case, test step, test log or "
+        "step log; files over qTest's 50 MB cap are listed with the reason, not uploaded.",
+        ("qtest_attachments",),
+        ("test_cases", "test_logs"),
+    ),
 }
 
 
@@ -114,6 +120,12 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
             metadata["properties_not_set"] = dg.MetadataValue.md("\n".join(lines))
             for (kind, label, reason), count in problems.items():
                 context.log.warning(f"{project_key} {kind}: {label!r} not set on {count} objects: {reason}")
+        if summary.not_uploaded:
+            lines = ["| attachment | size | reason |", "|---|---:|---|"]
+            lines += [
+                f"| {s['name']} | {s['size_bytes']} | {s['skip_reason']} |" for s in summary.not_uploaded[:50]
+            ]
+            metadata["not_uploaded"] = dg.MetadataValue.md("\n".join(lines))
         if summary.failures:
             metadata["failures"] = dg.MetadataValue.md(_failures_markdown(summary.failures))
             named = "; ".join(f"{f.source_key}: {f.reason[:200]}" for f in summary.failures[:5])
@@ -130,7 +142,7 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
 publish_assets = [build_publish_asset(stage) for stage in STAGES]
 
 
-RECONCILED_TYPES = ("module", "test_case", "test_step", "test_cycle", "test_run", "test_log")
+RECONCILED_TYPES = ("module", "test_case", "test_step", "test_cycle", "test_run", "test_log", "attachment")
 
 
 @dg.asset(
@@ -162,11 +174,13 @@ async def reconciliation(context: dg.AssetExecutionContext, qtest: QtestResource
         calls = client.stats.as_metadata()
     reconcile.save(database_url, outcome)
     unmapped = read_unmapped(database_url, project_key)
-    report = reconcile.markdown(outcome, unmapped)
+    report = reconcile.markdown(outcome, unmapped, outcome.skipped_attachments)
     directory = reports_dir()
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{project_key}.md").write_text(report)
-    (directory / f"{project_key}.html").write_text(reconcile.html(outcome, unmapped))
+    (directory / f"{project_key}.html").write_text(
+        reconcile.html(outcome, unmapped, outcome.skipped_attachments)
+    )
     yield dg.MaterializeResult(
         metadata={
             "summary": dg.MetadataValue.md(report[:60000]),

@@ -343,9 +343,18 @@ class QtestClient(ApiClient):
             raise ValueError(f"qTest takes no attachments on {object_type}")
         response = await self.request(
             "POST", f"projects/{project_id}/{object_type}/{object_id}/blob-handles", content=content,
-            headers={"File-Name": name, "Content-Type": content_type or "application/octet-stream"},
+            # Neither the swagger nor any source gives the encoding of a non-ASCII name (a header cannot
+            # carry it as text): it is sent as UTF-8 bytes, which the sandbox decodes; verify on a real site.
+            headers={"File-Name": name.encode("utf-8"), "Content-Type": content_type or "application/octet-stream"},
         )  # fmt: skip
         return response.json()
+
+    async def delete_attachment(
+        self, project_id: int, object_type: str, object_id: int, blob_id: int
+    ) -> None:
+        await self.request(
+            "DELETE", f"projects/{project_id}/{object_type}/{object_id}/blob-handles/{blob_id}"
+        )
 
     async def list_attachments(self, project_id: int, object_type: str, object_id: int) -> list[dict]:
         return await self.get_json(

@@ -204,18 +204,17 @@ def test_case_kind(ctx: PublishContext, steps_by_case: Mapping[str, list[Row]]) 
         return payload
 
     async def finish(row: Row, case: Mapping[str, Any]) -> Created:
-        """Steps' ids from the answer (by order), then approval as configured."""
+        """Approval as configured, then the steps' ids (by order) of the version runs will use: approving
+        makes a new version, whose steps are the ones step logs must name."""
         case_id = int(case["id"])
-        detail: dict[str, Any] = {
-            "version": case.get("version"),
-            "test_case_version_id": case.get("test_case_version_id"),
-        }
-        if ctx.approve_test_cases:
+        if ctx.approve_test_cases and not str(case.get("version") or "").endswith(".0"):
             approved = await ctx.client.approve_test_case(ctx.project_id, case_id)
-            detail = {
-                "version": approved.get("version"),
-                "test_case_version_id": approved.get("test_case_version_id"),
-            }
+            case = (
+                approved
+                if "test_steps" in approved
+                else await ctx.client.get_test_case(ctx.project_id, case_id)
+            )
+        detail = {"version": case.get("version"), "test_case_version_id": case.get("test_case_version_id")}
         answered = sorted(case.get("test_steps") or [], key=lambda step: int(step.get("order") or 0))
         sources = steps_by_case.get(_key(row), [])
         children = [
@@ -386,14 +385,28 @@ def test_log_kind(ctx: PublishContext, step_logs_by_log: Mapping[str, list[Row]]
     def run_id(row: Row) -> int:
         return ctx.ids["test_run"][row["parent_source_key"]]
 
+    def created(row: Row, log: Mapping[str, Any]) -> Created:
+        """The log's id, and its step logs' ids (by order) for the attachments of step results."""
+        sent = [
+            step for step in step_logs_by_log.get(_key(row), [])
+            if not step.get("skip_reason") and ctx.ids["test_step"].get(step.get("test_step_source_key") or "")
+        ]  # fmt: skip
+        answered = sorted(log.get("test_step_logs") or [], key=lambda step: int(step.get("order") or 0))
+        children = [
+            ("test_step_log", str(source["source_key"]), int(step["id"]), str(source["payload_hash"]))
+            for source, step in zip(sent, answered, strict=False)
+            if step.get("id") is not None
+        ]
+        return Created(int(log["id"]), {"test_run_id": run_id(row)}, children)
+
     async def create(row: Row) -> Created:
-        log = await ctx.client.create_test_log(ctx.project_id, run_id(row), body(row))
-        return Created(int(log["id"]), {"test_run_id": run_id(row)})
+        return created(row, await ctx.client.create_test_log(ctx.project_id, run_id(row), body(row)))
 
     async def update(row: Row, entry: Entry) -> Created:
         assert entry.qtest_id is not None
-        await ctx.client.update_test_log(ctx.project_id, run_id(row), entry.qtest_id, body(row))
-        return Created(entry.qtest_id, {"test_run_id": run_id(row)})
+        return created(
+            row, await ctx.client.update_test_log(ctx.project_id, run_id(row), entry.qtest_id, body(row))
+        )
 
     async def lookup(row: Row) -> Created | None:
         wanted = body(row)
@@ -402,10 +415,72 @@ def test_log_kind(ctx: PublishContext, step_logs_by_log: Mapping[str, list[Row]]
             same_status = (log.get("status") or {}).get("id") == wanted["status"]["id"]
             same_end = _same_instant(log.get("exe_end_date"), wanted["exe_end_date"])
             if same_status and same_end and int(log["id"]) not in claimed:
-                return Created(int(log["id"]), {"test_run_id": run_id(row)})
+                return created(row, log)
         return None
 
     return ObjectKind("test_log", _key, _hash, _level, create, update, lookup)
+
+
+# ------------------------------------------------------------------------------------------ attachments
+
+# qTest blob-handle object type -> the id-map type of the owner.
+ATTACHMENT_OWNERS = {
+    "test-cases": "test_case",
+    "test-steps": "test_step",
+    "test-logs": "test_log",
+    "test-step-logs": "test_step_log",
+    "releases": "test_cycle",
+}
+
+
+def attachment_content(database_url: str, attachment_id: int) -> bytes:
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "select attachment_blob from canonical.attachment where attachment_id = %s", (attachment_id,)
+        ).fetchone()
+    if row is None or row[0] is None:
+        raise ValueError(f"attachment {attachment_id} has no bytes in canonical.attachment")
+    return bytes(row[0])
+
+
+def attachment_kind(ctx: PublishContext, database_url: str) -> ObjectKind[Row]:
+    def owner(row: Row) -> tuple[str, int]:
+        object_type = str(row["qtest_object_type"])
+        owner_id = ctx.ids[ATTACHMENT_OWNERS[object_type]][
+            str(row["parent_source_key"])
+        ]  # KeyError: owner failed
+        return object_type, owner_id
+
+    async def create(row: Row) -> Created:
+        object_type, owner_id = owner(row)
+        content = attachment_content(database_url, int(row["attachment_id"]))
+        uploaded = await ctx.client.upload_attachment(
+            ctx.project_id,
+            object_type,
+            owner_id,
+            str(row["name"]),
+            str(row.get("content_type") or ""),
+            content,
+        )
+        return Created(int(uploaded["id"]), {"owner_type": object_type, "owner_id": owner_id})
+
+    async def update(row: Row, entry: Entry) -> Created:
+        # A file cannot be edited in qTest: the old one goes, the new one comes.
+        assert entry.qtest_id is not None
+        object_type = str(entry.detail.get("owner_type") or row["qtest_object_type"])
+        owner_id = int(entry.detail.get("owner_id") or owner(row)[1])
+        await ctx.client.delete_attachment(ctx.project_id, object_type, owner_id, entry.qtest_id)
+        return await create(row)
+
+    async def lookup(row: Row) -> Created | None:
+        object_type, owner_id = owner(row)
+        claimed = ctx.claimed("attachment")
+        for attachment in await ctx.client.list_attachments(ctx.project_id, object_type, owner_id):
+            if attachment.get("name") == row["name"] and int(attachment["id"]) not in claimed:
+                return Created(int(attachment["id"]), {"owner_type": object_type, "owner_id": owner_id})
+        return None
+
+    return ObjectKind("attachment", _key, _hash, _level, create, update, lookup)
 
 
 def _same_instant(left: str | None, right: str | None) -> bool:
@@ -435,6 +510,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "test_cycles": ("test_cycle",),
     "test_runs": ("test_case", "test_cycle", "test_run"),
     "test_logs": ("test_run", "test_step", "test_log"),
+    "attachments": ("test_case", "test_step", "test_log", "test_step_log", "test_cycle", "attachment"),
 }
 
 
@@ -513,6 +589,15 @@ async def publish_stage(
                 if not row.get("skip_reason")
             ]
             summary = await ctx.run(test_log_kind(ctx, step_logs), rows)
+        elif stage == "attachments":
+            rows = read_mapping(database_url, "qtest_attachments", project_key)
+            uploadable = [row for row in rows if not row.get("skip_reason") and row.get("qtest_object_type")]
+            summary = await ctx.run(attachment_kind(ctx, database_url), uploadable)
+            summary.not_uploaded = [
+                {"name": row["name"], "size_bytes": row.get("size_bytes"),
+                 "skip_reason": row.get("skip_reason") or "qTest takes no attachments on this kind of object"}
+                for row in rows if row not in uploadable
+            ]  # fmt: skip
         else:
             raise ValueError(f"unknown stage {stage!r}")
         return summary, ctx.property_problems

@@ -55,6 +55,8 @@ class PublishSummary:
     skipped: int = 0
     failures: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
+    # Objects deliberately not sent (an attachment over qTest's size cap), with the reason.
+    not_uploaded: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -67,6 +69,7 @@ class PublishSummary:
             "adopted": self.adopted,
             "skipped": self.skipped,
             "failed": self.failed,
+            "not_sent": len(self.not_uploaded),
             "seconds": round(self.seconds, 3),
         }
 

@@ -7,6 +7,7 @@ the object, the field, and both values. Objects are paired through ``migration.i
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
@@ -17,7 +18,7 @@ from typing import Any
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.id_map import MIGRATION_SCHEMA, IdMap
-from zephyr_qtest.lib.qtest.loader import iso, read_mapping
+from zephyr_qtest.lib.qtest.loader import ATTACHMENT_OWNERS, iso, read_mapping
 
 RECONCILIATION_DDL = f"""
 create schema if not exists {MIGRATION_SCHEMA};
@@ -79,6 +80,7 @@ class Reconciliation:
     project_key: str
     qtest_project_id: int | None
     results: dict[str, TypeResult] = field(default_factory=dict)
+    skipped_attachments: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -133,8 +135,8 @@ def _flatten(items: Iterable[Mapping[str, Any]], child_keys: tuple[str, ...]) ->
 async def reconcile(database_url: str, client: QtestClient, project_key: str) -> Reconciliation:
     id_map = await IdMap.open(database_url, project_key)
     try:
-        maps = {kind: await id_map.load(kind) for kind in ("project", "module", "test_case", "test_step",
-                                                           "test_cycle", "test_run", "test_log")}  # fmt: skip
+        maps = {kind: await id_map.load(kind) for kind in ("project", "module", "test_case", "test_step", "test_cycle",
+                                                           "test_run", "test_log", "test_step_log", "attachment")}  # fmt: skip
     finally:
         await id_map.close()
     ids = {
@@ -268,6 +270,35 @@ async def reconcile(database_url: str, client: QtestClient, project_key: str) ->
             ("exe_end_date", _instant(row.get("exe_end_date")), _instant(log.get("exe_end_date"))),
             ("note", _text(row.get("note")), _text(log.get("note"))),
             ("step log statuses", expected_steps, actual_steps),
+        ])  # fmt: skip
+
+    # Attachments: read back byte for byte (name, size, sha256) from their owners.
+    result = outcome.results.setdefault("attachment", TypeResult("attachment"))
+    rows = [
+        r for r in read_mapping(database_url, "qtest_attachments", project_key)
+        if not r.get("skip_reason") and r.get("qtest_object_type")
+    ]  # fmt: skip
+    outcome.skipped_attachments = [
+        {"name": r["name"], "size_bytes": r.get("size_bytes"), "skip_reason": r.get("skip_reason") or "no qTest target"}
+        for r in read_mapping(database_url, "qtest_attachments", project_key)
+        if r.get("skip_reason") or not r.get("qtest_object_type")
+    ]  # fmt: skip
+    owners = {
+        (r["qtest_object_type"], ids[ATTACHMENT_OWNERS[r["qtest_object_type"]]].get(r["parent_source_key"]))
+        for r in rows
+    }
+    files: dict[int, dict[str, Any]] = {}
+    for object_type, owner_id in sorted(o for o in owners if o[1] is not None):
+        for attachment in await client.list_attachments(pid, object_type, owner_id):
+            content = await client.download_attachment(pid, object_type, owner_id, int(attachment["id"]))
+            files[int(attachment["id"])] = {
+                "name": attachment.get("name"), "size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
+            }  # fmt: skip
+    for row, found in _pair(result, rows, ids["attachment"], files):
+        _compare(result, row["source_key"], [
+            ("name", row["name"], found["name"]),
+            ("size", int(row["size_bytes"]), found["size"]),
+            ("sha256", row["sha256"], found["sha256"]),
         ])  # fmt: skip
     return outcome
 

@@ -1,0 +1,243 @@
+"""Publishing into qTest end to end, through Dagster: Zephyr sandbox -> raw -> dbt -> qTest sandbox, then
+reconciliation read back from qTest.
+
+Proves: two projects arrive with every object once and equal field for field (the reconciliation checks
+pass); a re-run creates and updates nothing; an edit in Zephyr updates only the edited object; a qTest
+that answers 429, 5xx and loses the answers of writes ends identical to a clean run.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import psycopg
+import pytest
+from dagster_dbt import DbtCliResource
+from psycopg import sql
+
+from zephyr_qtest.defs.ingest.assets import raw_assets
+from zephyr_qtest.defs.partitions import zephyr_projects
+from zephyr_qtest.defs.publish.qtest import publish_assets, reconciliation
+from zephyr_qtest.defs.resources import PostgresResource, QtestResource, ZephyrResource
+from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
+from zephyr_qtest.lib.dbt import dbt_executable
+from zephyr_qtest.lib.postgres import connect, with_database
+from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
+from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
+
+pytestmark = pytest.mark.e2e
+
+SEED = 3
+ALL_ASSETS = [*raw_assets, zephyr_dbt_models, *publish_assets, reconciliation]
+PUBLISH_ASSETS = [*publish_assets, reconciliation]
+# mapping table -> the id-map type of what it becomes in qTest
+MAPPED = {
+    "qtest_modules": "module",
+    "qtest_test_cases": "test_case",
+    "qtest_test_cycles": "test_cycle",
+    "qtest_test_runs": "test_run",
+    "qtest_test_logs": "test_log",
+}
+
+
+@pytest.fixture(scope="module")
+def zephyr() -> Iterator[ZephyrSandboxHandle]:
+    with start_in_thread(seed=SEED, size="tiny") as handle:
+        yield handle
+
+
+def _database(server_url: str) -> str:
+    name = f"zq_publish_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return with_database(server_url, name)
+
+
+def run(
+    database_url: str,
+    project_key: str,
+    zephyr: ZephyrSandboxHandle,
+    qtest: QTestSandboxHandle,
+    assets: list[Any] = ALL_ASSETS,
+) -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(zephyr_projects.name, [project_key])
+    return dg.materialize(
+        assets,
+        partition_key=project_key,
+        instance=instance,
+        resources={
+            "postgres": PostgresResource(database_url=database_url),
+            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+            "zephyr": ZephyrResource(base_url=zephyr.base_url, api_token=zephyr.token),
+            "qtest": QtestResource(base_url=qtest.base_url, api_token=qtest.token),
+        },
+        raise_on_error=False,
+    )
+
+
+def failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    found = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            messages = []
+            while error is not None:
+                messages.append(error.message.strip()[:600])
+                error = error.cause
+            found.append(f"{event.step_key}: {' <- '.join(messages)}")
+    found += [
+        f"{e.asset_key.to_user_string()}:{e.check_name} {e.description}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.asset_key.path[0] == "qtest"
+    ]
+    return found
+
+
+def published(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+    """qTest stage -> its materialization metadata values."""
+    return {
+        event.materialization.asset_key.path[1]: {
+            key: getattr(value, "value", value) for key, value in event.materialization.metadata.items()
+        }
+        for event in result.get_asset_materialization_events()
+        if event.materialization.asset_key.path[0] == "qtest"
+    }
+
+
+def qtest_project_id(database_url: str, project_key: str) -> int:
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "select qtest_id from migration.id_map where project_key = %s and object_type = 'project'",
+            (project_key,),
+        ).fetchone()
+    assert row, project_key
+    return int(row[0])
+
+
+def expected_counts(database_url: str, project_key: str) -> dict[str, int]:
+    counts = {}
+    with connect(database_url) as conn:
+        for table, kind in MAPPED.items():
+            skip = " and skip_reason is null" if table == "qtest_test_logs" else ""
+            counts[kind] = conn.execute(
+                f"select count(*) from qtest_mapping.{table} where project_key = %s{skip}", (project_key,)
+            ).fetchone()[0]
+        counts["attachment"] = conn.execute(
+            "select count(*) from qtest_mapping.qtest_attachments where project_key = %s "
+            "and skip_reason is null and qtest_object_type is not null",
+            (project_key,),
+        ).fetchone()[0]
+    return counts
+
+
+@pytest.fixture(scope="module")
+def migrated(
+    embedded_server_url: str, zephyr: ZephyrSandboxHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """Both projects migrated once into a clean qTest sandbox."""
+    database_url = _database(embedded_server_url)
+    state = tmp_path_factory.mktemp("qtest_clean")
+    with start_qtest_in_thread(state, seed=1) as qtest:
+        projects = sorted(zephyr.info()["counts"]["per_project"])
+        results = {project: run(database_url, project, zephyr, qtest) for project in projects}
+        yield {
+            "database_url": database_url,
+            "qtest": qtest,
+            "projects": projects,
+            "results": results,
+            "state": state,
+        }
+
+
+def test_both_projects_arrive_once_and_equal(migrated: dict[str, Any]) -> None:
+    for project, result in migrated["results"].items():
+        assert result.success and failures(result) == [], (project, failures(result))
+        checks = {
+            e.check_name: e.passed
+            for e in result.get_asset_check_evaluations()
+            if e.asset_key.path[0] == "qtest"
+        }
+        assert checks and all(checks.values()), checks
+        database_url = migrated["database_url"]
+        counts = migrated["qtest"].counts(qtest_project_id(database_url, project))
+        expected = expected_counts(database_url, project)
+        assert expected["test_case"] > 0 and expected["test_log"] > 0 and expected["attachment"] > 0
+        metadata = published(result)
+        for stage, kind in (("modules", "module"), ("test_cases", "test_case"), ("test_cycles", "test_cycle"),
+                            ("test_runs", "test_run"), ("test_logs", "test_log"), ("attachments", "attachment")):  # fmt: skip
+            assert metadata[stage]["created"] + metadata[stage]["adopted"] == expected[kind], (project, stage)
+        assert counts, counts
+
+
+def test_the_report_says_everything_equal(migrated: dict[str, Any]) -> None:
+    for result in migrated["results"].values():
+        metadata = published(result)["reconciliation"]
+        assert metadata["everything_equal"] is True, metadata["summary"]
+        report = Path(metadata["report"])
+        assert report.is_file() and report.with_suffix(".md").is_file()
+        assert "everything equal" in report.with_suffix(".md").read_text()
+
+
+def test_a_rerun_creates_and_updates_nothing(migrated: dict[str, Any], zephyr: ZephyrSandboxHandle) -> None:
+    project = migrated["projects"][0]
+    qtest = migrated["qtest"]
+    pid = qtest_project_id(migrated["database_url"], project)
+    before = qtest.counts(pid)
+    result = run(migrated["database_url"], project, zephyr, qtest, PUBLISH_ASSETS)
+    assert result.success, failures(result)
+    for stage, metadata in published(result).items():
+        if stage != "reconciliation":
+            assert (metadata["created"], metadata["updated"], metadata["adopted"]) == (0, 0, 0), stage
+            assert metadata["skipped"] > 0, stage
+    assert qtest.counts(pid) == before
+
+
+def test_an_edit_in_zephyr_updates_only_that_object(
+    migrated: dict[str, Any], zephyr: ZephyrSandboxHandle
+) -> None:
+    project = migrated["projects"][1]
+    with connect(migrated["database_url"]) as conn:
+        (key,) = conn.execute(
+            "select source_key from qtest_mapping.qtest_test_cases where project_key = %s order by source_key limit 1",
+            (project,),
+        ).fetchone()
+    zephyr.mutate("testcase", key, {"name": "Renamed in Zephyr after the first run"})
+    result = run(migrated["database_url"], project, zephyr, migrated["qtest"])
+    assert result.success, failures(result)
+    metadata = published(result)
+    assert (metadata["test_cases"]["updated"], metadata["test_cases"]["created"]) == (1, 0)
+    for stage in ("modules", "test_cycles", "test_runs", "test_logs", "attachments"):
+        assert (metadata[stage]["created"], metadata[stage]["updated"]) == (0, 0), stage
+    assert metadata["reconciliation"]["everything_equal"] is True
+
+
+def test_a_faulty_qtest_ends_identical_to_a_clean_run(
+    migrated: dict[str, Any],
+    embedded_server_url: str,
+    zephyr: ZephyrSandboxHandle,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """20% 429s, 5% 5xx and 5% lost answers to writes: re-runs until done, then qTest equals the clean run."""
+    project = migrated["projects"][0]
+    database_url = _database(embedded_server_url)
+    state = tmp_path_factory.mktemp("qtest_faulty")
+    with start_qtest_in_thread(state, seed=2) as qtest:
+        assert run(database_url, project, zephyr, qtest, [*raw_assets, zephyr_dbt_models]).success
+        qtest.set_faults(rate_limit=None, fault_rate=0.05, lost_answer_rate=0.05, rate_limited_rate=0.2)
+        for _attempt in range(5):
+            result = run(database_url, project, zephyr, qtest, PUBLISH_ASSETS)
+            if result.success:
+                break
+        qtest.set_faults(fault_rate=0.0, lost_answer_rate=0.0, rate_limited_rate=0.0)
+        assert result.success, failures(result)
+        assert published(result)["reconciliation"]["everything_equal"] is True
+        faulty_counts = qtest.counts(qtest_project_id(database_url, project))
+        stats = qtest.stats()
+    clean = migrated["qtest"].counts(qtest_project_id(migrated["database_url"], project))
+    assert faulty_counts == clean
+    assert stats, "the faulty sandbox answered"
