@@ -209,9 +209,16 @@ def test_an_edit_in_zephyr_updates_only_that_object(
     zephyr.mutate("testcase", key, {"name": "Renamed in Zephyr after the first run"})
     result = run(migrated["database_url"], project, zephyr, migrated["qtest"])
     assert result.success, failures(result)
+    with connect(migrated["database_url"]) as conn:
+        (runs_of_case,) = conn.execute(
+            "select count(*) from qtest_mapping.qtest_test_runs where project_key = %s and test_case_source_key = %s",
+            (project, key),
+        ).fetchone()
     metadata = published(result)
     assert (metadata["test_cases"]["updated"], metadata["test_cases"]["created"]) == (1, 0)
-    for stage in ("modules", "test_cycles", "test_runs", "test_logs", "attachments"):
+    # A run is named after its test case: the case's runs follow the new name, nothing else moves.
+    assert (metadata["test_runs"]["updated"], metadata["test_runs"]["created"]) == (runs_of_case, 0)
+    for stage in ("modules", "test_cycles", "test_logs", "attachments"):
         assert (metadata[stage]["created"], metadata[stage]["updated"]) == (0, 0), stage
     assert metadata["reconciliation"]["everything_equal"] is True
 

@@ -9,6 +9,7 @@ rows up in qTest before creating anything.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class IdMap:
         self._conn = conn
         self.project_key = project_key
         self.qtest_project_id = qtest_project_id
+        # Many publishing tasks share the connection: one statement or transaction at a time.
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, database_url: str, project_key: str) -> IdMap:
@@ -66,6 +69,10 @@ class IdMap:
         await self._conn.close()
 
     async def load(self, object_type: str) -> dict[str, Entry]:
+        async with self._lock:
+            return await self._load(object_type)
+
+    async def _load(self, object_type: str) -> dict[str, Entry]:
         cursor = await self._conn.execute(
             f"select source_key, qtest_id, payload_hash, state, detail from {MIGRATION_SCHEMA}.id_map "
             "where project_key = %s and object_type = %s",
@@ -95,7 +102,7 @@ class IdMap:
         rows = list(rows)
         if not rows:
             return
-        async with self._conn.transaction(), self._conn.cursor() as cursor:
+        async with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
             await cursor.executemany(
                 f"insert into {MIGRATION_SCHEMA}.id_map as m "
                 "(project_key, object_type, source_key, qtest_id, payload_hash, state, qtest_project_id) "
@@ -127,6 +134,22 @@ class IdMap:
     ) -> None:
         # A row that is done keeps its qTest id while an update is pending (keep_id).
         id_expression = "coalesce(excluded.qtest_id, m.qtest_id)" if keep_id else "excluded.qtest_id"
+        async with self._lock:
+            await self._execute_upsert(
+                id_expression, object_type, source_key, qtest_id, payload_hash, state, detail, error
+            )
+
+    async def _execute_upsert(
+        self,
+        id_expression: str,
+        object_type: str,
+        source_key: str,
+        qtest_id: int | None,
+        payload_hash: str | None,
+        state: str,
+        detail: Mapping[str, Any] | None,
+        error: str | None,
+    ) -> None:
         await self._conn.execute(
             f"insert into {MIGRATION_SCHEMA}.id_map as m "
             "(project_key, object_type, source_key, qtest_id, payload_hash, state, qtest_project_id, detail, error) "

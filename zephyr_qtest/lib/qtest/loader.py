@@ -443,13 +443,23 @@ def attachment_content(database_url: str, attachment_id: int) -> bytes:
     return bytes(row[0])
 
 
+def attachment_owner(ids: Mapping[str, Mapping[str, int]], row: Row) -> tuple[str, int]:
+    """The qTest object an attachment goes on. A step result whose step log qTest does not have (a result
+    of a step the case's version lacks) hands its files to the test log, so that none is lost."""
+    object_type = str(row["qtest_object_type"])
+    owner_key = str(row["parent_source_key"])
+    owner_id = ids[ATTACHMENT_OWNERS[object_type]].get(owner_key)
+    if owner_id is None and object_type == "test-step-logs":
+        object_type, owner_key = "test-logs", owner_key.rsplit("#", 1)[0]
+        owner_id = ids["test_log"].get(owner_key)
+    if owner_id is None:
+        raise KeyError(f"its owner {owner_key} is not in qTest (see that object's failure)")
+    return object_type, owner_id
+
+
 def attachment_kind(ctx: PublishContext, database_url: str) -> ObjectKind[Row]:
     def owner(row: Row) -> tuple[str, int]:
-        object_type = str(row["qtest_object_type"])
-        owner_id = ctx.ids[ATTACHMENT_OWNERS[object_type]][
-            str(row["parent_source_key"])
-        ]  # KeyError: owner failed
-        return object_type, owner_id
+        return attachment_owner(ctx.ids, row)
 
     async def create(row: Row) -> Created:
         object_type, owner_id = owner(row)

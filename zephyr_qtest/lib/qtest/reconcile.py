@@ -18,7 +18,7 @@ from typing import Any
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.id_map import MIGRATION_SCHEMA, IdMap
-from zephyr_qtest.lib.qtest.loader import ATTACHMENT_OWNERS, iso, read_mapping
+from zephyr_qtest.lib.qtest.loader import attachment_owner, iso, read_mapping
 
 RECONCILIATION_DDL = f"""
 create schema if not exists {MIGRATION_SCHEMA};
@@ -283,12 +283,14 @@ async def reconcile(database_url: str, client: QtestClient, project_key: str) ->
         for r in read_mapping(database_url, "qtest_attachments", project_key)
         if r.get("skip_reason") or not r.get("qtest_object_type")
     ]  # fmt: skip
-    owners = {
-        (r["qtest_object_type"], ids[ATTACHMENT_OWNERS[r["qtest_object_type"]]].get(r["parent_source_key"]))
-        for r in rows
-    }
+    owners = set()
+    for r in rows:
+        try:
+            owners.add(attachment_owner(ids, r))
+        except KeyError:
+            continue  # its owner is missing: the attachment shows as missing
     files: dict[int, dict[str, Any]] = {}
-    for object_type, owner_id in sorted(o for o in owners if o[1] is not None):
+    for object_type, owner_id in sorted(owners):
         for attachment in await client.list_attachments(pid, object_type, owner_id):
             content = await client.download_attachment(pid, object_type, owner_id, int(attachment["id"]))
             files[int(attachment["id"])] = {
