@@ -1,12 +1,15 @@
 """``zephyr-qtest``: the command line. Thin: Dagster does the work.
 
-- ``zephyr-qtest demo``: start the sandbox(es) and the embedded database, run the migration job for every
-  sandbox project, print what it did.
-- ``zephyr-qtest sandbox serve``: serve the Zephyr Scale sandbox on 127.0.0.1.
+- ``zephyr-qtest demo``: start both sandboxes and the embedded database, run the migration job for every
+  sandbox project, print what it did and the reconciliation.
+- ``zephyr-qtest migrate --project KEY ...``: the whole graph for those projects, headless, on the
+  configured services (or ``--sandbox``); exits non-zero when anything failed or did not reconcile.
+- ``zephyr-qtest sandbox serve``: serve the Zephyr Scale and qTest Manager sandboxes on 127.0.0.1.
 - ``zephyr-qtest ui``: the Dagster UI on the same defaults.
 
-The CLI starts the sandbox and points the resources at its URL through the same variables a live setup
-uses (``ZEPHYR_BASE_URL``, ``ZEPHYR_API_TOKEN``): the code under ``defs/`` never knows the difference.
+The CLI starts the sandboxes and points the resources at their URLs through the same variables a live
+setup uses (``ZEPHYR_BASE_URL``, ``ZEPHYR_API_TOKEN``, ``QTEST_BASE_URL``, ``QTEST_API_TOKEN``): the code
+under ``defs/`` never knows the difference.
 """
 
 from __future__ import annotations
@@ -64,6 +67,25 @@ def zephyr_endpoint(*, seed: int, size: str) -> Iterator[str]:
         os.environ.pop("ZEPHYR_API_TOKEN", None)
 
 
+@contextmanager
+def qtest_endpoint() -> Iterator[str]:
+    """The live qTest if configured, else the qTest sandbox (state under the project home) started here."""
+    if os.environ.get("QTEST_BASE_URL"):
+        yield os.environ["QTEST_BASE_URL"]
+        return
+    from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
+
+    sandbox = start_qtest_in_thread(_home() / "qtest-sandbox")
+    os.environ["QTEST_BASE_URL"] = sandbox.base_url
+    os.environ["QTEST_API_TOKEN"] = sandbox.token
+    try:
+        yield sandbox.base_url
+    finally:
+        sandbox.stop()
+        os.environ.pop("QTEST_BASE_URL", None)
+        os.environ.pop("QTEST_API_TOKEN", None)
+
+
 def load_migration_job():
     """The migration job, loaded from the definitions (a module-level function, so runs can reconstruct it)."""
     from zephyr_qtest.definitions import defs
@@ -71,24 +93,67 @@ def load_migration_job():
     return defs().resolve_job_def("migration_job")
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    import asyncio
-
+def run_migration(projects: list[str], *, groups: list[str] | None = None) -> list[str]:
+    """The migration job for each project, one run each, through Dagster (the runs are in its instance and
+    the UI); `groups` limits it to those asset groups. Returns the projects whose run failed."""
     import dagster as dg
 
     from zephyr_qtest.defs.partitions import zephyr_projects
+
+    instance = dg.DagsterInstance.get()
+    known = set(instance.get_dynamic_partitions(zephyr_projects.name))
+    instance.add_dynamic_partitions(zephyr_projects.name, [key for key in projects if key not in known])
+    selection = None
+    if groups:
+        from zephyr_qtest.definitions import defs
+
+        graph = defs().resolve_asset_graph()
+        selection = [key for key in graph.get_all_asset_keys() if graph.get(key).group_name in groups]
+    failed: list[str] = []
+    for project_key in projects:
+        started = time.monotonic()
+        print(f"\n== migrating {project_key} ==", flush=True)
+        result = dg.execute_job(
+            dg.reconstructable(load_migration_job),
+            instance=instance,
+            tags={"dagster/partition": project_key},
+            asset_selection=selection,
+            raise_on_error=False,
+        )
+        status = "succeeded" if result.success else "FAILED"
+        print(f"run {result.run_id} {status} in {time.monotonic() - started:.1f}s", flush=True)
+        if not result.success:
+            failed.append(project_key)
+    return failed
+
+
+def print_reports(db_url: str, projects: list[str]) -> bool:
+    """Extraction, transform and reconciliation, per project; True when everything reconciled equal."""
     from zephyr_qtest.lib.mapping import print_transform_report
+    from zephyr_qtest.lib.qtest.reconcile import print_reconciliation
+    from zephyr_qtest.lib.zephyr.report import print_extraction_report
+
+    print()
+    print_extraction_report(db_url, projects)
+    print()
+    print_transform_report(db_url, projects)
+    print()
+    return print_reconciliation(db_url, projects)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
     from zephyr_qtest.lib.postgres import database_url, redact_url
     from zephyr_qtest.lib.zephyr.client import ZephyrClient
     from zephyr_qtest.lib.zephyr.discovery import discover_project_keys
-    from zephyr_qtest.lib.zephyr.report import print_extraction_report
 
     prepare_dagster_home()
     # Held for the whole demo, so the embedded server is not restarted between steps.
     db_url = database_url()
     print(f"staging database: {redact_url(db_url)}")
-    with zephyr_endpoint(seed=args.seed, size=args.size) as base_url:
-        print(f"zephyr: {base_url}")
+    with zephyr_endpoint(seed=args.seed, size=args.size) as base_url, qtest_endpoint() as qtest_url:
+        print(f"zephyr: {base_url}\nqtest: {qtest_url}")
 
         async def discover() -> list[str]:
             async with ZephyrClient(base_url, os.environ["ZEPHYR_API_TOKEN"]) as client:
@@ -96,29 +161,48 @@ def run_demo(args: argparse.Namespace) -> int:
 
         projects = args.project or asyncio.run(discover())
         print(f"projects: {', '.join(projects)}")
-        instance = dg.DagsterInstance.get()
-        known = set(instance.get_dynamic_partitions(zephyr_projects.name))
-        instance.add_dynamic_partitions(zephyr_projects.name, [key for key in projects if key not in known])
-        failed: list[str] = []
-        for project_key in projects:
-            started = time.monotonic()
-            print(f"\n== migrating {project_key} ==", flush=True)
-            result = dg.execute_job(
-                dg.reconstructable(load_migration_job),
-                instance=instance,
-                tags={"dagster/partition": project_key},
-                raise_on_error=False,
-            )
-            status = "succeeded" if result.success else "FAILED"
-            print(f"run {result.run_id} {status} in {time.monotonic() - started:.1f}s", flush=True)
-            if not result.success:
-                failed.append(project_key)
-        print()
-        print_extraction_report(db_url, projects)
-        print()
-        print_transform_report(db_url, projects)
+        failed = run_migration(projects)
+        equal = print_reports(db_url, projects)
+    if failed or not equal:
+        print(
+            f"\nfailed: {', '.join(failed) or 'reconciliation'} (see the runs in `make ui`)", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    """The whole graph for the named projects on the configured services (or the sandboxes)."""
+    from contextlib import ExitStack
+
+    from zephyr_qtest.lib.postgres import database_url, redact_url
+
+    if not args.sandbox:
+        missing = [
+            name
+            for name in ("ZEPHYR_BASE_URL", "ZEPHYR_API_TOKEN", "QTEST_BASE_URL")
+            if not os.environ.get(name)
+        ]
+        if not (os.environ.get("QTEST_API_TOKEN") or os.environ.get("QTEST_USERNAME")):
+            missing.append("QTEST_API_TOKEN (or QTEST_USERNAME and QTEST_PASSWORD)")
+        if missing:
+            print(f"zephyr-qtest migrate: set {', '.join(missing)}, or pass --sandbox", file=sys.stderr)
+            return 2
+    prepare_dagster_home()
+    db_url = database_url()
+    print(f"staging database: {redact_url(db_url)}")
+    with ExitStack() as stack:
+        if args.sandbox:
+            stack.enter_context(zephyr_endpoint(seed=args.seed, size=args.size))
+            stack.enter_context(qtest_endpoint())
+        print(f"zephyr: {os.environ['ZEPHYR_BASE_URL']}\nqtest: {os.environ['QTEST_BASE_URL']}", flush=True)
+        failed = run_migration(args.project, groups=args.only)
+        equal = print_reports(db_url, args.project)
     if failed:
-        print(f"\nfailed: {', '.join(failed)} (see the runs in `make ui`)", file=sys.stderr)
+        print(f"\nfailed: {', '.join(failed)}: re-run the same command to finish them", file=sys.stderr)
+        return 1
+    if not equal and (not args.only or "qtest" in args.only):
+        print("\nthe reconciliation found differences: see reports/<project>.md", file=sys.stderr)
         return 1
     return 0
 
@@ -166,9 +250,10 @@ def run_sandbox_serve(args: argparse.Namespace) -> int:
 
 def run_ui(args: argparse.Namespace) -> int:
     dagster_home = prepare_dagster_home()
-    with zephyr_endpoint(seed=args.seed, size=args.size) as base_url:
+    with zephyr_endpoint(seed=args.seed, size=args.size) as base_url, qtest_endpoint() as qtest_url:
         print(
-            f"zephyr: {base_url}\nDAGSTER_HOME={dagster_home}\nUI: http://127.0.0.1:{args.port}", flush=True
+            f"zephyr: {base_url}\nqtest: {qtest_url}\nDAGSTER_HOME={dagster_home}\nUI: http://127.0.0.1:{args.port}",
+            flush=True,
         )
         command = [
             str(Path(sys.executable).parent / "dagster"),
@@ -206,6 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", default="small", help="sandbox data size preset (tiny, small, bench)")
     demo.add_argument("--project", action="append", help="only this project key (repeatable)")
     demo.set_defaults(run=run_demo)
+
+    migrate = commands.add_parser(
+        "migrate", help="run the whole graph for these projects, headless; non-zero exit when anything failed"
+    )
+    migrate.add_argument(
+        "--project", action="append", required=True, help="a Zephyr project key (repeatable)"
+    )
+    migrate.add_argument(
+        "--only", action="append", choices=["zephyr_raw", "staging", "canonical", "qtest_mapping", "qtest", "snowflake"],
+        help="only this asset group (repeatable), e.g. --only qtest to publish what is already transformed",
+    )  # fmt: skip
+    migrate.add_argument(
+        "--sandbox", action="store_true", help="start both sandboxes instead of live services"
+    )
+    migrate.add_argument("--seed", type=int, default=7, help="with --sandbox: the Zephyr sandbox's data seed")
+    migrate.add_argument("--size", default="small", help="with --sandbox: its data size preset")
+    migrate.set_defaults(run=run_migrate)
 
     sandbox = commands.add_parser("sandbox", help="the vendor sandboxes")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)

@@ -435,3 +435,30 @@ def html(
         parts += ["<h2>Attachments not uploaded</h2>",
                   table(["attachment", "size", "reason"], [[s["name"], s["size_bytes"], s["skip_reason"]] for s in skipped])]  # fmt: skip
     return "".join(parts) + "</body></html>\n"
+
+
+def print_reconciliation(database_url: str, projects: list[str]) -> bool:
+    """The reconciliation of each project as the last run saved it; True when everything is equal."""
+    with connect(database_url) as conn:
+        exists = conn.execute(f"select to_regclass('{MIGRATION_SCHEMA}.reconciliation')").fetchone()
+        rows = (
+            conn.execute(
+                f"select project_key, object_type, expected, found, matched, missing, unaccounted, mismatches "
+                f"from {MIGRATION_SCHEMA}.reconciliation where project_key = any(%s) order by 1, 2",
+                (projects,),
+            ).fetchall()
+            if exists and exists[0]
+            else []
+        )
+    print(f"{'reconciliation (qTest read back)':<34} {'expected':>9} {'in qTest':>9} {'equal':>9} {'missing':>8} "
+          f"{'extra':>6} {'diffs':>6}")  # fmt: skip
+    equal = bool(rows) and {row[0] for row in rows} == set(projects)
+    for project, kind, expected, found, matched, missing, extra, diffs in rows:
+        print(
+            f"{project + ' ' + kind:<34} {expected:>9} {found:>9} {matched:>9} {missing:>8} {extra:>6} {diffs:>6}"
+        )
+        equal = equal and expected == matched and not (missing or extra or diffs)
+    for project in sorted(set(projects) - {row[0] for row in rows}):
+        print(f"{project}: not reconciled")
+    print("everything equal" if equal else "DIFFERENCES: see reports/<project>.md")
+    return equal
