@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-e2e lint ui bench bench-transform clean
+.PHONY: install demo test test-fast test-e2e lint ui bench bench-transform bench-snowflake bench-publish clean
 
 $(INSTALLED): pyproject.toml constraints.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ bench: install
 
 bench-transform: install
 	$(BIN)/python bench/transform_benchmark.py
+
+bench-snowflake: install
+	$(BIN)/python bench/snowflake_benchmark.py
+
+bench-publish: install
+	$(BIN)/python bench/publish_benchmark.py
 
 clean:
 	rm -rf .zephyr_qtest .pytest_cache .ruff_cache dbt_project/target dbt_project/logs

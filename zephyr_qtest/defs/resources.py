@@ -6,13 +6,18 @@ appear in the UI or in run config) and leaves the rest to the embedded and sandb
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
-from pydantic import Field
+from dagster_snowflake import SnowflakeResource
+from pydantic import Field, model_validator
 
 from zephyr_qtest.lib import postgres
+from zephyr_qtest.lib import snowflake as warehouse
 from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, dbt_executable
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.zephyr.client import ZephyrClient
@@ -121,6 +126,78 @@ class QtestResource(dg.ConfigurableResource):
         )
 
 
+class SnowflakeWarehouse(SnowflakeResource):
+    """Snowflake through dagster-snowflake's ``SnowflakeResource``, or, with ``embedded`` (the default when no
+    ``SNOWFLAKE_ACCOUNT`` is configured), its local emulation: fakesnow keeps each database in a DuckDB file
+    under ``<project home>/snowflake``. The fakesnow patch is applied here, in the process that connects
+    (each Dagster step process applies its own), and removed when its last connection closes, which
+    releases the DuckDB file for the next process."""
+
+    embedded: bool = Field(
+        default=False, description="Use the local emulation (fakesnow on DuckDB) instead of an account."
+    )
+    embedded_dir: str | None = Field(
+        default=None,
+        description="Where the emulation keeps its DuckDB files (default: <project home>/snowflake).",
+    )
+    copy_attachment_bytes: bool = Field(
+        default=False,
+        description="Copy canonical.attachment's bytes as BINARY (SNOWFLAKE_COPY_ATTACHMENT_BYTES); by "
+        "default only their name, size, type and sha256 are copied.",
+    )
+    chunk_rows: int = Field(
+        default=warehouse.DEFAULT_CHUNK_ROWS,
+        description="Rows read from PostgreSQL and bulk-loaded at a time.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def validate_authentication(cls, values: Any) -> Any:
+        # Overrides SnowflakeResource's check of the same name: the emulation needs no credentials.
+        if not isinstance(values, dict) or values.get("embedded"):
+            return values
+        methods = [
+            name for name in ("password", "private_key", "private_key_path") if values.get(name) is not None
+        ]
+        if not methods and values.get("authenticator") is None:
+            raise ValueError(
+                "Snowflake needs SNOWFLAKE_PASSWORD, SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PRIVATE_KEY_PATH "
+                "(or an authenticator) with SNOWFLAKE_ACCOUNT and SNOWFLAKE_USER."
+            )
+        if len(methods) > 1:
+            raise ValueError(f"Snowflake takes one of password or private key, not {' and '.join(methods)}.")
+        return values
+
+    def embedded_directory(self) -> Path:
+        return Path(self.embedded_dir) if self.embedded_dir else postgres.project_home() / "snowflake"
+
+    def describe(self) -> str:
+        """Where the copies go, fit for metadata (no account secrets)."""
+        location = f"{self.database}.{self.schema_}"
+        if self.embedded:
+            return f"embedded (fakesnow) {self.embedded_directory() / (str(self.database).upper() + '.db')}: {location}"
+        return f"Snowflake {location}"
+
+    @contextmanager
+    def get_connection(self, raw_conn: bool = True) -> Iterator[Any]:
+        if not self.embedded:
+            with super().get_connection(raw_conn=raw_conn) as conn:
+                yield conn
+            return
+        import snowflake.connector
+
+        with warehouse.embedded_snowflake(self.embedded_directory()):
+            # Looked up at call time: under the patch this is fakesnow's connect.
+            conn = warehouse.connect_waiting_for_lock(
+                lambda: snowflake.connector.connect(**self._connection_args)
+            )
+            try:
+                yield conn
+                conn.commit()
+            finally:
+                conn.close()
+
+
 def _env_or_default(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
@@ -161,6 +238,38 @@ def qtest_resource_from_env() -> QtestResource:
     return QtestResource(**{name: value for name, value in settings.items() if value is not None})  # type: ignore[arg-type]
 
 
+def snowflake_resource_from_env() -> SnowflakeWarehouse:
+    """A Snowflake account when ``SNOWFLAKE_ACCOUNT`` is set (every setting through ``dg.EnvVar``), else the
+    embedded emulation."""
+    copy_bytes = os.environ.get("SNOWFLAKE_COPY_ATTACHMENT_BYTES", "").strip().lower() in ("1", "true", "yes")
+    if not os.environ.get("SNOWFLAKE_ACCOUNT"):
+        return SnowflakeWarehouse(
+            embedded=True,
+            user="zephyr_qtest",
+            database=warehouse.EMBEDDED_DATABASE,
+            schema=warehouse.EMBEDDED_SCHEMA,
+            copy_attachment_bytes=copy_bytes,
+        )
+    settings: dict[str, object] = {
+        "account": dg.EnvVar("SNOWFLAKE_ACCOUNT"),
+        "user": dg.EnvVar("SNOWFLAKE_USER"),
+        "database": _env_or_default("SNOWFLAKE_DATABASE") or warehouse.EMBEDDED_DATABASE,
+        "schema": _env_or_default("SNOWFLAKE_SCHEMA") or warehouse.EMBEDDED_SCHEMA,
+        "copy_attachment_bytes": copy_bytes,
+    }
+    for name, setting in (
+        ("SNOWFLAKE_PASSWORD", "password"),
+        ("SNOWFLAKE_PRIVATE_KEY", "private_key"),
+        ("SNOWFLAKE_PRIVATE_KEY_PATH", "private_key_path"),
+        ("SNOWFLAKE_PRIVATE_KEY_PASSWORD", "private_key_password"),
+        ("SNOWFLAKE_WAREHOUSE", "warehouse"),
+        ("SNOWFLAKE_ROLE", "role"),
+    ):
+        if os.environ.get(name):
+            settings[setting] = dg.EnvVar(name)
+    return SnowflakeWarehouse(**settings)  # type: ignore[arg-type]
+
+
 @dg.definitions
 def resources() -> dg.Definitions:
     return dg.Definitions(
@@ -169,5 +278,6 @@ def resources() -> dg.Definitions:
             "zephyr": zephyr_resource_from_env(),
             "qtest": qtest_resource_from_env(),
             "dbt": DbtCliResource(project_dir=DBT_PROJECT_DIR, dbt_executable=dbt_executable()),
+            "snowflake": snowflake_resource_from_env(),
         }
     )
