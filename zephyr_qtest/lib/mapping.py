@@ -110,7 +110,7 @@ def print_transform_report(database_url: str, projects: list[str]) -> None:
 
 @dataclass(frozen=True)
 class RelationStats:
-    rows: int | None  # None for a view (not counted: its query may be costly)
+    rows: int | None  # None for a relation of another kind (a materialized view, a foreign table)
     columns: list[tuple[str, str]]  # (name, PostgreSQL type), in table order
 
 
@@ -147,8 +147,9 @@ class ProjectTableStats:
             "where table_schema = %s and table_name = %s order by ordinal_position",
             (schema, table),
         ).fetchall()
-        if kind[0] not in ("r", "p"):
+        if kind[0] not in ("r", "p", "v"):
             return RelationStats(rows=None, columns=columns)
+        # A view is counted too: the staging views filter the raw tables, so this reads the project's rows.
         query = sql.SQL("select count(*) from {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
         if any(name == "project_key" for name, _ in columns):
             rows = self._conn.execute(
