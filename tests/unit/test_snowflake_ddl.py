@@ -225,6 +225,12 @@ def test_postgres_csv_becomes_typed_frames_with_nulls_and_empty_strings_apart() 
     assert frame["PAYLOAD_HASH"].isna().tolist() == [True, False, True]
 
 
+def test_a_project_without_rows_gives_no_frames() -> None:
+    """COPY of zero rows writes nothing at all (an all-equal reconciliation has no mismatch rows)."""
+    columns = warehouse.migration_contracts()["id_map"].copied_columns()
+    assert list(warehouse.read_csv_frames(io.BytesIO(b""), columns)) == []
+
+
 def test_attachment_bytes_travel_as_hex_when_asked() -> None:
     attachment = warehouse.canonical_contracts()["attachment"]
     columns = attachment.copied_columns(copy_binary=True)

@@ -459,6 +459,10 @@ def read_csv_frames(
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    if not isinstance(stream, io.BufferedReader):
+        stream = io.BufferedReader(stream)
+    if not stream.peek(1):
+        return  # no rows: pyarrow refuses an empty CSV ("Empty CSV file") rather than reading none
     names = [column.name.upper() for column in columns]
     types = {name: arrow_type(column) for name, column in zip(names, columns, strict=True)}
     reader = pacsv.open_csv(
