@@ -65,6 +65,14 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def new_embedded_database(embedded_server_url: str) -> Iterator[Callable[[str], str]]:
+    """Fresh databases on the embedded server for module-scoped fixtures (``new_embedded_database("zq_x")``),
+    dropped at the end of the session: for tests about the APIs and the graph rather than PostgreSQL."""
+    with ExitStack() as stack:
+        yield lambda prefix: stack.enter_context(_scratch_database(embedded_server_url, prefix))
+
+
 @pytest.fixture
 def embedded_databases(embedded_server_url: str) -> Iterator[Callable[[], str]]:
     """Fresh databases on the embedded server only, for tests about the APIs rather than PostgreSQL

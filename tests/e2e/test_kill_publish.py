@@ -10,22 +10,19 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
-import psycopg
 import pytest
 from dagster_dbt import DbtCliResource
-from psycopg import sql
 
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
 from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
 from zephyr_qtest.lib.dbt import dbt_executable
-from zephyr_qtest.lib.postgres import connect, with_database
+from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
 
@@ -42,12 +39,9 @@ def zephyr() -> Iterator[ZephyrSandboxHandle]:
 
 
 @pytest.fixture
-def transformed(embedded_server_url: str, zephyr: ZephyrSandboxHandle) -> tuple[str, str]:
+def transformed(new_embedded_database: Callable[[str], str], zephyr: ZephyrSandboxHandle) -> tuple[str, str]:
     """A database with one project extracted and transformed (what publishing reads)."""
-    name = f"zq_kill_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(embedded_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    database_url = with_database(embedded_server_url, name)
+    database_url = new_embedded_database("zq_kill")
     project = sorted(zephyr.info()["counts"]["per_project"])[0]
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(zephyr_projects.name, [project])

@@ -8,16 +8,13 @@ that answers 429, 5xx and loses the answers of writes ends identical to a clean 
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import psycopg
 import pytest
 from dagster_dbt import DbtCliResource
-from psycopg import sql
 
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.partitions import zephyr_projects
@@ -25,7 +22,7 @@ from zephyr_qtest.defs.publish.qtest import publish_assets, reconciliation
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource, ZephyrResource
 from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
 from zephyr_qtest.lib.dbt import dbt_executable
-from zephyr_qtest.lib.postgres import connect, with_database
+from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
 from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
 
@@ -48,13 +45,6 @@ MAPPED = {
 def zephyr() -> Iterator[ZephyrSandboxHandle]:
     with start_in_thread(seed=SEED, size="tiny") as handle:
         yield handle
-
-
-def _database(server_url: str) -> str:
-    name = f"zq_publish_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    return with_database(server_url, name)
 
 
 def run(
@@ -137,10 +127,12 @@ def expected_counts(database_url: str, project_key: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def migrated(
-    embedded_server_url: str, zephyr: ZephyrSandboxHandle, tmp_path_factory: pytest.TempPathFactory
+    new_embedded_database: Callable[[str], str],
+    zephyr: ZephyrSandboxHandle,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     """Both projects migrated once into a clean qTest sandbox."""
-    database_url = _database(embedded_server_url)
+    database_url = new_embedded_database("zq_publish")
     state = tmp_path_factory.mktemp("qtest_clean")
     with start_qtest_in_thread(state, seed=1) as qtest:
         projects = sorted(zephyr.info()["counts"]["per_project"])
@@ -225,13 +217,13 @@ def test_an_edit_in_zephyr_updates_only_that_object(
 
 def test_a_faulty_qtest_ends_identical_to_a_clean_run(
     migrated: dict[str, Any],
-    embedded_server_url: str,
+    new_embedded_database: Callable[[str], str],
     zephyr: ZephyrSandboxHandle,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """20% 429s, 5% 5xx and 5% lost answers to writes: re-runs until done, then qTest equals the clean run."""
     project = migrated["projects"][0]
-    database_url = _database(embedded_server_url)
+    database_url = new_embedded_database("zq_publish_faulty")
     state = tmp_path_factory.mktemp("qtest_faulty")
     with start_qtest_in_thread(state, seed=2) as qtest:
         assert run(database_url, project, zephyr, qtest, [*raw_assets, zephyr_dbt_models]).success

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ from zephyr_qtest.defs.resources import PostgresResource, SnowflakeWarehouse, Ze
 from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
 from zephyr_qtest.lib import snowflake as warehouse
 from zephyr_qtest.lib.dbt import dbt_executable
-from zephyr_qtest.lib.postgres import with_database
 from zephyr_qtest.lib.qtest.id_map import ID_MAP_DDL
 from zephyr_qtest.lib.qtest.reconcile import RECONCILIATION_DDL
 from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
@@ -45,23 +44,16 @@ MAIN_TABLES = ("project", "folder", "test_case", "test_step", "test_cycle", "tes
 
 
 @pytest.fixture(scope="module")
-def canonical_database(embedded_server_url: str) -> Iterator[dict[str, Any]]:
+def canonical_database(new_embedded_database: Callable[[str], str]) -> dict[str, Any]:
     """A database of its own, with raw + dbt run for both sandbox projects."""
-    name = f"zq_snowflake_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(embedded_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = with_database(embedded_server_url, name)
-    try:
-        with start_in_thread(seed=3, size="tiny") as sandbox:
-            projects = sorted(sandbox.info()["counts"]["per_project"])
-            assert len(projects) == 2
-            for project_key in projects:
-                result = _run(url, project_key, [*raw_assets, zephyr_dbt_models], sandbox=sandbox)
-                assert result.success, _failures(result)
-        yield {"url": url, "projects": projects}
-    finally:
-        with psycopg.connect(embedded_server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    url = new_embedded_database("zq_snowflake")
+    with start_in_thread(seed=3, size="tiny") as sandbox:
+        projects = sorted(sandbox.info()["counts"]["per_project"])
+        assert len(projects) == 2
+        for project_key in projects:
+            result = _run(url, project_key, [*raw_assets, zephyr_dbt_models], sandbox=sandbox)
+            assert result.success, _failures(result)
+    return {"url": url, "projects": projects}
 
 
 def _snowflake(directory: Path) -> SnowflakeWarehouse:

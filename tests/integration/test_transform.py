@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -25,7 +24,6 @@ from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
 from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
 from zephyr_qtest.lib.dbt import dbt_executable, manifest_path
-from zephyr_qtest.lib.postgres import with_database
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
 
@@ -43,14 +41,9 @@ def sandbox() -> Iterator[ZephyrSandboxHandle]:
 
 
 @pytest.fixture(scope="module")
-def transform_database(embedded_server_url: str) -> Iterator[str]:
+def transform_database(new_embedded_database: Callable[[str], str]) -> str:
     """A database of its own on the embedded server (the API, not PostgreSQL, is what varies here)."""
-    name = f"zq_transform_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(embedded_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    yield with_database(embedded_server_url, name)
-    with psycopg.connect(embedded_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+    return new_embedded_database("zq_transform")
 
 
 def _run(
