@@ -32,3 +32,11 @@
 {% macro execution_source_key(key_expr, id_expr) -%}
     coalesce({{ key_expr }}, 'execution:' || {{ id_expr }})
 {%- endmacro %}
+
+
+{#- The source key of a test cycle that the bulk auto-test-logs endpoint places automation runs in: the
+    Zephyr cycle's key, then the module names (a text array) under it, as qTest matches them (by name and
+    location), e.g. UT-R1 > ["Checkout", "Smoke"]. -#}
+{% macro automation_cycle_key(cycle_key_expr, names_expr) -%}
+    ({{ cycle_key_expr }} || ' > ' || to_jsonb({{ names_expr }})::text)
+{%- endmacro %}

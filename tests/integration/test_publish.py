@@ -117,6 +117,11 @@ def expected_counts(database_url: str, project_key: str) -> dict[str, int]:
             counts[kind] = conn.execute(
                 f"select count(*) from qtest_mapping.{table} where project_key = %s{skip}", (project_key,)
             ).fetchone()[0]
+        counts["automated_test_log"] = conn.execute(
+            "select count(*) from qtest_mapping.qtest_test_logs where project_key = %s "
+            "and skip_reason is null and automated",
+            (project_key,),
+        ).fetchone()[0]
         counts["attachment"] = conn.execute(
             "select count(*) from qtest_mapping.qtest_attachments where project_key = %s "
             "and skip_reason is null and qtest_object_type is not null",
@@ -163,7 +168,11 @@ def test_both_projects_arrive_once_and_equal(migrated: dict[str, Any]) -> None:
         for stage, kind in (("modules", "module"), ("test_cases", "test_case"), ("test_cycles", "test_cycle"),
                             ("test_runs", "test_run"), ("test_logs", "test_log"), ("attachments", "attachment")):  # fmt: skip
             assert metadata[stage]["created"] + metadata[stage]["adopted"] == expected[kind], (project, stage)
-        assert counts, counts
+        # Automated executions went through the bulk auto-test-logs queue, several to a submission.
+        in_qtest = counts
+        assert expected["automated_test_log"] > 0
+        assert in_qtest["automation-test-logs"] == expected["automated_test_log"], (project, in_qtest)
+        assert 0 < in_qtest["queue-jobs"] < expected["automated_test_log"], (project, in_qtest)
 
 
 def test_the_report_says_everything_equal(migrated: dict[str, Any]) -> None:

@@ -306,6 +306,11 @@ class QtestClient(ApiClient):
             validate=_object,
         )  # fmt: skip
 
+    async def get_test_log(self, project_id: int, run_id: int, log_id: int) -> dict:
+        return await self.get_json(
+            f"projects/{project_id}/test-runs/{run_id}/test-logs/{log_id}", validate=_object
+        )
+
     async def iter_test_logs(self, project_id: int, run_id: int) -> AsyncIterator[dict]:
         async for item in self._iter_wrapped(f"projects/{project_id}/test-runs/{run_id}/test-logs"):
             yield item

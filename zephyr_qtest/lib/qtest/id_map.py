@@ -116,6 +116,36 @@ class IdMap:
                 ],
             )
 
+    async def pending_many(self, object_type: str, rows: Iterable[tuple[str, str]]) -> None:
+        """``pending`` for several objects in one transaction, before the one call that creates them all."""
+        rows = list(rows)
+        if not rows:
+            return
+        async with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
+            await cursor.executemany(
+                f"insert into {MIGRATION_SCHEMA}.id_map as m "
+                "(project_key, object_type, source_key, payload_hash, state, qtest_project_id) "
+                "values (%s, %s, %s, %s, 'pending', %s) "
+                "on conflict (project_key, object_type, source_key) do update set "
+                "payload_hash = excluded.payload_hash, state = 'pending', "
+                "qtest_project_id = excluded.qtest_project_id, error = null, updated_at = now()",
+                [
+                    (self.project_key, object_type, key, payload_hash, self.qtest_project_id)
+                    for key, payload_hash in rows
+                ],
+            )
+
+    async def note_pending(
+        self, object_type: str, source_keys: Iterable[str], detail: Mapping[str, Any]
+    ) -> None:
+        """Adds `detail` to pending rows (the queue job that will create them, so a later run waits for it)."""
+        async with self._lock:
+            await self._conn.execute(
+                f"update {MIGRATION_SCHEMA}.id_map set detail = detail || %s::jsonb, updated_at = now() "
+                "where project_key = %s and object_type = %s and source_key = any(%s) and state = 'pending'",
+                (json.dumps(dict(detail)), self.project_key, object_type, list(source_keys)),
+            )
+
     async def failed(self, object_type: str, source_key: str, payload_hash: str | None, error: str) -> None:
         """Refused for certain (nothing was created): the next run creates it again."""
         await self._upsert(object_type, source_key, None, payload_hash, "failed", None, error[:2000])

@@ -1,28 +1,36 @@
 """Publishing one Zephyr project's mapping marts into qTest: modules, test cases with their steps
 (callees first, approved as configured), test cycles (and releases), test runs, test logs with their step
-logs. Each kind reads its ``qtest_mapping`` table, builds the API bodies, and goes through the
-exactly-once protocol of ``publish.py``; ids of parents come from the id map.
+logs (manual ones one by one, automated ones through the bulk auto-test-logs queue). Each kind reads its
+``qtest_mapping`` table, builds the API bodies, and goes through the exactly-once protocol of
+``publish.py``; ids of parents come from the id map.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.rows import dict_row
 
+from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.qtest.client import QtestClient, quote_search_value
 from zephyr_qtest.lib.qtest.fields import FieldCatalog, PropertyProblem
 from zephyr_qtest.lib.qtest.id_map import Entry, IdMap
 from zephyr_qtest.lib.qtest.publish import Created, ObjectKind, PublishSummary, publish
 
+log = logging.getLogger(__name__)
+
 Row = dict[str, Any]
 ZEPHYR_KEY_LABEL = "Zephyr Key"
+# The test-case field the bulk auto-test-logs endpoint finds a case by (the marts set it to the Zephyr key).
+AUTOMATION_CONTENT_LABEL = "Automation Content"
 
 
 def read_mapping(
@@ -54,6 +62,8 @@ class PublishContext:
     id_map: IdMap
     approve_test_cases: bool = True
     concurrency: int = 8
+    # Automated executions per bulk auto-test-logs submission.
+    auto_test_log_batch: int = 200
     test_case_fields: FieldCatalog = field(default_factory=lambda: FieldCatalog([]))
     test_run_fields: FieldCatalog = field(default_factory=lambda: FieldCatalog([]))
     execution_statuses: dict[str, int] = field(default_factory=dict)
@@ -349,29 +359,64 @@ def test_run_kind(ctx: PublishContext) -> ObjectKind[Row]:
 # -------------------------------------------------------------------------------------------- test logs
 
 
-def test_log_kind(ctx: PublishContext, step_logs_by_log: Mapping[str, list[Row]]) -> ObjectKind[Row]:
+@dataclass
+class AutomatedLogs:
+    """What sending automated executions through the bulk auto-test-logs endpoint needs."""
+
+    # Automation runs (qtest_test_runs rows with automation_module_names) by source key.
+    runs: Mapping[str, Row]
+    # qtest_test_steps rows by test case, in order: the endpoint's step logs repeat their texts.
+    steps_by_case: Mapping[str, list[Row]]
+    # Step-log keys that own attachments: their qTest ids are read back after the submission.
+    step_logs_with_files: set[str] = field(default_factory=set)
+    # Pending logs of an earlier run -> the queue job that may have created them.
+    queued: dict[str, int] = field(default_factory=dict)
+    # A queue job's end, awaited once however many logs it carries.
+    job_ends: dict[int, asyncio.Task[dict]] = field(default_factory=dict)
+
+
+# The project's Automation Settings map these result strings to the execution statuses of the same name
+# (qTest's defaults: PASSED -> Passed, FAILED -> Failed, ...); the mapped status names come from status_map.
+def automation_status(status_name: str) -> str:
+    return status_name.upper()
+
+
+# How long a submission whose answer was lost is given to show its logs before it is sent again.
+LOST_SUBMISSION_CHECKS = 30
+LOST_SUBMISSION_INTERVAL_S = 2.0
+
+
+def test_log_kind(
+    ctx: PublishContext, step_logs_by_log: Mapping[str, list[Row]], automation: AutomatedLogs | None = None
+) -> ObjectKind[Row]:
+    """Manual executions become test logs one call each; automated executions of automation runs go to
+    the bulk auto-test-logs endpoint, a level's worth per cycle and submission, polled to the end."""
+
     def status(name: str | None, what: str) -> dict[str, int]:
         status_id = ctx.execution_statuses.get(str(name or "").lower())
         if status_id is None:
             raise ValueError(f"{what}: no qTest execution status named {name!r} (see status_map.csv)")
         return {"id": status_id}
 
+    def sent_step_results(row: Row) -> list[Row]:
+        """The step results a log carries: those whose step is in the case's qTest version."""
+        return [
+            step
+            for step in step_logs_by_log.get(_key(row), [])
+            if not step.get("skip_reason")
+            and ctx.ids["test_step"].get(step.get("test_step_source_key") or "")
+        ]
+
     def body(row: Row) -> dict[str, Any]:
-        step_logs = []
-        for step in step_logs_by_log.get(_key(row), []):
-            if step.get("skip_reason") or not step.get("test_step_source_key"):
-                continue
-            step_id = ctx.ids["test_step"].get(step["test_step_source_key"])
-            if step_id is None:
-                continue
-            step_logs.append(
-                {
-                    "test_step_id": step_id,
-                    "status": status(step.get("status"), f"step result {step['source_key']}"),
-                    "actual_result": step.get("actual_result") or "",
-                    "order": int(step.get("step_order") or 0),
-                }
-            )
+        step_logs = [
+            {
+                "test_step_id": ctx.ids["test_step"][step["test_step_source_key"]],
+                "status": status(step.get("status"), f"step result {step['source_key']}"),
+                "actual_result": step.get("actual_result") or "",
+                "order": int(step.get("step_order") or 0),
+            }
+            for step in sent_step_results(row)
+        ]
         payload: dict[str, Any] = {
             "status": status(row.get("status"), f"execution {_key(row)}"),
             "exe_start_date": iso(row["exe_start_date"]),
@@ -387,15 +432,11 @@ def test_log_kind(ctx: PublishContext, step_logs_by_log: Mapping[str, list[Row]]
 
     def created(row: Row, log: Mapping[str, Any]) -> Created:
         """The log's id, and its step logs' ids (by order) for the attachments of step results."""
-        sent = [
-            step for step in step_logs_by_log.get(_key(row), [])
-            if not step.get("skip_reason") and ctx.ids["test_step"].get(step.get("test_step_source_key") or "")
-        ]  # fmt: skip
         answered = sorted(log.get("test_step_logs") or [], key=lambda step: int(step.get("order") or 0))
         children = [
-            ("test_step_log", str(source["source_key"]), int(step["id"]), str(source["payload_hash"]))
-            for source, step in zip(sent, answered, strict=False)
-            if step.get("id") is not None
+            ("test_step_log", str(source["source_key"]), int(step_log_id), str(source["payload_hash"]))
+            for source, step in zip(sent_step_results(row), answered, strict=False)
+            if (step_log_id := step.get("test_step_log_id") or step.get("id")) is not None
         ]
         return Created(int(log["id"]), {"test_run_id": run_id(row)}, children)
 
@@ -403,12 +444,13 @@ def test_log_kind(ctx: PublishContext, step_logs_by_log: Mapping[str, list[Row]]
         return created(row, await ctx.client.create_test_log(ctx.project_id, run_id(row), body(row)))
 
     async def update(row: Row, entry: Entry) -> Created:
+        # An automation log is updated like a manual one (PUT takes either).
         assert entry.qtest_id is not None
         return created(
             row, await ctx.client.update_test_log(ctx.project_id, run_id(row), entry.qtest_id, body(row))
         )
 
-    async def lookup(row: Row) -> Created | None:
+    async def find(row: Row) -> Created | None:
         wanted = body(row)
         claimed = ctx.claimed("test_log")
         async for log in ctx.client.iter_test_logs(ctx.project_id, run_id(row)):
@@ -418,7 +460,206 @@ def test_log_kind(ctx: PublishContext, step_logs_by_log: Mapping[str, list[Row]]
                 return created(row, log)
         return None
 
-    return ObjectKind("test_log", _key, _hash, _level, create, update, lookup)
+    async def lookup(row: Row) -> Created | None:
+        queue_id = automation.queued.get(_key(row)) if automation else None
+        if queue_id is not None:
+            await job_end(queue_id)  # a job still in the queue has not made its logs yet
+        return await find(row)
+
+    if automation is None:
+        return ObjectKind("test_log", _key, _hash, _level, create, update, lookup)
+
+    # ---- the bulk, asynchronous endpoint
+
+    async def job_end(queue_id: int) -> dict:
+        assert automation is not None
+        if queue_id not in automation.job_ends:
+            automation.job_ends[queue_id] = asyncio.ensure_future(ctx.client.wait_for_queue(queue_id))
+        return await asyncio.shield(automation.job_ends[queue_id])
+
+    def automation_run(row: Row) -> Row | None:
+        assert automation is not None
+        return automation.runs.get(str(row["parent_source_key"])) if row.get("automated") else None
+
+    def batched(row: Row) -> bool:
+        """Automated executions of automation runs, when qTest can match their step logs: it pairs them
+        with the case's steps by position, so they must be the case's first steps, in order."""
+        assert automation is not None
+        run = automation_run(row)
+        if run is None:
+            return False
+        case_steps = [
+            str(step["source_key"]) for step in automation.steps_by_case.get(run["test_case_source_key"], [])
+        ]
+        results = [
+            str(step["test_step_source_key"])
+            for step in step_logs_by_log.get(_key(row), [])
+            if not step.get("skip_reason") and step.get("test_step_source_key")
+        ]
+        return results == case_steps[: len(results)]
+
+    def automation_item(row: Row) -> dict[str, Any]:
+        assert automation is not None
+        run = automation.runs[str(row["parent_source_key"])]
+        case_key = str(run["test_case_source_key"])
+        if case_key not in ctx.ids["test_case"]:
+            # The endpoint would make a new case for an unknown fingerprint.
+            raise KeyError(f"its test case {case_key} is not in qTest (see that case's failure)")
+        case_steps = automation.steps_by_case.get(case_key, [])
+        manual = body(row)  # checks the statuses and encodes the properties
+        step_logs = [
+            {
+                "description": case_steps[order].get("description") or "",
+                "expected_result": case_steps[order].get("expected") or "",
+                "actual_result": step.get("actual_result") or "",
+                "status": automation_status(str(step.get("status"))),
+                "order": order,
+            }
+            for order, step in enumerate(sent_step_results(row))
+        ]
+        return {
+            "name": run["name"],
+            "automation_content": case_key,
+            "status": automation_status(str(row.get("status"))),
+            "exe_start_date": manual["exe_start_date"],
+            "exe_end_date": manual["exe_end_date"],
+            "module_names": _properties(run["automation_module_names"]),
+            "note": manual["note"],
+            "properties": manual["properties"],
+            "test_step_logs": step_logs,
+        }
+
+    async def recorded(row: Row, log_id: int) -> Created:
+        """What the id map keeps of a log the queue made; its step logs' ids only when files go on them."""
+        assert automation is not None
+        keys = {str(step["source_key"]) for step in sent_step_results(row)}
+        if keys & automation.step_logs_with_files:
+            return created(row, await ctx.client.get_test_log(ctx.project_id, run_id(row), log_id))
+        return Created(log_id, {"test_run_id": run_id(row)})
+
+    async def after_lost_submission(rows: Sequence[Row]) -> dict[str, Created]:
+        """A submission whose answer was lost may still be queued: give its logs time to show up (a job
+        makes all of them or none), then take those that did."""
+        for _ in range(LOST_SUBMISSION_CHECKS):
+            if await find(rows[0]) is not None:
+                break
+            await asyncio.sleep(LOST_SUBMISSION_INTERVAL_S)
+        found = {}
+        for row in rows:
+            if (adopted := await find(row)) is not None:
+                found[_key(row)] = adopted
+        return found
+
+    async def submit(
+        cycle_key: str, items: list[tuple[Row, dict[str, Any]]]
+    ) -> dict[str, Created | Exception]:
+        rows = [row for row, _ in items]
+        results: dict[str, Created | Exception] = {}
+        try:
+            test_cycle = ctx.ids["test_cycle"][cycle_key]
+        except KeyError:
+            error = KeyError(f"its cycle {cycle_key} is not in qTest (see that cycle's failure)")
+            return {_key(row): error for row in rows}
+        body = {"test_cycle": test_cycle, "test_logs": [item for _, item in items]}
+        try:
+            try:
+                job = await ctx.client.submit_auto_test_logs(ctx.project_id, body)
+            except AmbiguousWriteError:
+                results.update(await after_lost_submission(rows))
+                items = [(row, item) for row, item in items if _key(row) not in results]
+                if not items:
+                    return results
+                rows = [row for row, _ in items]
+                body = {"test_cycle": test_cycle, "test_logs": [item for _, item in items]}
+                job = await ctx.client.submit_auto_test_logs(ctx.project_id, body)
+            queue_id = int(job["id"])
+            await ctx.id_map.note_pending("test_log", [_key(row) for row in rows], {"queue_id": queue_id})
+            try:
+                outcome = await job_end(queue_id)
+            except ApiError as exc:  # the job may still finish: the logs stay pending for the next run
+                raise AmbiguousWriteError(
+                    exc.method, exc.url, exc.status, f"queue job {queue_id}: {exc.message}"
+                ) from exc
+            log_ids = queued_log_ids(outcome, len(rows))
+            for row, log_id in zip(rows, log_ids, strict=True):
+                if log_id is not None:
+                    results[_key(row)] = await recorded(row, log_id)
+                elif (found := await find(row)) is not None:
+                    results[_key(row)] = found
+                else:
+                    reason = queue_failure(outcome)
+                    results[_key(row)] = ApiError(
+                        "POST", "auto-test-logs", None, f"queue job {queue_id} {reason}"
+                    )
+        except ApiError as exc:
+            for row in rows:
+                results.setdefault(_key(row), exc)
+        return results
+
+    async def create_many(rows: Sequence[Row]) -> list[Created | Exception]:
+        results: dict[str, Created | Exception] = {}
+        by_cycle: dict[str, list[tuple[Row, dict[str, Any]]]] = defaultdict(list)
+        for row in rows:
+            try:
+                run = automation_run(row)
+                assert run is not None
+                by_cycle[str(run["automation_test_cycle_source_key"])].append((row, automation_item(row)))
+            except (KeyError, ValueError) as exc:
+                results[_key(row)] = exc
+        semaphore = asyncio.Semaphore(ctx.concurrency)
+
+        async def one(cycle_key: str, items: list[tuple[Row, dict[str, Any]]]) -> None:
+            async with semaphore:
+                results.update(await submit(cycle_key, items))
+
+        size = max(1, ctx.auto_test_log_batch)
+        await asyncio.gather(*(
+            one(cycle_key, items[start : start + size])
+            for cycle_key, items in by_cycle.items()
+            for start in range(0, len(items), size)
+        ))  # fmt: skip
+        return [results[_key(row)] for row in rows]
+
+    return ObjectKind("test_log", _key, _hash, _level, create, update, lookup, batched, create_many)
+
+
+def queued_log_ids(outcome: Mapping[str, Any], count: int) -> list[int | None]:
+    """The test-log ids a finished queue job reports, in submission order, where its content has them
+    (the sandbox's does; otherwise each log is looked up on its run)."""
+    if outcome.get("state") != "SUCCESS":
+        return [None] * count
+    try:
+        content = json.loads(outcome.get("content") or "{}")
+        logs = content.get("test_logs") if isinstance(content, dict) else None
+        if isinstance(logs, list) and len(logs) == count:
+            return [int(item["test_log_id"]) if item.get("test_log_id") else None for item in logs]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return [None] * count
+
+
+def queue_failure(outcome: Mapping[str, Any]) -> str:
+    if outcome.get("state") == "SUCCESS":
+        return "succeeded, but the log is not on its run"
+    try:
+        message = json.loads(outcome.get("content") or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"failed: {message or outcome.get('content') or 'no reason given'}"
+
+
+def automation_waves(rows: Iterable[Row], batched: Any) -> dict[str, int]:
+    """The load order of test logs: a run's logs oldest first, but consecutive automated ones share the
+    level of the first of them, so that they go in one submission (in order) instead of one each."""
+    waves: dict[str, int] = {}
+    previous: dict[str, tuple[bool, int]] = {}
+    for row in sorted(rows, key=lambda r: (str(r["parent_source_key"]), int(r["log_order"]))):
+        run, bulk = str(row["parent_source_key"]), bool(batched(row))
+        last = previous.get(run)
+        wave = last[1] if bulk and last is not None and last[0] else int(row["log_order"])
+        waves[_key(row)] = wave
+        previous[run] = (bulk, wave)
+    return waves
 
 
 # ------------------------------------------------------------------------------------------ attachments
@@ -519,9 +760,42 @@ STAGES: dict[str, tuple[str, ...]] = {
     "test_cases": ("module", "test_case", "test_step"),
     "test_cycles": ("test_cycle",),
     "test_runs": ("test_case", "test_cycle", "test_run"),
-    "test_logs": ("test_run", "test_step", "test_log"),
+    # test cases and cycles: the bulk auto-test-logs endpoint names them (fingerprint, test_cycle).
+    "test_logs": ("test_case", "test_cycle", "test_run", "test_step", "test_log"),
     "attachments": ("test_case", "test_step", "test_log", "test_step_log", "test_cycle", "attachment"),
 }
+
+
+async def automated_logs(ctx: PublishContext, database_url: str, project_key: str) -> AutomatedLogs | None:
+    """What the bulk auto-test-logs endpoint needs, or None when this qTest project cannot take it: without
+    the Automation Content field it would make a new case for every automated execution."""
+    if ctx.test_case_fields.get(AUTOMATION_CONTENT_LABEL) is None:
+        log.warning(
+            "qTest project %s has no test-case field %r: automated executions go as manual test logs",
+            ctx.project_id, AUTOMATION_CONTENT_LABEL,
+        )  # fmt: skip
+        return None
+    runs = {
+        str(row["source_key"]): row
+        for row in read_mapping(database_url, "qtest_test_runs", project_key)
+        if row.get("automation_module_names") is not None
+    }
+    steps = group_by_parent(
+        read_mapping(
+            database_url, "qtest_test_steps", project_key, "parent_source_key, step_order, source_key"
+        )
+    )
+    files = {
+        str(row["parent_source_key"])
+        for row in read_mapping(database_url, "qtest_attachments", project_key)
+        if row.get("qtest_object_type") == "test-step-logs"
+    }
+    queued = {
+        key: int(entry.detail["queue_id"])
+        for key, entry in (await ctx.id_map.load("test_log")).items()
+        if entry.state == "pending" and entry.detail.get("queue_id")
+    }
+    return AutomatedLogs(runs, steps, files, queued)
 
 
 async def resolve_project(client: QtestClient, id_map: IdMap, project_key: str, target: str | None) -> int:
@@ -598,7 +872,10 @@ async def publish_stage(
                 )
                 if not row.get("skip_reason")
             ]
-            summary = await ctx.run(test_log_kind(ctx, step_logs), rows)
+            automation = await automated_logs(ctx, database_url, project_key)
+            kind = test_log_kind(ctx, step_logs, automation)
+            waves = automation_waves(rows, kind.batched or (lambda row: False))
+            summary = await ctx.run(replace(kind, level=lambda row: waves[_key(row)]), rows)
         elif stage == "attachments":
             rows = read_mapping(database_url, "qtest_attachments", project_key)
             uploadable = [row for row in rows if not row.get("skip_reason") and row.get("qtest_object_type")]

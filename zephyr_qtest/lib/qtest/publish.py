@@ -8,6 +8,9 @@ For each object, in load order (a level at a time: parents and callees first), a
   created otherwise;
 - otherwise: ``pending`` is committed, the object is created, ``done`` and its id are committed.
 
+A kind may create some objects many to a call (qTest's bulk auto-test-logs): those of a level are
+collected, marked ``pending`` together, handed to ``create_many`` at once, and recorded one by one.
+
 A create whose answer is lost (`AmbiguousWriteError`) is looked up at once and adopted or created again.
 A failure of one object is recorded with its reason and never stops the others; the summary lists them.
 """
@@ -53,6 +56,8 @@ class PublishSummary:
     updated: int = 0
     adopted: int = 0
     skipped: int = 0
+    # Of the created, those made many to a call (qTest's bulk auto-test-logs queue).
+    created_in_batches: int = 0
     failures: list[Failure] = field(default_factory=list)
     seconds: float = 0.0
     # Objects deliberately not sent (an attachment over qTest's size cap), with the reason.
@@ -68,6 +73,7 @@ class PublishSummary:
             "updated": self.updated,
             "adopted": self.adopted,
             "skipped": self.skipped,
+            "created_in_batches": self.created_in_batches,
             "failed": self.failed,
             "not_sent": len(self.not_uploaded),
             "seconds": round(self.seconds, 3),
@@ -86,6 +92,10 @@ class ObjectKind(Generic[Item]):
     update: Callable[[Item, Entry], Awaitable[Created]]
     # Finds the object a lost create made (by its stored Zephyr key, or name and parent); None if absent.
     lookup: Callable[[Item], Awaitable[Created | None]]
+    # Which items are created many to a call, and that call: one result per item, in order, either what
+    # was created or why not (an ApiError leaves the item pending when the outcome is unknown).
+    batched: Callable[[Item], bool] | None = None
+    create_many: Callable[[Sequence[Item]], Awaitable[list[Created | Exception]]] | None = None
 
 
 async def publish(
@@ -100,30 +110,64 @@ async def publish(
         levels[kind.level(item)].append(item)
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def one(item: Item) -> None:
-        async with semaphore:
-            key = kind.source_key(item)
-            try:
-                await _publish_one(kind, item, known.get(key), id_map, summary)
-            except ApiError as exc:
-                summary.failures.append(Failure(key, str(exc)))
-                if not isinstance(exc, AmbiguousWriteError):
-                    await id_map.failed(kind.object_type, key, kind.payload_hash(item), str(exc))
-                log.warning("%s %s not published: %s", kind.object_type, key, exc)
-            except (KeyError, ValueError) as exc:  # an object the mapping could not complete
-                reason = f"{type(exc).__name__}: {exc}"
-                summary.failures.append(Failure(key, reason))
+    async def failed(item: Item, exc: Exception) -> None:
+        key = kind.source_key(item)
+        if isinstance(exc, ApiError):
+            reason = str(exc)
+            if not isinstance(exc, AmbiguousWriteError):
                 await id_map.failed(kind.object_type, key, kind.payload_hash(item), reason)
-                log.warning("%s %s not published: %s", kind.object_type, key, reason)
+        elif isinstance(exc, KeyError | ValueError):  # an object the mapping could not complete
+            reason = f"{type(exc).__name__}: {exc}"
+            await id_map.failed(kind.object_type, key, kind.payload_hash(item), reason)
+        else:
+            raise exc
+        summary.failures.append(Failure(key, reason))
+        log.warning("%s %s not published: %s", kind.object_type, key, reason)
+
+    async def one(item: Item, batch: list[Item]) -> None:
+        async with semaphore:
+            try:
+                await _publish_one(kind, item, known.get(kind.source_key(item)), id_map, summary, batch)
+            except (ApiError, KeyError, ValueError) as exc:
+                await failed(item, exc)
 
     for level in sorted(levels):
-        await asyncio.gather(*(one(item) for item in levels[level]))
+        batch: list[Item] = []
+        await asyncio.gather(*(one(item, batch) for item in levels[level]))
+        if batch:
+            await _create_batch(kind, batch, id_map, summary, failed)
     summary.seconds = time.monotonic() - started
     return summary
 
 
+async def _create_batch(
+    kind: ObjectKind[Item],
+    items: list[Item],
+    id_map: IdMap,
+    summary: PublishSummary,
+    failed: Callable[[Item, Exception], Awaitable[None]],
+) -> None:
+    assert kind.create_many is not None
+    await id_map.pending_many(
+        kind.object_type, [(kind.source_key(item), kind.payload_hash(item)) for item in items]
+    )
+    results = await kind.create_many(items)
+    for item, result in zip(items, results, strict=True):
+        if isinstance(result, Created):
+            await _record(kind, id_map, kind.source_key(item), kind.payload_hash(item), result)
+            summary.created += 1
+            summary.created_in_batches += 1
+        else:
+            await failed(item, result)
+
+
 async def _publish_one(
-    kind: ObjectKind[Item], item: Item, entry: Entry | None, id_map: IdMap, summary: PublishSummary
+    kind: ObjectKind[Item],
+    item: Item,
+    entry: Entry | None,
+    id_map: IdMap,
+    summary: PublishSummary,
+    batch: list[Item],
 ) -> None:
     key, payload_hash = kind.source_key(item), kind.payload_hash(item)
     if entry is not None and entry.state == "done" and entry.qtest_id is not None:
@@ -139,6 +183,9 @@ async def _publish_one(
         if found is not None:
             await _adopt(kind, item, entry, found, id_map, summary)
             return
+    if kind.batched is not None and kind.batched(item):
+        batch.append(item)  # created with the rest of its level, in one call
+        return
     await id_map.pending(kind.object_type, key, payload_hash)
     try:
         result = await kind.create(item)

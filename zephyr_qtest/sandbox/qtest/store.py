@@ -3663,6 +3663,14 @@ class QTestStore:
                     0
                 ]
             )
+            # Test logs that arrived through an automation endpoint (single or bulk).
+            counts["automation-test-logs"] = int(
+                self.conn.execute(
+                    "SELECT COUNT(*) FROM objects WHERE kind = 'test-log' AND project_id = ?"
+                    " AND json_extract(body, '$.automation')",
+                    (pid,),
+                ).fetchone()[0]
+            )
             counts["queue-jobs"] = int(
                 self.conn.execute("SELECT COUNT(*) FROM jobs WHERE project_id = ?", (pid,)).fetchone()[0]
             )

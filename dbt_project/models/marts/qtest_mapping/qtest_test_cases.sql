@@ -113,6 +113,8 @@ builtin_values as (
     cross join lateral (
         values
             ('key', test_cases.key, 'text'),
+            -- The fingerprint by which qTest's bulk auto-test-logs endpoint finds the case again.
+            ('automationContent', test_cases.key, 'text'),
             ('priority', coalesce(priority_map.qtest_name, test_cases.priority), 'text'),
             ('status', coalesce(status_map.qtest_name, test_cases.status), 'text'),
             ('owner', owners.qtest_username, 'text'),

@@ -1,6 +1,7 @@
 -- The qTest test-cycle tree: Zephyr TEST_CYCLE folders (parents first), the test cycles under their
--- folder's cycle, the test plans as top-level cycles (or releases: var plans_as), and one
--- "Ad-hoc executions" cycle when the project has executions outside any cycle.
+-- folder's cycle, the test plans as top-level cycles (or releases: var plans_as), one "Ad-hoc
+-- executions" cycle when the project has executions outside any cycle, and under a cycle with automation
+-- runs the sub-cycles the bulk auto-test-logs endpoint places them in (the test cases' module names).
 
 with recursive
 
@@ -38,6 +39,20 @@ plan_cycle_links as (
 
     select * from {{ ref('test_plan_test_cycle') }}
     where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+automation_runs as (
+
+    select
+        project_key,
+        automation_test_cycle_source_key as cycle_source_key,
+        array(select jsonb_array_elements_text(automation_module_names))::varchar [] as names,
+        _loaded_at
+    from {{ ref('qtest_test_runs') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and automation_module_names is not null
 
 ),
 
@@ -230,7 +245,7 @@ ad_hoc as (
 
 ),
 
-all_cycles as (
+zephyr_cycles as (
 
     select * from cycle_folders
     union all
@@ -239,6 +254,63 @@ all_cycles as (
     select * from plans
     union all
     select * from ad_hoc
+
+),
+
+-- Every prefix of every automation run's module names, once per cycle: a sub-cycle each.
+automation_paths as (
+
+    select
+        automation_runs.project_key,
+        automation_runs.cycle_source_key,
+        automation_runs.names[1:levels.level] as names,
+        levels.level,
+        max(automation_runs._loaded_at) as _loaded_at
+    from automation_runs
+    cross join lateral generate_series(1, cardinality(automation_runs.names)) as levels (level)
+    group by 1, 2, 3, 4
+
+),
+
+automation_folders as (
+
+    select
+        automation_paths.project_key,
+        {{ automation_cycle_key('automation_paths.cycle_source_key', 'automation_paths.names') }} as source_key,
+        'automation_folder' as source_type,
+        'test_cycle' as qtest_object_type,
+        null::bigint as zephyr_id,
+        null::varchar as zephyr_key,
+        case
+            when automation_paths.level = 1 then automation_paths.cycle_source_key
+            else {{ automation_cycle_key(
+                'automation_paths.cycle_source_key',
+                'automation_paths.names[1:automation_paths.level - 1]'
+            ) }}
+        end as parent_source_key,
+        automation_paths.names[automation_paths.level] as cycle_name,
+        'Automated runs of test cases in module ' || array_to_string(automation_paths.names, ' / ')
+            as cycle_description,
+        null::timestamp as planned_start_date,
+        null::timestamp as planned_end_date,
+        null::varchar as zephyr_status,
+        null::varchar as owner_account_id,
+        '[]'::jsonb as linked_source_keys,
+        null::integer as cycle_order,
+        zephyr_cycles.depth + automation_paths.level as depth,
+        null as mapping_issue,
+        automation_paths._loaded_at
+    from automation_paths
+    inner join zephyr_cycles
+        on automation_paths.cycle_source_key = zephyr_cycles.source_key
+
+),
+
+all_cycles as (
+
+    select * from zephyr_cycles
+    union all
+    select * from automation_folders
 
 ),
 

@@ -1,7 +1,10 @@
 -- One qTest test run per (test cycle, test case) pair that Zephyr executed; executions outside any cycle
--- of the project get runs in the project's "Ad-hoc executions" cycle.
+-- of the project get runs in the project's "Ad-hoc executions" cycle. A pair with automated executions
+-- to send is an automation run: qTest's bulk auto-test-logs endpoint finds it by location, which is its
+-- cycle followed by the test case's module names (module_names is required), so the run sits in the
+-- sub-cycles named after the case's module path under its cycle, as every qTest automation import does.
 
-with
+with recursive
 
 test_executions as (
 
@@ -31,6 +34,35 @@ field_map as (
 
 ),
 
+qtest_modules as (
+
+    select * from {{ ref('qtest_modules') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+-- Each module's names from the Test Design root (the module tree has no loops: qtest_modules placed
+-- them at the root).
+module_paths as (
+
+    select
+        source_key,
+        array[name]::varchar [] as names
+    from qtest_modules
+    where parent_source_key is null
+
+    union all
+
+    select
+        children.source_key,
+        module_paths.names || children.name
+    from module_paths
+    inner join qtest_modules as children
+        on children.parent_source_key = module_paths.source_key
+    where cardinality(module_paths.names) <= {{ var('folder_depth_cap') }}
+
+),
+
 placed as (
 
     select
@@ -51,10 +83,30 @@ runs as (
         case_source_key,
         min(test_cycle_id) as test_cycle_id,
         count(*) as execution_count,
+        count(*) filter (where automated and actual_end_date is not null) as automated_log_count,
         max(execution_id) as latest_execution_id,
         max(_loaded_at) as _loaded_at
     from placed
     group by project_key, cycle_source_key, case_source_key
+
+),
+
+-- Automation runs: their module names (a case without a module is in qTest's default module).
+placed_runs as (
+
+    select
+        runs.*,
+        test_cases.test_case_id,
+        test_cases.name as test_case_name,
+        case
+            when runs.automated_log_count > 0 and test_cases.test_case_id is not null
+                then coalesce(module_paths.names, array[{{ sql_string(var('qtest_default_module_name')) }}]::varchar [])
+        end as automation_module_names
+    from runs
+    left join test_cases
+        on runs.case_source_key = test_cases.key
+    left join module_paths
+        on 'folder:' || test_cases.folder_id = module_paths.source_key
 
 ),
 
@@ -63,12 +115,16 @@ final as (
     select
         runs.project_key::varchar as project_key,
         (runs.cycle_source_key || '|' || runs.case_source_key)::varchar as source_key,
-        runs.cycle_source_key::varchar as parent_source_key,
+        (case
+            when runs.automation_module_names is not null
+                then {{ automation_cycle_key('runs.cycle_source_key', 'runs.automation_module_names') }}
+            else runs.cycle_source_key
+        end)::varchar as parent_source_key,
         'test-cycle'::varchar as parent_type,
         runs.test_cycle_id,
         runs.case_source_key::varchar as test_case_source_key,
-        test_cases.test_case_id,
-        coalesce(nullif(test_cases.name, ''), runs.case_source_key)::varchar as name,
+        runs.test_case_id,
+        coalesce(nullif(runs.test_case_name, ''), runs.case_source_key)::varchar as name,
         (case
             when nullif(field_map.qtest_label, '') is not null
                 then jsonb_build_array(jsonb_build_object(
@@ -80,20 +136,23 @@ final as (
         end) as properties,
         runs.execution_count::integer as execution_count,
         runs.latest_execution_id,
+        runs.automated_log_count::integer as automated_log_count,
+        (case when runs.automation_module_names is not null then runs.cycle_source_key end)::varchar
+            as automation_test_cycle_source_key,
+        to_jsonb(runs.automation_module_names) as automation_module_names,
         0 as load_order,
         (case
-            when test_cases.test_case_id is null
+            when runs.test_case_id is null
                 then 'test case ' || runs.case_source_key || ' is not in the project (deleted in Zephyr?): no run can be created'
         end)::text as mapping_issue,
         {{ payload_hash([
             "runs.cycle_source_key",
             "runs.case_source_key",
-            "coalesce(nullif(test_cases.name, ''), runs.case_source_key)",
+            "coalesce(nullif(runs.test_case_name, ''), runs.case_source_key)",
+            "to_jsonb(runs.automation_module_names)",
         ]) }}::varchar as payload_hash,
         runs._loaded_at
-    from runs
-    left join test_cases
-        on runs.case_source_key = test_cases.key
+    from placed_runs as runs
     left join field_map
         on field_map.zephyr_field = 'key'
 
