@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx
 import pytest
 from dagster_dbt import DbtCliResource
 
@@ -222,6 +223,41 @@ def test_an_edit_in_zephyr_updates_only_that_object(
     for stage in ("modules", "test_cycles", "test_logs", "attachments"):
         assert (metadata[stage]["created"], metadata[stage]["updated"]) == (0, 0), stage
     assert metadata["reconciliation"]["everything_equal"] is True
+
+
+def test_the_reconciliation_sees_a_property_changed_in_qtest(
+    migrated: dict[str, Any], zephyr: ZephyrSandboxHandle
+) -> None:
+    """Properties are compared too: a run's Zephyr Key edited in qTest behind the migration's back shows."""
+    project = migrated["projects"][1]
+    qtest, database_url = migrated["qtest"], migrated["database_url"]
+    pid = qtest_project_id(database_url, project)
+    with connect(database_url) as conn:
+        key, run_id = conn.execute(
+            "select source_key, qtest_id from migration.id_map where project_key = %s "
+            "and object_type = 'test_run' and state = 'done' order by source_key limit 1",
+            (project,),
+        ).fetchone()
+    api = f"{qtest.api_url}/projects/{pid}"
+    fields = httpx.get(f"{api}/settings/test-runs/fields", headers=qtest.headers).json()
+    field_id = next(f["id"] for f in fields if f["label"] == "Zephyr Key")
+    answer = httpx.put(
+        f"{api}/test-runs/{run_id}",
+        json={"properties": [{"field_id": field_id, "field_value": "edited in qTest"}]},
+        headers=qtest.headers,
+    )
+    assert answer.status_code == 200, answer.text
+    result = run(database_url, project, zephyr, qtest, [reconciliation])
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["test_run_equal"] is False and checks["test_case_equal"] is True, checks
+    with connect(database_url) as conn:
+        mismatches = conn.execute(
+            "select source_key, field, actual from migration.reconciliation_mismatch "
+            "where project_key = %s and object_type = 'test_run'",
+            (project,),
+        ).fetchall()
+    assert [(m[0], m[1]) for m in mismatches] == [(key, "properties")]
+    assert "edited in qTest" in mismatches[0][2]
 
 
 def test_a_faulty_qtest_ends_identical_to_a_clean_run(

@@ -72,14 +72,7 @@ class PublishContext:
     property_problems: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
     async def load_settings(self) -> None:
-        users = await self.client.list_users(self.project_id)
-        by_name = {str(user.get("username")): int(user["id"]) for user in users if user.get("username")}
-        self.test_case_fields = FieldCatalog(
-            await self.client.get_fields(self.project_id, "test-cases"), by_name
-        )
-        self.test_run_fields = FieldCatalog(
-            await self.client.get_fields(self.project_id, "test-runs"), by_name
-        )
+        self.test_case_fields, self.test_run_fields = await field_catalogs(self.client, self.project_id)
         statuses = await self.client.execution_statuses(self.project_id)
         self.execution_statuses = {str(status["name"]).lower(): int(status["id"]) for status in statuses}
 
@@ -114,6 +107,21 @@ class PublishContext:
         summary = await publish(kind, rows, self.id_map, concurrency=self.concurrency)
         await self.load_ids(kind.object_type, *(["test_step"] if kind.object_type == "test_case" else []))
         return summary
+
+
+async def field_catalogs(client: QtestClient, project_id: int) -> tuple[FieldCatalog, FieldCatalog]:
+    """The test-case and test-run fields (test logs use the run's) with the users, read once per run."""
+    users = await client.list_users(project_id)
+    by_name = {str(user.get("username")): int(user["id"]) for user in users if user.get("username")}
+    return (
+        FieldCatalog(await client.get_fields(project_id, "test-cases"), by_name),
+        FieldCatalog(await client.get_fields(project_id, "test-runs"), by_name),
+    )
+
+
+def encoded_properties(catalog: FieldCatalog, value: Any) -> list[dict]:
+    """A mart's properties as qTest takes them ({field_id, field_value}); what cannot be set is left out."""
+    return catalog.encode(_properties(value))[0]
 
 
 def _hash(row: Row) -> str:

@@ -1,6 +1,7 @@
 """Reconciliation: qTest read back and compared with what the mapping marts say it must hold.
 
-Per object type: how many objects were expected, found, equal field for field; which are missing; which
+Per object type: how many objects were expected, found, equal field for field (properties included: those
+the qTest project has a field for); which are missing; which
 qTest objects no Zephyr object accounts for (a duplicate would show here); and every mismatch, naming
 the object, the field, and both values. Objects are paired through ``migration.id_map``.
 """
@@ -17,8 +18,15 @@ from typing import Any
 
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.lib.qtest.fields import FieldCatalog
 from zephyr_qtest.lib.qtest.id_map import MIGRATION_SCHEMA, IdMap
-from zephyr_qtest.lib.qtest.loader import attachment_owner, iso, read_mapping
+from zephyr_qtest.lib.qtest.loader import (
+    attachment_owner,
+    encoded_properties,
+    field_catalogs,
+    iso,
+    read_mapping,
+)
 
 RECONCILIATION_DDL = f"""
 create schema if not exists {MIGRATION_SCHEMA};
@@ -99,6 +107,33 @@ def _instant(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
+def _property_value(value: Any) -> Any:
+    """A property value as compared: multi-select ids as a sorted list (qTest writes "[1, 2]" or "[1,2]")."""
+    text = _text(value).strip()
+    if text.startswith("["):
+        try:
+            return sorted(str(item) for item in json.loads(text))
+        except ValueError:
+            return text
+    return text
+
+
+def _properties_pair(
+    catalog: FieldCatalog, row: Mapping[str, Any], found: Mapping[str, Any]
+) -> tuple[str, Any, Any]:
+    """The properties the migration set on an object (those qTest has a field for), against qTest's."""
+    expected = {
+        int(prop["field_id"]): _property_value(prop["field_value"])
+        for prop in encoded_properties(catalog, row.get("properties"))
+    }
+    actual = {
+        int(prop["field_id"]): _property_value(prop.get("field_value"))
+        for prop in found.get("properties") or []
+        if prop.get("field_id") is not None and int(prop["field_id"]) in expected
+    }
+    return ("properties", expected, actual)
+
+
 def _compare(result: TypeResult, key: str, pairs: Iterable[tuple[str, Any, Any]]) -> None:
     bad = [Mismatch(key, name, expected, actual) for name, expected, actual in pairs if expected != actual]
     result.mismatches.extend(bad)
@@ -148,6 +183,7 @@ async def reconcile(database_url: str, client: QtestClient, project_key: str) ->
     if outcome.qtest_project_id is None:
         return outcome
     pid = outcome.qtest_project_id
+    case_fields, run_fields = await field_catalogs(client, pid)
 
     # Modules: the whole tree; the "Created via API" default module is not ours to account for.
     modules = {
@@ -184,6 +220,7 @@ async def reconcile(database_url: str, client: QtestClient, project_key: str) ->
             ("description", _text(row.get("description")), _text(case.get("description"))),
             ("precondition", _text(row.get("precondition")), _text(case.get("precondition"))),
             ("module", parent, case.get("parent_id") if parent is not None else None),
+            _properties_pair(case_fields, row, case),
         ])  # fmt: skip
         expected_steps = steps_by_case.get(str(row["source_key"]), [])
         actual_steps = sorted(case.get("test_steps") or [], key=lambda s: int(s.get("order") or 0))
@@ -235,6 +272,7 @@ async def reconcile(database_url: str, client: QtestClient, project_key: str) ->
             ("cycle", cycle_id, run.get("parentId")),
             ("test case", case_id, run_case),
             ("runs of this (cycle, case)", 1, per_pair[(run.get("parentId"), run_case)]),
+            _properties_pair(run_fields, row, run),
         ])  # fmt: skip
 
     statuses = {str(s["name"]).lower(): int(s["id"]) for s in await client.execution_statuses(pid)}
@@ -270,6 +308,7 @@ async def reconcile(database_url: str, client: QtestClient, project_key: str) ->
             ("exe_end_date", _instant(row.get("exe_end_date")), _instant(log.get("exe_end_date"))),
             ("note", _text(row.get("note")), _text(log.get("note"))),
             ("step log statuses", expected_steps, actual_steps),
+            _properties_pair(run_fields, row, log),
         ])  # fmt: skip
 
     # Attachments: read back byte for byte (name, size, sha256) from their owners.
