@@ -36,7 +36,13 @@
 
 {#- The source key of a test cycle that the bulk auto-test-logs endpoint places automation runs in: the
     Zephyr cycle's key, then the module names (a text array) under it, as qTest matches them (by name and
-    location), e.g. UT-R1 > ["Checkout", "Smoke"]. -#}
+    location), e.g. UT-R1 > ["Automated executions"]. -#}
 {% macro automation_cycle_key(cycle_key_expr, names_expr) -%}
     ({{ cycle_key_expr }} || ' > ' || to_jsonb({{ names_expr }})::text)
+{%- endmacro %}
+
+
+{#- What the (empty) automation module says about itself in qTest. -#}
+{% macro automation_module_description() -%}
+    {{- "Required by qTest's bulk auto-test-logs endpoint (module_names) and left empty: the runs of automated Zephyr executions are in the \"" ~ var('automation_folder_name') ~ "\" sub-cycle of their test cycle." -}}
 {%- endmacro %}

@@ -131,9 +131,18 @@ async def publish(
             except (ApiError, KeyError, ValueError) as exc:
                 await failed(item, exc)
 
+    def new_batched(item: Item) -> bool:
+        entry = known.get(kind.source_key(item))
+        return kind.batched is not None and kind.batched(item) and (entry is None or entry.state == "failed")
+
     for level in sorted(levels):
-        batch: list[Item] = []
-        await asyncio.gather(*(one(item, batch) for item in levels[level]))
+        # New batched items go at once, beside the level's single calls (a queued batch takes seconds).
+        direct = [item for item in levels[level] if new_batched(item)]
+        batch: list[Item] = []  # batched items that were pending and are not in qTest after all
+        await asyncio.gather(
+            *(one(item, batch) for item in levels[level] if not new_batched(item)),
+            *([_create_batch(kind, direct, id_map, summary, failed)] if direct else []),
+        )
         if batch:
             await _create_batch(kind, batch, id_map, summary, failed)
     summary.seconds = time.monotonic() - started

@@ -1,4 +1,7 @@
--- Zephyr TEST_CASE folders -> qTest modules, parents first (load_order = depth in the tree).
+-- Zephyr TEST_CASE folders -> qTest modules, parents first (load_order = depth in the tree), plus the
+-- root module named var('automation_folder_name') when the project has automation runs: qTest's bulk
+-- auto-test-logs endpoint makes its module_names into modules too, so it is created (and accounted for)
+-- here. It stays empty: the endpoint finds the cases by Automation Content and never moves them.
 
 with recursive
 
@@ -8,6 +11,19 @@ folders as (
     where
         project_key = '{{ zephyr_project_key() }}'
         and type = 'TEST_CASE'
+
+),
+
+automation_runs as (
+
+    select
+        project_key,
+        max(_loaded_at) as _loaded_at
+    from {{ ref('qtest_test_runs') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and automation_module_names is not null
+    group by project_key
 
 ),
 
@@ -90,6 +106,26 @@ final as (
         ]) }}::varchar as payload_hash,
         _loaded_at
     from placed
+
+    union all
+
+    select
+        project_key::varchar as project_key,
+        ('automation:' || project_key)::varchar as source_key,
+        null::varchar as parent_source_key,
+        null::bigint as folder_id,
+        {{ sql_string(var('automation_folder_name')) }}::varchar as name,
+        ({{ sql_string(automation_module_description()) }})::text as description,
+        null::integer as module_order,
+        0 as depth,
+        0 as load_order,
+        null::text as mapping_issue,
+        {{ payload_hash([
+            sql_string(var('automation_folder_name')),
+            sql_string(automation_module_description()),
+        ]) }}::varchar as payload_hash,
+        _loaded_at
+    from automation_runs
 
 )
 

@@ -1,10 +1,10 @@
 -- One qTest test run per (test cycle, test case) pair that Zephyr executed; executions outside any cycle
 -- of the project get runs in the project's "Ad-hoc executions" cycle. A pair with automated executions
--- to send is an automation run: qTest's bulk auto-test-logs endpoint finds it by location, which is its
--- cycle followed by the test case's module names (module_names is required), so the run sits in the
--- sub-cycles named after the case's module path under its cycle, as every qTest automation import does.
+-- to send is an automation run: qTest's bulk auto-test-logs endpoint finds a run by its cycle followed by
+-- module_names (required, and made into modules in Test Design as well), so the run sits in one
+-- sub-cycle of its cycle named var('automation_folder_name'), and module_names is that one name.
 
-with recursive
+with
 
 test_executions as (
 
@@ -31,35 +31,6 @@ field_map as (
 
     select * from {{ ref('custom_field_map') }}
     where object_type = 'TestRun'
-
-),
-
-qtest_modules as (
-
-    select * from {{ ref('qtest_modules') }}
-    where project_key = '{{ zephyr_project_key() }}'
-
-),
-
--- Each module's names from the Test Design root (the module tree has no loops: qtest_modules placed
--- them at the root).
-module_paths as (
-
-    select
-        source_key,
-        array[name]::varchar [] as names
-    from qtest_modules
-    where parent_source_key is null
-
-    union all
-
-    select
-        children.source_key,
-        module_paths.names || children.name
-    from module_paths
-    inner join qtest_modules as children
-        on children.parent_source_key = module_paths.source_key
-    where cardinality(module_paths.names) <= {{ var('folder_depth_cap') }}
 
 ),
 
@@ -91,7 +62,6 @@ runs as (
 
 ),
 
--- Automation runs: their module names (a case without a module is in qTest's default module).
 placed_runs as (
 
     select
@@ -100,13 +70,11 @@ placed_runs as (
         test_cases.name as test_case_name,
         case
             when runs.automated_log_count > 0 and test_cases.test_case_id is not null
-                then coalesce(module_paths.names, array[{{ sql_string(var('qtest_default_module_name')) }}]::varchar [])
+                then array[{{ sql_string(var('automation_folder_name')) }}]::varchar []
         end as automation_module_names
     from runs
     left join test_cases
         on runs.case_source_key = test_cases.key
-    left join module_paths
-        on 'folder:' || test_cases.folder_id = module_paths.source_key
 
 ),
 
