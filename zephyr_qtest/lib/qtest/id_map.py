@@ -99,39 +99,32 @@ class IdMap:
 
     async def done_many(self, object_type: str, rows: Iterable[tuple[str, int, str | None]]) -> None:
         """Several ``done`` rows in one transaction (a test case's steps, created by the case's call)."""
-        rows = list(rows)
-        if not rows:
-            return
-        async with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
-            await cursor.executemany(
-                f"insert into {MIGRATION_SCHEMA}.id_map as m "
-                "(project_key, object_type, source_key, qtest_id, payload_hash, state, qtest_project_id) "
-                "values (%s, %s, %s, %s, %s, 'done', %s) "
-                "on conflict (project_key, object_type, source_key) do update set "
-                "qtest_id = excluded.qtest_id, payload_hash = excluded.payload_hash, state = 'done', "
-                "qtest_project_id = excluded.qtest_project_id, error = null, updated_at = now()",
-                [
-                    (self.project_key, object_type, key, qtest_id, payload_hash, self.qtest_project_id)
-                    for key, qtest_id, payload_hash in rows
-                ],
-            )
+        await self._upsert_many(object_type, "done", list(rows))
 
     async def pending_many(self, object_type: str, rows: Iterable[tuple[str, str]]) -> None:
         """``pending`` for several objects in one transaction, before the one call that creates them all."""
-        rows = list(rows)
+        await self._upsert_many(
+            object_type, "pending", [(key, None, payload_hash) for key, payload_hash in rows]
+        )
+
+    async def _upsert_many(
+        self, object_type: str, state: str, rows: list[tuple[str, int | None, str | None]]
+    ) -> None:
         if not rows:
             return
         async with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
+            # A pending row keeps the id it may have (as pending() does).
             await cursor.executemany(
                 f"insert into {MIGRATION_SCHEMA}.id_map as m "
-                "(project_key, object_type, source_key, payload_hash, state, qtest_project_id) "
-                "values (%s, %s, %s, %s, 'pending', %s) "
+                "(project_key, object_type, source_key, qtest_id, payload_hash, state, qtest_project_id) "
+                "values (%s, %s, %s, %s, %s, %s, %s) "
                 "on conflict (project_key, object_type, source_key) do update set "
-                "payload_hash = excluded.payload_hash, state = 'pending', "
-                "qtest_project_id = excluded.qtest_project_id, error = null, updated_at = now()",
+                "qtest_id = coalesce(excluded.qtest_id, m.qtest_id), payload_hash = excluded.payload_hash, "
+                "state = excluded.state, qtest_project_id = excluded.qtest_project_id, error = null, "
+                "updated_at = now()",
                 [
-                    (self.project_key, object_type, key, payload_hash, self.qtest_project_id)
-                    for key, payload_hash in rows
+                    (self.project_key, object_type, key, qtest_id, payload_hash, state, self.qtest_project_id)
+                    for key, qtest_id, payload_hash in rows
                 ],
             )
 
