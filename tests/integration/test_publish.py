@@ -225,6 +225,40 @@ def test_an_edit_in_zephyr_updates_only_that_object(
     assert metadata["reconciliation"]["everything_equal"] is True
 
 
+def test_a_run_that_gains_an_automated_execution_moves_to_the_automation_sub_cycle(
+    migrated: dict[str, Any], zephyr: ZephyrSandboxHandle
+) -> None:
+    project = migrated["projects"][1]
+    database_url, qtest = migrated["database_url"], migrated["qtest"]
+    with connect(database_url) as conn:
+        run_key, run_id, execution_key = conn.execute(
+            "select runs.source_key, ids.qtest_id, logs.source_key from qtest_mapping.qtest_test_runs as runs "
+            "join qtest_mapping.qtest_test_logs as logs on logs.parent_source_key = runs.source_key "
+            "join migration.id_map as ids on ids.project_key = runs.project_key "
+            "and ids.object_type = 'test_run' and ids.source_key = runs.source_key "
+            "where runs.project_key = %s and runs.automation_module_names is null "
+            "and logs.skip_reason is null and runs.execution_count = 1 order by 1 limit 1",
+            (project,),
+        ).fetchone()
+    zephyr.mutate("testexecution", execution_key, {"automated": True})
+    result = run(database_url, project, zephyr, qtest)
+    assert result.success, failures(result)
+    metadata = published(result)
+    assert metadata["test_runs"]["updated"] == 1 and metadata["test_runs"]["created"] == 0
+    assert metadata["test_cycles"]["created"] <= 1  # the cycle's automation sub-cycle, if it had none
+    assert metadata["reconciliation"]["everything_equal"] is True
+    with connect(database_url) as conn:
+        (folder_id,) = conn.execute(
+            "select ids.qtest_id from qtest_mapping.qtest_test_runs as runs join migration.id_map as ids "
+            "on ids.project_key = runs.project_key and ids.object_type = 'test_cycle' "
+            "and ids.source_key = runs.parent_source_key where runs.source_key = %s",
+            (run_key,),
+        ).fetchone()
+    pid = qtest_project_id(database_url, project)
+    moved = httpx.get(f"{qtest.api_url}/projects/{pid}/test-runs/{run_id}", headers=qtest.headers).json()
+    assert moved["parentId"] == folder_id, moved
+
+
 def test_the_reconciliation_sees_a_property_changed_in_qtest(
     migrated: dict[str, Any], zephyr: ZephyrSandboxHandle
 ) -> None:

@@ -279,6 +279,13 @@ class QtestClient(ApiClient):
             "PUT", f"projects/{project_id}/test-runs/{run_id}", json_body=dict(body), validate=_object
         )
 
+    async def move_test_run(self, project_id: int, run_id: int, parent_id: int, parent_type: str) -> dict:
+        """Moves a run to another container (with these parameters qTest ignores the body)."""
+        return await self.request_json(
+            "PUT", f"projects/{project_id}/test-runs/{run_id}",
+            params={"parentId": parent_id, "parentType": parent_type}, json_body={}, validate=_object,
+        )  # fmt: skip
+
     async def iter_test_runs(
         self, project_id: int, *, parent_id: int = 0, parent_type: str = "root", descendants: bool = False
     ) -> AsyncIterator[dict]:
@@ -322,9 +329,17 @@ class QtestClient(ApiClient):
             json_body=dict(body), validate=_object,
         )  # fmt: skip
 
-    async def wait_for_queue(self, queue_id: int, *, interval: float = 1.0, timeout: float = 3600.0) -> dict:
-        """Polls ``queue-processing/{id}`` until SUCCESS or FAILED (or `timeout` seconds)."""
-        waited = 0.0
+    async def wait_for_queue(
+        self,
+        queue_id: int,
+        *,
+        first_interval: float = 0.25,
+        max_interval: float = 5.0,
+        timeout: float = 3600.0,
+    ) -> dict:
+        """Polls ``queue-processing/{id}`` until SUCCESS or FAILED (or `timeout` seconds). The wait between
+        polls starts short and doubles: most jobs end within a second, a long queue is not polled hard."""
+        waited, interval = 0.0, first_interval
         while True:
             state = await self.get_json(f"projects/queue-processing/{queue_id}", validate=_object)
             if state.get("state") in QUEUE_DONE_STATES:
@@ -338,6 +353,7 @@ class QtestClient(ApiClient):
                 )
             await asyncio.sleep(interval)
             waited += interval
+            interval = min(interval * 2, max_interval)
 
     # -------------------------------------------------------------------------------- attachments
 

@@ -330,33 +330,34 @@ def test_run_kind(ctx: PublishContext) -> ObjectKind[Row]:
             "properties": ctx.encode(ctx.test_run_fields, "test-runs", _properties(row.get("properties"))),
         }
 
+    def parent_id(row: Row) -> int:
+        return ctx.ids["test_cycle"][row["parent_source_key"]]
+
     async def create(row: Row) -> Created:
         run = await ctx.client.create_test_run(
-            ctx.project_id,
-            body(row),
-            parent_id=ctx.ids["test_cycle"][row["parent_source_key"]],
-            parent_type="test-cycle",
+            ctx.project_id, body(row), parent_id=parent_id(row), parent_type="test-cycle"
         )
-        created = Created(int(run["id"]))
+        created = Created(int(run["id"]), {"parent_id": parent_id(row)})
         ctx.remember("test_run", _key(row), created)
         return created
 
     async def update(row: Row, entry: Entry) -> Created:
         assert entry.qtest_id is not None
+        # A run changes cycle when its pair gains automated executions (the automation sub-cycle).
+        if entry.detail.get("parent_id") != parent_id(row):
+            await ctx.client.move_test_run(ctx.project_id, entry.qtest_id, parent_id(row), "test-cycle")
         await ctx.client.update_test_run(ctx.project_id, entry.qtest_id, body(row))
-        return Created(entry.qtest_id)
+        return Created(entry.qtest_id, {"parent_id": parent_id(row)})
 
     async def lookup(row: Row) -> Created | None:
         case_id = ctx.ids["test_case"][row["test_case_source_key"]]
         claimed = ctx.claimed("test_run")
         async for run in ctx.client.iter_test_runs(
-            ctx.project_id,
-            parent_id=ctx.ids["test_cycle"][row["parent_source_key"]],
-            parent_type="test-cycle",
+            ctx.project_id, parent_id=parent_id(row), parent_type="test-cycle"
         ):
             run_case = run.get("testCaseId") or (run.get("test_case") or {}).get("id")
             if run_case is not None and int(run_case) == case_id and int(run["id"]) not in claimed:
-                created = Created(int(run["id"]))
+                created = Created(int(run["id"]), {"parent_id": parent_id(row)})
                 ctx.remember("test_run", _key(row), created)
                 return created
         return None

@@ -253,7 +253,10 @@ async def reconcile(database_url: str, client: QtestClient, project_key: str) ->
     result = outcome.results.setdefault("test_cycle", TypeResult("test_cycle"))
     rows = read_mapping(database_url, "qtest_test_cycles", project_key)
     for row, cycle in _pair(result, rows, ids["test_cycle"], {**cycles, **releases}):
-        _compare(result, row["source_key"], [("name", row["name"], cycle.get("name"))])
+        _compare(result, row["source_key"], [
+            ("name", row["name"], cycle.get("name")),
+            ("description", _text(row.get("description")), _text(cycle.get("description"))),
+        ])  # fmt: skip
 
     # Runs: one per (cycle, case); logs per run, with status, dates and step-log statuses.
     runs = {int(r["id"]): r async for r in client.iter_test_runs(pid, descendants=True)}

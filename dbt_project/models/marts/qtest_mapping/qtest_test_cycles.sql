@@ -156,7 +156,9 @@ cycles as (
         test_cycles.key as zephyr_key,
         case when cycle_folders.source_key is not null then cycle_folders.source_key end as parent_source_key,
         coalesce(nullif(test_cycles.name, ''), test_cycles.key) as cycle_name,
-        test_cycles.description as cycle_description,
+        -- qTest cycles have no properties: the description carries the Zephyr key, for tracing.
+        concat_ws('<br>', nullif(test_cycles.description, ''), 'Zephyr test cycle ' || test_cycles.key)
+            as cycle_description,
         test_cycles.planned_start_date,
         test_cycles.planned_end_date,
         test_cycles.status as zephyr_status,
@@ -188,7 +190,8 @@ plans as (
         test_plans.key as zephyr_key,
         null as parent_source_key,
         coalesce(nullif(test_plans.name, ''), test_plans.key) as cycle_name,
-        test_plans.objective as cycle_description,
+        concat_ws('<br>', nullif(test_plans.objective, ''), 'Zephyr test plan ' || test_plans.key)
+            as cycle_description,
         null::timestamp as planned_start_date,
         null::timestamp as planned_end_date,
         test_plans.status as zephyr_status,
