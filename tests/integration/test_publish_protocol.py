@@ -14,7 +14,7 @@ import pytest
 
 from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
 from zephyr_qtest.lib.qtest.id_map import IdMap
-from zephyr_qtest.lib.qtest.loader import automation_waves, queued_log_ids
+from zephyr_qtest.lib.qtest.loader import automation_waves, queued_logs
 from zephyr_qtest.lib.qtest.publish import Created, ObjectKind, publish
 
 Item = dict[str, str]
@@ -144,10 +144,11 @@ def test_consecutive_automated_logs_of_a_run_share_a_level_and_order_is_kept() -
     assert waves == {"a1": 1, "a2": 1, "m3": 3, "a4": 4, "a5": 4, "m1": 1, "b2": 2}
 
 
-def testqueued_log_ids_come_from_a_successful_job_only() -> None:
-    content = {"test_logs": [{"test_log_id": 11}, {"test_log_id": 12}]}
-    assert queued_log_ids({"state": "SUCCESS", "content": json.dumps(content)}, 2) == [11, 12]
+def test_a_finished_job_reports_log_and_run_ids_only_when_it_succeeded() -> None:
+    content = {"test_logs": [{"test_log_id": 11, "test_run_id": 5}, {"test_log_id": 12}]}
+    done = {"state": "SUCCESS", "content": json.dumps(content)}
+    assert queued_logs(done, 2) == [(11, 5), (12, None)]
     # A job that reports another number of logs (or none) is looked up log by log instead.
-    assert queued_log_ids({"state": "SUCCESS", "content": json.dumps(content)}, 3) == [None] * 3
-    assert queued_log_ids({"state": "SUCCESS", "content": "not json"}, 2) == [None, None]
-    assert queued_log_ids({"state": "FAILED", "content": json.dumps(content)}, 2) == [None, None]
+    assert queued_logs(done, 3) == [(None, None)] * 3
+    assert queued_logs({"state": "SUCCESS", "content": "not json"}, 2) == [(None, None)] * 2
+    assert queued_logs({"state": "FAILED", "content": json.dumps(content)}, 2) == [(None, None)] * 2

@@ -589,9 +589,15 @@ def test_log_kind(
                 raise AmbiguousWriteError(
                     exc.method, exc.url, exc.status, f"queue job {queue_id}: {exc.message}"
                 ) from exc
-            log_ids = queued_log_ids(outcome, len(rows))
-            for row, log_id in zip(rows, log_ids, strict=True):
+            for row, (log_id, on_run) in zip(rows, queued_logs(outcome, len(rows)), strict=True):
                 if log_id is not None:
+                    if on_run is not None and on_run != run_id(row):
+                        # It exists, so it is recorded (never sent twice); the reconciliation shows it.
+                        log.warning(
+                            "queue job %s put execution %s on qTest run %s, not on its run %s: the project did "
+                            "not find test case %s by its Automation Content (check its Automation Settings)",
+                            queue_id, _key(row), on_run, run_id(row), automation.runs[row["parent_source_key"]]["test_case_source_key"],
+                        )  # fmt: skip
                     results[_key(row)] = await recorded(row, log_id)
                 elif (found := await find(row)) is not None:
                     results[_key(row)] = found
@@ -632,19 +638,26 @@ def test_log_kind(
     return ObjectKind("test_log", _key, _hash, _level, create, update, lookup, batched, create_many)
 
 
-def queued_log_ids(outcome: Mapping[str, Any], count: int) -> list[int | None]:
-    """The test-log ids a finished queue job reports, in submission order, where its content has them
-    (the sandbox's does; otherwise each log is looked up on its run)."""
+def queued_logs(outcome: Mapping[str, Any], count: int) -> list[tuple[int | None, int | None]]:
+    """(test log id, test run id) of each log a finished queue job reports, in submission order, where
+    its content has them (the sandbox's does; otherwise each log is looked up on its run)."""
+    unknown: list[tuple[int | None, int | None]] = [(None, None)] * count
     if outcome.get("state") != "SUCCESS":
-        return [None] * count
+        return unknown
     try:
         content = json.loads(outcome.get("content") or "{}")
         logs = content.get("test_logs") if isinstance(content, dict) else None
         if isinstance(logs, list) and len(logs) == count:
-            return [int(item["test_log_id"]) if item.get("test_log_id") else None for item in logs]
+            return [
+                (
+                    int(item["test_log_id"]) if item.get("test_log_id") else None,
+                    int(item["test_run_id"]) if item.get("test_run_id") else None,
+                )
+                for item in logs
+            ]
     except (ValueError, TypeError, KeyError, AttributeError):
         pass
-    return [None] * count
+    return unknown
 
 
 def queue_failure(outcome: Mapping[str, Any]) -> str:

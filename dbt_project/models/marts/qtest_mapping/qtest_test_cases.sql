@@ -57,6 +57,17 @@ test_steps as (
 
 ),
 
+-- Cases Zephyr ran by automation: "Automation" = Yes in qTest, beside their Automation Content.
+automated_cases as (
+
+    select distinct test_case_key
+    from {{ ref('test_execution') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and automated
+
+),
+
 qtest_test_steps as (
 
     select * from {{ ref('qtest_test_steps') }}
@@ -110,11 +121,14 @@ builtin_values as (
     -- An owner without a qTest user is left out here and listed in unmapped.
     left join user_map as owners
         on test_cases.owner_id = owners.zephyr_account_id
+    left join automated_cases
+        on test_cases.key = automated_cases.test_case_key
     cross join lateral (
         values
             ('key', test_cases.key, 'text'),
             -- The fingerprint by which qTest's bulk auto-test-logs endpoint finds the case again.
             ('automationContent', test_cases.key, 'text'),
+            ('automated', case when automated_cases.test_case_key is not null then 'Yes' end, 'text'),
             ('priority', coalesce(priority_map.qtest_name, test_cases.priority), 'text'),
             ('status', coalesce(status_map.qtest_name, test_cases.status), 'text'),
             ('owner', owners.qtest_username, 'text'),
