@@ -122,7 +122,10 @@ def test_a_page_that_stays_malformed_fails_the_asset_naming_it_and_a_passing_one
             {"prefix": f"/testexecutions/{execution_id}/teststeps", "count": 1000, "kind": "missing_values"}
         ]
     )
-    result = materialize(clean_database, broken_sandbox, project, selection="zephyr_raw/test_execution_steps")
+    # Two retries are enough to tell "stays malformed" (the default, 8, waits about 40 s before giving up).
+    result = materialize(
+        clean_database, broken_sandbox, project, selection="zephyr_raw/test_execution_steps", max_retries=2
+    )
     broken_sandbox.set_faults(malformed=[])
     assert not result.success
     failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")

@@ -47,6 +47,7 @@ def materialize(
     project_key: str,
     *,
     token: str | None = None,
+    max_retries: int = 8,
     **kwargs: Any,
 ) -> dg.ExecuteInProcessResult:
     instance = kwargs.pop("instance", None) or dg.DagsterInstance.ephemeral()
@@ -57,7 +58,9 @@ def materialize(
         instance=instance,
         resources={
             "postgres": PostgresResource(database_url=database_url),
-            "zephyr": ZephyrResource(base_url=sandbox.base_url, api_token=token or sandbox.token),
+            "zephyr": ZephyrResource(
+                base_url=sandbox.base_url, api_token=token or sandbox.token, max_retries=max_retries
+            ),
         },
         raise_on_error=False,
         **kwargs,

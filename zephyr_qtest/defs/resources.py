@@ -69,6 +69,11 @@ class ZephyrResource(dg.ConfigurableResource):
     max_in_flight: int = Field(default=16, description="Requests in flight at once.")
     page_size: int = Field(default=1000, description="maxResults/limit asked for (the server may lower it).")
     concurrency: int = Field(default=32, description="Objects fetched at once by the per-object extractors.")
+    max_retries: int = Field(
+        default=8,
+        description="Retries of a failed or unreadable answer before it counts as lost (exponential backoff "
+        "from 0.5 s, at most 8 s apart).",
+    )
     attachment_owners: list[str] = Field(
         default=[
             "testcases",
@@ -88,7 +93,11 @@ class ZephyrResource(dg.ConfigurableResource):
                 "(`zephyr-qtest sandbox serve`, or `make demo` / `make ui`, which start it for you)."
             )
         return ZephyrClient(
-            self.base_url, self.api_token, max_in_flight=self.max_in_flight, page_size=self.page_size
+            self.base_url,
+            self.api_token,
+            max_in_flight=self.max_in_flight,
+            page_size=self.page_size,
+            max_retries=self.max_retries,
         )
 
 
