@@ -390,9 +390,10 @@ def automation_status(status_name: str) -> str:
     return status_name.upper()
 
 
-# How long a submission whose answer was lost is given to show its logs before it is sent again.
-LOST_SUBMISSION_CHECKS = 30
-LOST_SUBMISSION_INTERVAL_S = 2.0
+# How long a submission whose answer was lost is given to show its logs in this run (a queue may take
+# longer: what has not shown up stays pending, and the next run looks for it before sending it again).
+LOST_SUBMISSION_CHECKS = 5
+LOST_SUBMISSION_INTERVAL_S = 1.0
 
 
 def test_log_kind(
@@ -573,14 +574,10 @@ def test_log_kind(
         try:
             try:
                 job = await ctx.client.submit_auto_test_logs(ctx.project_id, body)
-            except AmbiguousWriteError:
+            except AmbiguousWriteError as exc:
+                # Sending again now could make every log twice if the job is only slow.
                 results.update(await after_lost_submission(rows))
-                items = [(row, item) for row, item in items if _key(row) not in results]
-                if not items:
-                    return results
-                rows = [row for row, _ in items]
-                body = {"test_cycle": test_cycle, "test_logs": [item for _, item in items]}
-                job = await ctx.client.submit_auto_test_logs(ctx.project_id, body)
+                return {_key(row): results.get(_key(row), exc) for row in rows}
             queue_id = int(job["id"])
             await ctx.id_map.note_pending("test_log", [_key(row) for row in rows], {"queue_id": queue_id})
             try:
