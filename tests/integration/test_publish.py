@@ -199,61 +199,57 @@ def test_a_rerun_creates_and_updates_nothing(migrated: dict[str, Any], zephyr: Z
     assert qtest.counts(pid) == before
 
 
-def test_an_edit_in_zephyr_updates_only_that_object(
+def test_edits_in_zephyr_update_only_their_objects(
     migrated: dict[str, Any], zephyr: ZephyrSandboxHandle
 ) -> None:
+    """One re-run after two edits: a renamed test case (its runs carry its name), and a manual execution
+    (with step results) made automated, whose run moves to its cycle's automation sub-cycle. Nothing else
+    changes."""
     project = migrated["projects"][1]
-    with connect(migrated["database_url"]) as conn:
+    database_url, qtest = migrated["database_url"], migrated["qtest"]
+    with connect(database_url) as conn:
         (key,) = conn.execute(
             "select source_key from qtest_mapping.qtest_test_cases where project_key = %s order by source_key limit 1",
             (project,),
         ).fetchone()
-    zephyr.mutate("testcase", key, {"name": "Renamed in Zephyr after the first run"})
-    result = run(migrated["database_url"], project, zephyr, migrated["qtest"])
-    assert result.success, failures(result)
-    with connect(migrated["database_url"]) as conn:
-        (runs_of_case,) = conn.execute(
-            "select count(*) from qtest_mapping.qtest_test_runs where project_key = %s and test_case_source_key = %s",
-            (project, key),
-        ).fetchone()
-    metadata = published(result)
-    assert (metadata["test_cases"]["updated"], metadata["test_cases"]["created"]) == (1, 0)
-    # A run is named after its test case: the case's runs follow the new name, nothing else moves.
-    assert (metadata["test_runs"]["updated"], metadata["test_runs"]["created"]) == (runs_of_case, 0)
-    for stage in ("modules", "test_cycles", "test_logs", "attachments"):
-        assert (metadata[stage]["created"], metadata[stage]["updated"]) == (0, 0), stage
-    assert metadata["reconciliation"]["everything_equal"] is True
-
-
-def test_a_run_that_gains_an_automated_execution_moves_to_the_automation_sub_cycle(
-    migrated: dict[str, Any], zephyr: ZephyrSandboxHandle
-) -> None:
-    project = migrated["projects"][1]
-    database_url, qtest = migrated["database_url"], migrated["qtest"]
-    with connect(database_url) as conn:
         run_key, run_id, execution_key = conn.execute(
             "select runs.source_key, ids.qtest_id, logs.source_key from qtest_mapping.qtest_test_runs as runs "
             "join qtest_mapping.qtest_test_logs as logs on logs.parent_source_key = runs.source_key "
             "join migration.id_map as ids on ids.project_key = runs.project_key "
             "and ids.object_type = 'test_run' and ids.source_key = runs.source_key "
-            "where runs.project_key = %s and runs.automation_module_names is null "
-            "and logs.skip_reason is null and runs.execution_count = 1 order by 1 limit 1",
-            (project,),
+            "where runs.project_key = %s and runs.automation_module_names is null and logs.skip_reason is null "
+            "and runs.execution_count = 1 and runs.test_case_source_key <> %s and exists (select 1 from "
+            "qtest_mapping.qtest_test_step_logs as steps where steps.parent_source_key = logs.source_key "
+            "and steps.skip_reason is null) order by 1 limit 1",
+            (project, key),
         ).fetchone()
+    zephyr.mutate("testcase", key, {"name": "Renamed in Zephyr after the first run"})
     zephyr.mutate("testexecution", execution_key, {"automated": True})
     result = run(database_url, project, zephyr, qtest)
     assert result.success, failures(result)
-    metadata = published(result)
-    assert metadata["test_runs"]["updated"] == 1 and metadata["test_runs"]["created"] == 0
-    assert metadata["test_cycles"]["created"] <= 1  # the cycle's automation sub-cycle, if it had none
-    assert metadata["reconciliation"]["everything_equal"] is True
     with connect(database_url) as conn:
+        (runs_of_case,) = conn.execute(
+            "select count(*) from qtest_mapping.qtest_test_runs where project_key = %s and test_case_source_key = %s",
+            (project, key),
+        ).fetchone()
         (folder_id,) = conn.execute(
             "select ids.qtest_id from qtest_mapping.qtest_test_runs as runs join migration.id_map as ids "
             "on ids.project_key = runs.project_key and ids.object_type = 'test_cycle' "
             "and ids.source_key = runs.parent_source_key where runs.source_key = %s",
             (run_key,),
         ).fetchone()
+    metadata = published(result)
+    # The renamed case, and the other case (Zephyr ran it by automation now: Automation = Yes). Its new
+    # version does not disturb the log's update, which keeps naming the steps of its own version.
+    assert (metadata["test_cases"]["updated"], metadata["test_cases"]["created"]) == (2, 0)
+    # The renamed case's runs follow its name; the other run moved.
+    assert (metadata["test_runs"]["updated"], metadata["test_runs"]["created"]) == (runs_of_case + 1, 0)
+    # The execution's log is brought up to date in place (its automated flag is in the payload).
+    assert (metadata["test_logs"]["updated"], metadata["test_logs"]["created"]) == (1, 0)
+    assert metadata["test_cycles"]["updated"] == 0 and metadata["test_cycles"]["created"] <= 1
+    for stage in ("modules", "attachments"):
+        assert (metadata[stage]["created"], metadata[stage]["updated"]) == (0, 0), stage
+    assert metadata["reconciliation"]["everything_equal"] is True
     pid = qtest_project_id(database_url, project)
     moved = httpx.get(f"{qtest.api_url}/projects/{pid}/test-runs/{run_id}", headers=qtest.headers).json()
     assert moved["parentId"] == folder_id, moved

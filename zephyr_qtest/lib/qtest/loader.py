@@ -454,10 +454,20 @@ def test_log_kind(
         return created(row, await ctx.client.create_test_log(ctx.project_id, run_id(row), body(row)))
 
     async def update(row: Row, entry: Entry) -> Created:
-        # An automation log is updated like a manual one (PUT takes either).
+        # An automation log is updated like a manual one (PUT takes either). A log stays on the test-case
+        # version it was made for, whose steps may be older than the case's latest: its step logs keep
+        # naming the steps they name now, in order.
         assert entry.qtest_id is not None
+        payload = body(row)
+        current = await ctx.client.get_test_log(ctx.project_id, run_id(row), entry.qtest_id)
+        recorded_steps = sorted(
+            current.get("test_step_logs") or [], key=lambda step: int(step.get("order") or 0)
+        )
+        for step_log, recorded in zip(payload["test_step_logs"], recorded_steps, strict=False):
+            if recorded.get("test_step_id") is not None:
+                step_log["test_step_id"] = int(recorded["test_step_id"])
         return created(
-            row, await ctx.client.update_test_log(ctx.project_id, run_id(row), entry.qtest_id, body(row))
+            row, await ctx.client.update_test_log(ctx.project_id, run_id(row), entry.qtest_id, payload)
         )
 
     async def find(row: Row) -> Created | None:
