@@ -18,11 +18,9 @@ import bisect
 import json
 import logging
 import re
-import time
-from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from zephyr_qtest.sandbox.common import RequestStats, content_disposition, send_json
 from zephyr_qtest.sandbox.zephyr.auth import AuthResult, check_authorization, mint_token
 from zephyr_qtest.sandbox.zephyr.faults import FaultConfig, FaultConfigError, FaultInjector
 from zephyr_qtest.sandbox.zephyr.store import (
@@ -171,55 +170,25 @@ def _numeric_path_param(request: Request, name: str) -> int:
 # ---------------------------------------------------------------------------- statistics
 
 
-class RequestStats:
+class ZephyrRequestStats(RequestStats):
     """What the server saw: the benchmark reads it to learn how many requests a client really made."""
 
-    def __init__(self) -> None:
-        self.reset()
+    counters = (
+        "rate_limited",
+        "server_errors",
+        "injected_faults",
+        "drops",
+        "malformed",
+        "unauthorized",
+        "bytes_sent",
+    )
+    malformed: int
+    bytes_sent: int
 
-    def reset(self) -> None:
-        self.started = time.time()
-        self.requests = 0
-        self.by_path: Counter[str] = Counter()
-        self.by_status: Counter[str] = Counter()
-        self.by_path_status: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self.rate_limited = 0
-        self.server_errors = 0
-        self.injected_faults = 0
-        self.drops = 0
-        self.malformed = 0
-        self.unauthorized = 0
-        self.bytes_sent = 0
-
-    def record(self, template: str, status: int | str, size: int = 0) -> None:
-        self.requests += 1
-        self.by_path[template] += 1
-        self.by_status[str(status)] += 1
-        self.by_path_status[template][str(status)] += 1
+    def record(self, key: str, status: int | str, size: int = 0) -> None:
+        """Count one request under its route template, with the bytes its answer carried."""
+        super().record(key, status)
         self.bytes_sent += size
-        if status == 429:
-            self.rate_limited += 1
-        elif status == 401:
-            self.unauthorized += 1
-        elif isinstance(status, int) and status >= 500:
-            self.server_errors += 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "since": self.started,
-            "elapsed_s": round(time.time() - self.started, 3),
-            "requests": self.requests,
-            "by_path": dict(self.by_path),
-            "by_status": dict(self.by_status),
-            "by_path_status": {path: dict(counts) for path, counts in self.by_path_status.items()},
-            "rate_limited": self.rate_limited,
-            "server_errors": self.server_errors,
-            "injected_faults": self.injected_faults,
-            "drops": self.drops,
-            "malformed": self.malformed,
-            "unauthorized": self.unauthorized,
-            "bytes_sent": self.bytes_sent,
-        }
 
 
 # ---------------------------------------------------------------------------- the sandbox
@@ -241,7 +210,7 @@ class ZephyrSandbox:
         self.secret = token_secret
         self.token = mint_token(token_secret)
         self.faults = FaultInjector(faults)
-        self.stats = RequestStats()
+        self.stats = ZephyrRequestStats()
         self.app = self._build_app()
         self._templates = [
             (route.path_regex, route.path) for route in self.app.routes if isinstance(route, Route)
@@ -836,12 +805,6 @@ def _route(
     return Route(path, guarded, methods=methods)
 
 
-def content_disposition(name: str) -> str:
-    """``attachment`` with an ASCII fallback name and the exact name RFC 5987-encoded."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name) or "attachment"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
 # ---------------------------------------------------------------------------- the outer layer
 
 
@@ -1003,14 +966,7 @@ async def _send_simple(
     content_type: bytes = b"application/json",
     extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body)).encode()),
-        *CORS_HEADERS,
-        *(extra_headers or []),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, body, [*CORS_HEADERS, *(extra_headers or [])], content_type)
 
 
 def create_app(
