@@ -42,7 +42,7 @@ from zephyr_qtest.sandbox.zephyr.auth import mint_token
 from zephyr_qtest.sandbox.zephyr.faults import FaultConfig, FaultInjector
 from zephyr_qtest.sandbox.zephyr.middleware import SandboxMiddleware
 from zephyr_qtest.sandbox.zephyr.routes import api_routes
-from zephyr_qtest.sandbox.zephyr.store import Selection, ZephyrStore
+from zephyr_qtest.sandbox.zephyr.store import Record, Selection, ZephyrStore
 
 # ---------------------------------------------------------------------------- statistics
 
@@ -110,11 +110,12 @@ class ZephyrSandbox:
         self,
         request: Request,
         items: Sequence[Any],
-        render: Callable[[Any], str],
+        render: Callable[[Any], str] | None = None,
         *,
         endpoint_cap: int = MAX_PAGE,
     ) -> Response:
-        """A ``PagedList``: ``maxResults`` is the effective one, ``next`` null on the last page."""
+        """A ``PagedList`` of ``items`` (records, or what ``render`` turns into JSON text): ``maxResults``
+        is the effective one, ``next`` null on the last page."""
         requested = int_query(request, "maxResults", 10, low=1)
         start_at = int_query(request, "startAt", 0, low=0, high=MAX_START_AT)
         assert requested is not None and start_at is not None
@@ -130,10 +131,20 @@ class ZephyrSandbox:
         body = (
             f'{{"next":{json.dumps(next_url)},"startAt":{start_at},"maxResults":{max_results},'
             f'"total":{total},"isLast":{"true" if is_last else "false"},"values":['
-            + ",".join(render(item) for item in chunk)
+            + ",".join((render or self.store.render)(item) for item in chunk)
             + "]}"
         )
         return json_response(body)
+
+    def answer(self, record: Record) -> Response:
+        """One object, as the store renders it."""
+        return json_response(self.store.render(record))
+
+    def links_answer(self, record: Record, path: str, kinds: tuple[str, ...]) -> Response:
+        """The ``links`` of ``record`` at ``/v2{path}``: a ``self`` link and a list per kind of link."""
+        links = record.obj.get("links") if isinstance(record.obj.get("links"), dict) else {}
+        body = {"self": f"{self.base_url}{path}", **{kind: links.get(kind) or [] for kind in kinds}}
+        return json_response(self.store.to_json(body))
 
     def cursor_page(self, request: Request, selection: Selection) -> Response:
         """A 2026 "nextgen" page: items with id >= startAtId in id order; ``next`` null on the last."""

@@ -16,12 +16,11 @@ from zephyr_qtest.sandbox.zephyr.api import (
     V2,
     ApiError,
     by_numeric_id,
-    json_response,
     lookup,
     project_filter,
     route,
 )
-from zephyr_qtest.sandbox.zephyr.store import FOLDER_TYPES, STATUS_TYPES, Record
+from zephyr_qtest.sandbox.zephyr.store import FOLDER_TYPES, STATUS_TYPES
 
 if TYPE_CHECKING:
     from zephyr_qtest.sandbox.zephyr.app import ZephyrSandbox
@@ -30,19 +29,15 @@ if TYPE_CHECKING:
 def routes(sandbox: ZephyrSandbox) -> list[Route]:
     """The routes of this resource, in matching order (a literal segment before a parameter)."""
     store = sandbox.store
-    render = store.render
-
-    def one(record: Record) -> Response:
-        return json_response(store.render(record))
 
     async def healthcheck(request: Request) -> Response:
         return Response(status_code=200)
 
     async def list_projects(request: Request) -> Response:
-        return sandbox.offset_page(request, store.select("projects").records, render)
+        return sandbox.offset_page(request, store.select("projects").records)
 
     async def get_project(request: Request) -> Response:
-        return one(
+        return sandbox.answer(
             lookup(store, request, "projects", "projectIdOrKey", PROJECT_REF, "([0-9]+)|([A-Z][A-Z_0-9]+)")
         )
 
@@ -53,7 +48,7 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         selection = store.select(
             "folders", project_id=project_filter(store, request), folder_type=folder_type
         )
-        return sandbox.offset_page(request, selection.records, render)
+        return sandbox.offset_page(request, selection.records)
 
     async def list_statuses(request: Request) -> Response:
         status_type = request.query_params.get("statusType") or None
@@ -62,18 +57,18 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         selection = store.select(
             "statuses", project_id=project_filter(store, request), status_type=status_type
         )
-        return sandbox.offset_page(request, selection.records, render)
+        return sandbox.offset_page(request, selection.records)
 
     def lister(kind: str) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
             selection = store.select(kind, project_id=project_filter(store, request))
-            return sandbox.offset_page(request, selection.records, render)
+            return sandbox.offset_page(request, selection.records)
 
         return handler
 
     def getter(kind: str, name: str) -> Callable[[Request], Awaitable[Response]]:
         async def handler(request: Request) -> Response:
-            return one(by_numeric_id(store, request, kind, name))
+            return sandbox.answer(by_numeric_id(store, request, kind, name))
 
         return handler
 

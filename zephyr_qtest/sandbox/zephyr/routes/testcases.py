@@ -22,7 +22,6 @@ from zephyr_qtest.sandbox.zephyr.api import (
     test_case,
     time_query,
 )
-from zephyr_qtest.sandbox.zephyr.store import Record
 
 if TYPE_CHECKING:
     from zephyr_qtest.sandbox.zephyr.app import ZephyrSandbox
@@ -31,10 +30,6 @@ if TYPE_CHECKING:
 def routes(sandbox: ZephyrSandbox) -> list[Route]:
     """The routes of this resource, in matching order (a literal segment before a parameter)."""
     store = sandbox.store
-    render = store.render
-
-    def one(record: Record) -> Response:
-        return json_response(store.render(record))
 
     def case_filters(request: Request) -> dict[str, Any]:
         return {
@@ -43,9 +38,7 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         }
 
     async def list_cases(request: Request) -> Response:
-        return sandbox.offset_page(
-            request, store.select("testcases", **case_filters(request)).records, render
-        )
+        return sandbox.offset_page(request, store.select("testcases", **case_filters(request)).records)
 
     async def nextgen_cases(request: Request) -> Response:
         updated_after = time_query(request, "updatedAfter")
@@ -54,17 +47,11 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         )
 
     async def get_case(request: Request) -> Response:
-        return one(test_case(store, request))
+        return sandbox.answer(test_case(store, request))
 
     async def case_links(request: Request) -> Response:
         record = test_case(store, request)
-        links = record.obj.get("links") if isinstance(record.obj.get("links"), dict) else {}
-        body = {
-            "self": f"{sandbox.base_url}/testcases/{record.key}/links",
-            "issues": links.get("issues") or [],
-            "webLinks": links.get("webLinks") or [],
-        }
-        return json_response(store.to_json(body))
+        return sandbox.links_answer(record, f"/testcases/{record.key}/links", ("issues", "webLinks"))
 
     async def case_versions(request: Request) -> Response:
         record = test_case(store, request)
@@ -88,7 +75,7 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
                 404,
                 f"Test case version '{record.key}' {number} does not exist or you do not have access to it",
             )
-        return one(versions[number - 1])
+        return sandbox.answer(versions[number - 1])
 
     async def case_script(request: Request) -> Response:
         record = test_case(store, request)

@@ -11,13 +11,11 @@ from starlette.routing import Route
 from zephyr_qtest.sandbox.zephyr.api import (
     V2,
     int_query,
-    json_response,
     project_filter,
     route,
     test_cycle,
     time_query,
 )
-from zephyr_qtest.sandbox.zephyr.store import Record
 
 if TYPE_CHECKING:
     from zephyr_qtest.sandbox.zephyr.app import ZephyrSandbox
@@ -26,10 +24,6 @@ if TYPE_CHECKING:
 def routes(sandbox: ZephyrSandbox) -> list[Route]:
     """The routes of this resource, in matching order (a literal segment before a parameter)."""
     store = sandbox.store
-    render = store.render
-
-    def one(record: Record) -> Response:
-        return json_response(store.render(record))
 
     def cycle_filters(request: Request) -> dict[str, Any]:
         return {
@@ -39,9 +33,7 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         }
 
     async def list_cycles(request: Request) -> Response:
-        return sandbox.offset_page(
-            request, store.select("testcycles", **cycle_filters(request)).records, render
-        )
+        return sandbox.offset_page(request, store.select("testcycles", **cycle_filters(request)).records)
 
     async def nextgen_cycles(request: Request) -> Response:
         updated_after = time_query(request, "updatedAfter")
@@ -50,18 +42,13 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         )
 
     async def get_cycle(request: Request) -> Response:
-        return one(test_cycle(store, request))
+        return sandbox.answer(test_cycle(store, request))
 
     async def cycle_links(request: Request) -> Response:
         record = test_cycle(store, request)
-        links = record.obj.get("links") if isinstance(record.obj.get("links"), dict) else {}
-        body = {
-            "self": f"{sandbox.base_url}/testcycles/{record.oid}/links",
-            "issues": links.get("issues") or [],
-            "webLinks": links.get("webLinks") or [],
-            "testPlans": links.get("testPlans") or [],
-        }
-        return json_response(store.to_json(body))
+        return sandbox.links_answer(
+            record, f"/testcycles/{record.oid}/links", ("issues", "webLinks", "testPlans")
+        )
 
     return [
         route(f"{V2}/testcycles", list_cycles),

@@ -14,13 +14,11 @@ from zephyr_qtest.sandbox.zephyr.api import (
     bool_query,
     execution_filters,
     int_query,
-    json_response,
     raw,
     route,
     test_execution,
     time_query,
 )
-from zephyr_qtest.sandbox.zephyr.store import Record
 
 if TYPE_CHECKING:
     from zephyr_qtest.sandbox.zephyr.app import ZephyrSandbox
@@ -29,14 +27,10 @@ if TYPE_CHECKING:
 def routes(sandbox: ZephyrSandbox) -> list[Route]:
     """The routes of this resource, in matching order (a literal segment before a parameter)."""
     store = sandbox.store
-    render = store.render
-
-    def one(record: Record) -> Response:
-        return json_response(store.render(record))
 
     async def list_executions(request: Request) -> Response:
         return sandbox.offset_page(
-            request, store.select("testexecutions", **execution_filters(store, request)).records, render
+            request, store.select("testexecutions", **execution_filters(store, request)).records
         )
 
     async def nextgen_executions(request: Request) -> Response:
@@ -46,7 +40,7 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
 
     async def get_execution(request: Request) -> Response:
         bool_query(request, "includeStepLinks")
-        return one(test_execution(store, request))
+        return sandbox.answer(test_execution(store, request))
 
     async def execution_steps(request: Request) -> Response:
         record = test_execution(store, request)
@@ -61,12 +55,7 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
 
     async def execution_links(request: Request) -> Response:
         record = test_execution(store, request)
-        links = record.obj.get("links") if isinstance(record.obj.get("links"), dict) else {}
-        body = {
-            "self": f"{sandbox.base_url}/testexecutions/{record.oid}/links",
-            "issues": links.get("issues") or [],
-        }
-        return json_response(store.to_json(body))
+        return sandbox.links_answer(record, f"/testexecutions/{record.oid}/links", ("issues",))
 
     return [
         route(f"{V2}/testexecutions", list_executions),

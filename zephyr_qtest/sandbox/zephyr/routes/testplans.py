@@ -10,13 +10,11 @@ from starlette.routing import Route
 
 from zephyr_qtest.sandbox.zephyr.api import (
     V2,
-    json_response,
     project_filter,
     route,
     test_plan,
     time_query,
 )
-from zephyr_qtest.sandbox.zephyr.store import Record
 
 if TYPE_CHECKING:
     from zephyr_qtest.sandbox.zephyr.app import ZephyrSandbox
@@ -25,14 +23,10 @@ if TYPE_CHECKING:
 def routes(sandbox: ZephyrSandbox) -> list[Route]:
     """The routes of this resource, in matching order (a literal segment before a parameter)."""
     store = sandbox.store
-    render = store.render
-
-    def one(record: Record) -> Response:
-        return json_response(store.render(record))
 
     async def list_plans(request: Request) -> Response:
         selection = store.select("testplans", project_id=project_filter(store, request))
-        return sandbox.offset_page(request, selection.records, render)
+        return sandbox.offset_page(request, selection.records)
 
     async def nextgen_plans(request: Request) -> Response:
         selection = store.select(
@@ -43,7 +37,7 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         return sandbox.cursor_page(request, selection)
 
     async def get_plan(request: Request) -> Response:
-        return one(test_plan(store, request))
+        return sandbox.answer(test_plan(store, request))
 
     return [
         route(f"{V2}/testplans", list_plans),
