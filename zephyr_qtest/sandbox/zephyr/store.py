@@ -22,7 +22,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from zephyr_qtest.sandbox.common import parse_iso_datetime
-from zephyr_qtest.sandbox.zephyr.fixture import ATTACHMENT_OWNER, attachment_bytes, json_int, load_fixture
+from zephyr_qtest.sandbox.zephyr.fixture import (
+    ATTACHMENT_OWNER,
+    LIST_SECTIONS,
+    attachment_bytes,
+    json_int,
+    load_fixture,
+)
 
 FOLDER_TYPES: tuple[str, ...] = ("TEST_CASE", "TEST_PLAN", "TEST_CYCLE")
 STATUS_TYPES: tuple[str, ...] = ("TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION")
@@ -131,20 +137,8 @@ class ZephyrStore:
         doc = load_fixture(fixture)
         self.base_url = base_url.rstrip("/")
         self.meta: dict[str, Any] = {k: v for k, v in doc.items() if k.startswith("_")}
-        self.collections: dict[str, Collection] = {
-            kind: Collection(kind)
-            for kind in (
-                "projects",
-                "folders",
-                "statuses",
-                "priorities",
-                "environments",
-                "testcases",
-                "testcycles",
-                "testplans",
-                "testexecutions",
-            )
-        }
+        # One collection per list section of the fixture (the object kinds the API lists).
+        self.collections: dict[str, Collection] = {kind: Collection(kind) for kind in LIST_SECTIONS}
         self._project_ids_by_key: dict[str, int] = {}
         for project in doc["projects"]:
             self._project_ids_by_key[project["key"]] = project["id"]
@@ -370,16 +364,8 @@ class ZephyrStore:
             pid = project.oid
             counts = {
                 kind: len(self.collections[kind].by_project.get(pid, []))
-                for kind in (
-                    "folders",
-                    "statuses",
-                    "priorities",
-                    "environments",
-                    "testcases",
-                    "testcycles",
-                    "testplans",
-                    "testexecutions",
-                )
+                for kind in LIST_SECTIONS
+                if kind != "projects"
             }
             case_keys = [r.key for r in self.collections["testcases"].by_project.get(pid, [])]
             execution_ids = [r.oid for r in self.collections["testexecutions"].by_project.get(pid, [])]
