@@ -116,15 +116,15 @@ def apply_switches(config: ConfigT, changes: Mapping[str, Any], checks: Mapping[
     known switches (the dataclass's fields, in order). Lists are copied, so the copy's rules can be
     replaced without touching ``config``'s.
     """
-    updated = dataclasses.replace(config)  # type: ignore[type-var]
-    for field in dataclasses.fields(updated):  # type: ignore[arg-type]
+    updated = dataclasses.replace(config)
+    for field in dataclasses.fields(updated):
         value = getattr(updated, field.name)
         if isinstance(value, list):
             setattr(updated, field.name, list(value))
     for name, value in changes.items():
         check = checks.get(name)
         if check is None:
-            known = ", ".join(field.name for field in dataclasses.fields(config))  # type: ignore[arg-type]
+            known = ", ".join(field.name for field in dataclasses.fields(config))
             raise FaultConfigError(f"unknown fault switch {name!r} (known: {known})")
         setattr(updated, name, check(name, value))
     return updated
