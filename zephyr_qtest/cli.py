@@ -54,7 +54,7 @@ def zephyr_endpoint(*, seed: int, size: str) -> Iterator[str]:
     if os.environ.get("ZEPHYR_BASE_URL"):
         yield os.environ["ZEPHYR_BASE_URL"]
         return
-    from zephyr_qtest.sandbox.serve import start_in_thread
+    from zephyr_qtest.sandbox.zephyr.serve import start_in_thread
 
     sandbox = start_in_thread(seed=seed, size=size)
     os.environ["ZEPHYR_BASE_URL"] = sandbox.base_url
@@ -215,7 +215,7 @@ def run_sandbox_serve(args: argparse.Namespace) -> int:
     ``--qtest-state`` (default: the project home's ``qtest-sandbox``), so a restart keeps its objects.
     """
     from zephyr_qtest.sandbox.qtest.serve import print_banner, start_qtest_in_thread
-    from zephyr_qtest.sandbox.serve import serve_zephyr
+    from zephyr_qtest.sandbox.zephyr.serve import serve_zephyr
 
     qtest = None
     if not args.no_qtest:

@@ -25,7 +25,7 @@ from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_model
 from zephyr_qtest.lib.dbt import dbt_executable
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
-from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
+from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,8 @@ import pytest
 
 from tests.integration.test_raw_extraction import materialize, materialized_metadata
 from zephyr_qtest.lib.postgres import connect
-from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
 from zephyr_qtest.sandbox.zephyr.generator import generate
+from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
 
 def _issues(database_url: str, entity: str) -> list[tuple[str, str | None, str, bool]]:

@@ -16,7 +16,7 @@ from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
-from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
+from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
 SEED = 11
 # entity → the sandbox's own count name (the ground truth is the server's data, not its answers)

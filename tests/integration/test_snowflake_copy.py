@@ -34,7 +34,7 @@ from zephyr_qtest.lib import snowflake as warehouse
 from zephyr_qtest.lib.dbt import dbt_executable
 from zephyr_qtest.lib.qtest.id_map import ID_MAP_DDL
 from zephyr_qtest.lib.qtest.reconcile import RECONCILIATION_DDL
-from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
+from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
 pytestmark = pytest.mark.e2e
 

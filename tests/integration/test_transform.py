@@ -25,7 +25,7 @@ from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
 from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
 from zephyr_qtest.lib.dbt import dbt_executable, manifest_path
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
-from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
+from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
 SEED = 3
 MART_SCHEMAS = ("canonical", "qtest_mapping")

@@ -25,7 +25,6 @@ from tests.sandbox_helpers import (
     assert_valid,
     nextgen_page_schema,
 )
-from zephyr_qtest.sandbox.serve import ZephyrSandboxHandle, start_in_thread
 from zephyr_qtest.sandbox.zephyr import auth
 from zephyr_qtest.sandbox.zephyr.__main__ import main as sandbox_main
 from zephyr_qtest.sandbox.zephyr.fixture import (
@@ -35,6 +34,7 @@ from zephyr_qtest.sandbox.zephyr.fixture import (
     save_fixture,
 )
 from zephyr_qtest.sandbox.zephyr.generator import generate
+from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
 SEED = 3
 JIRA_HOST = "https://acme-qa.atlassian.net"

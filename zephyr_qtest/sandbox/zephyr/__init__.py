@@ -1,7 +1,7 @@
 """The Zephyr Scale Cloud (REST API v2) sandbox: app, data generator, fixture format, switches.
 
 Run it with ``python -m zephyr_qtest.sandbox.zephyr`` (or ``zephyr-qtest sandbox serve``), or from
-Python with ``zephyr_qtest.sandbox.serve.start_in_thread``. See docs/zephyr-sandbox.md.
+Python with ``zephyr_qtest.sandbox.zephyr.serve.start_in_thread``. See docs/zephyr-sandbox.md.
 """
 
 from zephyr_qtest.sandbox.zephyr.app import ZephyrSandbox, create_app

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"written": str(path), "size": document["_meta"]["size"], "seed": args.seed}))
             return 0
         # Imported here: only serving needs uvicorn.
-        from zephyr_qtest.sandbox.serve import serve_zephyr
+        from zephyr_qtest.sandbox.zephyr.serve import serve_zephyr
 
         serve_zephyr(
             args.port,

@@ -68,18 +68,14 @@ class FixtureError(ValueError):
         super().__init__(text)
 
 
-def empty_fixture() -> dict[str, Any]:
-    """A fixture with every section present and empty."""
-    return {**{name: [] for name in LIST_SECTIONS}, **{name: {} for name in MAP_SECTIONS}}
-
-
 def _describe(section: str, index: int, obj: Mapping[str, Any]) -> str:
     label = obj.get("key") or obj.get("id") or obj.get("name")
     return f"{section}[{index}]" + (f" ({label})" if label is not None else "")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def json_int(value: Any) -> int | None:
+    """``value`` if it is a JSON integer (not a boolean), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _check_unique(section: str, items: list[Any], field: str, problems: list[str]) -> None:
@@ -140,7 +136,7 @@ def validate_fixture(doc: Any) -> None:
     # Identities the sandbox indexes by.
     for index, project in enumerate(doc.get("projects", [])):
         where = _describe("projects", index, project)
-        if not _is_int(project.get("id")):
+        if json_int(project.get("id")) is None:
             problems.append(f"{where}: 'id' must be an integer (every object is scoped by project id)")
         if not isinstance(project.get("key"), str) or not project.get("key"):
             problems.append(f"{where}: 'key' must be a non-empty string")
@@ -206,7 +202,7 @@ def _attachment_problems(item: Any) -> list[str]:
     problems = []
     if not isinstance(item.get("name"), str) or not item["name"]:
         problems.append("'name' must be a non-empty string")
-    if "id" in item and not _is_int(item["id"]):
+    if "id" in item and json_int(item["id"]) is None:
         problems.append("'id' must be an integer")
     if "contentType" in item and not isinstance(item["contentType"], str):
         problems.append("'contentType' must be a string")

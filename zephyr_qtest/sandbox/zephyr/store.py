@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from zephyr_qtest.sandbox.zephyr.fixture import ATTACHMENT_OWNER, attachment_bytes, load_fixture
+from zephyr_qtest.sandbox.common import parse_iso_datetime
+from zephyr_qtest.sandbox.zephyr.fixture import ATTACHMENT_OWNER, attachment_bytes, json_int, load_fixture
 
 FOLDER_TYPES: tuple[str, ...] = ("TEST_CASE", "TEST_PLAN", "TEST_CYCLE")
 STATUS_TYPES: tuple[str, ...] = ("TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION")
@@ -42,27 +43,13 @@ _FILTER_CACHE_SIZE = 512
 
 def parse_timestamp(value: Any) -> float | None:
     """Seconds since the epoch for an ISO 8601 date-time (``Z`` or an offset), else None."""
-    if not isinstance(value, str) or not value:
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    moment = parse_iso_datetime(value)
+    return None if moment is None else moment.timestamp()
 
 
 def _link_id(value: Any) -> int | None:
     """The id of a ``{id, self}`` link, or None."""
-    return _int_or_none(value.get("id")) if isinstance(value, dict) else None
+    return json_int(value.get("id")) if isinstance(value, dict) else None
 
 
 @dataclass(slots=True, eq=False)
@@ -196,13 +183,13 @@ class ZephyrStore:
 
     def _project_of(self, kind: str, obj: Mapping[str, Any]) -> int | None:
         if kind == "projects":
-            return _int_or_none(obj.get("id"))
+            return json_int(obj.get("id"))
         project = obj.get("project")
-        if isinstance(project, dict) and _int_or_none(project.get("id")) is not None:
+        if isinstance(project, dict) and json_int(project.get("id")) is not None:
             return project["id"]
         if isinstance(obj.get("projectKey"), str):
             return self._project_ids_by_key.get(obj["projectKey"])
-        return _int_or_none(obj.get("projectId"))
+        return json_int(obj.get("projectId"))
 
     def _record(self, kind: str, obj: dict[str, Any], *, updated: float | None = None) -> Record:
         key = obj.get("key") if isinstance(obj.get("key"), str) else None
@@ -215,7 +202,7 @@ class ZephyrStore:
                     break
         record = Record(
             obj=obj,
-            oid=_int_or_none(obj.get("id")),
+            oid=json_int(obj.get("id")),
             key=key,
             project_id=self._project_of(kind, obj),
             updated=updated,

@@ -9,54 +9,30 @@ handle with ``.base_url``, ``.token`` and ``.stop()`` (plus helpers for the admi
 
 from __future__ import annotations
 
-import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-import uvicorn
-
+from zephyr_qtest.sandbox.common import (
+    SandboxHandle,
+    ServerThread,
+    bind_socket,
+    serve_forever,
+    start_server_thread,
+    url_host,
+)
 from zephyr_qtest.sandbox.zephyr.app import ZephyrSandbox, create_app
 from zephyr_qtest.sandbox.zephyr.auth import derive_secret
 from zephyr_qtest.sandbox.zephyr.faults import FaultConfig, RetryAfterMode, apply_changes
 from zephyr_qtest.sandbox.zephyr.fixture import load_fixture
 from zephyr_qtest.sandbox.zephyr.generator import generate
 
-_DROP_LOG_TEXT = "ASGI callable returned without completing response."
-
-
-class _DroppedConnectionFilter(logging.Filter):
-    """Dropping connections is a feature of the sandbox; uvicorn should not log it as an error."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != _DROP_LOG_TEXT
-
-
-def _quiet_intentional_drops() -> None:
-    error_log = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _DroppedConnectionFilter) for f in error_log.filters):
-        error_log.addFilter(_DroppedConnectionFilter())
-
 
 def _secret(token_secret: str | bytes | None, seed: int) -> bytes:
     if token_secret is None:
         return derive_secret(seed)
     return token_secret.encode("utf-8") if isinstance(token_secret, str) else token_secret
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
 
 
 def build_zephyr_sandbox(
@@ -90,50 +66,18 @@ def build_zephyr_sandbox(
     return create_app(document, base_url=base_url, token_secret=_secret(token_secret, seed), faults=faults)
 
 
-class ZephyrSandboxHandle:
-    """A sandbox served on a background thread. Use as a context manager or call ``stop()``."""
+class ZephyrSandboxHandle(SandboxHandle):
+    """A Zephyr sandbox served on a background thread. Use as a context manager or call ``stop()``.
 
-    def __init__(
-        self, sandbox: ZephyrSandbox, server: uvicorn.Server, thread: threading.Thread, root_url: str
-    ) -> None:
+    ``headers`` are ``Authorization: Bearer <token>``; ``stats()``, ``reset_stats()``,
+    ``set_faults(**switches)`` and ``info()`` call the admin endpoints.
+    """
+
+    def __init__(self, sandbox: ZephyrSandbox, server: ServerThread, root_url: str) -> None:
+        super().__init__(server, token=sandbox.token, admin_url=f"{root_url}/_sandbox")
         self.sandbox = sandbox
         self.base_url = sandbox.base_url
-        self.token = sandbox.token
         self.root_url = root_url  # without /v2: the admin endpoints live under /_sandbox
-        self._server = server
-        self._thread = thread
-
-    # -- lifecycle ------------------------------------------------------------------------------
-    def stop(self, timeout: float = 10.0) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout)
-
-    def __enter__(self) -> ZephyrSandboxHandle:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The request headers a client needs: ``Authorization: Bearer <token>``."""
-        return {"Authorization": f"Bearer {self.token}"}
-
-    # -- admin endpoints (over HTTP, so the server's own thread does the work) ------------------
-    def _admin(self, method: str, path: str, body: Any = None) -> Any:
-        response = httpx.request(method, f"{self.root_url}/_sandbox/{path}", json=body, timeout=10.0)
-        response.raise_for_status()
-        return response.json()
-
-    def stats(self) -> dict[str, Any]:
-        return self._admin("GET", "stats")
-
-    def reset_stats(self) -> dict[str, Any]:
-        return self._admin("POST", "stats/reset")
-
-    def set_faults(self, **changes: Any) -> dict[str, Any]:
-        """Change switches at run time, e.g. ``set_faults(rate_limit=5, retry_after_mode="zero")``."""
-        return self._admin("POST", "faults", changes)
 
     def delete_test_case(self, key: str) -> dict[str, Any]:
         return self._admin("DELETE", f"testcases/{key}")
@@ -145,15 +89,6 @@ class ZephyrSandboxHandle:
         return self._admin(
             "POST", "mutate", {"type": kind, "key": str(ref), "set": dict(changes), "remove": remove or []}
         )
-
-    def info(self) -> dict[str, Any]:
-        return self._admin("GET", "info")
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "", "::"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
 
 
 def start_in_thread(
@@ -178,9 +113,9 @@ def start_in_thread(
     Data: ``fixture`` (a path or a document) or generated from ``seed`` and ``size``. The other
     arguments are the fault switches described in docs/zephyr-sandbox.md.
     """
-    sock = _bind(host, port)
+    sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
-    root_url = f"http://{_url_host(host)}:{bound_port}"
+    root_url = f"http://{url_host(host)}:{bound_port}"
     try:
         sandbox = build_zephyr_sandbox(
             base_url=f"{root_url}/v2",
@@ -199,21 +134,15 @@ def start_in_thread(
     except BaseException:
         sock.close()
         raise
-    _quiet_intentional_drops()
-    config = uvicorn.Config(sandbox.asgi, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"zephyr-sandbox-{bound_port}", daemon=True
+    server = start_server_thread(
+        sandbox.asgi,
+        sock,
+        name=f"zephyr-sandbox-{bound_port}",
+        description="the Zephyr sandbox",
+        url=root_url,
+        startup_timeout=startup_timeout,
     )
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError(f"the Zephyr sandbox did not start on {root_url}")
-        time.sleep(0.01)
-    return ZephyrSandboxHandle(sandbox, server, thread, root_url)
+    return ZephyrSandboxHandle(sandbox, server, root_url)
 
 
 @contextmanager
@@ -268,9 +197,9 @@ def serve_zephyr(
             (behind a proxy or a container port mapping); ``self`` and ``next`` links use it.
         log_level: uvicorn log level.
     """
-    sock = _bind(host, port)
+    sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
-    base_url = (public_base_url or f"http://{_url_host(host)}:{bound_port}/v2").rstrip("/")
+    base_url = (public_base_url or f"http://{url_host(host)}:{bound_port}/v2").rstrip("/")
     sandbox = build_zephyr_sandbox(
         base_url=base_url,
         fixture=fixture,
@@ -302,8 +231,4 @@ def serve_zephyr(
     print(f"  admin        : {base_url.removesuffix('/v2')}/_sandbox/stats")
     print(f"ZEPHYR_BASE_URL={base_url}")
     print(f"ZEPHYR_API_TOKEN={sandbox.token}", flush=True)
-    _quiet_intentional_drops()
-    config = uvicorn.Config(
-        sandbox.asgi, log_level=log_level, access_log=log_level == "debug", lifespan="off"
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    serve_forever(sandbox.asgi, sock, log_level=log_level)
