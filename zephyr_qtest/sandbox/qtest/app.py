@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -31,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from zephyr_qtest.sandbox import common
+from zephyr_qtest.sandbox.common import send_json
 from zephyr_qtest.sandbox.qtest import auth
 from zephyr_qtest.sandbox.qtest.faults import FaultConfig, FaultConfigError, FaultInjector
 from zephyr_qtest.sandbox.qtest.routes import all_routes
@@ -52,52 +52,11 @@ STORE_SETTINGS: tuple[str, ...] = ("queue_polls", "queue_delay_s", "attachment_m
 # ---------------------------------------------------------------------------- statistics
 
 
-class RequestStats:
+class RequestStats(common.RequestStats):
     """What the server saw, by ``METHOD /path/template``: the benchmark and the tests read it."""
 
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.started = time.time()
-        self.requests = 0
-        self.by_path: Counter[str] = Counter()
-        self.by_status: Counter[str] = Counter()
-        self.by_path_status: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self.rate_limited = 0
-        self.unauthorized = 0
-        self.server_errors = 0
-        self.injected_faults = 0
-        self.drops = 0
-        self.lost_answers = 0
-
-    def record(self, key: str, status: int | str) -> None:
-        self.requests += 1
-        self.by_path[key] += 1
-        self.by_status[str(status)] += 1
-        self.by_path_status[key][str(status)] += 1
-        if status == 429:
-            self.rate_limited += 1
-        elif status == 401:
-            self.unauthorized += 1
-        elif isinstance(status, int) and status >= 500:
-            self.server_errors += 1
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "since": self.started,
-            "elapsed_s": round(time.time() - self.started, 3),
-            "requests": self.requests,
-            "by_path": dict(self.by_path),
-            "by_status": dict(self.by_status),
-            "by_path_status": {path: dict(counts) for path, counts in self.by_path_status.items()},
-            "rate_limited": self.rate_limited,
-            "unauthorized": self.unauthorized,
-            "server_errors": self.server_errors,
-            "injected_faults": self.injected_faults,
-            "drops": self.drops,
-            "lost_answers": self.lost_answers,
-        }
+    counters: ClassVar[tuple[str, ...]] = (*common.RequestStats.counters, "lost_answers")
+    lost_answers: int
 
 
 # ---------------------------------------------------------------------------- the sandbox
@@ -255,7 +214,7 @@ class QTestMiddleware:
                 body = json.dumps(auth.invalid_token(token) if token else auth.MISSING_TOKEN).encode()
                 minute, month = faults.remaining(budget_key)
                 stats.record(key, 401)
-                await _send_simple(send, 401, body, _budget_headers(minute, month))
+                await send_json(send, 401, body, _budget_headers(minute, month))
                 return
             scope.setdefault("state", {})["qtest_user_id"] = user_id
 
@@ -265,14 +224,14 @@ class QTestMiddleware:
             retry_after = faults.retry_after_header(decision.wait)
             extra = [(b"retry-after", retry_after.encode())] if retry_after is not None else []
             stats.record(key, 429)
-            await _send_simple(send, 429, error_body("API rate limit exceeded"), [*budget, *extra])
+            await send_json(send, 429, error_body("API rate limit exceeded"), [*budget, *extra])
             return
 
         fault_status = faults.draw_fault_status()
         if fault_status is not None:
             stats.injected_faults += 1
             stats.record(key, fault_status)
-            await _send_simple(send, fault_status, error_body(SERVER_ERROR_MESSAGE), budget)
+            await send_json(send, fault_status, error_body(SERVER_ERROR_MESSAGE), budget)
             return
 
         if faults.draw_drop():
@@ -335,18 +294,6 @@ async def _close_without_answer(scope: dict[str, Any], send: Any, status: int) -
         }
     )
     await send({"type": "http.response.body", "body": b"{", "more_body": True})
-
-
-async def _send_simple(
-    send: Any, status: int, body: bytes, extra_headers: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *extra_headers,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(

@@ -3,14 +3,13 @@ request statistics, switches, counts, dump, reset."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from zephyr_qtest.sandbox.qtest.faults import FaultConfigError
+from zephyr_qtest.sandbox.common import FaultConfigError, read_switch_changes
 from zephyr_qtest.sandbox.qtest.routes.http import (
     guarded_route,
     json_response,
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
-    """The routes of this resource, served from ``sandbox.store``."""
+    """The admin routes: the sandbox's information, statistics, switches and store."""
     store = sandbox.store
 
     async def admin_info(request: Request) -> Response:
@@ -52,12 +51,7 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
     async def admin_faults(request: Request) -> Response:
         if request.method == "POST":
             try:
-                changes = json.loads(await request.body() or b"{}")
-            except json.JSONDecodeError as exc:
-                raise QTestError(400, f"body is not valid JSON: {exc}") from None
-            if not isinstance(changes, dict):
-                raise QTestError(400, "body must be a JSON object of switches")
-            try:
+                changes = read_switch_changes(await request.body())
                 sandbox.apply_settings(changes)
                 sandbox.faults.update(changes)
             except FaultConfigError as exc:

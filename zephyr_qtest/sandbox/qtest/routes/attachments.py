@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from zephyr_qtest.sandbox.common import content_disposition
 from zephyr_qtest.sandbox.qtest.routes.http import (
     PROJECT,
     bool_query,
-    content_disposition,
     file_name_header,
     guarded_route,
     int_query,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
-    """The routes of this resource, served from ``sandbox.store``."""
+    """The attachment routes, answered from ``sandbox.store``."""
     store = sandbox.store
 
     async def attachment_search(request: Request) -> Response:

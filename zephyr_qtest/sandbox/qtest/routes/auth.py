@@ -36,7 +36,7 @@ def _header_token(request: Request) -> str | None:
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
-    """The routes of this resource, served from ``sandbox.store``."""
+    """The auth and user routes, answered from ``sandbox.store``."""
     store = sandbox.store
 
     async def oauth_token(request: Request) -> Response:

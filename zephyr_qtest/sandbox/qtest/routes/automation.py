@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
-    """The routes of this resource, served from ``sandbox.store``."""
+    """The automation test log and queue routes, answered from ``sandbox.store``."""
     store = sandbox.store
 
     async def run_auto_log(request: Request) -> Response:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from zephyr_qtest.sandbox.common import parse_iso_datetime
 from zephyr_qtest.sandbox.qtest.routes.http import (
     PROJECT,
     bool_query,
@@ -19,14 +20,14 @@ from zephyr_qtest.sandbox.qtest.routes.http import (
     path_int,
     request_user_id,
 )
-from zephyr_qtest.sandbox.qtest.store import QTestError, parse_time
+from zephyr_qtest.sandbox.qtest.store import QTestError
 
 if TYPE_CHECKING:
     from zephyr_qtest.sandbox.qtest.app import QTestSandbox
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
-    """The routes of this resource, served from ``sandbox.store``."""
+    """The test case, version and test step routes, answered from ``sandbox.store``."""
     store = sandbox.store
 
     async def test_cases(request: Request) -> Response:
@@ -39,7 +40,7 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         raw_after = request.query_params.get("modifiedAfter")
         modified_after = None
         if raw_after:
-            modified_after = parse_time(raw_after)
+            modified_after = parse_iso_datetime(raw_after)
             if modified_after is None:
                 raise QTestError(400, f"modifiedAfter must be an ISO 8601 date-time, got '{raw_after}'")
         return json_response(

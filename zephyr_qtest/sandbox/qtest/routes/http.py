@@ -7,7 +7,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -117,13 +116,6 @@ def request_user_id(request: Request) -> int:
     return int(request.scope["state"]["qtest_user_id"])
 
 
-def content_disposition(name: str) -> str:
-    """``attachment`` with an ASCII fallback name and the exact name RFC 5987-encoded."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name) or "attachment"
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
-# ---------------------------------------------------------------------------- statistics
 def guarded_route(path: str, handler: Callable[[Request], Awaitable[Response]], methods: list[str]) -> Route:
     """A route whose unexpected failures answer a 500 ``{"message"}`` (and are logged): a sandbox bug must
     look like a server error to the client, not like a protocol one."""

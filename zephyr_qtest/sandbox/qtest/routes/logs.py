@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
-    """The routes of this resource, served from ``sandbox.store``."""
+    """The manual test log routes, answered from ``sandbox.store``."""
     store = sandbox.store
 
     async def test_logs(request: Request) -> Response:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
-    """The routes of this resource, served from ``sandbox.store``."""
+    """The module routes, answered from ``sandbox.store``."""
     store = sandbox.store
 
     async def modules(request: Request) -> Response:

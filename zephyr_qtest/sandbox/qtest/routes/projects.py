@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
-    """The routes of this resource, served from ``sandbox.store``."""
+    """The project, field setting and execution status routes, answered from ``sandbox.store``."""
     store = sandbox.store
 
     async def projects(request: Request) -> Response:

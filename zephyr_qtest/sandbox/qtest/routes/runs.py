@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
-    """The routes of this resource, served from ``sandbox.store``."""
+    """The test run routes, answered from ``sandbox.store``."""
     store = sandbox.store
 
     async def test_runs(request: Request) -> Response:

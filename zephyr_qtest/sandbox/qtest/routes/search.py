@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
-    """The routes of this resource, served from ``sandbox.store``."""
+    """The search route, answered from ``sandbox.store``."""
     store = sandbox.store
 
     async def search(request: Request) -> Response:

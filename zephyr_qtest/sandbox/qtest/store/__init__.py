@@ -40,7 +40,6 @@ from zephyr_qtest.sandbox.qtest.store.base import (
     QTestError,
     StoreBase,
     format_time,
-    parse_time,
 )
 from zephyr_qtest.sandbox.qtest.store.cases import CasesStore
 from zephyr_qtest.sandbox.qtest.store.cycles import CyclesStore
@@ -77,5 +76,4 @@ __all__ = [
     "QTestError",
     "QTestStore",
     "format_time",
-    "parse_time",
 ]

@@ -1,7 +1,4 @@
-"""The sandbox's own admin operations (not part of the vendor API): counts, dump, reset.
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
-"""
+"""The sandbox's own admin operations (not part of the vendor API): counts, dump, reset."""
 
 from __future__ import annotations
 

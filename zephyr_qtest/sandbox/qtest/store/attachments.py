@@ -1,7 +1,4 @@
-"""Attachments: blob uploads, inline attachments of logs, listing, download, delete, search.
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
-"""
+"""Attachments: blob uploads, inline attachments of logs, listing, download, delete, search."""
 
 from __future__ import annotations
 

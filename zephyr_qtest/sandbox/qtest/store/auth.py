@@ -1,7 +1,4 @@
-"""Auth: the site's users, API and OAuth tokens (password and refresh grants, revoke, status).
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
-"""
+"""Auth: the site's users, API and OAuth tokens (password and refresh grants, revoke, status)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Automation test logs and the automation queue: one log on a run, and the queued bulk submission
 (``auto-test-logs``) processed after a number of polls or a delay.
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
 """
 
 from __future__ import annotations

@@ -173,20 +173,6 @@ def format_time(moment: datetime | float) -> str:
     return text + "+00:00"
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 date or date-time (``Z`` or an offset; none means UTC), else None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def as_int(value: Any) -> int | None:
     """An integer from JSON (an int, or a string of digits as Jackson would accept), else None."""
     if isinstance(value, bool):

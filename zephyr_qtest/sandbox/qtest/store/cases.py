@@ -1,7 +1,4 @@
-"""Test cases, their versions (edit, approve) and test steps, including called test cases.
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
-"""
+"""Test cases, their versions (edit, approve) and test steps, including called test cases."""
 
 from __future__ import annotations
 
@@ -11,6 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from zephyr_qtest.sandbox.common import parse_iso_datetime
 from zephyr_qtest.sandbox.qtest.store.base import (
     Json,
     QTestError,
@@ -21,7 +19,6 @@ from zephyr_qtest.sandbox.qtest.store.base import (
     format_time,
     name_field,
     page_bounds,
-    parse_time,
     require_object,
     text_field,
     version_text,
@@ -208,7 +205,7 @@ class CasesStore(StoreBase):
 
     def _index_case(self, case: Json, version: Json) -> None:
         case["name"] = version["name"]
-        case["sort_key"] = parse_time(version["last_modified_date"]).timestamp()  # type: ignore[union-attr]
+        case["sort_key"] = parse_iso_datetime(version["last_modified_date"]).timestamp()  # type: ignore[union-attr]
         self._put("test-case", case)
         self._index_properties("test-case", case["project_id"], case["id"], version["props"])
 

@@ -1,7 +1,4 @@
-"""Releases, test cycles and test suites: the containers test runs live in.
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
-"""
+"""Releases, test cycles and test suites: the containers test runs live in."""
 
 from __future__ import annotations
 
@@ -9,6 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from zephyr_qtest.sandbox.common import parse_iso_datetime
 from zephyr_qtest.sandbox.qtest.store.base import (
     Json,
     StoreBase,
@@ -16,7 +14,6 @@ from zephyr_qtest.sandbox.qtest.store.base import (
     bad,
     format_time,
     name_field,
-    parse_time,
     require_object,
     text_field,
 )
@@ -56,7 +53,7 @@ class CyclesStore(StoreBase):
             if raw is None:
                 out[key] = None
                 continue
-            moment = parse_time(raw)
+            moment = parse_iso_datetime(raw)
             if moment is None:
                 raise bad(f"{what}.{key} must be an ISO 8601 date-time, got {raw!r}")
             out[key] = format_time(moment)

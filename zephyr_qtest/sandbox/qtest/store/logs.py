@@ -1,7 +1,4 @@
-"""Manual test logs of a test run, with their test step logs.
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
-"""
+"""Manual test logs of a test run, with their test step logs."""
 
 from __future__ import annotations
 
@@ -10,6 +7,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from zephyr_qtest.sandbox.common import parse_iso_datetime
 from zephyr_qtest.sandbox.qtest.store.base import (
     Json,
     QTestError,
@@ -18,7 +16,6 @@ from zephyr_qtest.sandbox.qtest.store.base import (
     bad,
     format_time,
     page_bounds,
-    parse_time,
     require_object,
     text_field,
     version_text,
@@ -116,7 +113,7 @@ class LogsStore(StoreBase):
                 raise bad(f"{where}.actual_result must be a string")
             exe_date = None
             if item.get("exe_date") is not None:
-                moment = parse_time(item["exe_date"])
+                moment = parse_iso_datetime(item["exe_date"])
                 if moment is None:
                     raise bad(f"{where}.exe_date must be an ISO 8601 date-time")
                 exe_date = format_time(moment)
@@ -147,7 +144,7 @@ class LogsStore(StoreBase):
             raw = body.get(key)
             if raw is None:
                 raise bad(f"{what}.{key} is required (an ISO 8601 date-time)")
-            moment = parse_time(raw)
+            moment = parse_iso_datetime(raw)
             if moment is None:
                 raise bad(f"{what}.{key} must be an ISO 8601 date-time, got {raw!r}")
             moments.append(moment)

@@ -1,7 +1,4 @@
-"""Modules: the test design tree (create, move, rename, delete with ``force``).
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
-"""
+"""Modules: the test design tree (create, move, rename, delete with ``force``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Projects and their field settings (the default template), allowed values, execution statuses and
 the parsing, defaults, rendering and indexing of object properties.
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
 """
 
 from __future__ import annotations
@@ -11,6 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from zephyr_qtest.sandbox.common import parse_iso_datetime
 from zephyr_qtest.sandbox.qtest.store.base import (
     Json,
     QTestError,
@@ -20,7 +19,6 @@ from zephyr_qtest.sandbox.qtest.store.base import (
     dumps,
     format_time,
     name_field,
-    parse_time,
     require_object,
     text_field,
 )
@@ -107,7 +105,7 @@ class ProjectsStore(StoreBase):
             if raw is None:
                 dates[key] = None
                 continue
-            moment = parse_time(raw)
+            moment = parse_iso_datetime(raw)
             if moment is None:
                 raise bad(f"project.{key} must be an ISO 8601 date-time, got {raw!r}")
             dates[key] = format_time(moment)
@@ -474,7 +472,7 @@ class ProjectsStore(StoreBase):
                     ids.append(value)
             return dumps(ids) if many else str(ids[0])
         if data_type in (DATE_PICKER, DATE_TIME):
-            moment = parse_time(text)
+            moment = parse_iso_datetime(text)
             if moment is None:
                 raise bad(f"{what}: the value of {label} must be an ISO 8601 date-time, got {text!r}")
             return format_time(moment)

@@ -1,7 +1,4 @@
-"""Test runs: create in a container, list by scope, move, delete.
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
-"""
+"""Test runs: create in a container, list by scope, move, delete."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Search (``POST /search``): the query language on the stored objects, indexed where it can be.
-
-A part of ``QTestStore`` (see ``store/__init__.py``): methods over the shared ``StoreBase``.
-"""
+"""Search (``POST /search``): the query language on the stored objects, indexed where it can be."""
 
 from __future__ import annotations
 
