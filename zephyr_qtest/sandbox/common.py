@@ -21,6 +21,7 @@ Nothing here imports ``zephyr_qtest.lib`` or ``zephyr_qtest.defs`` (see ``sandbo
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import random
@@ -130,6 +131,32 @@ def apply_switches(config: ConfigT, changes: Mapping[str, Any], checks: Mapping[
     return updated
 
 
+# The checks of the switches every sandbox has; a sandbox adds its own switches' checks to these.
+COMMON_SWITCH_CHECKS: Mapping[str, SwitchCheck] = {
+    "rate_limit": check_rate,
+    "retry_after_mode": check_retry_after_mode,
+    "rate_limited_rate": check_share,
+    "latency_ms": check_non_negative,
+    "fault_rate": check_share,
+    "drop_rate": check_share,
+    "seed": check_seed,
+}
+
+
+def read_switch_changes(raw: bytes) -> dict[str, Any]:
+    """The switch changes a ``POST /_sandbox/faults`` body holds (an empty body changes nothing).
+
+    Raises ``FaultConfigError`` when the body is not a JSON object; the admin route answers it as a 400.
+    """
+    try:
+        changes = json.loads(raw or b"{}")
+    except json.JSONDecodeError as exc:
+        raise FaultConfigError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(changes, dict):
+        raise FaultConfigError("body must be a JSON object of switches")
+    return changes
+
+
 class TokenBucket:
     """Classic token bucket: ``rate`` tokens a second, holding at most ``capacity``."""
 
@@ -154,13 +181,16 @@ class TokenBucket:
 class FaultInjectorBase(Generic[ConfigT]):
     """Holds the live switches and makes the per-request decisions every sandbox shares.
 
-    A sandbox subclasses it with its own ``FaultConfig``, its ``apply_changes`` and its own decisions
+    A sandbox subclasses it with its own ``FaultConfig``, its switches' checks (``switch_checks``, or
+    its own ``apply_changes``) and its own decisions
     (the Zephyr one's malformed pages, the qTest one's budgets and lost answers). Every random
     decision comes from one ``random.Random(seed)``, in the order the middleware asks.
     """
 
     # Switches whose change empties the token buckets (a new rate starts every client afresh).
     bucket_switches: ClassVar[tuple[str, ...]] = ("rate_limit",)
+    # The check of every switch the sandbox has (``COMMON_SWITCH_CHECKS`` and its own).
+    switch_checks: ClassVar[Mapping[str, SwitchCheck]] = COMMON_SWITCH_CHECKS
 
     def __init__(self, config: ConfigT, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -170,7 +200,7 @@ class FaultInjectorBase(Generic[ConfigT]):
 
     def apply_changes(self, config: ConfigT, changes: dict[str, Any]) -> ConfigT:
         """``config`` with ``changes`` checked and applied (each sandbox has its own switches)."""
-        raise NotImplementedError
+        return apply_switches(config, changes, self.switch_checks)
 
     def update(self, changes: dict[str, Any]) -> ConfigT:
         """Apply run-time changes; a new rate or seed starts fresh buckets / a fresh random stream."""

@@ -9,27 +9,44 @@ paths containing this text).
 
 Every switch can be set when the sandbox starts and changed while it runs (``POST /_sandbox/faults``).
 Random decisions come from ``random.Random(seed)``, so a single-client run sees the same faults each time.
+The switch checks, the token bucket, latency, 5xx and drops are the ones every sandbox shares
+(``sandbox/common.py``); the budgets and lost answers are qTest's own.
 """
 
 from __future__ import annotations
 
-import math
-import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar
 
-RetryAfterMode = Literal["seconds", "zero", "absent"]
-RETRY_AFTER_MODES: tuple[str, ...] = ("seconds", "zero", "absent")
-FAULT_STATUSES: tuple[int, ...] = (500, 502, 503)
+from zephyr_qtest.sandbox.common import (
+    COMMON_SWITCH_CHECKS,
+    RETRY_AFTER_MODES,
+    FaultConfigError,
+    FaultInjectorBase,
+    RetryAfterMode,
+    SwitchCheck,
+    check_integer,
+    check_rate,
+    check_share,
+)
+
+__all__ = [
+    "RETRY_AFTER_MODES",
+    "SWITCH_CHECKS",
+    "UNTHROTTLED_MINUTE_BUDGET",
+    "WRITE_METHODS",
+    "FaultConfig",
+    "FaultConfigError",
+    "FaultInjector",
+    "RateDecision",
+    "RetryAfterMode",
+]
+
 WRITE_METHODS: frozenset[str] = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 # What the minute header counts down from when no quota or rate is configured (an unthrottled tenant).
 UNTHROTTLED_MINUTE_BUDGET = 100_000
-
-
-class FaultConfigError(ValueError):
-    """A switch was given a value it cannot take (the message names the switch)."""
 
 
 @dataclass(slots=True)
@@ -54,74 +71,34 @@ class FaultConfig:
         return asdict(self)
 
 
-def _number(name: str, value: Any, *, low: float, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise FaultConfigError(f"{name} must be a number, got {value!r}")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise FaultConfigError(f"{name} must be {bound}, got {value!r}")
-    return float(value)
+def _check_minute_quota(name: str, value: Any) -> int | None:
+    return None if value is None else check_integer(name, value, low=1)
 
 
-def _integer(name: str, value: Any, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise FaultConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+def _check_month_quota(name: str, value: Any) -> int:
+    return check_integer(name, value, low=1)
+
+
+def _check_lose_next(name: str, value: Any) -> int:
+    return check_integer(name, value, low=0)
+
+
+def _check_text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise FaultConfigError(f"{name} must be a string, got {value!r}")
     return value
 
 
-def apply_changes(config: FaultConfig, changes: dict[str, Any]) -> FaultConfig:
-    """Return ``config`` with ``changes`` applied, after checking each value. Unknown keys are errors."""
-    updated = FaultConfig(**config.to_json())
-    for name, value in changes.items():
-        if name in ("rate_limit", "burst"):
-            setattr(updated, name, None if value is None else _number(name, value, low=0.001))
-        elif name == "retry_after_mode":
-            if value not in RETRY_AFTER_MODES:
-                raise FaultConfigError(f"retry_after_mode must be one of {RETRY_AFTER_MODES}, got {value!r}")
-            updated.retry_after_mode = value
-        elif name == "minute_quota":
-            updated.minute_quota = None if value is None else _integer(name, value, low=1)
-        elif name == "month_quota":
-            updated.month_quota = _integer(name, value, low=1)
-        elif name == "latency_ms":
-            updated.latency_ms = _number(name, value, low=0.0)
-        elif name in ("fault_rate", "drop_rate", "rate_limited_rate", "lost_answer_rate"):
-            setattr(updated, name, _number(name, value, low=0.0, high=1.0))
-        elif name == "lose_next":
-            updated.lose_next = _integer(name, value, low=0)
-        elif name == "lost_answer_match":
-            if not isinstance(value, str):
-                raise FaultConfigError(f"lost_answer_match must be a string, got {value!r}")
-            updated.lost_answer_match = value
-        elif name == "seed":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise FaultConfigError(f"seed must be an integer, got {value!r}")
-            updated.seed = value
-        else:
-            known = ", ".join(FaultConfig.__dataclass_fields__)
-            raise FaultConfigError(f"unknown fault switch {name!r} (known: {known})")
-    return updated
-
-
-class TokenBucket:
-    """Classic token bucket: ``rate`` tokens a second, holding at most ``capacity``."""
-
-    __slots__ = ("capacity", "rate", "tokens", "updated")
-
-    def __init__(self, rate: float, capacity: float, now: float) -> None:
-        self.rate = rate
-        self.capacity = capacity
-        self.tokens = capacity
-        self.updated = now
-
-    def take(self, now: float) -> float:
-        """Take one token; return 0.0 on success, else the seconds until a token is available."""
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
+# The check of every switch (a bad value or an unknown switch is a FaultConfigError naming it).
+SWITCH_CHECKS: dict[str, SwitchCheck] = {
+    **COMMON_SWITCH_CHECKS,
+    "burst": check_rate,
+    "minute_quota": _check_minute_quota,
+    "month_quota": _check_month_quota,
+    "lost_answer_rate": check_share,
+    "lose_next": _check_lose_next,
+    "lost_answer_match": _check_text,
+}
 
 
 @dataclass(slots=True)
@@ -142,8 +119,12 @@ class RateDecision:
     remaining_month: int
 
 
-class FaultInjector:
-    """Holds the live switches and makes the per-request decisions."""
+class FaultInjector(FaultInjectorBase[FaultConfig]):
+    """Holds the live switches and makes the per-request decisions: qTest's budgets (minute, month,
+    token bucket) and lost answers on top of the shared latency, 5xx and drops."""
+
+    bucket_switches: ClassVar[tuple[str, ...]] = ("rate_limit", "burst")
+    switch_checks: ClassVar[Mapping[str, SwitchCheck]] = SWITCH_CHECKS
 
     def __init__(
         self,
@@ -152,22 +133,9 @@ class FaultInjector:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._clock = clock
+        super().__init__(config or FaultConfig(), clock=clock)
         self._wall_clock = wall_clock
-        self.config = config or FaultConfig()
-        self._rng = random.Random(self.config.seed)
-        self._buckets: dict[str, TokenBucket] = {}
         self._budgets: dict[str, _Budget] = {}
-
-    def update(self, changes: dict[str, Any]) -> FaultConfig:
-        """Apply run-time changes; a new rate or seed starts fresh buckets / a fresh random stream."""
-        new = apply_changes(self.config, changes)
-        if "rate_limit" in changes or "burst" in changes:
-            self._buckets.clear()
-        if "seed" in changes:
-            self._rng = random.Random(new.seed)
-        self.config = new
-        return new
 
     # -- rate limits ---------------------------------------------------------------------------------
     def _minute_budget(self) -> int:
@@ -209,14 +177,11 @@ class FaultInjector:
             return refused(86_400.0)
         if config.minute_quota is not None and budget.minute_used >= config.minute_quota:
             return refused((minute + 1) * 60 - now_wall)
-        if config.rate_limited_rate > 0 and self._rng.random() < config.rate_limited_rate:
+        if self.draw(config.rate_limited_rate):
             return refused(0.0)
         if config.rate_limit is not None:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                capacity = config.burst if config.burst is not None else max(1.0, config.rate_limit)
-                bucket = self._buckets[key] = TokenBucket(config.rate_limit, capacity, self._clock())
-            wait = bucket.take(self._clock())
+            capacity = config.burst if config.burst is not None else max(1.0, config.rate_limit)
+            wait = self.bucket_wait(key, config.rate_limit, capacity)
             if wait > 0:
                 return refused(wait)
         budget.minute_used += 1
@@ -225,32 +190,7 @@ class FaultInjector:
             None, max(0, minute_budget - budget.minute_used), max(0, config.month_quota - budget.month_used)
         )
 
-    def retry_after_header(self, wait: float) -> str | None:
-        """The Retry-After value to send with a 429, by mode (None: send no header)."""
-        mode = self.config.retry_after_mode
-        if mode == "absent":
-            return None
-        if mode == "zero":
-            return "0"
-        return str(max(0, math.ceil(wait)))
-
-    # -- other faults --------------------------------------------------------------------------------
-    def latency_seconds(self) -> float:
-        mean = self.config.latency_ms
-        if mean <= 0:
-            return 0.0
-        return mean * self._rng.uniform(0.8, 1.2) / 1000.0
-
-    def draw_fault_status(self) -> int | None:
-        rate = self.config.fault_rate
-        if rate <= 0 or self._rng.random() >= rate:
-            return None
-        return self._rng.choice(FAULT_STATUSES)
-
-    def draw_drop(self) -> bool:
-        rate = self.config.drop_rate
-        return rate > 0 and self._rng.random() < rate
-
+    # -- lost answers (latency, 5xx and drops: FaultInjectorBase) ---------------------------------
     def draw_lost_answer(self, method: str, path: str) -> bool:
         """Whether this write's answer is lost (the write itself is applied). Reads never lose answers."""
         config = self.config
@@ -259,4 +199,4 @@ class FaultInjector:
         if config.lose_next > 0:
             config.lose_next -= 1
             return True
-        return config.lost_answer_rate > 0 and self._rng.random() < config.lost_answer_rate
+        return self.draw(config.lost_answer_rate)

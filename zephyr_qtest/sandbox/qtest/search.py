@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+
+from zephyr_qtest.sandbox.common import parse_iso_datetime
 
 OPERATORS: tuple[str, ...] = ("!=", "!~", "<=", ">=", "=", "~", "<", ">")
 EMPTINESS = ("empty", "not empty")
@@ -148,19 +149,6 @@ def parse_query(query: str | None) -> Query:
     return disjunction
 
 
-def _as_datetime(text: str) -> datetime | None:
-    candidate = text.strip()
-    if candidate.endswith(("Z", "z")):
-        candidate = candidate[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(candidate)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment
-
-
 def _as_number(text: str) -> float | None:
     try:
         return float(text)
@@ -172,7 +160,7 @@ def _ordered(left: str, op: str, right: str) -> bool:
     """``left op right`` for < <= > >=: as date-times, else numbers, else case-insensitive text."""
     a: object
     b: object
-    da, db = _as_datetime(left), _as_datetime(right)
+    da, db = parse_iso_datetime(left), parse_iso_datetime(right)
     if da is not None and db is not None:
         a, b = da, db
     else:

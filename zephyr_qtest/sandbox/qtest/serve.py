@@ -13,26 +13,14 @@ answering (``app.ABORT_EXTENSION``): that is how a dropped connection and a lost
 
 from __future__ import annotations
 
-import logging
-import socket
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import httpx
-import uvicorn
-
+from zephyr_qtest.sandbox import common
 from zephyr_qtest.sandbox.qtest.app import ABORT_EXTENSION, QTestSandbox
-from zephyr_qtest.sandbox.qtest.faults import FaultConfig, RetryAfterMode, apply_changes
+from zephyr_qtest.sandbox.qtest.faults import SWITCH_CHECKS, FaultConfig, RetryAfterMode
 from zephyr_qtest.sandbox.qtest.store import DEFAULT_ATTACHMENT_MAX_BYTES
-
-_QUIET_TEXTS = (
-    "ASGI callable returned without completing response.",
-    "ASGI callable returned without starting response.",
-)
 
 try:  # httptools is what uvicorn uses when installed (uvicorn[standard]); the hook needs its protocol.
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -48,35 +36,6 @@ try:  # httptools is what uvicorn uses when installed (uvicorn[standard]); the h
     _HTTP_PROTOCOL: Any = AbortableHttpToolsProtocol
 except ImportError:  # pragma: no cover - without httptools, lost answers are cut bodies instead
     _HTTP_PROTOCOL = "auto"
-
-
-class _IntentionalDropFilter(logging.Filter):
-    """Closing connections is a feature of the sandbox; uvicorn should not log it as an error."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() not in _QUIET_TEXTS
-
-
-def _quiet_intentional_drops() -> None:
-    error_log = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _IntentionalDropFilter) for f in error_log.filters):
-        error_log.addFilter(_IntentionalDropFilter())
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
-def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "", "::"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
 
 
 def build_qtest_sandbox(
@@ -113,7 +72,7 @@ def build_qtest_sandbox(
         "lost_answer_rate": lost_answer_rate,
         "seed": seed,
     }
-    faults = apply_changes(FaultConfig(), switches)  # checks every value, naming a bad switch
+    faults = common.apply_switches(FaultConfig(), switches, SWITCH_CHECKS)  # naming a bad switch
     return QTestSandbox(
         state_dir,
         base_url=base_url,
@@ -128,60 +87,28 @@ def build_qtest_sandbox(
     )
 
 
-class QTestSandboxHandle:
-    """A qTest sandbox served on a background thread. Use as a context manager or call ``stop()``."""
+class QTestSandboxHandle(common.SandboxHandle):
+    """A qTest sandbox served on a background thread. Use as a context manager or call ``stop()``.
 
-    def __init__(self, sandbox: QTestSandbox, server: uvicorn.Server, thread: threading.Thread) -> None:
+    ``headers`` are ``Authorization: bearer <token>``; ``info()``, ``stats()``, ``reset_stats()``,
+    ``set_faults(**switches)`` (e.g. ``set_faults(rate_limit=5, lose_next=1)``), ``counts()``, ``dump()``
+    and ``reset()`` call the admin endpoints. ``stop()`` also closes the database (the state stays on disk).
+    """
+
+    auth_scheme: ClassVar[str] = "bearer"
+    admin_timeout: ClassVar[float] = 30.0
+
+    def __init__(self, sandbox: QTestSandbox, server: common.ServerThread) -> None:
+        super().__init__(server, token=sandbox.token, admin_url=f"{sandbox.base_url}/_sandbox")
         self.sandbox = sandbox
         self.base_url = sandbox.base_url  # the site URL, e.g. http://127.0.0.1:41234
         self.api_url = sandbox.api_url  # base_url + "/api/v3"
-        self.token = sandbox.token
         self.username = sandbox.username
         self.password = sandbox.password
         self.state_dir = sandbox.store.state_dir
-        self._server = server
-        self._thread = thread
-        self._stopped = False
 
-    # -- lifecycle ------------------------------------------------------------------------------
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server, wait for its thread, and close the database (the state stays on disk)."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self._server.should_exit = True
-        self._thread.join(timeout)
+    def _after_stop(self) -> None:
         self.sandbox.close()
-
-    def __enter__(self) -> QTestSandboxHandle:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The request headers a client needs: ``Authorization: bearer <token>``."""
-        return {"Authorization": f"bearer {self.token}"}
-
-    # -- admin endpoints (over HTTP, so the server's own thread does the work) ------------------
-    def _admin(self, method: str, path: str, body: Any = None) -> Any:
-        response = httpx.request(method, f"{self.base_url}/_sandbox/{path}", json=body, timeout=30.0)
-        response.raise_for_status()
-        return response.json()
-
-    def info(self) -> dict[str, Any]:
-        return self._admin("GET", "info")
-
-    def stats(self) -> dict[str, Any]:
-        return self._admin("GET", "stats")
-
-    def reset_stats(self) -> dict[str, Any]:
-        return self._admin("POST", "stats/reset")
-
-    def set_faults(self, **changes: Any) -> dict[str, Any]:
-        """Change switches at run time, e.g. ``set_faults(rate_limit=5, lose_next=1)``."""
-        return self._admin("POST", "faults", changes)
 
     def counts(self, project_id: int | None = None) -> dict[str, Any]:
         """Objects per type: of every project (``{"projects": n, "per_project": {...}}``) or of one."""
@@ -226,12 +153,13 @@ def start_qtest_in_thread(
     ``state_dir`` holds the SQLite state: a sandbox started again on the same directory has every
     object (and the same API token). The other arguments are described in docs/qtest-sandbox.md.
     """
-    sock = _bind(host, port)
+    sock = common.bind_socket(host, port)
     bound_port = sock.getsockname()[1]
+    sandbox: QTestSandbox | None = None
     try:
         sandbox = build_qtest_sandbox(
             state_dir,
-            base_url=f"http://{_url_host(host)}:{bound_port}",
+            base_url=f"http://{common.url_host(host)}:{bound_port}",
             seed=seed,
             rate_limit=rate_limit,
             burst=burst,
@@ -249,37 +177,26 @@ def start_qtest_in_thread(
             site_name=site_name,
             projects=projects,
         )
+        server = common.start_server_thread(
+            sandbox.asgi,
+            sock,
+            name=f"qtest-sandbox-{bound_port}",
+            description="the qTest sandbox",
+            url=sandbox.base_url,
+            http=_HTTP_PROTOCOL,
+            startup_timeout=startup_timeout,
+        )
     except BaseException:
         sock.close()
-        raise
-    _quiet_intentional_drops()
-    config = uvicorn.Config(
-        sandbox.asgi, log_level="warning", access_log=False, lifespan="off", http=_HTTP_PROTOCOL
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"qtest-sandbox-{bound_port}", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
+        if sandbox is not None:
             sandbox.close()
-            raise RuntimeError(f"the qTest sandbox did not start on {sandbox.base_url}")
-        time.sleep(0.01)
-    return QTestSandboxHandle(sandbox, server, thread)
+        raise
+    return QTestSandboxHandle(sandbox, server)
 
 
-@contextmanager
-def qtest_sandbox(state_dir: str | Path, **kwargs: Any) -> Iterator[QTestSandboxHandle]:
-    """``with qtest_sandbox(tmp_path / "qtest") as qtest: ...``: ``start_qtest_in_thread`` + ``stop``."""
-    handle = start_qtest_in_thread(state_dir, **kwargs)
-    try:
-        yield handle
-    finally:
-        handle.stop()
+def qtest_sandbox(state_dir: str | Path, **kwargs: Any) -> QTestSandboxHandle:
+    """``with qtest_sandbox(tmp_path / "qtest") as qtest: ...``: the handle stops the server on leaving."""
+    return start_qtest_in_thread(state_dir, **kwargs)
 
 
 def serve_qtest(
@@ -332,9 +249,9 @@ def serve_qtest(
         public_base_url: the site URL clients reach the sandbox at, if not ``http://host:port``.
         log_level: uvicorn log level.
     """
-    sock = _bind(host, port)
+    sock = common.bind_socket(host, port)
     bound_port = sock.getsockname()[1]
-    base_url = (public_base_url or f"http://{_url_host(host)}:{bound_port}").rstrip("/")
+    base_url = (public_base_url or f"http://{common.url_host(host)}:{bound_port}").rstrip("/")
     sandbox = build_qtest_sandbox(
         state_dir,
         base_url=base_url,
@@ -356,16 +273,8 @@ def serve_qtest(
         projects=projects,
     )
     print_banner(sandbox)
-    _quiet_intentional_drops()
-    config = uvicorn.Config(
-        sandbox.asgi,
-        log_level=log_level,
-        access_log=log_level == "debug",
-        lifespan="off",
-        http=_HTTP_PROTOCOL,
-    )
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        common.serve_forever(sandbox.asgi, sock, log_level=log_level, http=_HTTP_PROTOCOL)
     finally:
         sandbox.close()
 
