@@ -62,7 +62,8 @@ def _require_dict_list(data: Any, key: str) -> list[Any]:
     return items
 
 
-def _int_or_none(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
+    """A JSON integer as int; anything else (a bool, a string of digits, a float, null) None."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -93,15 +94,15 @@ class OffsetPaginator(Paginator):
 
     def validate(self, data: Any) -> None:
         _require_dict_list(data, "values")
-        served_from = _int_or_none(data.get("startAt"))
+        served_from = int_or_none(data.get("startAt"))
         if served_from is not None and served_from != self.offset:
             # Accepting it would repeat or skip items silently.
             raise ValueError(f"asked for startAt={self.offset}, the page starts at {served_from}")
 
     def update_state(self, data: Any) -> list[Any]:
         items: list[Any] = data["values"]
-        self.total = _int_or_none(data.get("total"))
-        served = _int_or_none(data.get("maxResults"))
+        self.total = int_or_none(data.get("total"))
+        served = int_or_none(data.get("maxResults"))
         if served is not None and 0 < served < self.page_size:
             self.page_size = served
         self.offset += len(items)
@@ -198,7 +199,7 @@ class WrappedPagePaginator(PageNumberPaginator):
 
     def update_state(self, data: Any) -> list[Any]:
         items: list[Any] = data["items"]
-        self.total = _int_or_none(data.get("total"))
+        self.total = int_or_none(data.get("total"))
         self.served += len(items)
         self.page += 1
         self.has_next_page = len(items) >= self.page_size and (self.total is None or self.served < self.total)

@@ -9,13 +9,13 @@ not be read is recorded as *lost*, everything else goes on.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from zephyr_qtest.lib.http import ApiError, NotFoundError
+from zephyr_qtest.lib.pagination import int_or_none
 from zephyr_qtest.lib.raw_store import (
     RAW_SCHEMA,
     Issue,
@@ -55,20 +55,6 @@ ENUMS: dict[str, dict[str, frozenset[str]]] = {
 }
 LINK_TYPES = frozenset({"COVERAGE", "BLOCKS", "RELATED"})
 PARAMETER_TYPES = frozenset({"MANUAL_INPUT", "DEFAULT_VALUE"})
-
-_CASE_VERSION_SELF = re.compile(r"/testcases/(?P<key>[^/]+)/versions/(?P<version>\d+)")
-
-
-def case_key_from_execution(execution: dict[str, Any]) -> str | None:
-    """An execution names its case only through ``testCase.self`` (``.../testcases/KEY/versions/N``)."""
-    self_url = (execution.get("testCase") or {}).get("self") or ""
-    match = _CASE_VERSION_SELF.search(self_url)
-    return match.group("key") if match else None
-
-
-def project_key_of(item_key: str) -> str:
-    """``PROJ-T12`` → ``PROJ`` (keys are ``<project key>-<letter><number>``)."""
-    return item_key.rsplit("-", 1)[0]
 
 
 @dataclass
@@ -123,10 +109,6 @@ def _ref(entity: str, payload: dict[str, Any]) -> str:
     return f"{entity} {ident if ident is not None else '(no id)'}"
 
 
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 async def _collect_listing(
     ctx: ExtractContext, entity: str, items: AsyncIterator[dict[str, Any]], reported: Awaitable[int | None]
 ) -> None:
@@ -136,7 +118,7 @@ async def _collect_listing(
             ref = _ref(entity, item)
             for issue in validate(entity, item, ref):
                 ctx.record(issue)
-            await ctx.writer.add(RawRow(payload=item, id=_int_or_none(item.get("id")), key=item.get("key")))
+            await ctx.writer.add(RawRow(payload=item, id=int_or_none(item.get("id")), key=item.get("key")))
     except ApiError as error:
         ctx.record(Issue(f"{entity} of project {ctx.project_key}", f"listing stopped: {error}", lost=True))
     try:
@@ -189,7 +171,7 @@ async def extract_projects(ctx: ExtractContext) -> None:
         return
     for issue in validate("projects", project, f"project {ctx.project_key}"):
         ctx.record(issue)
-    await ctx.writer.add(RawRow(payload=project, id=_int_or_none(project.get("id")), key=project.get("key")))
+    await ctx.writer.add(RawRow(payload=project, id=int_or_none(project.get("id")), key=project.get("key")))
     ctx.writer.summary.api_reported = 1
 
 
@@ -254,7 +236,7 @@ async def extract_test_steps(ctx: ExtractContext) -> None:
             await ctx.writer.add(
                 RawRow(
                     payload=step,
-                    id=_int_or_none(step.get("id")),
+                    id=int_or_none(step.get("id")),
                     key=f"{case_key}#{position}",
                     parent_key=case_key,
                     position=position,
@@ -300,7 +282,7 @@ async def extract_test_scripts(ctx: ExtractContext) -> None:
         for issue in validate("test_scripts", script, f"test script of {case_key}"):
             ctx.record(issue)
         await ctx.writer.add(
-            RawRow(payload=script, id=_int_or_none(script.get("id")), key=case_key, parent_key=case_key)
+            RawRow(payload=script, id=int_or_none(script.get("id")), key=case_key, parent_key=case_key)
         )
 
     await _for_each(cases, fetch, ctx.settings.concurrency)
@@ -338,7 +320,7 @@ async def extract_test_execution_steps(ctx: ExtractContext) -> None:
             await ctx.writer.add(
                 RawRow(
                     payload=step,
-                    id=_int_or_none(step.get("id")),
+                    id=int_or_none(step.get("id")),
                     key=f"{execution_id}#{position}",
                     parent_key=str(execution_id),
                     position=position,
@@ -397,7 +379,7 @@ async def extract_attachments(ctx: ExtractContext) -> None:
             return
         reported += len(listed)
         for item in listed:
-            ident = _int_or_none(item.get("id"))
+            ident = int_or_none(item.get("id"))
             ref = f"{owner}/attachments/{item.get('id')}"
             if ident is None:
                 ctx.record(Issue(ref, "attachment without an id cannot be downloaded", field="id", lost=True))
@@ -510,7 +492,6 @@ ENTITIES: tuple[Entity, ...] = (
         ),
     ),
 )
-ENTITIES_BY_NAME = {entity.name: entity for entity in ENTITIES}
 
 
 async def extract_entity(

@@ -3,14 +3,12 @@
 -- auto-test-logs endpoint makes its module_names into modules too, so it is created (and accounted for)
 -- here. It stays empty: the endpoint finds the cases by Automation Content and never moves them.
 
-with recursive
+with
 
-folders as (
+-- The test-case folders placed in their tree (depth, placed_parent_folder_id, mapping_issue).
+placed_folders as (
 
-    select * from {{ ref('folder') }}
-    where
-        project_key = '{{ zephyr_project_key() }}'
-        and type = 'TEST_CASE'
+    {{ folder_tree(ref('folder'), 'TEST_CASE') }}
 
 ),
 
@@ -24,64 +22,6 @@ automation_runs as (
         project_key = '{{ zephyr_project_key() }}'
         and automation_module_names is not null
     group by project_key
-
-),
-
-roots as (
-
-    select folders.*
-    from folders
-    where not exists (
-        select 1
-        from folders as parents
-        where parents.folder_id = folders.parent_folder_id
-    )
-
-),
-
--- Walk down from the roots; a parent loop (never reached from a root) or a tree deeper than the cap
--- stops the walk instead of hanging it.
-tree as (
-
-    select
-        roots.folder_id,
-        0 as depth,
-        array[roots.folder_id] as folder_path
-    from roots
-
-    union all
-
-    select
-        children.folder_id,
-        tree.depth + 1 as depth,
-        tree.folder_path || children.folder_id as folder_path
-    from tree
-    inner join folders as children
-        on children.parent_folder_id = tree.folder_id
-    where
-        tree.depth < {{ var('folder_depth_cap') }}
-        and not children.folder_id = any(tree.folder_path)
-
-),
-
-placed as (
-
-    select
-        folders.*,
-        tree.depth,
-        case
-            when tree.folder_id is null then null
-            when tree.depth > 0 then folders.parent_folder_id
-        end as placed_parent_folder_id,
-        case
-            when tree.folder_id is null
-                then 'in a parent loop or deeper than folder_depth_cap; placed at the root'
-            when tree.depth = 0 and folders.parent_folder_id is not null
-                then 'parent folder ' || folders.parent_folder_id || ' is not a test-case folder of the project; placed at the root'
-        end as mapping_issue
-    from folders
-    left join tree
-        on folders.folder_id = tree.folder_id
 
 ),
 
@@ -105,7 +45,7 @@ final as (
             "folder_index",
         ]) }}::varchar as payload_hash,
         _loaded_at
-    from placed
+    from placed_folders
 
     union all
 

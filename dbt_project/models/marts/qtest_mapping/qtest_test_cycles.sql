@@ -3,14 +3,12 @@
 -- executions" cycle when the project has executions outside any cycle, and under a cycle with automation
 -- runs the sub-cycles the bulk auto-test-logs endpoint places them in (the test cases' module names).
 
-with recursive
+with
 
+-- The test-cycle folders placed in their tree (depth, placed_parent_folder_id, mapping_issue).
 folders as (
 
-    select * from {{ ref('folder') }}
-    where
-        project_key = '{{ zephyr_project_key() }}'
-        and type = 'TEST_CYCLE'
+    {{ folder_tree(ref('folder'), 'TEST_CYCLE') }}
 
 ),
 
@@ -56,41 +54,6 @@ automation_runs as (
 
 ),
 
-roots as (
-
-    select folders.*
-    from folders
-    where not exists (
-        select 1
-        from folders as parents
-        where parents.folder_id = folders.parent_folder_id
-    )
-
-),
-
-tree as (
-
-    select
-        roots.folder_id,
-        0 as depth,
-        array[roots.folder_id] as folder_path
-    from roots
-
-    union all
-
-    select
-        children.folder_id,
-        tree.depth + 1 as depth,
-        tree.folder_path || children.folder_id as folder_path
-    from tree
-    inner join folders as children
-        on children.parent_folder_id = tree.folder_id
-    where
-        tree.depth < {{ var('folder_depth_cap') }}
-        and not children.folder_id = any(tree.folder_path)
-
-),
-
 cycle_folders as (
 
     select
@@ -100,7 +63,7 @@ cycle_folders as (
         'test_cycle' as qtest_object_type,
         folders.folder_id as zephyr_id,
         null::varchar as zephyr_key,
-        case when tree.depth > 0 then 'folder:' || folders.parent_folder_id end as parent_source_key,
+        'folder:' || folders.placed_parent_folder_id as parent_source_key,
         coalesce(nullif(folders.name, ''), 'Folder ' || folders.folder_id) as cycle_name,
         'Zephyr folder ' || folders.folder_id as cycle_description,
         null::timestamp as planned_start_date,
@@ -109,17 +72,10 @@ cycle_folders as (
         null::varchar as owner_account_id,
         '[]'::jsonb as linked_source_keys,
         folders.folder_index as cycle_order,
-        coalesce(tree.depth, 0) as depth,
-        case
-            when tree.folder_id is null
-                then 'in a parent loop or deeper than folder_depth_cap; placed at the root'
-            when tree.depth = 0 and folders.parent_folder_id is not null
-                then 'parent folder ' || folders.parent_folder_id || ' is not a test-cycle folder of the project; placed at the root'
-        end as mapping_issue,
+        coalesce(folders.depth, 0) as depth,
+        folders.mapping_issue,
         folders._loaded_at
     from folders
-    left join tree
-        on folders.folder_id = tree.folder_id
 
 ),
 
