@@ -3,8 +3,9 @@
 One asset per publishing stage of the registry of qTest kinds (``lib/qtest/kinds``: modules, then test
 cases with their steps, releases and cycles, runs, logs with step logs, attachments): each stage reads
 its ``qtest_mapping`` tables and follows the exactly-once protocol of ``lib/qtest/exactly_once.py``, so a
-re-run skips what is done, updates what changed, and finds again what a killed run may have created. A failed object is recorded and the others go on; the asset
-fails at the end, naming them, so that a re-run finishes the rest.
+re-run skips what is done, updates what changed, and finds again what a killed run may have created. A
+failed object is recorded and the others go on; the asset fails at the end, naming them, so that a re-run
+finishes the rest.
 """
 
 import os
