@@ -13,6 +13,7 @@ import pytest
 
 from zephyr_qtest.lib.qtest.comparison import TypeResult, pair
 from zephyr_qtest.lib.qtest.fields import FieldCatalog
+from zephyr_qtest.lib.qtest.id_map import Entry
 from zephyr_qtest.lib.qtest.kinds import (
     KINDS,
     id_types_of_stage,
@@ -51,7 +52,13 @@ from zephyr_qtest.lib.qtest.kinds.manual_test_log import (
     step_log_children,
 )
 from zephyr_qtest.lib.qtest.kinds.module import expected_module, held_module, module_body, module_parent_id
-from zephyr_qtest.lib.qtest.kinds.release import expected_release, held_release, is_release, release_body
+from zephyr_qtest.lib.qtest.kinds.release import (
+    carry_over_legacy_entries,
+    expected_release,
+    held_release,
+    is_release,
+    release_body,
+)
 from zephyr_qtest.lib.qtest.kinds.test_cycle import cycle_body, cycle_parent
 from zephyr_qtest.lib.qtest.kinds.vocabulary import BY_API_SEGMENT, BY_NAME, OBJECT_TYPES
 
@@ -502,3 +509,37 @@ def test_an_automated_execution_of_an_automation_run_goes_in_bulk() -> None:
     logs.ctx.ids["test_case"].clear()
     with pytest.raises(KeyError, match="its test case SHOP-T2 is not in qTest"):
         logs.item(LOG)
+
+
+class EntriesInMemory:
+    """The part of the id map the release kind reads and writes, in memory."""
+
+    def __init__(self, entries: dict[str, dict[str, Entry]]) -> None:
+        self.entries = entries
+
+    async def load(self, object_type: str) -> dict[str, Entry]:
+        return dict(self.entries.get(object_type, {}))
+
+    async def done(
+        self, object_type: str, key: str, qtest_id: int, payload_hash: str | None, detail: Any = None
+    ) -> None:
+        self.entries.setdefault(object_type, {})[key] = Entry(qtest_id, payload_hash, "done", detail or {})
+
+
+def test_a_release_an_older_run_recorded_as_a_test_cycle_keeps_its_id() -> None:
+    id_map = EntriesInMemory({
+        "test_cycle": {
+            "SHOP-P1": Entry(51, "h1", "done", {"qtest_type": "release"}),
+            "SHOP-P2": Entry(None, "h2", "pending"),
+            "SHOP-R1": Entry(41, "h3", "done"),
+        },
+        "release": {"SHOP-P3": Entry(53, "h4", "done")},
+    })  # fmt: skip
+    ctx = PublishContext(None, 1, id_map, None)  # type: ignore[arg-type]
+    rows = [{"source_key": key} for key in ("SHOP-P1", "SHOP-P2", "SHOP-P3")]
+    asyncio.run(carry_over_legacy_entries(ctx, rows))
+    assert id_map.entries["release"] == {
+        "SHOP-P1": Entry(51, "h1", "done", {"qtest_type": "release"}),
+        "SHOP-P3": Entry(53, "h4", "done"),
+    }
+    assert ctx.ids["release"] == {"SHOP-P1": 51}

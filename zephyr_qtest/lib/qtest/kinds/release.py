@@ -70,8 +70,24 @@ def release_rows(marts: Marts) -> list[Row]:
     return [row for row in marts.rows(RELEASE.mart) if is_release(row)]
 
 
+async def carry_over_legacy_entries(ctx: PublishContext, rows: list[Row]) -> None:
+    """Id maps written before releases had their own id-map type kept them as ``test_cycle``: such a done
+    entry becomes the release's (once), so that the release is not created again."""
+    releases = await ctx.id_map.load(RELEASE.name)
+    legacy = await ctx.id_map.load(TEST_CYCLE.name)
+    for row in rows:
+        key = source_key(row)
+        entry = legacy.get(key)
+        if key not in releases and entry is not None and entry.state == "done" and entry.qtest_id:
+            await ctx.id_map.done(RELEASE.name, key, entry.qtest_id, entry.payload_hash, entry.detail)
+            ctx.ids[RELEASE.name][key] = entry.qtest_id
+
+
 async def publish_releases(ctx: PublishContext) -> PublishSummary:
-    return await ctx.run(release_protocol(ctx), release_rows(ctx.marts))
+    rows = release_rows(ctx.marts)
+    if rows:
+        await carry_over_legacy_entries(ctx, rows)
+    return await ctx.run(release_protocol(ctx), rows)
 
 
 async def read_back_releases(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
