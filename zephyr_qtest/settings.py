@@ -17,10 +17,10 @@ import json
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from zephyr_qtest.lib.postgres import DEFAULT_HOME_DIRNAME, url_from_parts
 
@@ -205,12 +205,25 @@ class MappingSettings(_Group):
         validation_alias="ZEPHYR_QTEST_APPROVE_TEST_CASES",
         description="Approve each migrated test case (0.1 -> 1.0).",
     )
-    project_map: dict[str, str] = Field(
+    # Parsed below rather than by pydantic-settings, so that a bad value names its variable.
+    project_map: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         validation_alias="ZEPHYR_QTEST_PROJECT_MAP",
         description='JSON: Zephyr project key -> qTest project name or id, e.g. {"SHOP": "Webshop"}; '
         "unmapped projects go to the qTest project named after the key.",
     )
+
+    @field_validator("project_map", mode="before")
+    @classmethod
+    def _project_map_from_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f'not JSON ({error}); expected an object such as {{"SHOP": "Webshop", "PAY": "12345"}}'
+            ) from None
 
     def dbt_vars(self) -> dict[str, Any]:
         """The dbt vars this tree sets (the unset ones keep dbt_project.yml's defaults)."""
