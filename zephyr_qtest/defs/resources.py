@@ -260,6 +260,10 @@ def snowflake_resource(settings: Settings) -> SnowflakeWarehouse:
     if not config.account:
         embedded_dir = str(settings.paths.home_dir() / "snowflake")
         return SnowflakeWarehouse(embedded=True, user="zephyr_qtest", embedded_dir=embedded_dir, **common)  # type: ignore[arg-type]
+    if not config.user:
+        raise ValueError(
+            "SNOWFLAKE_ACCOUNT is set: set SNOWFLAKE_USER too (or unset both for the emulation)."
+        )
     account = _present(
         account=config.account,
         user=config.user,
