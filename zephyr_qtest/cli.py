@@ -129,7 +129,13 @@ def run_migration(settings: Settings, projects: list[str], *, groups: list[str] 
             command += ["--project", project_key]
         for group in groups or []:
             command += ["--only", group]
-        subprocess.run(command, env=child_environment(settings), check=False)
+        process = subprocess.Popen(command, env=child_environment(settings))
+        try:
+            process.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too (same process group): let Dagster end its run cleanly.
+            process.wait()
+            raise
         if not failed_file.exists():
             return list(projects)
         return failed_file.read_text().split()
