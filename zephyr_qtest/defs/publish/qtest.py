@@ -8,7 +8,6 @@ failed object is recorded and the others go on; the asset fails at the end, nami
 finishes the rest.
 """
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ import dagster as dg
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource
 from zephyr_qtest.lib.mapping import read_unmapped
-from zephyr_qtest.lib.postgres import project_home
 from zephyr_qtest.lib.qtest import reconcile
 from zephyr_qtest.lib.qtest.kinds import (
     reconciled_types,
@@ -28,14 +26,14 @@ from zephyr_qtest.lib.qtest.kinds import (
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import BY_NAME
 from zephyr_qtest.lib.qtest.loader import publish_stage
+from zephyr_qtest.settings import load_settings
 
 QTEST_GROUP = "qtest"
 
 
 def reports_dir() -> Path:
     """Where the reconciliation reports go: ZEPHYR_QTEST_REPORTS, else reports/ beside the project home."""
-    configured = os.environ.get("ZEPHYR_QTEST_REPORTS")
-    return Path(configured) if configured else project_home().parent / "reports"
+    return load_settings().paths.reports_dir()
 
 
 FAILURES_SHOWN = 20
