@@ -1,19 +1,32 @@
 """Session fixtures: a real PostgreSQL per backend (embedded, and TCP when TEST_POSTGRES_URL is set),
-each test run in a database of its own, and a project home under the test's temp dir."""
+each test run in a database of its own, a project home under the test's temp dir, and one database
+extracted and transformed from a Zephyr sandbox that several modules copy instead of building it again."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 
 from zephyr_qtest.lib.dbt import prepare_manifest
 from zephyr_qtest.lib.postgres import EmbeddedPostgres, with_database
+from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
+
+if TYPE_CHECKING:
+    # Not imported at run time here: the definitions read dbt's manifest, parsed in pytest_configure.
+    from tests.graph_helpers import TransformedDatabase
+
+SHARED_ZEPHYR_SEED = 3  # what test_transform, test_snowflake_copy and test_publish each had
+SHARED_ZEPHYR_SIZE = "tiny"
 
 BACKENDS = ["embedded"] + (["tcp"] if os.environ.get("TEST_POSTGRES_URL") else [])
 
@@ -25,9 +38,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def project_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """ZEPHYR_QTEST_HOME for the whole session, so nothing is written under the repository."""
-    home = tmp_path_factory.mktemp("zq_home")
+def project_home() -> Iterator[Path]:
+    """ZEPHYR_QTEST_HOME for the whole session, so nothing is written under the repository.
+
+    Not under pytest's temp dir: another pytest session on the machine (a second ``make test``) makes
+    ``/tmp/pytest-of-<user>`` private again and removes old sessions' folders, which takes the embedded
+    server's data away from its ``pgserver`` user mid-run. Removed at exit, after the server has stopped
+    (atexit runs handlers last-registered first, and pgserver registers its own when it starts)."""
+    home = Path(tempfile.mkdtemp(prefix="zq_test_home_"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     previous = os.environ.get("ZEPHYR_QTEST_HOME")
     os.environ["ZEPHYR_QTEST_HOME"] = str(home)
     yield home
@@ -88,3 +107,25 @@ def clean_database(database_url: str) -> str:
         for schema in ("zephyr_raw",):
             conn.execute(f"drop schema if exists {schema} cascade")
     return database_url
+
+
+@pytest.fixture(scope="session")
+def shared_zephyr() -> Iterator[ZephyrSandboxHandle]:
+    """The Zephyr sandbox the shared transformed database is extracted from, up for the whole session so
+    that modules using a copy of that database can extract from it again (their raw payloads name its URL).
+    A module that edits it (test_publish) changes it for the modules after it: the shared build is done
+    before the first module needing it runs, so only later extractions see the edits."""
+    with start_in_thread(seed=SHARED_ZEPHYR_SEED, size=SHARED_ZEPHYR_SIZE) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="session")
+def transformed_database(
+    embedded_server_url: str, shared_zephyr: ZephyrSandboxHandle
+) -> Iterator[TransformedDatabase]:
+    """Both projects of ``shared_zephyr`` extracted and built by dbt, A, B, A, B, once per session on the
+    embedded server; ``transformed_database.copy("zq_x")`` gives a module its own copy."""
+    from tests.graph_helpers import build_transformed_database
+
+    with ExitStack() as cleanup:
+        yield build_transformed_database(embedded_server_url, shared_zephyr, cleanup)

@@ -1,9 +1,15 @@
 """Publishing survives `kill -9`: the migrate command, publishing into the qTest sandbox, is killed with
 SIGKILL at random points several times and then run again until it completes; qTest then holds every
-object exactly once (the reconciliation finds nothing missing, nothing extra, nothing different)."""
+object exactly once (the reconciliation finds nothing missing, nothing extra, nothing different).
+
+The kill points are chosen by progress, not by time: one per publishing stage, in the order the stages
+run (test cases, test runs, test logs, attachments), each when the id map has gained a random share of
+that stage's objects as ``done``. So every attempt is killed among the writes of its stage however fast or
+slow the machine is."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -11,25 +17,35 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import dagster as dg
+import psycopg
 import pytest
-from dagster_dbt import DbtCliResource
 
+from tests.graph_helpers import materialize_partition
 from zephyr_qtest.defs.ingest.assets import raw_assets
-from zephyr_qtest.defs.partitions import zephyr_projects
-from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
-from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
-from zephyr_qtest.lib.dbt import dbt_executable
+from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
 pytestmark = pytest.mark.e2e
 
-KILLS = 4
 CLI = Path(sys.executable).with_name("zephyr-qtest")
+# The id-map type of each stage killed in, in publishing order, and how many objects of it the marts
+# hold (each is recorded `done` once it is in qTest).
+KILL_STAGES = {
+    "test_case": "select count(*) from qtest_mapping.qtest_test_cases where project_key = %s",
+    "test_run": "select count(*) from qtest_mapping.qtest_test_runs where project_key = %s",
+    "test_log": "select count(*) from qtest_mapping.qtest_test_logs where project_key = %s and skip_reason is null",
+    "attachment": "select count(*) from qtest_mapping.qtest_attachments where project_key = %s "
+    "and skip_reason is null and qtest_object_type is not null",
+}
+# Waiting for a kill point is bounded by progress (the process exits first: no kill); this only ends a
+# migration that hangs, which is a failure.
+HUNG_AFTER_S = 600.0
+POLL_S = 0.02
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +59,68 @@ def transformed(new_embedded_database: Callable[[str], str], zephyr: ZephyrSandb
     """A database with one project extracted and transformed (what publishing reads)."""
     database_url = new_embedded_database("zq_kill")
     project = sorted(zephyr.info()["counts"]["per_project"])[0]
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(zephyr_projects.name, [project])
-    result = dg.materialize(
+    result = materialize_partition(
         [*raw_assets, zephyr_dbt_models],
-        partition_key=project,
-        instance=instance,
-        resources={
-            "postgres": PostgresResource(database_url=database_url),
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
-            "zephyr": ZephyrResource(base_url=zephyr.base_url, api_token=zephyr.token),
-        },
+        project,
+        database_url=database_url,
+        zephyr=zephyr,
+        raise_on_error=True,
     )
     assert result.success
     return database_url, project
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """Kill once the id map holds at least ``done`` rows of ``object_type`` in state ``done``."""
+
+    object_type: str
+    done: int
+
+
+def _kill_points(database_url: str, project: str, rng: random.Random) -> list[KillPoint]:
+    """One point per stage, at 20-80 % of its objects (never its last one, when it has two or more)."""
+    points = []
+    with connect(database_url) as conn:
+        for object_type, count_sql in KILL_STAGES.items():
+            (total,) = conn.execute(count_sql, (project,)).fetchone()
+            assert total > 0, f"the project has no {object_type} to kill among"
+            points.append(
+                KillPoint(object_type, max(1, min(total - 1, math.ceil(total * rng.uniform(0.2, 0.8)))))
+            )
+    return points
+
+
+def _done(conn: psycopg.Connection, project: str, object_type: str) -> int:
+    # The id map's table appears with the first publishing run.
+    if conn.execute("select to_regclass('migration.id_map') is null").fetchone()[0]:
+        return 0
+    (done,) = conn.execute(
+        "select count(*) from migration.id_map where project_key = %s and object_type = %s and state = 'done'",
+        (project, object_type),
+    ).fetchone()
+    return done
+
+
+def _kill_at(
+    process: subprocess.Popen[bytes], point: KillPoint, database_url: str, project: str
+) -> str | None:
+    """Waits for ``point`` (or one more ``done`` row than now, if the point was passed already) and kills the
+    process group there; None when the process ended first."""
+    # autocommit: an open transaction would hold a lock on the id map that the migration may need.
+    with connect(database_url, autocommit=True) as conn:
+        target = max(point.done, _done(conn, project, point.object_type) + 1)
+        started = time.monotonic()
+        while process.poll() is None:
+            done = _done(conn, project, point.object_type)
+            if done >= target:
+                os.killpg(process.pid, signal.SIGKILL)
+                return f"{point.object_type}: killed at {done} done (target {target})"
+            if time.monotonic() - started > HUNG_AFTER_S:
+                os.killpg(process.pid, signal.SIGKILL)
+                pytest.fail(f"the migration made no progress towards {point} in {HUNG_AFTER_S} s")
+            time.sleep(POLL_S)  # the next look at the id map, not a wait for the clock to reach a kill point
+    return None
 
 
 def _migrate(env: dict[str, str], project: str, log: Path) -> subprocess.Popen[bytes]:
@@ -74,8 +138,8 @@ def test_sigkill_at_random_points_then_a_rerun_leaves_every_object_once(
 ) -> None:
     database_url, project = transformed
     rng = random.Random(20261122)
-    # A rate limit stretches publishing over several seconds, so that the kills land among the writes.
-    with start_qtest_in_thread(tmp_path / "qtest", seed=3, rate_limit=40) as qtest:
+    points = _kill_points(database_url, project, rng)
+    with start_qtest_in_thread(tmp_path / "qtest", seed=3) as qtest:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -89,14 +153,15 @@ def test_sigkill_at_random_points_then_a_rerun_leaves_every_object_once(
         }
         (tmp_path / "dagster_home").mkdir()
         log = tmp_path / "migrate.log"
-        killed = 0
-        for _ in range(KILLS):
+        kills = []
+        for point in points:
             process = _migrate(env, project, log)
-            time.sleep(rng.uniform(7.0, 16.0))
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                killed += 1
+            where = _kill_at(process, point, database_url, project)
+            if where is not None:
+                kills.append(where)
             process.wait(timeout=60)
+        print("kill points:", *kills, sep="\n  ")
+        killed = len(kills)
         assert killed >= 2, f"the migration finished before most kills: {log.read_text()[-3000:]}"
         final = None
         for _ in range(3):

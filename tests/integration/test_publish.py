@@ -4,6 +4,8 @@ reconciliation read back from qTest.
 Proves: two projects arrive with every object once and equal field for field (the reconciliation checks
 pass); a re-run creates and updates nothing; an edit in Zephyr updates only the edited object; a qTest
 that answers 429, 5xx and loses the answers of writes ends identical to a clean run.
+
+Raw and dbt for both projects come from the session's shared transformed database (a copy of it).
 """
 
 from __future__ import annotations
@@ -15,21 +17,17 @@ from typing import Any
 import dagster as dg
 import httpx
 import pytest
-from dagster_dbt import DbtCliResource
 
+from tests.graph_helpers import TransformedDatabase, materialize_partition
 from zephyr_qtest.defs.ingest.assets import raw_assets
-from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.publish.qtest import publish_assets, reconciliation
-from zephyr_qtest.defs.resources import PostgresResource, QtestResource, ZephyrResource
-from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
-from zephyr_qtest.lib.dbt import dbt_executable
+from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
-from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
+from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle
 
 pytestmark = pytest.mark.e2e
 
-SEED = 3
 ALL_ASSETS = [*raw_assets, zephyr_dbt_models, *publish_assets, reconciliation]
 PUBLISH_ASSETS = [*publish_assets, reconciliation]
 # mapping table -> the id-map type of what it becomes in qTest
@@ -43,9 +41,10 @@ MAPPED = {
 
 
 @pytest.fixture(scope="module")
-def zephyr() -> Iterator[ZephyrSandboxHandle]:
-    with start_in_thread(seed=SEED, size="tiny") as handle:
-        yield handle
+def zephyr(shared_zephyr: ZephyrSandboxHandle) -> ZephyrSandboxHandle:
+    """The sandbox the session's transformed database was extracted from (a re-extraction from another
+    would change every raw payload's links). The edit test changes it for the modules after this one."""
+    return shared_zephyr
 
 
 def run(
@@ -55,20 +54,7 @@ def run(
     qtest: QTestSandboxHandle,
     assets: list[Any] = ALL_ASSETS,
 ) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(zephyr_projects.name, [project_key])
-    return dg.materialize(
-        assets,
-        partition_key=project_key,
-        instance=instance,
-        resources={
-            "postgres": PostgresResource(database_url=database_url),
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
-            "zephyr": ZephyrResource(base_url=zephyr.base_url, api_token=zephyr.token),
-            "qtest": QtestResource(base_url=qtest.base_url, api_token=qtest.token),
-        },
-        raise_on_error=False,
-    )
+    return materialize_partition(assets, project_key, database_url=database_url, zephyr=zephyr, qtest=qtest)
 
 
 def failures(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -133,16 +119,19 @@ def expected_counts(database_url: str, project_key: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def migrated(
-    new_embedded_database: Callable[[str], str],
+    transformed_database: TransformedDatabase,
     zephyr: ZephyrSandboxHandle,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
-    """Both projects migrated once into a clean qTest sandbox."""
-    database_url = new_embedded_database("zq_publish")
+    """Both projects migrated once into a clean qTest sandbox, from a copy of the session's transformed
+    database (raw and dbt already built for both; only the publish assets run here)."""
+    for build in transformed_database.runs:
+        assert build.result.success, (build.project, failures(build.result))
+    database_url = transformed_database.copy("zq_publish")
     state = tmp_path_factory.mktemp("qtest_clean")
     with start_qtest_in_thread(state, seed=1) as qtest:
-        projects = sorted(zephyr.info()["counts"]["per_project"])
-        results = {project: run(database_url, project, zephyr, qtest) for project in projects}
+        projects = transformed_database.projects
+        results = {project: run(database_url, project, zephyr, qtest, PUBLISH_ASSETS) for project in projects}
         yield {
             "database_url": database_url,
             "qtest": qtest,

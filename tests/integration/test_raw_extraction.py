@@ -11,9 +11,9 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from tests.graph_helpers import materialize_partition
 from zephyr_qtest.defs.ingest.assets import raw_assets
-from zephyr_qtest.defs.partitions import zephyr_projects
-from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
+from zephyr_qtest.defs.resources import ZephyrResource
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
@@ -50,21 +50,10 @@ def materialize(
     max_retries: int = 8,
     **kwargs: Any,
 ) -> dg.ExecuteInProcessResult:
-    instance = kwargs.pop("instance", None) or dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(zephyr_projects.name, [project_key])
-    return dg.materialize(
-        raw_assets,
-        partition_key=project_key,
-        instance=instance,
-        resources={
-            "postgres": PostgresResource(database_url=database_url),
-            "zephyr": ZephyrResource(
-                base_url=sandbox.base_url, api_token=token or sandbox.token, max_retries=max_retries
-            ),
-        },
-        raise_on_error=False,
-        **kwargs,
+    zephyr = ZephyrResource(
+        base_url=sandbox.base_url, api_token=token or sandbox.token, max_retries=max_retries
     )
+    return materialize_partition(raw_assets, project_key, database_url=database_url, zephyr=zephyr, **kwargs)
 
 
 def snapshot(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,19 +21,14 @@ import dagster as dg
 import duckdb
 import psycopg
 import pytest
-from dagster_dbt import DbtCliResource
 from psycopg import sql
 
-from zephyr_qtest.defs.ingest.assets import raw_assets
-from zephyr_qtest.defs.partitions import zephyr_projects
+from tests.graph_helpers import TransformedDatabase, materialize_partition
 from zephyr_qtest.defs.publish.snowflake import CHECKSUM_CHECK, ROW_COUNT_CHECK, snowflake_assets
-from zephyr_qtest.defs.resources import PostgresResource, SnowflakeWarehouse, ZephyrResource
-from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
+from zephyr_qtest.defs.resources import SnowflakeWarehouse
 from zephyr_qtest.lib import snowflake as warehouse
-from zephyr_qtest.lib.dbt import dbt_executable
 from zephyr_qtest.lib.qtest.id_map import ID_MAP_DDL
 from zephyr_qtest.lib.qtest.reconcile import RECONCILIATION_DDL
-from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -44,16 +38,14 @@ MAIN_TABLES = ("project", "folder", "test_case", "test_step", "test_cycle", "tes
 
 
 @pytest.fixture(scope="module")
-def canonical_database(new_embedded_database: Callable[[str], str]) -> dict[str, Any]:
-    """A database of its own, with raw + dbt run for both sandbox projects."""
-    url = new_embedded_database("zq_snowflake")
-    with start_in_thread(seed=3, size="tiny") as sandbox:
-        projects = sorted(sandbox.info()["counts"]["per_project"])
-        assert len(projects) == 2
-        for project_key in projects:
-            result = _run(url, project_key, [*raw_assets, zephyr_dbt_models], sandbox=sandbox)
-            assert result.success, _failures(result)
-    return {"url": url, "projects": projects}
+def canonical_database(transformed_database: TransformedDatabase) -> dict[str, Any]:
+    """A database of its own, with raw + dbt run for both sandbox projects: a copy of the session's
+    transformed database, whose runs must all have succeeded."""
+    projects = transformed_database.projects
+    assert len(projects) == 2
+    for run in transformed_database.runs:
+        assert run.result.success, _failures(run.result)
+    return {"url": transformed_database.copy("zq_snowflake"), "projects": projects}
 
 
 def _snowflake(directory: Path) -> SnowflakeWarehouse:
@@ -67,26 +59,10 @@ def _snowflake(directory: Path) -> SnowflakeWarehouse:
 
 
 def _run(
-    database_url: str,
-    project_key: str,
-    assets: list[Any],
-    *,
-    sandbox: ZephyrSandboxHandle | None = None,
-    snowflake_dir: Path | None = None,
+    database_url: str, project_key: str, assets: list[Any], *, snowflake_dir: Path | None = None
 ) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(zephyr_projects.name, [project_key])
-    resources: dict[str, Any] = {
-        "postgres": PostgresResource(database_url=database_url),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
-    }
-    if sandbox is not None:
-        resources["zephyr"] = ZephyrResource(base_url=sandbox.base_url, api_token=sandbox.token)
-    if snowflake_dir is not None:
-        resources["snowflake"] = _snowflake(snowflake_dir)
-    return dg.materialize(
-        assets, partition_key=project_key, instance=instance, resources=resources, raise_on_error=False
-    )
+    snowflake = _snowflake(snowflake_dir) if snowflake_dir is not None else None
+    return materialize_partition(assets, project_key, database_url=database_url, snowflake=snowflake)
 
 
 def _failures(result: dg.ExecuteInProcessResult) -> list[str]:

@@ -4,65 +4,32 @@ assets build staging, canonical and the qTest mapping for each; then everything 
 Proves: every dbt test passes as an asset check of the run; a second round gives identical tables; a
 project's run never touches another project's rows; every key of every raw payload lands in a canonical
 column or is declared dropped with a reason; bad raw objects are kept or reported, never crash the build.
+
+The four runs are the session's shared build (``transformed_database`` in conftest.py), which other
+modules copy; this module gets their results and snapshots, and a copy of the database for its own writes.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
 import psycopg
 import pytest
-from dagster_dbt import DbtCliResource
-from psycopg import sql
 
-from zephyr_qtest.defs.ingest.assets import raw_assets
-from zephyr_qtest.defs.partitions import zephyr_projects
-from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
-from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
-from zephyr_qtest.lib.dbt import dbt_executable, manifest_path
+from tests.graph_helpers import TransformedDatabase, materialize_partition
+from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
+from zephyr_qtest.lib.dbt import manifest_path
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
-from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
-
-SEED = 3
-MART_SCHEMAS = ("canonical", "qtest_mapping")
-SEEDS = {"status_map", "priority_map", "user_map", "custom_field_map"}
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[ZephyrSandboxHandle]:
-    with start_in_thread(seed=SEED, size="tiny") as handle:
-        yield handle
-
-
-@pytest.fixture(scope="module")
-def transform_database(new_embedded_database: Callable[[str], str]) -> str:
-    """A database of its own on the embedded server (the API, not PostgreSQL, is what varies here)."""
-    return new_embedded_database("zq_transform")
-
-
-def _run(
-    database_url: str,
-    project_key: str,
-    assets: list[Any],
-    sandbox: ZephyrSandboxHandle | None = None,
-) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(zephyr_projects.name, [project_key])
-    resources: dict[str, Any] = {
-        "postgres": PostgresResource(database_url=database_url),
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
-    }
-    if sandbox is not None:
-        resources["zephyr"] = ZephyrResource(base_url=sandbox.base_url, api_token=sandbox.token)
-    return dg.materialize(
-        assets, partition_key=project_key, instance=instance, resources=resources, raise_on_error=False
-    )
+def _run(database_url: str, project_key: str, assets: list[Any]) -> dg.ExecuteInProcessResult:
+    return materialize_partition(assets, project_key, database_url=database_url)
 
 
 def _error_text(error: Any) -> str:
@@ -88,54 +55,31 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[str]:
     return failed
 
 
-# When and by which run a row was extracted: the only columns a re-extraction may change.
-EXTRACTION_STAMPS = {"_loaded_at", "_run_id"}
-
-
-def _snapshot(url: str) -> dict[tuple[str, str], dict[str, str]]:
-    """md5 of every mart table's rows without the extraction stamps, per project:
-    {(schema, table): {project_key: digest:count}}."""
-    digests: dict[tuple[str, str], dict[str, str]] = {}
-    with psycopg.connect(url) as conn:
-        columns: dict[tuple[str, str], list[str]] = {}
-        for schema, table, column in conn.execute(
-            "select c.table_schema, c.table_name, c.column_name from information_schema.columns c "
-            "join information_schema.tables t using (table_schema, table_name) "
-            "where c.table_schema = any(%s) and t.table_type = 'BASE TABLE' order by 1, 2, c.ordinal_position",
-            (list(MART_SCHEMAS),),
-        ):
-            if table not in SEEDS and column not in EXTRACTION_STAMPS:
-                columns.setdefault((schema, table), []).append(column)
-        for (schema, table), names in columns.items():
-            row = sql.SQL("row({})::text").format(sql.SQL(", ").join(map(sql.Identifier, names)))
-            rows = conn.execute(
-                sql.SQL(
-                    "select project_key, md5(string_agg(r, E'\\n' order by r)), count(*) "
-                    "from (select project_key, {} as r from {}.{}) as t group by project_key"
-                ).format(row, sql.Identifier(schema), sql.Identifier(table))
-            ).fetchall()
-            digests[(schema, table)] = {key: f"{digest}:{count}" for key, digest, count in rows}
-    return digests
+@pytest.fixture(scope="module")
+def transform_database(transformed_database: TransformedDatabase) -> str:
+    """A copy of the session's transformed database, of this module's own (the bad rows go in here)."""
+    return transformed_database.copy("zq_transform")
 
 
 @pytest.fixture(scope="module")
-def built(transform_database: str, sandbox: ZephyrSandboxHandle) -> dict[str, Any]:
-    """Raw + dbt for each project, twice (A, B, A, B), with a snapshot of every mart after each run."""
-    projects = sorted(sandbox.info()["counts"]["per_project"])
+def built(transformed_database: TransformedDatabase) -> dict[str, Any]:
+    """Raw + dbt for each project, twice (A, B, A, B), with a snapshot of every mart after each run: the
+    session's shared build, which made exactly these runs."""
+    projects = transformed_database.projects
     assert len(projects) == 2
     runs: list[dict[str, Any]] = []
-    for project_key in (*projects, *projects):
-        result = _run(transform_database, project_key, [*raw_assets, zephyr_dbt_models], sandbox)
+    for run in transformed_database.runs:
         runs.append(
             {
-                "project": project_key,
-                "success": result.success,
-                "failures": _failures(result),
-                "checks": result.get_asset_check_evaluations(),
-                "materializations": result.get_asset_materialization_events(),
-                "snapshot": _snapshot(transform_database),
+                "project": run.project,
+                "success": run.result.success,
+                "failures": _failures(run.result),
+                "checks": run.result.get_asset_check_evaluations(),
+                "materializations": run.result.get_asset_materialization_events(),
+                "snapshot": run.snapshot,
             }
         )
+    assert [run["project"] for run in runs] == [*projects, *projects]
     return {"projects": projects, "runs": runs}
 
 
