@@ -47,12 +47,10 @@ from load_raw_from_fixture import load_raw  # noqa: E402
 from transform_benchmark import dbt_build  # noqa: E402
 
 from zephyr_qtest.defs.partitions import zephyr_projects  # noqa: E402
-from zephyr_qtest.defs.publish.qtest import publish_assets  # noqa: E402
+from zephyr_qtest.defs.publish.qtest import STAGES, publish_assets  # noqa: E402
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource  # noqa: E402
 from zephyr_qtest.lib.postgres import EmbeddedPostgres, live_url_from_env, redact_url, with_database  # noqa: E402
 from zephyr_qtest.sandbox.zephyr.generator import generate  # noqa: E402
-
-STAGES = ("modules", "test_cases", "test_cycles", "test_runs", "test_logs", "attachments")
 
 
 def _free_port() -> int:
