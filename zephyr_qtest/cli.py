@@ -7,9 +7,13 @@
 - ``zephyr-qtest sandbox serve``: serve the Zephyr Scale and qTest Manager sandboxes on 127.0.0.1.
 - ``zephyr-qtest ui``: the Dagster UI on the same defaults.
 
-The CLI starts the sandboxes and points the resources at their URLs through the same variables a live
-setup uses (``ZEPHYR_BASE_URL``, ``ZEPHYR_API_TOKEN``, ``QTEST_BASE_URL``, ``QTEST_API_TOKEN``): the code
-under ``defs/`` never knows the difference.
+Each command reads the settings tree once (``zephyr_qtest.settings``: the environment and ``.env``). The
+CLI starts the sandboxes and points the resources at their URLs by handing a changed tree on, never by
+changing its own environment: the Dagster runs (and ``dagster dev``) execute in a child process whose
+environment is that tree's variables, the same ones a live setup uses (``ZEPHYR_BASE_URL``,
+``ZEPHYR_API_TOKEN``, ``QTEST_BASE_URL``, ``QTEST_API_TOKEN``, ``DAGSTER_HOME``...). So the code under
+``defs/`` never knows the difference, and the secrets reach the resources through ``dg.EnvVar`` only,
+never through run config.
 """
 
 from __future__ import annotations
@@ -20,70 +24,89 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pydantic import SecretStr
+
+from zephyr_qtest.settings import QtestSettings, Settings, ZephyrSettings, load_settings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _home() -> Path:
-    from zephyr_qtest.lib.postgres import project_home
-
-    return project_home()
-
-
-def prepare_dagster_home() -> Path:
-    """DAGSTER_HOME under the project home, with the project's dagster.yaml (unless one is configured)."""
-    if os.environ.get("DAGSTER_HOME"):
-        return Path(os.environ["DAGSTER_HOME"])
-    dagster_home = _home() / "dagster_home"
+def prepare_dagster_home(settings: Settings) -> Settings:
+    """The settings with the Dagster instance's home: DAGSTER_HOME if configured, else ``dagster_home``
+    under the project home, holding the project's dagster.yaml."""
+    if settings.dagster.home:
+        return settings
+    dagster_home = settings.paths.home_dir() / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
     source = REPO_ROOT / "dagster.yaml"
     target = dagster_home / "dagster.yaml"
     if source.exists() and not target.exists():
         shutil.copyfile(source, target)
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    return dagster_home
+    return settings.model_copy(update={"dagster": settings.dagster.model_copy(update={"home": dagster_home})})
+
+
+def staging_database_url(settings: Settings) -> str:
+    """The configured staging database, else the embedded server (started, or joined, here)."""
+    from zephyr_qtest.lib.postgres import embedded_url
+
+    return settings.postgres.live_url() or embedded_url(settings.paths.home_dir())
 
 
 @contextmanager
-def zephyr_endpoint(*, seed: int, size: str) -> Iterator[str]:
-    """The live Zephyr if configured, else a sandbox started here; exported the way a live setup is."""
-    if os.environ.get("ZEPHYR_BASE_URL"):
-        yield os.environ["ZEPHYR_BASE_URL"]
+def zephyr_endpoint(settings: Settings, *, seed: int, size: str) -> Iterator[ZephyrSettings]:
+    """The configured Zephyr, else a sandbox started here (its URL and token in the settings returned)."""
+    if settings.zephyr.base_url:
+        yield settings.zephyr
         return
     from zephyr_qtest.sandbox.zephyr.serve import start_in_thread
 
     sandbox = start_in_thread(seed=seed, size=size)
-    os.environ["ZEPHYR_BASE_URL"] = sandbox.base_url
-    os.environ["ZEPHYR_API_TOKEN"] = sandbox.token
     try:
-        yield sandbox.base_url
+        yield settings.zephyr.model_copy(
+            update={"base_url": sandbox.base_url, "api_token": SecretStr(sandbox.token)}
+        )
     finally:
         sandbox.stop()
-        os.environ.pop("ZEPHYR_BASE_URL", None)
-        os.environ.pop("ZEPHYR_API_TOKEN", None)
 
 
 @contextmanager
-def qtest_endpoint() -> Iterator[str]:
-    """The live qTest if configured, else the qTest sandbox (state under the project home) started here."""
-    if os.environ.get("QTEST_BASE_URL"):
-        yield os.environ["QTEST_BASE_URL"]
+def qtest_endpoint(settings: Settings) -> Iterator[QtestSettings]:
+    """The configured qTest, else the qTest sandbox (state under the project home) started here."""
+    if settings.qtest.base_url:
+        yield settings.qtest
         return
     from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 
-    sandbox = start_qtest_in_thread(_home() / "qtest-sandbox")
-    os.environ["QTEST_BASE_URL"] = sandbox.base_url
-    os.environ["QTEST_API_TOKEN"] = sandbox.token
+    sandbox = start_qtest_in_thread(settings.paths.home_dir() / "qtest-sandbox")
     try:
-        yield sandbox.base_url
+        yield settings.qtest.model_copy(
+            update={"base_url": sandbox.base_url, "api_token": SecretStr(sandbox.token)}
+        )
     finally:
         sandbox.stop()
-        os.environ.pop("QTEST_BASE_URL", None)
-        os.environ.pop("QTEST_API_TOKEN", None)
+
+
+@contextmanager
+def service_settings(settings: Settings, *, sandbox: bool, seed: int, size: str) -> Iterator[Settings]:
+    """The settings pointed at both sandboxes (started here for the block) where Zephyr or qTest is not
+    configured; with ``sandbox`` False, the settings as they are."""
+    if not sandbox:
+        yield settings
+        return
+    with zephyr_endpoint(settings, seed=seed, size=size) as zephyr, qtest_endpoint(settings) as qtest:
+        yield settings.model_copy(update={"zephyr": zephyr, "qtest": qtest})
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The environment of a child process that runs on ``settings``: this one's, with the tree's variables
+    over it (values from ``.env`` and the sandboxes' URLs and tokens included)."""
+    return {**os.environ, **settings.environ()}
 
 
 def load_migration_job():
@@ -93,9 +116,43 @@ def load_migration_job():
     return defs().resolve_job_def("migration_job")
 
 
-def run_migration(projects: list[str], *, groups: list[str] | None = None) -> list[str]:
-    """The migration job for each project, one run each, through Dagster (the runs are in its instance and
-    the UI); `groups` limits it to those asset groups. Returns the projects whose run failed."""
+def run_migration(settings: Settings, projects: list[str], *, groups: list[str] | None = None) -> list[str]:
+    """The migration job for each project (``run-jobs``), in a child process whose environment is the
+    settings' (``child_environment``). Returns the projects whose run failed (all of them when the child
+    did not finish)."""
+    with tempfile.TemporaryDirectory(prefix="zephyr-qtest-") as scratch:
+        failed_file = Path(scratch) / "failed"
+        # Imported, not run as __main__: Dagster reconstructs the job from this module's name.
+        main_call = "import sys; from zephyr_qtest.cli import main; sys.exit(main())"
+        command = [sys.executable, "-c", main_call, "run-jobs", "--failed-file", str(failed_file)]
+        for project_key in projects:
+            command += ["--project", project_key]
+        for group in groups or []:
+            command += ["--only", group]
+        process = subprocess.Popen(command, env=child_environment(settings))
+        try:
+            process.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too (same process group): let Dagster end its run cleanly.
+            process.wait()
+            raise
+        if not failed_file.exists():
+            return list(projects)
+        return failed_file.read_text().split()
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    """``run-jobs``, what ``run_migration`` starts: the migration job for each project, one run each, through
+    Dagster (the runs are in its instance and the UI) on the configuration of this process's environment;
+    ``--only`` limits it to those asset groups. Writes the failed projects' keys to ``--failed-file``."""
+    failed = execute_migration_job(args.project, groups=args.only)
+    args.failed_file.write_text("".join(f"{key}\n" for key in failed))
+    return 1 if failed else 0
+
+
+def execute_migration_job(projects: list[str], *, groups: list[str] | None = None) -> list[str]:
+    """The migration job for each project, in this process's Dagster instance (DAGSTER_HOME). Returns the
+    projects whose run failed."""
     import dagster as dg
 
     from zephyr_qtest.defs.partitions import zephyr_projects
@@ -144,24 +201,26 @@ def print_reports(db_url: str, projects: list[str]) -> bool:
 def run_demo(args: argparse.Namespace) -> int:
     import asyncio
 
-    from zephyr_qtest.lib.postgres import database_url, redact_url
+    from zephyr_qtest.lib.postgres import redact_url
     from zephyr_qtest.lib.zephyr.client import ZephyrClient
     from zephyr_qtest.lib.zephyr.discovery import discover_project_keys
 
-    prepare_dagster_home()
+    settings = prepare_dagster_home(load_settings())
     # Held for the whole demo, so the embedded server is not restarted between steps.
-    db_url = database_url()
+    db_url = staging_database_url(settings)
     print(f"staging database: {redact_url(db_url)}")
-    with zephyr_endpoint(seed=args.seed, size=args.size) as base_url, qtest_endpoint() as qtest_url:
-        print(f"zephyr: {base_url}\nqtest: {qtest_url}")
+    with service_settings(settings, sandbox=True, seed=args.seed, size=args.size) as settings:
+        zephyr = settings.zephyr
+        print(f"zephyr: {zephyr.base_url}\nqtest: {settings.qtest.base_url}")
 
         async def discover() -> list[str]:
-            async with ZephyrClient(base_url, os.environ["ZEPHYR_API_TOKEN"]) as client:
+            token = zephyr.api_token.get_secret_value() if zephyr.api_token else ""
+            async with ZephyrClient(zephyr.base_url, token) as client:
                 return await discover_project_keys(client)
 
         projects = args.project or asyncio.run(discover())
-        print(f"projects: {', '.join(projects)}")
-        failed = run_migration(projects)
+        print(f"projects: {', '.join(projects)}", flush=True)
+        failed = run_migration(settings, projects)
         equal = print_reports(db_url, projects)
     if failed or not equal:
         print(
@@ -173,30 +232,30 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_migrate(args: argparse.Namespace) -> int:
     """The whole graph for the named projects on the configured services (or the sandboxes)."""
-    from contextlib import ExitStack
+    from zephyr_qtest.lib.postgres import redact_url
 
-    from zephyr_qtest.lib.postgres import database_url, redact_url
-
+    settings = load_settings()
     if not args.sandbox:
         missing = [
             name
-            for name in ("ZEPHYR_BASE_URL", "ZEPHYR_API_TOKEN", "QTEST_BASE_URL")
-            if not os.environ.get(name)
+            for name, value in (
+                ("ZEPHYR_BASE_URL", settings.zephyr.base_url),
+                ("ZEPHYR_API_TOKEN", settings.zephyr.api_token),
+                ("QTEST_BASE_URL", settings.qtest.base_url),
+            )
+            if not value
         ]
-        if not (os.environ.get("QTEST_API_TOKEN") or os.environ.get("QTEST_USERNAME")):
+        if not (settings.qtest.api_token or settings.qtest.username):
             missing.append("QTEST_API_TOKEN (or QTEST_USERNAME and QTEST_PASSWORD)")
         if missing:
             print(f"zephyr-qtest migrate: set {', '.join(missing)}, or pass --sandbox", file=sys.stderr)
             return 2
-    prepare_dagster_home()
-    db_url = database_url()
+    settings = prepare_dagster_home(settings)
+    db_url = staging_database_url(settings)
     print(f"staging database: {redact_url(db_url)}")
-    with ExitStack() as stack:
-        if args.sandbox:
-            stack.enter_context(zephyr_endpoint(seed=args.seed, size=args.size))
-            stack.enter_context(qtest_endpoint())
-        print(f"zephyr: {os.environ['ZEPHYR_BASE_URL']}\nqtest: {os.environ['QTEST_BASE_URL']}", flush=True)
-        failed = run_migration(args.project, groups=args.only)
+    with service_settings(settings, sandbox=args.sandbox, seed=args.seed, size=args.size) as settings:
+        print(f"zephyr: {settings.zephyr.base_url}\nqtest: {settings.qtest.base_url}", flush=True)
+        failed = run_migration(settings, args.project, groups=args.only)
         equal = print_reports(db_url, args.project)
     if failed:
         print(f"\nfailed: {', '.join(failed)}: re-run the same command to finish them", file=sys.stderr)
@@ -220,7 +279,7 @@ def run_sandbox_serve(args: argparse.Namespace) -> int:
     qtest = None
     if not args.no_qtest:
         qtest = start_qtest_in_thread(
-            args.qtest_state or _home() / "qtest-sandbox",
+            args.qtest_state or load_settings().paths.home_dir() / "qtest-sandbox",
             port=args.qtest_port,
             seed=args.qtest_seed,
             rate_limit=args.qtest_rate_limit,
@@ -249,10 +308,11 @@ def run_sandbox_serve(args: argparse.Namespace) -> int:
 
 
 def run_ui(args: argparse.Namespace) -> int:
-    dagster_home = prepare_dagster_home()
-    with zephyr_endpoint(seed=args.seed, size=args.size) as base_url, qtest_endpoint() as qtest_url:
+    settings = prepare_dagster_home(load_settings())
+    with service_settings(settings, sandbox=True, seed=args.seed, size=args.size) as settings:
         print(
-            f"zephyr: {base_url}\nqtest: {qtest_url}\nDAGSTER_HOME={dagster_home}\nUI: http://127.0.0.1:{args.port}",
+            f"zephyr: {settings.zephyr.base_url}\nqtest: {settings.qtest.base_url}\n"
+            f"DAGSTER_HOME={settings.dagster.home}\nUI: http://127.0.0.1:{args.port}",
             flush=True,
         )
         command = [
@@ -266,7 +326,9 @@ def run_ui(args: argparse.Namespace) -> int:
             str(args.port),
         ]
         # A shell's background job ignores SIGINT/SIGTERM; `dagster dev` would then never stop on a signal.
-        process = subprocess.Popen(command, cwd=REPO_ROOT, preexec_fn=_default_signals)
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=child_environment(settings), preexec_fn=_default_signals
+        )
         try:
             return process.wait()
         except KeyboardInterrupt:
@@ -284,7 +346,7 @@ def _default_signals() -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zephyr-qtest", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,migrate,sandbox,ui}")
 
     demo = commands.add_parser("demo", help="migrate the sandbox's projects end to end and print the result")
     demo.add_argument("--seed", type=int, default=7, help="sandbox data seed")
@@ -347,6 +409,13 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--seed", type=int, default=7)
     ui.add_argument("--size", default="small")
     ui.set_defaults(run=run_ui)
+
+    # What demo and migrate start in a child process (run_migration); not meant to be typed.
+    jobs = commands.add_parser("run-jobs", help=argparse.SUPPRESS)
+    jobs.add_argument("--project", action="append", required=True)
+    jobs.add_argument("--only", action="append")
+    jobs.add_argument("--failed-file", type=Path, required=True)
+    jobs.set_defaults(run=run_jobs)
     return parser
 
 

@@ -1,5 +1,6 @@
-"""The rules of a dbt invocation: one project per build, the connection from a URL (TCP or a Unix socket),
-the password only in dbt's secret variable, and a manifest parsed again when a file of the project changes."""
+"""The rules of a dbt invocation: one project per build, the mapping options as vars (the run config over
+the settings over dbt_project.yml), the connection from a URL (TCP or a Unix socket), the password only in
+dbt's secret variable, and a manifest parsed again when a file of the project changes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from zephyr_qtest.lib.dbt import build_dbt_args, dbt_connection_env, manifest_is_stale, manifest_path
+from zephyr_qtest.lib.dbt import (
+    DBT_PROJECT_DIR,
+    build_dbt_args,
+    connection_environment,
+    dbt_connection_env,
+    dbt_vars,
+    manifest_is_stale,
+    manifest_path,
+)
+from zephyr_qtest.settings import DBT_VAR_NAMES, MappingSettings
 
 
 def test_a_build_names_exactly_one_project() -> None:
@@ -19,6 +29,49 @@ def test_a_build_names_exactly_one_project() -> None:
     assert "--full-refresh" not in args
     with pytest.raises(ValueError, match="project key"):
         build_dbt_args("")
+
+
+def test_the_mapping_options_go_beside_the_project_key() -> None:
+    args = build_dbt_args("SHOP", vars={"plans_as": "release", "attachment_max_bytes": 1024})
+    assert json.loads(args[args.index("--vars") + 1]) == {
+        "plans_as": "release",
+        "attachment_max_bytes": 1024,
+        "project_key": "SHOP",
+    }
+
+
+def test_the_run_config_wins_over_the_settings_and_unset_options_keep_dbts_defaults() -> None:
+    settings = MappingSettings(plans_as="release", attachment_max_bytes=1024)
+    run_config = {"plans_as": "test_cycle", "attachment_max_bytes": None, "call_depth_cap": None}
+    assert dbt_vars("SHOP", settings.dbt_vars(), run_config) == {
+        "plans_as": "test_cycle",
+        "attachment_max_bytes": 1024,
+        "project_key": "SHOP",
+    }
+    # Nothing set anywhere: only the project key, so every dbt_project.yml default holds.
+    assert dbt_vars("SHOP", MappingSettings().dbt_vars(), {"plans_as": None}) == {"project_key": "SHOP"}
+    # No option can move a run to another project.
+    assert dbt_vars("SHOP", {"project_key": "OTHER"})["project_key"] == "SHOP"
+    with pytest.raises(ValueError, match="project key"):
+        dbt_vars("", settings.dbt_vars())
+
+
+def test_every_mapping_var_has_a_default_in_dbt_project_yml() -> None:
+    import yaml
+
+    defaults = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    assert set(DBT_VAR_NAMES) <= set(defaults)
+    assert "project_key" not in defaults
+
+
+def test_the_connection_is_in_the_environment_only_while_dbt_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBT_PG_HOST", "before")
+    monkeypatch.delenv("DBT_ENV_SECRET_PG_PASSWORD", raising=False)
+    with connection_environment("postgresql://migrator:s3cret@db.example.com:6543/staging") as variables:
+        assert os.environ["DBT_PG_HOST"] == "db.example.com" == variables["DBT_PG_HOST"]
+        assert os.environ["DBT_ENV_SECRET_PG_PASSWORD"] == "s3cret"
+    assert os.environ["DBT_PG_HOST"] == "before"
+    assert "DBT_ENV_SECRET_PG_PASSWORD" not in os.environ
 
 
 def test_a_tcp_url_becomes_the_profile_variables_with_the_password_kept_secret() -> None:

@@ -1,11 +1,11 @@
 """Resources: thin configuration holders that hand out the plain clients of ``lib/``.
 
 Nothing here reads the environment at import time. The ``@dg.definitions`` function below runs when the
-code location loads: it wires each setting that is present through ``dg.EnvVar`` (so secrets never
-appear in the UI or in run config) and leaves the rest to the embedded and sandbox defaults.
+code location loads: it reads the settings tree once (``zephyr_qtest.settings``) and builds each resource
+from it. A secret that is set goes in as ``dg.EnvVar(<its variable>)``, never as its value, so it does not
+appear in the UI or in run config; what is not set is left to the embedded and sandbox defaults.
 """
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,13 +14,14 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_snowflake import SnowflakeResource
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from zephyr_qtest.lib import postgres
 from zephyr_qtest.lib import snowflake as warehouse
 from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, dbt_executable
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.zephyr.client import ZephyrClient
+from zephyr_qtest.settings import Settings, load_settings, variable_name
 
 
 class PostgresResource(dg.ConfigurableResource):
@@ -34,7 +35,8 @@ class PostgresResource(dg.ConfigurableResource):
     dbname: str = "postgres"
     embedded_home: str | None = Field(
         default=None,
-        description="Where the embedded server keeps its data (default: ZEPHYR_QTEST_HOME or ./.zephyr_qtest).",
+        description="Where the embedded server keeps its data (the settings' home: ZEPHYR_QTEST_HOME or "
+        "./.zephyr_qtest).",
     )
 
     def url(self) -> str:
@@ -42,18 +44,8 @@ class PostgresResource(dg.ConfigurableResource):
         if self.database_url:
             return self.database_url
         if self.host:
-            environ = {
-                "POSTGRES_HOST": self.host,
-                "POSTGRES_PORT": str(self.port),
-                "POSTGRES_USER": self.user,
-                "POSTGRES_DB": self.dbname,
-            }
-            if self.password:
-                environ["POSTGRES_PASSWORD"] = self.password
-            url = postgres.live_url_from_env(environ)
-            assert url is not None
-            return url
-        home = Path(self.embedded_home) if self.embedded_home else postgres.project_home()
+            return postgres.url_from_parts(self.host, self.port, self.user, self.password, self.dbname)
+        home = Path(self.embedded_home) if self.embedded_home else load_settings().paths.home_dir()
         return postgres.embedded_url(home)
 
 
@@ -178,7 +170,9 @@ class SnowflakeWarehouse(SnowflakeResource):
         return values
 
     def embedded_directory(self) -> Path:
-        return Path(self.embedded_dir) if self.embedded_dir else postgres.project_home() / "snowflake"
+        if self.embedded_dir:
+            return Path(self.embedded_dir)
+        return load_settings().paths.home_dir() / "snowflake"
 
     def describe(self) -> str:
         """Where the copies go, fit for metadata (no account secrets)."""
@@ -207,86 +201,99 @@ class SnowflakeWarehouse(SnowflakeResource):
                 conn.close()
 
 
-def _env_or_default(name: str) -> dg.EnvVar | None:
-    return dg.EnvVar(name) if os.environ.get(name) else None
+def _secret(group: BaseModel, field: str) -> dg.EnvVar | None:
+    """A secret that is set, as ``dg.EnvVar`` of the variable that set it (read when a run starts)."""
+    return dg.EnvVar(variable_name(group, field)) if getattr(group, field) is not None else None
 
 
-def postgres_resource_from_env() -> PostgresResource:
-    if os.environ.get("DATABASE_URL"):
-        return PostgresResource(database_url=dg.EnvVar("DATABASE_URL"))
-    if os.environ.get("POSTGRES_HOST"):
-        settings: dict[str, object] = {"host": dg.EnvVar("POSTGRES_HOST")}
-        for name, setting in (
-            ("POSTGRES_USER", "user"),
-            ("POSTGRES_PASSWORD", "password"),
-            ("POSTGRES_DB", "dbname"),
-        ):
-            if os.environ.get(name):
-                settings[setting] = dg.EnvVar(name)
-        if os.environ.get("POSTGRES_PORT"):
-            settings["port"] = dg.EnvVar.int("POSTGRES_PORT")
-        return PostgresResource(**settings)  # type: ignore[arg-type]
-    return PostgresResource()
+def _present(**values: object) -> dict[str, object]:
+    """The values that are set; the others keep the resource's defaults."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
-def zephyr_resource_from_env() -> ZephyrResource:
-    settings = {
-        "base_url": _env_or_default("ZEPHYR_BASE_URL"),
-        "api_token": _env_or_default("ZEPHYR_API_TOKEN"),
+def postgres_resource(settings: Settings) -> PostgresResource:
+    """The configured server (a URL, or its parts), else the embedded one under the project home."""
+    config = settings.postgres
+    home = str(settings.paths.home_dir())
+    if config.database_url is not None:
+        # The URL may hold the password: it goes in by its variable's name, like every secret.
+        return PostgresResource(database_url=_secret(config, "database_url"), embedded_home=home)  # type: ignore[arg-type]
+    if config.host:
+        parts = _present(host=config.host, password=_secret(config, "password"))
+        return PostgresResource(
+            port=config.port, user=config.user, dbname=config.dbname, embedded_home=home, **parts
+        )  # type: ignore[arg-type]
+    return PostgresResource(embedded_home=home)
+
+
+def zephyr_resource(settings: Settings) -> ZephyrResource:
+    config = settings.zephyr
+    values = _present(base_url=config.base_url or None, api_token=_secret(config, "api_token"))
+    return ZephyrResource(**values)  # type: ignore[arg-type]
+
+
+def qtest_resource(settings: Settings) -> QtestResource:
+    """The site and its credentials, with the publishing options of the mapping settings."""
+    config = settings.qtest
+    values = _present(
+        base_url=config.base_url or None,
+        api_token=_secret(config, "api_token"),
+        username=config.username or None,
+        password=_secret(config, "password"),
+    )
+    return QtestResource(
+        project_map=dict(settings.mapping.project_map),
+        approve_test_cases=settings.mapping.approve_test_cases,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def snowflake_resource(settings: Settings) -> SnowflakeWarehouse:
+    """A Snowflake account when ``SNOWFLAKE_ACCOUNT`` is set (its secrets through ``dg.EnvVar``), else the
+    embedded emulation under the project home."""
+    config = settings.snowflake
+    common: dict[str, object] = {
+        "database": config.database or warehouse.EMBEDDED_DATABASE,
+        "schema": config.schema_name or warehouse.EMBEDDED_SCHEMA,
+        "copy_attachment_bytes": config.copy_attachment_bytes,
     }
-    return ZephyrResource(**{name: value for name, value in settings.items() if value is not None})  # type: ignore[arg-type]
-
-
-def qtest_resource_from_env() -> QtestResource:
-    settings = {
-        "base_url": _env_or_default("QTEST_BASE_URL"),
-        "api_token": _env_or_default("QTEST_API_TOKEN"),
-        "username": _env_or_default("QTEST_USERNAME"),
-        "password": _env_or_default("QTEST_PASSWORD"),
-    }
-    return QtestResource(**{name: value for name, value in settings.items() if value is not None})  # type: ignore[arg-type]
+    if not config.account:
+        embedded_dir = str(settings.paths.home_dir() / "snowflake")
+        return SnowflakeWarehouse(embedded=True, user="zephyr_qtest", embedded_dir=embedded_dir, **common)  # type: ignore[arg-type]
+    if not config.user:
+        raise ValueError(
+            "SNOWFLAKE_ACCOUNT is set: set SNOWFLAKE_USER too (or unset both for the emulation)."
+        )
+    account = _present(
+        account=config.account,
+        user=config.user,
+        password=_secret(config, "password"),
+        private_key=_secret(config, "private_key"),
+        private_key_path=config.private_key_path,
+        private_key_password=_secret(config, "private_key_password"),
+        warehouse=config.warehouse,
+        role=config.role,
+    )
+    return SnowflakeWarehouse(**account, **common)  # type: ignore[arg-type]
 
 
 def snowflake_resource_from_env() -> SnowflakeWarehouse:
-    """A Snowflake account when ``SNOWFLAKE_ACCOUNT`` is set (every setting through ``dg.EnvVar``), else the
-    embedded emulation."""
-    copy_bytes = os.environ.get("SNOWFLAKE_COPY_ATTACHMENT_BYTES", "").strip().lower() in ("1", "true", "yes")
-    if not os.environ.get("SNOWFLAKE_ACCOUNT"):
-        return SnowflakeWarehouse(
-            embedded=True,
-            user="zephyr_qtest",
-            database=warehouse.EMBEDDED_DATABASE,
-            schema=warehouse.EMBEDDED_SCHEMA,
-            copy_attachment_bytes=copy_bytes,
-        )
-    settings: dict[str, object] = {
-        "account": dg.EnvVar("SNOWFLAKE_ACCOUNT"),
-        "user": dg.EnvVar("SNOWFLAKE_USER"),
-        "database": _env_or_default("SNOWFLAKE_DATABASE") or warehouse.EMBEDDED_DATABASE,
-        "schema": _env_or_default("SNOWFLAKE_SCHEMA") or warehouse.EMBEDDED_SCHEMA,
-        "copy_attachment_bytes": copy_bytes,
+    """``snowflake_resource`` of the settings as they are now (the real-account test builds it alone)."""
+    return snowflake_resource(load_settings())
+
+
+def resources_from_settings(settings: Settings) -> dict[str, Any]:
+    """Every resource of the graph, built from one settings tree."""
+    return {
+        "postgres": postgres_resource(settings),
+        "zephyr": zephyr_resource(settings),
+        "qtest": qtest_resource(settings),
+        "dbt": DbtCliResource(project_dir=DBT_PROJECT_DIR, dbt_executable=dbt_executable()),
+        "snowflake": snowflake_resource(settings),
     }
-    for name, setting in (
-        ("SNOWFLAKE_PASSWORD", "password"),
-        ("SNOWFLAKE_PRIVATE_KEY", "private_key"),
-        ("SNOWFLAKE_PRIVATE_KEY_PATH", "private_key_path"),
-        ("SNOWFLAKE_PRIVATE_KEY_PASSWORD", "private_key_password"),
-        ("SNOWFLAKE_WAREHOUSE", "warehouse"),
-        ("SNOWFLAKE_ROLE", "role"),
-    ):
-        if os.environ.get(name):
-            settings[setting] = dg.EnvVar(name)
-    return SnowflakeWarehouse(**settings)  # type: ignore[arg-type]
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(
-        resources={
-            "postgres": postgres_resource_from_env(),
-            "zephyr": zephyr_resource_from_env(),
-            "qtest": qtest_resource_from_env(),
-            "dbt": DbtCliResource(project_dir=DBT_PROJECT_DIR, dbt_executable=dbt_executable()),
-            "snowflake": snowflake_resource_from_env(),
-        }
-    )
+    # The one read of the settings when a code location (or a run's process) loads the definitions.
+    return dg.Definitions(resources=resources_from_settings(load_settings()))

@@ -1,5 +1,6 @@
-"""What a dbt invocation needs from us: the project's paths, its arguments for one Zephyr project, how to
-reach the database, and a manifest that matches the project's files.
+"""What a dbt invocation needs from us: the project's paths, its arguments for one Zephyr project (the
+partition key and the mapping options as vars), how to reach the database, and a manifest that matches
+the project's files.
 
 Plain functions, so their rules are unit-tested without running dbt.
 """
@@ -10,8 +11,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -27,11 +30,24 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else "dbt"
 
 
-def build_dbt_args(project_key: str, *, full_refresh: bool = False) -> list[str]:
-    """``dbt build`` for one project: the partition key reaches the models as ``var('project_key')``."""
+def dbt_vars(project_key: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
+    """The vars of one project's run: each layer's set options over the one before (None means unset, so
+    dbt_project.yml's default holds), then the partition key, which no option can change."""
     if not project_key:
         raise ValueError("a dbt run needs a project key")
-    args = ["build", "--vars", json.dumps({"project_key": project_key})]
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update({name: value for name, value in layer.items() if value is not None})
+    merged["project_key"] = project_key
+    return merged
+
+
+def build_dbt_args(
+    project_key: str, *, vars: Mapping[str, Any] | None = None, full_refresh: bool = False
+) -> list[str]:
+    """``dbt build`` for one project: the partition key reaches the models as ``var('project_key')``, the
+    mapping options in ``vars`` (``dbt_vars``) beside it."""
+    args = ["build", "--vars", json.dumps(dbt_vars(project_key, vars or {}), sort_keys=True)]
     return [*args, "--full-refresh"] if full_refresh else args
 
 
@@ -50,6 +66,28 @@ def dbt_connection_env(database_url: str) -> dict[str, str]:
         "DBT_ENV_SECRET_PG_PASSWORD": str(info.get("password") or ""),
         "DBT_PG_DBNAME": str(info.get("dbname") or "postgres"),
     }
+
+
+@contextmanager
+def connection_environment(database_url: str) -> Iterator[dict[str, str]]:
+    """The connection variables of ``database_url`` (``dbt_connection_env``) in the environment for the
+    duration of the block, then the previous values back.
+
+    dagster-dbt (0.29) starts dbt with a copy of this process's environment and takes no other: wrap the
+    call that starts the subprocess (``DbtCliResource.cli``), nothing longer. Runs of the graph execute
+    one step per process (or one after another), so no other dbt start sees these values.
+    """
+    variables = dbt_connection_env(database_url)
+    previous = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield variables
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _project_files(project_dir: Path) -> Iterator[Path]:

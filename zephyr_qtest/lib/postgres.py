@@ -25,16 +25,29 @@ DEFAULT_HOME_DIRNAME = ".zephyr_qtest"
 
 
 def project_home(environ: Mapping[str, str] | None = None) -> Path:
-    """Where the project keeps local state: ``ZEPHYR_QTEST_HOME`` or ``./.zephyr_qtest``."""
+    """Where the project keeps local state: ``ZEPHYR_QTEST_HOME`` or ``./.zephyr_qtest``.
+
+    For scripts outside the package (``bench/``); the CLI and ``defs/`` read it from the settings tree
+    (``zephyr_qtest.settings``: ``settings.paths.home_dir()``), which also reads ``.env``.
+    """
     env = os.environ if environ is None else environ
     return Path(env.get("ZEPHYR_QTEST_HOME") or Path.cwd() / DEFAULT_HOME_DIRNAME).resolve()
+
+
+def url_from_parts(host: str, port: int, user: str, password: str | None, dbname: str) -> str:
+    """A ``postgresql://`` URL from a server's parts, user and password quoted."""
+    auth = quote(user, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    return f"postgresql://{auth}@{host}:{port}/{dbname}"
 
 
 def live_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
     """The configured live server's URL, or None when nothing is configured (use the embedded one).
 
     ``DATABASE_URL`` wins; otherwise ``POSTGRES_HOST`` (with optional ``POSTGRES_PORT``, ``POSTGRES_USER``,
-    ``POSTGRES_PASSWORD``, ``POSTGRES_DB``) builds one.
+    ``POSTGRES_PASSWORD``, ``POSTGRES_DB``) builds one. For scripts outside the package (``bench/``); the
+    package reads these through the settings tree (``settings.postgres.live_url()``).
     """
     env = os.environ if environ is None else environ
     if env.get("DATABASE_URL"):
@@ -42,12 +55,13 @@ def live_url_from_env(environ: Mapping[str, str] | None = None) -> str | None:
     host = env.get("POSTGRES_HOST")
     if not host:
         return None
-    user = quote(env.get("POSTGRES_USER", "postgres"), safe="")
-    password = env.get("POSTGRES_PASSWORD")
-    auth = f"{user}:{quote(password, safe='')}" if password else user
-    port = env.get("POSTGRES_PORT", "5432")
-    database = env.get("POSTGRES_DB", "postgres")
-    return f"postgresql://{auth}@{host}:{port}/{database}"
+    return url_from_parts(
+        host,
+        int(env.get("POSTGRES_PORT") or 5432),
+        env.get("POSTGRES_USER") or "postgres",
+        env.get("POSTGRES_PASSWORD") or None,
+        env.get("POSTGRES_DB") or "postgres",
+    )
 
 
 def redact_url(url: str) -> str:
@@ -222,11 +236,6 @@ def embedded_url(home: Path) -> str:
     if home not in _embedded_urls:
         _embedded_urls[home] = EmbeddedPostgres(home).start()
     return _embedded_urls[home]
-
-
-def database_url(environ: Mapping[str, str] | None = None) -> str:
-    """The staging database's URL: the live one if configured, else the embedded server (started here)."""
-    return live_url_from_env(environ) or embedded_url(project_home(environ))
 
 
 if __name__ == "__main__":

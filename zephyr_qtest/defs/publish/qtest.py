@@ -7,7 +7,6 @@ again what a killed run may have created. A failed object is recorded and the ot
 fails at the end, naming them, so that a re-run finishes the rest.
 """
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,16 @@ import dagster as dg
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource
 from zephyr_qtest.lib.mapping import read_unmapped
-from zephyr_qtest.lib.postgres import project_home
 from zephyr_qtest.lib.qtest import reconcile
 from zephyr_qtest.lib.qtest.loader import publish_stage
+from zephyr_qtest.settings import load_settings
 
 QTEST_GROUP = "qtest"
 
 
 def reports_dir() -> Path:
     """Where the reconciliation reports go: ZEPHYR_QTEST_REPORTS, else reports/ beside the project home."""
-    configured = os.environ.get("ZEPHYR_QTEST_REPORTS")
-    return Path(configured) if configured else project_home().parent / "reports"
+    return load_settings().paths.reports_dir()
 
 
 FAILURES_SHOWN = 20

@@ -5,9 +5,12 @@ Every dbt model and seed is an asset keyed ``[<schema>, <name>]`` (groups ``stag
 of the op is one ``dbt build`` for one partition (the Zephyr project key reaches dbt as
 ``var('project_key')``); the marts' pre-hooks replace only that project's rows. dbt's data and unit tests
 are the assets' checks.
+
+The mapping options that are dbt vars (``plans_as``, ``attachment_max_bytes``, the depth caps) come from
+the run config (``DbtMappingConfig``), else the settings (``ZEPHYR_QTEST_*``), else ``dbt_project.yml``.
+The connection reaches dbt once, as the variables ``profiles.yml`` reads, made from ``postgres.url()``.
 """
 
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -16,8 +19,9 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource
-from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, build_dbt_args, dbt_connection_env
+from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, build_dbt_args, connection_environment, dbt_vars
 from zephyr_qtest.lib.mapping import ProjectTableStats, RelationStats, read_unmapped, unmapped_markdown
+from zephyr_qtest.settings import PlansAs, load_settings
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 # Under `dagster dev`, parse again so that an edited model shows at once; elsewhere the manifest made at
@@ -44,6 +48,21 @@ class ZephyrDbtTranslator(DagsterDbtTranslator):
         return dbt_resource_props["config"].get("schema") or dbt_resource_props["schema"]
 
 
+class DbtMappingConfig(dg.Config):
+    """Mapping options for this run. Unset (null) means the settings' value (``ZEPHYR_QTEST_PLANS_AS``,
+    ``ZEPHYR_QTEST_ATTACHMENT_MAX_BYTES``, ...), or dbt_project.yml's default when that is unset too."""
+
+    plans_as: PlansAs | None = None
+    attachment_max_bytes: int | None = None
+    call_depth_cap: int | None = None
+    folder_depth_cap: int | None = None
+
+
+def run_dbt_vars(project_key: str, config: DbtMappingConfig) -> dict[str, Any]:
+    """This run's dbt vars: the run config over the settings, with the partition key."""
+    return dbt_vars(project_key, load_settings().mapping.dbt_vars(), config.model_dump(mode="json"))
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -54,16 +73,20 @@ class ZephyrDbtTranslator(DagsterDbtTranslator):
     pool="postgres",
 )
 def zephyr_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    postgres: PostgresResource,
+    config: DbtMappingConfig,
 ) -> Iterator[Any]:
     """The dbt project for one Zephyr project: staging views over the raw payloads, the canonical schema
     (contracts enforced) and the qTest mapping marts, with dbt's tests as asset checks."""
     database_url = postgres.url()
     project_key = context.partition_key
-    # profiles.yml reads the connection from the environment; the same values for every run of this
-    # process, so setting them here cannot race another partition.
-    os.environ.update(dbt_connection_env(database_url))
-    invocation = dbt.cli(build_dbt_args(project_key), context=context)
+    args = build_dbt_args(project_key, vars=run_dbt_vars(project_key, config))
+    # profiles.yml reads the connection from dbt's environment (the password as DBT_ENV_SECRET_*, which
+    # dbt scrubs from its output); it is there while dbt starts, and only then.
+    with connection_environment(database_url):
+        invocation = dbt.cli(args, context=context)
     with ProjectTableStats(database_url, project_key) as tables:
         for event in invocation.stream():
             if isinstance(event, dg.Output):
