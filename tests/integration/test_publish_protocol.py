@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
+from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, publish
 from zephyr_qtest.lib.qtest.id_map import IdMap
-from zephyr_qtest.lib.qtest.loader import automation_waves, queued_logs
-from zephyr_qtest.lib.qtest.publish import Created, ObjectKind, publish
+from zephyr_qtest.lib.qtest.kinds.automated_test_log import automation_waves, queued_logs
 
 Item = dict[str, str]
 

@@ -1,10 +1,11 @@
 """The qTest assets: one Zephyr project's mapping marts published into qTest, exactly once.
 
-Modules, then test cases with their steps (callees first, approved as configured), cycles, runs and
-logs (oldest first, with step logs): each stage reads its ``qtest_mapping`` table and follows the id-map
-protocol of ``lib/qtest/publish.py``, so a re-run skips what is done, updates what changed, and finds
-again what a killed run may have created. A failed object is recorded and the others go on; the asset
-fails at the end, naming them, so that a re-run finishes the rest.
+One asset per publishing stage of the registry of qTest kinds (``lib/qtest/kinds``: modules, then test
+cases with their steps, releases and cycles, runs, logs with step logs, attachments): each stage reads
+its ``qtest_mapping`` tables and follows the exactly-once protocol of ``lib/qtest/exactly_once.py``, so a
+re-run skips what is done, updates what changed, and finds again what a killed run may have created. A
+failed object is recorded and the others go on; the asset fails at the end, naming them, so that a re-run
+finishes the rest.
 """
 
 from pathlib import Path
@@ -16,6 +17,14 @@ from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource
 from zephyr_qtest.lib.mapping import read_unmapped
 from zephyr_qtest.lib.qtest import reconcile
+from zephyr_qtest.lib.qtest.kinds import (
+    reconciled_types,
+    stage_description,
+    stage_marts,
+    stages,
+    upstream_stages,
+)
+from zephyr_qtest.lib.qtest.kinds.vocabulary import BY_NAME
 from zephyr_qtest.lib.qtest.loader import publish_stage
 from zephyr_qtest.settings import load_settings
 
@@ -29,42 +38,8 @@ def reports_dir() -> Path:
 
 FAILURES_SHOWN = 20
 
-# stage -> (description, mapping marts it reads, qTest stages before it)
-STAGES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "modules": (
-        "qTest modules from Zephyr's test-case folder tree, parents first.",
-        ("qtest_modules",),
-        (),
-    ),
-    "test_cases": (
-        "qTest test cases with their steps in the create call (call-to-test callees first), properties set "
-        "by field label, approved as configured; each carries its Zephyr key.",
-        ("qtest_test_cases", "qtest_test_steps"),
-        ("modules",),
-    ),
-    "test_cycles": (
-        "qTest test-cycle tree (and releases or top-level cycles for test plans, and the ad-hoc cycle).",
-        ("qtest_test_cycles",),
-        (),
-    ),
-    "test_runs": (
-        "One qTest test run per (Zephyr cycle, test case) pair, in its cycle.",
-        ("qtest_test_runs",),
-        ("test_cases", "test_cycles"),
-    ),
-    "test_logs": (
-        "One qTest test log per Zephyr execution on its run, oldest first, with status, dates, note, "
-        "properties and step logs.",
-        ("qtest_test_logs", "qtest_test_step_logs"),
-        ("test_runs",),
-    ),
-    "attachments": (
-        "Zephyr attachments uploaded through blob-handles on their qTest test case, test step, test log or "
-        "step log; files over qTest's 50 MB cap are listed with the reason, not uploaded.",
-        ("qtest_attachments",),
-        ("test_cases", "test_logs"),
-    ),
-}
+# The publishing stages (asset names), in load order.
+STAGES: tuple[str, ...] = stages()
 
 
 def _failures_markdown(failures: list[Any]) -> str:
@@ -80,16 +55,14 @@ def _failures_markdown(failures: list[Any]) -> str:
 
 
 def build_publish_asset(stage: str) -> dg.AssetsDefinition:
-    description, marts, upstream = STAGES[stage]
-
     @dg.asset(
         name=stage,
         key_prefix=[QTEST_GROUP],
         group_name=QTEST_GROUP,
-        description=description,
+        description=stage_description(stage),
         partitions_def=zephyr_projects,
-        deps=[dg.AssetKey(["qtest_mapping", mart]) for mart in marts]
-        + [dg.AssetKey([QTEST_GROUP, name]) for name in upstream],
+        deps=[dg.AssetKey(["qtest_mapping", mart]) for mart in stage_marts(stage)]
+        + [dg.AssetKey([QTEST_GROUP, name]) for name in upstream_stages(stage)],
         kinds={"qtest", "postgres"},
         pool="qtest_api",
         backfill_policy=dg.BackfillPolicy.multi_run(1),
@@ -140,7 +113,8 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
 publish_assets = [build_publish_asset(stage) for stage in STAGES]
 
 
-RECONCILED_TYPES = ("module", "test_case", "test_step", "test_cycle", "test_run", "test_log", "attachment")
+# The reconciliation's object types: its table rows and its checks ``<object_type>_equal``.
+RECONCILED_TYPES: tuple[str, ...] = reconciled_types()
 
 
 @dg.asset(
@@ -156,7 +130,8 @@ RECONCILED_TYPES = ("module", "test_case", "test_step", "test_cycle", "test_run"
         dg.AssetCheckSpec(
             f"{object_type}_equal",
             asset=dg.AssetKey([QTEST_GROUP, "reconciliation"]),
-            description=f"Every {object_type} is in qTest once, field for field equal to canonical.",
+            description=f"Every {BY_NAME[object_type].display_name} is in qTest once, field for field equal to "
+            "canonical.",
         )
         for object_type in RECONCILED_TYPES
     ],

@@ -2,7 +2,7 @@
 
 Every call the migration makes and every call a reader needs to check the result. Creates are POSTs
 that qTest cannot deduplicate: the HTTP layer never resends one that may have reached the server
-(`AmbiguousWriteError`); the publishing protocol (``publish.py``) resolves those through the id map
+(`AmbiguousWriteError`); the exactly-once protocol (``exactly_once.py``) resolves those through the id map
 and a lookup. Listings follow qTest's two page shapes (plain arrays paged by ``page``/``pageSize`` or
 ``size``, and wrapped ``{page, page_size, total, items}`` pages).
 

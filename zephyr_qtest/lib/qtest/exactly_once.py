@@ -67,6 +67,18 @@ class PublishSummary:
     def failed(self) -> int:
         return len(self.failures)
 
+    def absorb(self, other: PublishSummary) -> PublishSummary:
+        """This summary with `other`'s counts, failures and unsent objects added (kinds of one stage)."""
+        self.created += other.created
+        self.updated += other.updated
+        self.adopted += other.adopted
+        self.skipped += other.skipped
+        self.created_in_batches += other.created_in_batches
+        self.failures.extend(other.failures)
+        self.seconds += other.seconds
+        self.not_uploaded.extend(other.not_uploaded)
+        return self
+
     def as_metadata(self) -> dict[str, int | float]:
         return {
             "created": self.created,
@@ -137,10 +149,13 @@ async def publish(
 
     for level in sorted(levels):
         # New batched items go at once, beside the level's single calls (a queued batch takes seconds).
-        direct = [item for item in levels[level] if new_batched(item)]
+        direct: list[Item] = []
+        single: list[Item] = []
+        for item in levels[level]:
+            (direct if new_batched(item) else single).append(item)
         batch: list[Item] = []  # batched items that were pending and are not in qTest after all
         await asyncio.gather(
-            *(one(item, batch) for item in levels[level] if not new_batched(item)),
+            *(one(item, batch) for item in single),
             *([_create_batch(kind, direct, id_map, summary, failed)] if direct else []),
         )
         if batch:

@@ -1,0 +1,545 @@
+"""The rules of each qTest kind, without a server or a database: the request bodies built from mart rows,
+what the reconciliation expects qTest to hold, and the registry that drives the assets and the loops."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from zephyr_qtest.lib.qtest.comparison import TypeResult, pair
+from zephyr_qtest.lib.qtest.fields import FieldCatalog
+from zephyr_qtest.lib.qtest.id_map import Entry
+from zephyr_qtest.lib.qtest.kinds import (
+    KINDS,
+    id_types_of_stage,
+    kinds_of_stage,
+    reconciled_types,
+    stage_marts,
+    stages,
+    upstream_stages,
+)
+from zephyr_qtest.lib.qtest.kinds import automated_test_log as automated
+
+# Imported as modules: pytest would collect functions named test_* imported into this file.
+from zephyr_qtest.lib.qtest.kinds import test_case as cases
+from zephyr_qtest.lib.qtest.kinds import test_run as runs
+from zephyr_qtest.lib.qtest.kinds.attachment import (
+    ATTACHMENT_OWNERS,
+    attachment_owner,
+    expected_attachment,
+    held_attachment,
+    not_uploaded,
+)
+from zephyr_qtest.lib.qtest.kinds.automated_test_log import (
+    AutomatedLogs,
+    AutomatedTestLogs,
+    automation_item,
+    automation_waves,
+    pairs_by_position,
+)
+from zephyr_qtest.lib.qtest.kinds.base import PublishContext, encoded_properties
+from zephyr_qtest.lib.qtest.kinds.manual_test_log import (
+    ManualTestLogs,
+    expected_test_log,
+    held_test_log,
+    manual_log_body,
+    sent_step_results,
+    step_log_children,
+)
+from zephyr_qtest.lib.qtest.kinds.module import expected_module, held_module, module_body, module_parent_id
+from zephyr_qtest.lib.qtest.kinds.release import (
+    carry_over_legacy_entries,
+    expected_release,
+    held_release,
+    is_release,
+    release_body,
+)
+from zephyr_qtest.lib.qtest.kinds.test_cycle import cycle_body, cycle_parent
+from zephyr_qtest.lib.qtest.kinds.vocabulary import BY_API_SEGMENT, BY_NAME, OBJECT_TYPES
+
+CASE_FIELDS = [
+    {"id": 9101, "label": "Priority", "data_type": 3, "multiple": False, "constrained": True,
+     "allowed_values": [{"value": 7701, "label": "Low"}, {"value": 7702, "label": "Medium"}]},
+    {"id": 9102, "label": "Zephyr Key", "data_type": 1, "multiple": False},
+]  # fmt: skip
+STATUSES = {"passed": 601, "failed": 602, "blocked": 603}
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+def test_the_registry_lists_the_stages_in_load_order_with_todays_dependencies() -> None:
+    assert stages() == ("modules", "test_cases", "test_cycles", "test_runs", "test_logs", "attachments")
+    assert [kind.name for kind in kinds_of_stage("test_cycles")] == ["release", "test_cycle"]
+    assert stage_marts("test_cases") == ("qtest_test_cases", "qtest_test_steps")
+    assert stage_marts("test_logs") == ("qtest_test_logs", "qtest_test_step_logs")
+    assert upstream_stages("test_runs") == ("test_cases", "test_cycles")
+    assert upstream_stages("attachments") == ("test_cases", "test_logs")
+    assert upstream_stages("test_cycles") == ()
+    assert id_types_of_stage("test_cycles") == ("release", "test_cycle")
+    assert "release" in id_types_of_stage("attachments")
+    with pytest.raises(ValueError, match="unknown stage 'requirements'"):
+        kinds_of_stage("requirements")
+
+
+def test_every_kind_comes_after_the_kinds_it_refers_to() -> None:
+    seen: set[str] = set()
+    for kind in KINDS:
+        assert {upstream.name for upstream in kind.upstream} <= seen, kind.name
+        assert kind.object_type in kind.id_types, kind.name
+        assert kind.description
+        seen.add(kind.name)
+
+
+def test_the_reconciliation_rows_are_todays() -> None:
+    assert reconciled_types() == (
+        "module", "test_case", "test_step", "test_cycle", "test_run", "test_log", "attachment"
+    )  # fmt: skip
+
+
+def test_each_object_type_is_spelled_once() -> None:
+    assert BY_NAME["test_case"].api_segment == "test-cases"
+    assert BY_NAME["test_case"].mart == "qtest_test_cases"
+    assert BY_NAME["test_case"].stage == "test_cases"
+    assert BY_NAME["test_case"].display_name == "test case"
+    assert len(BY_NAME) == len(BY_API_SEGMENT) == len(OBJECT_TYPES)
+    assert ATTACHMENT_OWNERS == {
+        "test-cases": "test_case",
+        "test-steps": "test_step",
+        "test-logs": "test_log",
+        "test-step-logs": "test_step_log",
+        "releases": "release",
+    }
+
+
+# ----------------------------------------------------------------------------------------------- modules
+
+
+def test_a_module_body_and_its_parent() -> None:
+    root = {"source_key": "folder:1", "name": "Checkout", "description": None}
+    child = {"source_key": "folder:2", "name": "Cart", "description": "cart", "parent_source_key": "folder:1"}
+    assert module_body(root) == {"name": "Checkout", "description": ""}
+    assert module_body(child) == {"name": "Cart", "description": "cart"}
+    assert module_parent_id(root, {}) is None
+    assert module_parent_id(child, {"folder:1": 11}) == 11
+    with pytest.raises(KeyError):
+        module_parent_id(child, {})  # the parent failed: this module cannot be placed
+
+
+def test_a_module_is_expected_under_its_parent() -> None:
+    child = {"source_key": "folder:2", "name": "Cart", "parent_source_key": "folder:1"}
+    expected = expected_module(child, {"folder:1": 11})
+    assert expected == {"name": "Cart", "parent": 11}
+    assert held_module({"name": "Cart", "parent_id": 11}, expected) == expected
+    assert held_module({"name": "Cart", "parent_id": 0}, expected_module({"name": "Cart"}, {})) == {
+        "name": "Cart",
+        "parent": None,
+    }
+
+
+# -------------------------------------------------------------------------------------------- test cases
+
+
+def test_a_test_case_body_carries_its_steps_a_callee_and_its_module() -> None:
+    row = {"source_key": "SHOP-T2", "name": "Pay", "description": None, "precondition": "logged in",
+           "parent_source_key": "folder:1"}  # fmt: skip
+    steps = [
+        {"description": "open the cart", "expected": "the cart shows", "called_test_case_source_key": None},
+        {"description": None, "expected": None, "called_test_case_source_key": "SHOP-T1",
+         "is_called_test_case_in_project": True},
+        {"description": "call outside", "expected": "", "called_test_case_source_key": "OTHER-T9",
+         "is_called_test_case_in_project": False},
+    ]  # fmt: skip
+    ids = {"module": {"folder:1": 11}, "test_case": {"SHOP-T1": 21}}
+    body = cases.test_case_body(row, steps, ids, [{"field_id": 9102, "field_value": "SHOP-T2"}])
+    assert body == {
+        "name": "Pay",
+        "description": "",
+        "precondition": "logged in",
+        "properties": [{"field_id": 9102, "field_value": "SHOP-T2"}],
+        "test_steps": [
+            {"description": "open the cart", "expected": "the cart shows", "order": 1},
+            {"description": "", "expected": "", "order": 2, "called_test_case_id": 21},
+            {"description": "call outside", "expected": "", "order": 3},
+        ],
+        "parent_id": 11,
+    }
+    assert "parent_id" not in cases.test_case_body({**row, "parent_source_key": None}, [], ids, [])
+    with pytest.raises(KeyError):
+        cases.steps_body(steps, {})  # the callee is not in qTest
+
+
+def test_test_case_properties_are_encoded_by_label_and_expected_as_encoded() -> None:
+    catalog = FieldCatalog(CASE_FIELDS)
+    properties = json.dumps([
+        {"field_label": "Priority", "value": "Medium"},
+        {"field_label": "Zephyr Key", "value": "SHOP-T2"},
+        {"field_label": "Component", "value": "Cart"},  # no such field: not sent, not expected
+    ])  # fmt: skip
+    assert encoded_properties(catalog, properties) == [
+        {"field_id": 9101, "field_value": "7702"},
+        {"field_id": 9102, "field_value": "SHOP-T2"},
+    ]
+    row = {"source_key": "SHOP-T2", "name": "Pay", "description": "d", "precondition": None,
+           "parent_source_key": "folder:1", "properties": properties}  # fmt: skip
+    expected = cases.expected_test_case(row, {"module": {"folder:1": 11}, "test_case": {}}, catalog)
+    assert expected == {
+        "name": "Pay",
+        "description": "d",
+        "precondition": "",
+        "module": 11,
+        "properties": {9101: "7702", 9102: "SHOP-T2"},
+    }
+    case = {"name": "Pay", "description": "d", "precondition": None, "parent_id": 11,
+            "properties": [{"field_id": 9101, "field_value": "7702"}, {"field_id": 9102, "field_value": "SHOP-T2"},
+                           {"field_id": 9999, "field_value": "not ours"}]}  # fmt: skip
+    assert cases.held_test_case(case, expected) == expected
+
+
+def test_steps_are_paired_by_order_and_expected_with_their_callee() -> None:
+    sources = [
+        {"source_key": "SHOP-T2#1", "payload_hash": "h1"},
+        {"source_key": "SHOP-T2#2", "payload_hash": "h2"},
+    ]
+    case = {"test_steps": [{"id": 32, "order": 2}, {"id": 31, "order": 1}]}
+    assert cases.step_children(sources, case) == [
+        ("test_step", "SHOP-T2#1", 31, "h1"),
+        ("test_step", "SHOP-T2#2", 32, "h2"),
+    ]
+    step = {"description": "call", "expected": None, "called_test_case_source_key": "SHOP-T1",
+            "is_called_test_case_in_project": True}  # fmt: skip
+    expected = cases.expected_test_step(step, 2, {"SHOP-T1": 21})
+    assert expected == {"description": "call", "expected": "", "order": 2, "called test case": 21}
+    assert (
+        cases.held_test_step({"description": "call", "expected": "", "order": 2, "called_test_case_id": 21})
+        == expected
+    )
+
+
+# -------------------------------------------------------------------------------- releases and cycles
+
+
+def test_a_release_body_and_expectation() -> None:
+    row = {"source_key": "SHOP-P1", "name": "Plan 1", "description": None, "qtest_object_type": "release"}
+    assert is_release(row) and not is_release({**row, "qtest_object_type": "test_cycle"})
+    assert release_body(row) == {"name": "Plan 1", "description": ""}
+    expected = expected_release(row)
+    assert expected == {"name": "Plan 1", "description": ""}
+    assert held_release({"name": "Plan 1", "description": None}, expected) == expected
+
+
+def test_a_cycle_finds_its_parent_in_the_right_map() -> None:
+    ids = {"test_cycle": {"SHOP-R1": 41}, "release": {"SHOP-P1": 51}}
+    assert cycle_body({"name": "R1", "description": "x"}) == {"name": "R1", "description": "x"}
+    assert cycle_parent({"parent_source_key": None}, ids) == (0, "root")
+    assert cycle_parent({"parent_source_key": "SHOP-R1"}, ids) == (41, "test-cycle")
+    assert cycle_parent({"parent_source_key": "SHOP-P1"}, ids) == (51, "release")
+    with pytest.raises(KeyError):
+        cycle_parent({"parent_source_key": "SHOP-R9"}, ids)  # the parent failed
+
+
+# --------------------------------------------------------------------------------------------- test runs
+
+
+def test_a_test_run_body_and_expectation() -> None:
+    row = {"source_key": "SHOP-R1|SHOP-T2", "name": "Pay", "parent_source_key": "SHOP-R1",
+           "test_case_source_key": "SHOP-T2", "properties": "[]"}  # fmt: skip
+    assert runs.test_run_body(row, {"SHOP-T2": 21}, []) == {
+        "name": "Pay",
+        "test_case": {"id": 21},
+        "properties": [],
+    }
+    assert runs.run_parent_id(row, {"SHOP-R1": 41}) == 41
+    with pytest.raises(KeyError):
+        runs.test_run_body(row, {}, [])
+    expected = runs.expected_test_run(
+        row, {"test_cycle": {"SHOP-R1": 41}, "test_case": {"SHOP-T2": 21}}, FieldCatalog([])
+    )
+    assert expected == {"cycle": 41, "test case": 21, "runs of this (cycle, case)": 1, "properties": {}}
+    held = runs.held_test_run({"parentId": 41, "test_case": {"id": 21}, "_runs_of_pair": 2}, expected)
+    assert held == {**expected, "runs of this (cycle, case)": 2}  # a duplicate shows
+
+
+# --------------------------------------------------------------------------------------------- test logs
+
+LOG = {"source_key": "SHOP-E1", "parent_source_key": "SHOP-R1|SHOP-T2", "status": "Passed",
+       "exe_start_date": datetime(2026, 1, 2, 3, 4, 5), "exe_end_date": datetime(2026, 1, 2, 3, 5, 0),
+       "note": None, "properties": "[]", "log_order": 1, "automated": True, "payload_hash": "hE1"}  # fmt: skip
+STEP_RESULTS = [
+    {"source_key": "SHOP-E1#1", "test_step_source_key": "SHOP-T2#1", "status": "Passed", "actual_result": "ok",
+     "step_order": 1, "payload_hash": "s1"},
+    {"source_key": "SHOP-E1#2", "test_step_source_key": "SHOP-T2#2", "status": "failed", "actual_result": None,
+     "step_order": 2, "payload_hash": "s2"},
+    # a step the case's qTest version lacks, and one the mart skips: neither is sent
+    {"source_key": "SHOP-E1#3", "test_step_source_key": "SHOP-T2#9", "status": "Passed", "step_order": 3},
+    {"source_key": "SHOP-E1#4", "test_step_source_key": "SHOP-T2#2", "status": "Passed", "step_order": 4,
+     "skip_reason": "no step"},
+]  # fmt: skip
+STEP_IDS = {"SHOP-T2#1": 31, "SHOP-T2#2": 32}
+
+
+def test_a_manual_log_body_carries_its_step_logs() -> None:
+    sent = sent_step_results(STEP_RESULTS, STEP_IDS)
+    assert [step["source_key"] for step in sent] == ["SHOP-E1#1", "SHOP-E1#2"]
+    assert manual_log_body(LOG, sent, STEP_IDS, STATUSES, []) == {
+        "status": {"id": 601},
+        "exe_start_date": "2026-01-02T03:04:05.000Z",
+        "exe_end_date": "2026-01-02T03:05:00.000Z",
+        "note": "",
+        "properties": [],
+        "test_step_logs": [
+            {"test_step_id": 31, "status": {"id": 601}, "actual_result": "ok", "order": 1},
+            {"test_step_id": 32, "status": {"id": 602}, "actual_result": "", "order": 2},
+        ],
+    }
+
+
+def test_an_unknown_status_names_the_object_it_is_on() -> None:
+    with pytest.raises(ValueError, match=r"execution SHOP-E1: no qTest execution status named 'Flaky'"):
+        manual_log_body({**LOG, "status": "Flaky"}, [], STEP_IDS, STATUSES, [])
+    steps = [{**STEP_RESULTS[0], "status": "Skipped"}]
+    with pytest.raises(ValueError, match=r"step result SHOP-E1#1: no qTest execution status named 'Skipped'"):
+        manual_log_body(LOG, steps, STEP_IDS, STATUSES, [])
+
+
+def test_a_logs_step_logs_are_recorded_by_order() -> None:
+    sent = sent_step_results(STEP_RESULTS, STEP_IDS)
+    answered = {"test_step_logs": [{"order": 2, "test_step_log_id": 72}, {"order": 1, "id": 71}]}
+    assert step_log_children(sent, answered) == [
+        ("test_step_log", "SHOP-E1#1", 71, "s1"),
+        ("test_step_log", "SHOP-E1#2", 72, "s2"),
+    ]
+
+
+def test_a_log_is_expected_on_its_run_with_its_step_statuses() -> None:
+    ids = {"test_run": {"SHOP-R1|SHOP-T2": 61}, "test_step": STEP_IDS}
+    expected = expected_test_log(LOG, STEP_RESULTS, ids, STATUSES, FieldCatalog([]))
+    assert expected["run"] == 61
+    assert expected["status"] == 601
+    assert expected["step log statuses"] == [601, 602]
+    found = {"_run_id": 61, "status": {"id": 601}, "exe_start_date": "2026-01-02T04:04:05+01:00",
+             "exe_end_date": "2026-01-02T03:05:00.000Z", "note": "",
+             "test_step_logs": [{"order": 2, "status": {"id": 602}}, {"order": 1, "status": {"id": 601}}]}  # fmt: skip
+    assert held_test_log(found, expected) == expected
+
+
+CASE_STEPS = [
+    {"source_key": "SHOP-T2#1", "description": "open", "expected": "opens"},
+    {"source_key": "SHOP-T2#2", "description": "pay", "expected": None},
+    {"source_key": "SHOP-T2#3", "description": "close", "expected": "closes"},
+]
+AUTOMATION_RUN = {"source_key": "SHOP-R1|SHOP-T2", "name": "Pay", "test_case_source_key": "SHOP-T2",
+                  "automation_test_cycle_source_key": "SHOP-R1", "automation_module_names": '["Shop", "Cart"]'}  # fmt: skip
+
+
+def test_an_automated_log_item_is_built_from_its_run_and_the_cases_steps() -> None:
+    sent = sent_step_results(STEP_RESULTS, STEP_IDS)
+    manual = manual_log_body(LOG, sent, STEP_IDS, STATUSES, [{"field_id": 1, "field_value": "x"}])
+    assert automation_item(LOG, AUTOMATION_RUN, CASE_STEPS, sent, manual) == {
+        "name": "Pay",
+        "automation_content": "SHOP-T2",
+        "status": "PASSED",
+        "exe_start_date": "2026-01-02T03:04:05.000Z",
+        "exe_end_date": "2026-01-02T03:05:00.000Z",
+        "module_names": ["Shop", "Cart"],
+        "note": "",
+        "properties": [{"field_id": 1, "field_value": "x"}],
+        "test_step_logs": [
+            {
+                "description": "open",
+                "expected_result": "opens",
+                "actual_result": "ok",
+                "status": "PASSED",
+                "order": 0,
+            },
+            {
+                "description": "pay",
+                "expected_result": "",
+                "actual_result": "",
+                "status": "FAILED",
+                "order": 1,
+            },
+        ],
+    }
+
+
+def test_only_results_of_the_cases_first_steps_in_order_go_in_bulk() -> None:
+    keys = ["SHOP-T2#1", "SHOP-T2#2", "SHOP-T2#3"]
+    first_two = [{"test_step_source_key": "SHOP-T2#1"}, {"test_step_source_key": "SHOP-T2#2"}]
+    assert pairs_by_position(first_two, keys)
+    assert pairs_by_position([], keys)
+    assert pairs_by_position([*first_two, {"test_step_source_key": "SHOP-T2#3", "skip_reason": "x"}], keys)
+    assert not pairs_by_position(list(reversed(first_two)), keys)
+    assert not pairs_by_position([{"test_step_source_key": "SHOP-T2#2"}], keys)
+    assert AutomatedLogs({}, {"SHOP-T2": CASE_STEPS}).step_keys_by_case == {"SHOP-T2": keys}
+
+
+def test_consecutive_automated_logs_of_a_run_share_a_wave() -> None:
+    def log(key: str, run: str, order: int) -> dict[str, Any]:
+        return {"source_key": key, "parent_source_key": run, "log_order": order}
+
+    rows = [log("a3", "A", 3), log("a1", "A", 1), log("a2", "A", 2), log("a4", "A", 4), log("b1", "B", 1)]
+    bulk = {"a2", "a3", "b1"}
+    waves = automation_waves(rows, lambda row: row["source_key"] in bulk)
+    # a2 and a3 follow each other: one submission at a2's level; a4 (manual) waits for them.
+    assert waves == {"a1": 1, "a2": 2, "a3": 2, "a4": 4, "b1": 1}
+
+
+# ------------------------------------------------------------------------------------------ attachments
+
+
+def test_an_attachment_goes_on_its_owner_or_its_step_logs_test_log() -> None:
+    ids = {"test_case": {"SHOP-T2": 21}, "test_log": {"SHOP-E1": 81}, "test_step_log": {"SHOP-E1#1": 71},
+           "release": {"SHOP-P1": 51}}  # fmt: skip
+    assert attachment_owner(ids, {"qtest_object_type": "test-cases", "parent_source_key": "SHOP-T2"}) == (
+        "test-cases",
+        21,
+    )
+    assert attachment_owner(ids, {"qtest_object_type": "releases", "parent_source_key": "SHOP-P1"}) == (
+        "releases",
+        51,
+    )
+    step_log = {"qtest_object_type": "test-step-logs", "parent_source_key": "SHOP-E1#1"}
+    assert attachment_owner(ids, step_log) == ("test-step-logs", 71)
+    # a result of a step the case's version lacks has no step log: its files go on the test log
+    assert attachment_owner(ids, {**step_log, "parent_source_key": "SHOP-E1#3"}) == ("test-logs", 81)
+    with pytest.raises(KeyError, match="its owner SHOP-E9 is not in qTest"):
+        attachment_owner(ids, {**step_log, "parent_source_key": "SHOP-E9#1"})
+    with pytest.raises(KeyError, match="SHOP-T9"):
+        attachment_owner(ids, {"qtest_object_type": "test-steps", "parent_source_key": "SHOP-T9#1"})
+
+
+def test_an_attachment_is_expected_byte_for_byte_and_skipped_ones_are_listed() -> None:
+    row = {"name": "shot.png", "size_bytes": 3, "sha256": "abc"}
+    expected = expected_attachment(row)
+    assert expected == {"name": "shot.png", "size": 3, "sha256": "abc"}
+    assert held_attachment({"name": "shot.png", "size": 3, "sha256": "abc"}, expected) == expected
+    rows = [
+        {"name": "a", "size_bytes": 1, "qtest_object_type": "test-cases"},
+        {
+            "name": "big",
+            "size_bytes": 60_000_000,
+            "qtest_object_type": "test-cases",
+            "skip_reason": "over 50 MB",
+        },
+        {"name": "plan", "size_bytes": 2, "qtest_object_type": None},
+    ]
+    assert not_uploaded(rows, "no qTest target") == [
+        {"name": "big", "size_bytes": 60_000_000, "skip_reason": "over 50 MB"},
+        {"name": "plan", "size_bytes": 2, "skip_reason": "no qTest target"},
+    ]
+
+
+# ------------------------------------------------------------------------------------ the reconciliation
+
+
+def test_kinds_counting_in_one_result_add_up() -> None:
+    result = TypeResult("test_cycle")
+    releases = pair(result, [{"source_key": "SHOP-P1"}], {"SHOP-P1": 51}, {51: {}, 52: {}})
+    cycles = pair(result, [{"source_key": "SHOP-R1"}, {"source_key": "SHOP-R2"}], {"SHOP-R1": 41}, {41: {}})
+    assert len(releases) == 1 and len(cycles) == 1
+    assert (result.expected, result.found) == (3, 3)
+    assert result.missing == ["SHOP-R2"]
+    assert result.unaccounted == [52]
+
+
+# ------------------------------------------------------------------- a lost bulk submission, looked up
+
+
+class LogsOnRuns:
+    """A qTest client that holds some logs, and counts the lookups."""
+
+    def __init__(self, logs: dict[int, list[dict[str, Any]]]) -> None:
+        self.logs = logs
+        self.lookups = 0
+
+    async def iter_test_logs(self, project_id: int, run_id: int) -> AsyncIterator[dict]:
+        self.lookups += 1
+        for log in self.logs.get(run_id, []):
+            yield log
+
+
+def bulk_logs(client: Any, step_results: list[dict[str, Any]] = STEP_RESULTS) -> AutomatedTestLogs:
+    ctx = PublishContext(client, 1, None, None)  # type: ignore[arg-type]
+    ctx.execution_statuses = STATUSES
+    ctx.ids["test_run"]["SHOP-R1|SHOP-T2"] = 61
+    ctx.ids["test_case"]["SHOP-T2"] = 21
+    ctx.ids["test_step"].update(STEP_IDS)
+    manual = ManualTestLogs(ctx, {"SHOP-E1": step_results})
+    return AutomatedTestLogs(
+        manual, AutomatedLogs({"SHOP-R1|SHOP-T2": AUTOMATION_RUN}, {"SHOP-T2": CASE_STEPS})
+    )
+
+
+def test_a_lost_submission_whose_logs_show_looks_each_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(automated, "LOST_SUBMISSION_INTERVAL_S", 0.0)
+    shown = {"id": 91, "status": {"id": 601}, "exe_end_date": "2026-01-02T03:05:00.000Z"}
+    client = LogsOnRuns({61: [shown]})
+    logs = bulk_logs(client)
+    second = {**LOG, "source_key": "SHOP-E2", "exe_end_date": datetime(2026, 1, 3)}
+    found = asyncio.run(logs.after_lost_submission([LOG, second]))
+    assert list(found) == ["SHOP-E1"] and found["SHOP-E1"].qtest_id == 91
+    assert client.lookups == 2  # SHOP-E1 once (found at the first look), SHOP-E2 once
+
+
+def test_a_lost_submission_that_never_shows_is_looked_for_a_bounded_number_of_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(automated, "LOST_SUBMISSION_INTERVAL_S", 0.0)
+    client = LogsOnRuns({})
+    assert asyncio.run(bulk_logs(client).after_lost_submission([LOG])) == {}
+    assert client.lookups == automated.LOST_SUBMISSION_CHECKS + 1
+
+
+def test_an_automated_execution_of_an_automation_run_goes_in_bulk() -> None:
+    # A result of a step that is not the case's third (SHOP-T2#9): qTest would pair it with the wrong step.
+    assert not bulk_logs(LogsOnRuns({})).batched(LOG)
+    logs = bulk_logs(LogsOnRuns({}), [STEP_RESULTS[0], STEP_RESULTS[1], STEP_RESULTS[3]])
+    assert logs.batched(LOG)
+    assert not logs.batched({**LOG, "automated": False})
+    assert not logs.batched({**LOG, "parent_source_key": "SHOP-R2|SHOP-T2"})  # not an automation run
+    item = logs.item(LOG)
+    assert item["automation_content"] == "SHOP-T2" and item["module_names"] == ["Shop", "Cart"]
+    assert [step["description"] for step in item["test_step_logs"]] == ["open", "pay"]
+    logs.ctx.ids["test_case"].clear()
+    with pytest.raises(KeyError, match="its test case SHOP-T2 is not in qTest"):
+        logs.item(LOG)
+
+
+class EntriesInMemory:
+    """The part of the id map the release kind reads and writes, in memory."""
+
+    def __init__(self, entries: dict[str, dict[str, Entry]]) -> None:
+        self.entries = entries
+
+    async def load(self, object_type: str) -> dict[str, Entry]:
+        return dict(self.entries.get(object_type, {}))
+
+    async def done(
+        self, object_type: str, key: str, qtest_id: int, payload_hash: str | None, detail: Any = None
+    ) -> None:
+        self.entries.setdefault(object_type, {})[key] = Entry(qtest_id, payload_hash, "done", detail or {})
+
+
+def test_a_release_an_older_run_recorded_as_a_test_cycle_keeps_its_id() -> None:
+    id_map = EntriesInMemory({
+        "test_cycle": {
+            "SHOP-P1": Entry(51, "h1", "done", {"qtest_type": "release"}),
+            "SHOP-P2": Entry(None, "h2", "pending"),
+            "SHOP-R1": Entry(41, "h3", "done"),
+        },
+        "release": {"SHOP-P3": Entry(53, "h4", "done")},
+    })  # fmt: skip
+    ctx = PublishContext(None, 1, id_map, None)  # type: ignore[arg-type]
+    rows = [{"source_key": key} for key in ("SHOP-P1", "SHOP-P2", "SHOP-P3")]
+    asyncio.run(carry_over_legacy_entries(ctx, rows))
+    assert id_map.entries["release"] == {
+        "SHOP-P1": Entry(51, "h1", "done", {"qtest_type": "release"}),
+        "SHOP-P3": Entry(53, "h4", "done"),
+    }
+    assert ctx.ids["release"] == {"SHOP-P1": 51}

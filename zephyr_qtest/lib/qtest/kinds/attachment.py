@@ -1,0 +1,195 @@
+"""Zephyr attachments uploaded through blob-handles on their qTest test case, test step, test log, step log
+or release; files over qTest's 50 MB cap are listed with the reason, not uploaded."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from zephyr_qtest.lib.postgres import connect
+from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary
+from zephyr_qtest.lib.qtest.id_map import Entry
+from zephyr_qtest.lib.qtest.kinds.base import (
+    Ids,
+    Kind,
+    Marts,
+    PublishContext,
+    ReadBack,
+    Row,
+    load_level,
+    payload_hash,
+    source_key,
+)
+from zephyr_qtest.lib.qtest.kinds.vocabulary import (
+    ATTACHMENT,
+    RELEASE,
+    TEST_CASE,
+    TEST_LOG,
+    TEST_STEP,
+    TEST_STEP_LOG,
+    ObjectType,
+)
+
+# The object types qTest takes attachments on (the mart names them by API path segment).
+OWNER_TYPES: tuple[ObjectType, ...] = (TEST_CASE, TEST_STEP, TEST_LOG, TEST_STEP_LOG, RELEASE)
+# qTest blob-handle object type -> the id-map type of the owner.
+ATTACHMENT_OWNERS = {owner.api_segment: owner.name for owner in OWNER_TYPES}
+
+
+def attachment_owner(ids: Ids, row: Row) -> tuple[str, int]:
+    """The qTest object an attachment goes on: (API path segment, id). A step result whose step log qTest
+    does not have (a result of a step the case's version lacks) hands its files to the test log, so that
+    none is lost. KeyError when the owner is not in qTest."""
+    object_type = str(row["qtest_object_type"])
+    owner_key = str(row["parent_source_key"])
+    owner_id = ids.get(ATTACHMENT_OWNERS[object_type], {}).get(owner_key)
+    if owner_id is None and object_type == TEST_STEP_LOG.api_segment:
+        object_type, owner_key = TEST_LOG.api_segment, owner_key.rsplit("#", 1)[0]
+        owner_id = ids.get(TEST_LOG.name, {}).get(owner_key)
+    if owner_id is None:
+        raise KeyError(f"its owner {owner_key} is not in qTest (see that object's failure)")
+    return object_type, owner_id
+
+
+def uploadable(row: Row) -> bool:
+    """An attachment the mart does not skip, on a kind of object qTest takes files on."""
+    return not row.get("skip_reason") and bool(row.get("qtest_object_type"))
+
+
+def not_uploaded(rows: list[Row], default_reason: str) -> list[dict[str, Any]]:
+    """The attachments not sent, each with its reason (the mart's, else `default_reason`)."""
+    return [
+        {
+            "name": row["name"],
+            "size_bytes": row.get("size_bytes"),
+            "skip_reason": row.get("skip_reason") or default_reason,
+        }
+        for row in rows
+        if not uploadable(row)
+    ]
+
+
+def expected_attachment(row: Row) -> dict[str, Any]:
+    """What qTest must hold for an attachment: the same name, size and bytes (sha256)."""
+    return {"name": row["name"], "size": int(row["size_bytes"]), "sha256": row["sha256"]}
+
+
+def held_attachment(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": found["name"], "size": found["size"], "sha256": found["sha256"]}
+
+
+class AttachmentBytes:
+    """Reads attachments' bytes from ``canonical.attachment`` through one connection for the stage."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self._conn = conn
+
+    def read(self, attachment_id: int) -> bytes:
+        # Synchronous and without an await: concurrent uploads never interleave on the connection.
+        row = self._conn.execute(
+            "select attachment_blob from canonical.attachment where attachment_id = %s", (attachment_id,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            raise ValueError(f"attachment {attachment_id} has no bytes in canonical.attachment")
+        return bytes(row[0])
+
+
+@contextmanager
+def attachment_bytes(database_url: str) -> Iterator[AttachmentBytes]:
+    with connect(database_url, autocommit=True) as conn:
+        yield AttachmentBytes(conn)
+
+
+def attachment_protocol(ctx: PublishContext, contents: AttachmentBytes) -> ObjectKind[Row]:
+    """Upload, replace and look up attachments (a lost upload is found by name on its owner)."""
+
+    def owner(row: Row) -> tuple[str, int]:
+        return attachment_owner(ctx.ids, row)
+
+    async def create(row: Row) -> Created:
+        object_type, owner_id = owner(row)
+        content = contents.read(int(row["attachment_id"]))
+        uploaded = await ctx.client.upload_attachment(
+            ctx.project_id,
+            object_type,
+            owner_id,
+            str(row["name"]),
+            str(row.get("content_type") or ""),
+            content,
+        )
+        return Created(int(uploaded["id"]), {"owner_type": object_type, "owner_id": owner_id})
+
+    async def update(row: Row, entry: Entry) -> Created:
+        # A file cannot be edited in qTest: the old one goes, the new one comes.
+        assert entry.qtest_id is not None
+        object_type = str(entry.detail.get("owner_type") or row["qtest_object_type"])
+        owner_id = int(entry.detail.get("owner_id") or owner(row)[1])
+        await ctx.client.delete_attachment(ctx.project_id, object_type, owner_id, entry.qtest_id)
+        return await create(row)
+
+    async def lookup(row: Row) -> Created | None:
+        object_type, owner_id = owner(row)
+        claimed = ctx.claimed(ATTACHMENT.name)
+        for attachment in await ctx.client.list_attachments(ctx.project_id, object_type, owner_id):
+            if attachment.get("name") == row["name"] and int(attachment["id"]) not in claimed:
+                return Created(int(attachment["id"]), {"owner_type": object_type, "owner_id": owner_id})
+        return None
+
+    return ObjectKind(ATTACHMENT.name, source_key, payload_hash, load_level, create, update, lookup)
+
+
+def all_attachment_rows(marts: Marts) -> list[Row]:
+    assert ATTACHMENT.mart is not None
+    return marts.rows(ATTACHMENT.mart)
+
+
+def attachment_rows(marts: Marts) -> list[Row]:
+    return [row for row in all_attachment_rows(marts) if uploadable(row)]
+
+
+async def publish_attachments(ctx: PublishContext) -> PublishSummary:
+    with attachment_bytes(ctx.marts.database_url) as contents:
+        summary = await ctx.run(attachment_protocol(ctx, contents), attachment_rows(ctx.marts))
+    summary.not_uploaded = not_uploaded(
+        all_attachment_rows(ctx.marts), "qTest takes no attachments on this kind of object"
+    )
+    return summary
+
+
+async def read_back_attachments(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
+    """The files on every owner of an expected attachment, byte for byte (name, size, sha256)."""
+    owners = set()
+    for row in rows:
+        try:
+            owners.add(attachment_owner(rb.ids, row))
+        except KeyError:
+            continue  # its owner is missing: the attachment shows as missing
+    files: dict[int, dict[str, Any]] = {}
+    for object_type, owner_id in sorted(owners):
+        for attachment in await rb.client.list_attachments(rb.project_id, object_type, owner_id):
+            content = await rb.client.download_attachment(
+                rb.project_id, object_type, owner_id, int(attachment["id"])
+            )
+            files[int(attachment["id"])] = {
+                "name": attachment.get("name"), "size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
+            }  # fmt: skip
+    return files
+
+
+KIND = Kind(
+    object_type=ATTACHMENT,
+    description="Zephyr attachments uploaded through blob-handles on their qTest test case, test step, test "
+    "log or step log; files over qTest's 50 MB cap are listed with the reason, not uploaded.",
+    marts=("qtest_attachments",),
+    upstream=(TEST_CASE, TEST_LOG),
+    id_types=(*OWNER_TYPES, ATTACHMENT),
+    publish=publish_attachments,
+    rows=attachment_rows,
+    read_back=read_back_attachments,
+    expect=lambda row, rb: expected_attachment(row),
+    held=held_attachment,
+)

@@ -1,0 +1,336 @@
+"""qTest test logs of automated executions, through the bulk auto-test-logs endpoint: a level's worth per
+cycle and submission, each submission a queue job polled to its end. The endpoint finds a log's test case
+by its Automation Content and pairs the step logs with the case's steps by position."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
+from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind
+from zephyr_qtest.lib.qtest.kinds.base import (
+    AUTOMATION_CONTENT_LABEL,
+    STEP_ORDER,
+    PublishContext,
+    Row,
+    mart_properties,
+    source_key,
+)
+from zephyr_qtest.lib.qtest.kinds.manual_test_log import ManualTestLogs
+from zephyr_qtest.lib.qtest.kinds.vocabulary import (
+    ATTACHMENT,
+    TEST_CASE,
+    TEST_CYCLE,
+    TEST_LOG,
+    TEST_RUN,
+    TEST_STEP_LOG,
+)
+
+log = logging.getLogger(__name__)
+
+# How long a submission whose answer was lost is given to show its logs in this run (a queue may take
+# longer: what has not shown up stays pending, and the next run looks for it before sending it again).
+LOST_SUBMISSION_CHECKS = 5
+LOST_SUBMISSION_INTERVAL_S = 1.0
+
+
+@dataclass
+class AutomatedLogs:
+    """What sending automated executions through the bulk auto-test-logs endpoint needs."""
+
+    # Automation runs (qtest_test_runs rows with automation_module_names) by source key.
+    runs: Mapping[str, Row]
+    # qtest_test_steps rows by test case, in order: the endpoint's step logs repeat their texts.
+    steps_by_case: Mapping[str, list[Row]]
+    # Step-log keys that own attachments: their qTest ids are read back after the submission.
+    step_logs_with_files: set[str] = field(default_factory=set)
+    # Pending logs of an earlier run -> the queue job that may have created them.
+    queued: dict[str, int] = field(default_factory=dict)
+    # A queue job's end, awaited once however many logs it carries.
+    job_ends: dict[int, asyncio.Task[dict]] = field(default_factory=dict)
+    # The source keys of each case's steps, in order (built once per case, not once per log).
+    step_keys_by_case: dict[str, list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.step_keys_by_case = {
+            case: [str(step["source_key"]) for step in steps] for case, steps in self.steps_by_case.items()
+        }
+
+
+# The project's Automation Settings map these result strings to the execution statuses of the same name
+# (qTest's defaults: PASSED -> Passed, FAILED -> Failed, ...); the mapped status names come from status_map.
+def automation_status(status_name: str) -> str:
+    return status_name.upper()
+
+
+def pairs_by_position(step_results: Iterable[Row], case_step_keys: Sequence[str]) -> bool:
+    """Whether the endpoint, which pairs step logs with the case's steps by position, pairs these step
+    results right: their steps must be the case's first steps, in order."""
+    results = [
+        str(step["test_step_source_key"])
+        for step in step_results
+        if not step.get("skip_reason") and step.get("test_step_source_key")
+    ]
+    return results == list(case_step_keys[: len(results)])
+
+
+def automation_item(
+    row: Row, run: Row, case_steps: Sequence[Row], sent: Sequence[Row], manual_body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One execution (`row`) as the bulk endpoint takes it: named after its automation `run`, its case by
+    Automation Content (the case's key), its step logs carrying the texts of the case's steps; status
+    names as the Automation Settings map them. `manual_body` is its manual body (dates, note, properties)."""
+    step_logs = [
+        {
+            "description": case_steps[order].get("description") or "",
+            "expected_result": case_steps[order].get("expected") or "",
+            "actual_result": step.get("actual_result") or "",
+            "status": automation_status(str(step.get("status"))),
+            "order": order,
+        }
+        for order, step in enumerate(sent)
+    ]
+    return {
+        "name": run["name"],
+        "automation_content": str(run["test_case_source_key"]),
+        "status": automation_status(str(row.get("status"))),
+        "exe_start_date": manual_body["exe_start_date"],
+        "exe_end_date": manual_body["exe_end_date"],
+        "module_names": mart_properties(run["automation_module_names"]),
+        "note": manual_body["note"],
+        "properties": manual_body["properties"],
+        "test_step_logs": step_logs,
+    }
+
+
+def automation_waves(rows: Iterable[Row], batched: Callable[[Row], bool]) -> dict[str, int]:
+    """The load order of test logs: a run's logs oldest first, but consecutive automated ones share the
+    level of the first of them, so that they go in one submission (in order) instead of one each."""
+    waves: dict[str, int] = {}
+    previous: dict[str, tuple[bool, int]] = {}
+    for row in sorted(rows, key=lambda r: (str(r["parent_source_key"]), int(r["log_order"]))):
+        run, bulk = str(row["parent_source_key"]), bool(batched(row))
+        last = previous.get(run)
+        wave = last[1] if bulk and last is not None and last[0] else int(row["log_order"])
+        waves[source_key(row)] = wave
+        previous[run] = (bulk, wave)
+    return waves
+
+
+def queued_logs(outcome: Mapping[str, Any], count: int) -> list[tuple[int | None, int | None]]:
+    """(test log id, test run id) of each log a finished queue job reports, in submission order, where
+    its content has them (the sandbox's does; otherwise each log is looked up on its run)."""
+    unknown: list[tuple[int | None, int | None]] = [(None, None)] * count
+    if outcome.get("state") != "SUCCESS":
+        return unknown
+    try:
+        content = json.loads(outcome.get("content") or "{}")
+        logs = content.get("test_logs") if isinstance(content, dict) else None
+        if isinstance(logs, list) and len(logs) == count:
+            return [
+                (
+                    int(item["test_log_id"]) if item.get("test_log_id") else None,
+                    int(item["test_run_id"]) if item.get("test_run_id") else None,
+                )
+                for item in logs
+            ]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return unknown
+
+
+def queue_failure(outcome: Mapping[str, Any]) -> str:
+    if outcome.get("state") == "SUCCESS":
+        return "succeeded, but the log is not on its run"
+    try:
+        message = json.loads(outcome.get("content") or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"failed: {message or outcome.get('content') or 'no reason given'}"
+
+
+async def automated_logs(ctx: PublishContext) -> AutomatedLogs | None:
+    """What the bulk auto-test-logs endpoint needs, or None when this qTest project cannot take it: without
+    the Automation Content field it would make a new case for every automated execution."""
+    if ctx.test_case_fields.get(AUTOMATION_CONTENT_LABEL) is None:
+        log.warning(
+            "qTest project %s has no test-case field %r: automated executions go as manual test logs",
+            ctx.project_id, AUTOMATION_CONTENT_LABEL,
+        )  # fmt: skip
+        return None
+    assert TEST_RUN.mart is not None and ATTACHMENT.mart is not None
+    runs = {
+        str(row["source_key"]): row
+        for row in ctx.marts.rows(TEST_RUN.mart)
+        if row.get("automation_module_names") is not None
+    }
+    steps = ctx.marts.by_parent("qtest_test_steps", STEP_ORDER)
+    files = {
+        str(row["parent_source_key"])
+        for row in ctx.marts.rows(ATTACHMENT.mart)
+        if row.get("qtest_object_type") == TEST_STEP_LOG.api_segment
+    }
+    queued = {
+        key: int(entry.detail["queue_id"])
+        for key, entry in (await ctx.id_map.load(TEST_LOG.name)).items()
+        if entry.state == "pending" and entry.detail.get("queue_id")
+    }
+    return AutomatedLogs(runs, steps, files, queued)
+
+
+class AutomatedTestLogs:
+    """The bulk side of the test-log kind: which logs go in bulk, their submission, and the lookup of
+    logs a queue job of an earlier run may have made. Single calls go through `manual`."""
+
+    def __init__(self, manual: ManualTestLogs, automation: AutomatedLogs) -> None:
+        self.manual = manual
+        self.ctx = manual.ctx
+        self.automation = automation
+
+    async def job_end(self, queue_id: int) -> dict:
+        job_ends = self.automation.job_ends
+        if queue_id not in job_ends:
+            job_ends[queue_id] = asyncio.ensure_future(self.ctx.client.wait_for_queue(queue_id))
+        return await asyncio.shield(job_ends[queue_id])
+
+    async def lookup(self, row: Row) -> Created | None:
+        queue_id = self.automation.queued.get(source_key(row))
+        if queue_id is not None:
+            await self.job_end(queue_id)  # a job still in the queue has not made its logs yet
+        return await self.manual.find(row)
+
+    def automation_run(self, row: Row) -> Row | None:
+        return self.automation.runs.get(str(row["parent_source_key"])) if row.get("automated") else None
+
+    def batched(self, row: Row) -> bool:
+        """Automated executions of automation runs, when qTest can match their step logs by position."""
+        run = self.automation_run(row)
+        if run is None:
+            return False
+        case_step_keys = self.automation.step_keys_by_case.get(run["test_case_source_key"], [])
+        return pairs_by_position(self.manual.step_results_by_log.get(source_key(row), []), case_step_keys)
+
+    def item(self, row: Row) -> dict[str, Any]:
+        run = self.automation.runs[str(row["parent_source_key"])]
+        case_key = str(run["test_case_source_key"])
+        if case_key not in self.ctx.ids[TEST_CASE.name]:
+            # The endpoint would make a new case for an unknown fingerprint.
+            raise KeyError(f"its test case {case_key} is not in qTest (see that case's failure)")
+        manual = self.manual.body(row)  # checks the statuses and encodes the properties
+        return automation_item(
+            row,
+            run,
+            self.automation.steps_by_case.get(case_key, []),
+            self.manual.sent_step_results(row),
+            manual,
+        )
+
+    async def recorded(self, row: Row, log_id: int) -> Created:
+        """What the id map keeps of a log the queue made; its step logs' ids only when files go on them."""
+        keys = {str(step["source_key"]) for step in self.manual.sent_step_results(row)}
+        run_id = self.manual.run_id(row)
+        if keys & self.automation.step_logs_with_files:
+            return self.manual.created(
+                row, await self.ctx.client.get_test_log(self.ctx.project_id, run_id, log_id)
+            )
+        return Created(log_id, {"test_run_id": run_id})
+
+    async def after_lost_submission(self, rows: Sequence[Row]) -> dict[str, Created]:
+        """A submission whose answer was lost may still be queued: give its logs time to show up (a job
+        makes all of them or none), then take those that did."""
+        first: Created | None = None
+        for attempt in range(LOST_SUBMISSION_CHECKS + 1):
+            first = await self.manual.find(rows[0])
+            if first is not None or attempt == LOST_SUBMISSION_CHECKS:
+                break
+            await asyncio.sleep(LOST_SUBMISSION_INTERVAL_S)
+        found = {source_key(rows[0]): first} if first is not None else {}
+        for row in rows[1:]:
+            if (adopted := await self.manual.find(row)) is not None:
+                found[source_key(row)] = adopted
+        return found
+
+    async def submit(
+        self, cycle_key: str, items: list[tuple[Row, dict[str, Any]]]
+    ) -> dict[str, Created | Exception]:
+        ctx = self.ctx
+        rows = [row for row, _ in items]
+        results: dict[str, Created | Exception] = {}
+        try:
+            test_cycle = ctx.ids[TEST_CYCLE.name][cycle_key]
+        except KeyError:
+            error = KeyError(f"its cycle {cycle_key} is not in qTest (see that cycle's failure)")
+            return {source_key(row): error for row in rows}
+        submission = {"test_cycle": test_cycle, "test_logs": [item for _, item in items]}
+        try:
+            try:
+                job = await ctx.client.submit_auto_test_logs(ctx.project_id, submission)
+            except AmbiguousWriteError as exc:
+                # Sending again now could make every log twice if the job is only slow.
+                results.update(await self.after_lost_submission(rows))
+                return {source_key(row): results.get(source_key(row), exc) for row in rows}
+            queue_id = int(job["id"])
+            await ctx.id_map.note_pending(
+                TEST_LOG.name, [source_key(row) for row in rows], {"queue_id": queue_id}
+            )
+            try:
+                outcome = await self.job_end(queue_id)
+            except ApiError as exc:  # the job may still finish: the logs stay pending for the next run
+                raise AmbiguousWriteError(
+                    exc.method, exc.url, exc.status, f"queue job {queue_id}: {exc.message}"
+                ) from exc
+            for row, (log_id, on_run) in zip(rows, queued_logs(outcome, len(rows)), strict=True):
+                if log_id is not None:
+                    if on_run is not None and on_run != self.manual.run_id(row):
+                        # It exists, so it is recorded (never sent twice); the reconciliation shows it.
+                        log.warning(
+                            "queue job %s put execution %s on qTest run %s, not on its run %s: the project did "
+                            "not find test case %s by its Automation Content (check its Automation Settings)",
+                            queue_id, source_key(row), on_run, self.manual.run_id(row),
+                            self.automation.runs[row["parent_source_key"]]["test_case_source_key"],
+                        )  # fmt: skip
+                    results[source_key(row)] = await self.recorded(row, log_id)
+                elif (found := await self.manual.find(row)) is not None:
+                    results[source_key(row)] = found
+                else:
+                    reason = queue_failure(outcome)
+                    results[source_key(row)] = ApiError(
+                        "POST", "auto-test-logs", None, f"queue job {queue_id} {reason}"
+                    )
+        except ApiError as exc:
+            for row in rows:
+                results.setdefault(source_key(row), exc)
+        return results
+
+    async def create_many(self, rows: Sequence[Row]) -> list[Created | Exception]:
+        results: dict[str, Created | Exception] = {}
+        by_cycle: dict[str, list[tuple[Row, dict[str, Any]]]] = defaultdict(list)
+        for row in rows:
+            try:
+                run = self.automation_run(row)
+                assert run is not None
+                by_cycle[str(run["automation_test_cycle_source_key"])].append((row, self.item(row)))
+            except (KeyError, ValueError) as exc:
+                results[source_key(row)] = exc
+
+        # Not bounded by ctx.concurrency: a submission mostly waits for its queue job, and the HTTP
+        # layer's rate limiter paces the calls themselves.
+        async def one(cycle_key: str, items: list[tuple[Row, dict[str, Any]]]) -> None:
+            results.update(await self.submit(cycle_key, items))
+
+        size = max(1, self.ctx.auto_test_log_batch)
+        await asyncio.gather(*(
+            one(cycle_key, items[start : start + size])
+            for cycle_key, items in by_cycle.items()
+            for start in range(0, len(items), size)
+        ))  # fmt: skip
+        return [results[source_key(row)] for row in rows]
+
+    def protocol(self) -> ObjectKind[Row]:
+        return replace(self.manual.protocol(self.lookup), batched=self.batched, create_many=self.create_many)

@@ -1,0 +1,240 @@
+"""What every qTest kind shares: its declaration (`Kind`), the mart reader, the context a publishing stage
+runs in (`PublishContext`) and the one the reconciliation reads qTest back in (`ReadBack`).
+
+A kind's rules are pure functions of a mart row and the ids they need, passed in explicitly; the contexts
+hold what is read once per run (ids from the id map, field catalogs, execution statuses) and hand it over.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from zephyr_qtest.lib.postgres import connect
+from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.lib.qtest.comparison import Reconciliation
+from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary, publish
+from zephyr_qtest.lib.qtest.fields import FieldCatalog
+from zephyr_qtest.lib.qtest.id_map import IdMap
+from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE, TEST_RUN, ObjectType
+
+Row = dict[str, Any]
+# object type -> source key -> qTest id (done rows of the id map)
+Ids = Mapping[str, Mapping[str, int]]
+
+ZEPHYR_KEY_LABEL = "Zephyr Key"
+# The test-case field the bulk auto-test-logs endpoint finds a case by (the marts set it to the Zephyr key).
+AUTOMATION_CONTENT_LABEL = "Automation Content"
+
+LOAD_ORDER = ("load_order", "source_key")
+# Steps of a test case, and step results of a test log, in their order.
+STEP_ORDER = ("parent_source_key", "step_order", "source_key")
+
+
+def read_mapping(
+    database_url: str, table: str, project_key: str, order_by: Sequence[str] = LOAD_ORDER
+) -> list[Row]:
+    """One project's rows of ``qtest_mapping.<table>``, ordered by the columns `order_by`."""
+    query = sql.SQL("select * from {table} where project_key = %s order by {order}").format(
+        table=sql.Identifier("qtest_mapping", table),
+        order=sql.SQL(", ").join(sql.Identifier(column) for column in order_by),
+    )
+    with connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cursor:
+        cursor.execute(query, (project_key,))
+        return list(cursor.fetchall())
+
+
+class Marts:
+    """One project's mapping marts, each read once per stage or reconciliation in a given order."""
+
+    def __init__(self, database_url: str, project_key: str) -> None:
+        self.database_url = database_url
+        self.project_key = project_key
+        self._read: dict[tuple[str, tuple[str, ...]], list[Row]] = {}
+        self._grouped: dict[tuple[str, tuple[str, ...]], dict[str, list[Row]]] = {}
+
+    def rows(self, table: str, order_by: Sequence[str] = LOAD_ORDER) -> list[Row]:
+        cache_key = (table, tuple(order_by))
+        if cache_key not in self._read:
+            self._read[cache_key] = read_mapping(self.database_url, table, self.project_key, order_by)
+        return self._read[cache_key]
+
+    def by_parent(self, table: str, order_by: Sequence[str]) -> dict[str, list[Row]]:
+        """The rows of `table` grouped by ``parent_source_key``, each group in `order_by` order."""
+        cache_key = (table, tuple(order_by))
+        if cache_key not in self._grouped:
+            self._grouped[cache_key] = group_by_parent(self.rows(table, order_by))
+        return self._grouped[cache_key]
+
+
+def source_key(row: Row) -> str:
+    return str(row["source_key"])
+
+
+def payload_hash(row: Row) -> str:
+    return str(row["payload_hash"])
+
+
+def load_level(row: Row) -> int:
+    return int(row.get("load_order") or 0)
+
+
+def mart_properties(value: Any) -> list[Mapping[str, Any]]:
+    """A mart's ``properties`` column (jsonb, or its text) as a list of {field_label, value}."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or [])
+
+
+def encoded_properties(catalog: FieldCatalog, value: Any) -> list[dict]:
+    """A mart's properties as qTest takes them ({field_id, field_value}); what cannot be set is left out."""
+    return catalog.encode(mart_properties(value))[0]
+
+
+def group_by_parent(rows: Iterable[Row]) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[str(row["parent_source_key"])].append(row)
+    return grouped
+
+
+def done_ids(entries: Mapping[str, Any]) -> dict[str, int]:
+    """Source key -> qTest id of the id-map entries that are done."""
+    return {key: entry.qtest_id for key, entry in entries.items() if entry.state == "done" and entry.qtest_id}
+
+
+async def field_catalogs(client: QtestClient, project_id: int) -> tuple[FieldCatalog, FieldCatalog]:
+    """The test-case and test-run fields (test logs use the run's) with the users, read once per run."""
+    users = await client.list_users(project_id)
+    by_name = {str(user.get("username")): int(user["id"]) for user in users if user.get("username")}
+    return (
+        FieldCatalog(await client.get_fields(project_id, TEST_CASE.api_segment), by_name),
+        FieldCatalog(await client.get_fields(project_id, TEST_RUN.api_segment), by_name),
+    )
+
+
+async def execution_statuses(client: QtestClient, project_id: int) -> dict[str, int]:
+    """The project's execution statuses: lower-cased name -> id."""
+    return {
+        str(status["name"]).lower(): int(status["id"])
+        for status in await client.execution_statuses(project_id)
+    }
+
+
+@dataclass
+class PublishContext:
+    """What every kind of a publishing stage needs, read once per run."""
+
+    client: QtestClient
+    project_id: int
+    id_map: IdMap
+    marts: Marts
+    approve_test_cases: bool = True
+    concurrency: int = 8
+    # Automated executions per bulk auto-test-logs submission.
+    auto_test_log_batch: int = 200
+    test_case_fields: FieldCatalog = field(default_factory=lambda: FieldCatalog([]))
+    test_run_fields: FieldCatalog = field(default_factory=lambda: FieldCatalog([]))
+    execution_statuses: dict[str, int] = field(default_factory=dict)
+    # object type -> source key -> qTest id (done rows, as the run goes)
+    ids: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    property_problems: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    async def load_settings(self) -> None:
+        self.test_case_fields, self.test_run_fields = await field_catalogs(self.client, self.project_id)
+        self.execution_statuses = await execution_statuses(self.client, self.project_id)
+
+    async def load_ids(self, *object_types: str) -> None:
+        for object_type in object_types:
+            self.ids[object_type].update(done_ids(await self.id_map.load(object_type)))
+
+    def claimed(self, object_type: str) -> set[int]:
+        return set(self.ids[object_type].values())
+
+    def encode(self, catalog: FieldCatalog, object_type: str, properties: Any) -> list[dict]:
+        """The properties as qTest takes them; what cannot be set is counted under (object type, label, reason)."""
+        encoded, problems = catalog.encode(mart_properties(properties))
+        for problem in problems:
+            self.property_problems[(object_type, problem.field_label, problem.reason)] += 1
+        return encoded
+
+    def remember(self, object_type: str, key: str, created: Created) -> None:
+        self.ids[object_type][key] = created.qtest_id
+        for child_type, child_key, child_id, _ in created.children:
+            self.ids[child_type][child_key] = child_id
+
+    async def run(
+        self, kind: ObjectKind[Row], rows: list[Row], also_reload: Sequence[str] = ()
+    ) -> PublishSummary:
+        """`rows` through the exactly-once protocol; then the ids of what is done, for the kinds after it."""
+        summary = await publish(kind, rows, self.id_map, concurrency=self.concurrency)
+        await self.load_ids(kind.object_type, *also_reload)
+        return summary
+
+
+@dataclass
+class ReadBack:
+    """What the reconciliation of every kind needs: qTest's project, the id map, the field catalogs, the
+    statuses, and what the kinds before have read back (test logs are read run by run)."""
+
+    client: QtestClient
+    project_id: int
+    marts: Marts
+    ids: dict[str, dict[str, int]]
+    outcome: Reconciliation
+    test_case_fields: FieldCatalog
+    test_run_fields: FieldCatalog
+    statuses: dict[str, int]
+    # id-map type -> qTest id -> the object as read back
+    found: dict[str, dict[int, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of qTest object: where its rows come from, what comes before it, how it is published and
+    how its result is read back and compared. ``KINDS`` in ``kinds/__init__.py`` lists them in load order."""
+
+    object_type: ObjectType
+    # The asset's description (joined with the other kinds' of its stage).
+    description: str
+    # The ``qtest_mapping`` marts it reads (the asset's dependencies).
+    marts: tuple[str, ...]
+    # The kinds its objects refer to: published before it (their stages are the asset's dependencies).
+    upstream: tuple[ObjectType, ...]
+    # The id-map types whose ids it needs (its parents' and its own), loaded before it publishes.
+    id_types: tuple[ObjectType, ...]
+    # Publishes the kind's rows; returns the summary.
+    publish: Callable[[PublishContext], Awaitable[PublishSummary]]
+    # The mart rows that become objects of this kind (those the reconciliation expects in qTest).
+    rows: Callable[[Marts], list[Row]]
+    # Reads back what qTest holds of this kind: qTest id -> object.
+    read_back: Callable[[ReadBack, list[Row]], Awaitable[dict[int, Any]]]
+    # What qTest must hold for a row (field -> value), and what it holds of the same fields.
+    expect: Callable[[Row, ReadBack], dict[str, Any]]
+    held: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]]
+    # Whether it needs the project's field catalogs and execution statuses to publish.
+    needs_fields: bool = False
+    # The reconciliation row it counts in (default: its own object type), and child rows it fills.
+    reconciled_as: ObjectType | None = None
+    children: tuple[ObjectType, ...] = ()
+    # Compares the children made by a row's object (a test case's steps).
+    reconcile_children: Callable[[ReadBack, Row, Mapping[str, Any]], None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.object_type.name
+
+    @property
+    def stage(self) -> str:
+        assert self.object_type.stage is not None
+        return self.object_type.stage
+
+    @property
+    def result_type(self) -> ObjectType:
+        return self.reconciled_as or self.object_type

@@ -1,0 +1,187 @@
+"""qTest test logs of manual executions: one call each on their run, oldest first, with status, dates,
+note, properties and step logs. Automated executions that cannot go in bulk are sent the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from zephyr_qtest.lib.qtest.comparison import (
+    expected_properties,
+    held_properties,
+    instant,
+    iso,
+    same_instant,
+    text,
+)
+from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind
+from zephyr_qtest.lib.qtest.fields import FieldCatalog
+from zephyr_qtest.lib.qtest.id_map import Entry
+from zephyr_qtest.lib.qtest.kinds.base import (
+    Ids,
+    PublishContext,
+    Row,
+    encoded_properties,
+    load_level,
+    payload_hash,
+    source_key,
+)
+from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_LOG, TEST_RUN, TEST_STEP, TEST_STEP_LOG
+
+# The field the reconciliation reads a log's run from (qTest's log does not name it; it is read per run).
+RUN_OF_LOG = "_run_id"
+
+
+def execution_status(statuses: Mapping[str, int], name: str | None, what: str) -> dict[str, int]:
+    """The qTest status reference for a mapped status name; ValueError naming `what` when qTest has none."""
+    status_id = statuses.get(str(name or "").lower())
+    if status_id is None:
+        raise ValueError(f"{what}: no qTest execution status named {name!r} (see status_map.csv)")
+    return {"id": status_id}
+
+
+def sent_step_results(step_results: Sequence[Row], step_ids: Mapping[str, int]) -> list[Row]:
+    """The step results a log carries: those not skipped whose step is in the case's qTest version."""
+    return [
+        step
+        for step in step_results
+        if not step.get("skip_reason") and step_ids.get(step.get("test_step_source_key") or "")
+    ]
+
+
+def manual_log_body(
+    row: Row,
+    sent: Sequence[Row],
+    step_ids: Mapping[str, int],
+    statuses: Mapping[str, int],
+    properties: list[dict],
+) -> dict[str, Any]:
+    """The create (and update) body of a test log: `sent` its step results (see `sent_step_results`),
+    `properties` already encoded for the project."""
+    step_logs = [
+        {
+            "test_step_id": step_ids[step["test_step_source_key"]],
+            "status": execution_status(statuses, step.get("status"), f"step result {step['source_key']}"),
+            "actual_result": step.get("actual_result") or "",
+            "order": int(step.get("step_order") or 0),
+        }
+        for step in sent
+    ]
+    return {
+        "status": execution_status(statuses, row.get("status"), f"execution {source_key(row)}"),
+        "exe_start_date": iso(row["exe_start_date"]),
+        "exe_end_date": iso(row["exe_end_date"]),
+        "note": row.get("note") or "",
+        "properties": properties,
+        "test_step_logs": step_logs,
+    }
+
+
+def answered_step_logs(log: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A log's step logs as qTest answers them, in their order."""
+    return sorted(log.get("test_step_logs") or [], key=lambda step: int(step.get("order") or 0))
+
+
+def step_log_children(sent: Sequence[Row], log: Mapping[str, Any]) -> list[tuple[str, str, int, str | None]]:
+    """The id-map rows of a log's step logs: the step results sent, paired by order with qTest's answer."""
+    return [
+        (TEST_STEP_LOG.name, str(source["source_key"]), int(step_log_id), str(source["payload_hash"]))
+        for source, step in zip(sent, answered_step_logs(log), strict=False)
+        if (step_log_id := step.get("test_step_log_id") or step.get("id")) is not None
+    ]
+
+
+def expected_test_log(
+    row: Row, step_results: Sequence[Row], ids: Ids, statuses: Mapping[str, int], catalog: FieldCatalog
+) -> dict[str, Any]:
+    """What qTest must hold for a test log: on its run, status, dates, note, its step logs' statuses in
+    order, and the properties qTest has a field for."""
+    return {
+        "run": ids[TEST_RUN.name].get(row["parent_source_key"]),
+        "status": statuses.get(text(row.get("status")).lower()),
+        "exe_start_date": instant(row.get("exe_start_date")),
+        "exe_end_date": instant(row.get("exe_end_date")),
+        "note": text(row.get("note")),
+        "step log statuses": [
+            statuses.get(text(step.get("status")).lower())
+            for step in sent_step_results(step_results, ids[TEST_STEP.name])
+        ],
+        "properties": expected_properties(encoded_properties(catalog, row.get("properties"))),
+    }
+
+
+def held_test_log(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "run": found[RUN_OF_LOG],
+        "status": (found.get("status") or {}).get("id"),
+        "exe_start_date": instant(found.get("exe_start_date")),
+        "exe_end_date": instant(found.get("exe_end_date")),
+        "note": text(found.get("note")),
+        "step log statuses": [(step.get("status") or {}).get("id") for step in answered_step_logs(found)],
+        "properties": held_properties(found, expected["properties"]),
+    }
+
+
+class ManualTestLogs:
+    """Create, update and find test logs one call each (a lost create is found on its run by status and
+    end date)."""
+
+    def __init__(self, ctx: PublishContext, step_results_by_log: Mapping[str, list[Row]]) -> None:
+        self.ctx = ctx
+        self.step_results_by_log = step_results_by_log
+
+    def sent_step_results(self, row: Row) -> list[Row]:
+        return sent_step_results(
+            self.step_results_by_log.get(source_key(row), []), self.ctx.ids[TEST_STEP.name]
+        )
+
+    def body(self, row: Row) -> dict[str, Any]:
+        ctx = self.ctx
+        properties = ctx.encode(ctx.test_run_fields, TEST_LOG.api_segment, row.get("properties"))
+        return manual_log_body(
+            row, self.sent_step_results(row), ctx.ids[TEST_STEP.name], ctx.execution_statuses, properties
+        )
+
+    def run_id(self, row: Row) -> int:
+        return self.ctx.ids[TEST_RUN.name][row["parent_source_key"]]
+
+    def created(self, row: Row, log: Mapping[str, Any]) -> Created:
+        """The log's id, and its step logs' ids (by order) for the attachments of step results."""
+        children = step_log_children(self.sent_step_results(row), log)
+        return Created(int(log["id"]), {"test_run_id": self.run_id(row)}, children)
+
+    async def create(self, row: Row) -> Created:
+        ctx = self.ctx
+        return self.created(
+            row, await ctx.client.create_test_log(ctx.project_id, self.run_id(row), self.body(row))
+        )
+
+    async def update(self, row: Row, entry: Entry) -> Created:
+        # An automation log is updated like a manual one (PUT takes either). A log stays on the test-case
+        # version it was made for, whose steps may be older than the case's latest: its step logs keep
+        # naming the steps they name now, in order.
+        assert entry.qtest_id is not None
+        ctx = self.ctx
+        payload = self.body(row)
+        current = await ctx.client.get_test_log(ctx.project_id, self.run_id(row), entry.qtest_id)
+        for step_log, recorded in zip(payload["test_step_logs"], answered_step_logs(current), strict=False):
+            if recorded.get("test_step_id") is not None:
+                step_log["test_step_id"] = int(recorded["test_step_id"])
+        return self.created(
+            row, await ctx.client.update_test_log(ctx.project_id, self.run_id(row), entry.qtest_id, payload)
+        )
+
+    async def find(self, row: Row) -> Created | None:
+        wanted = self.body(row)
+        claimed = self.ctx.claimed(TEST_LOG.name)
+        async for log in self.ctx.client.iter_test_logs(self.ctx.project_id, self.run_id(row)):
+            same_status = (log.get("status") or {}).get("id") == wanted["status"]["id"]
+            same_end = same_instant(log.get("exe_end_date"), wanted["exe_end_date"])
+            if same_status and same_end and int(log["id"]) not in claimed:
+                return self.created(row, log)
+        return None
+
+    def protocol(self, lookup: Callable[[Row], Awaitable[Created | None]] | None = None) -> ObjectKind[Row]:
+        return ObjectKind(
+            TEST_LOG.name, source_key, payload_hash, load_level, self.create, self.update, lookup or self.find
+        )

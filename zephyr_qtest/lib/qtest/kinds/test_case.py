@@ -1,0 +1,233 @@
+"""qTest test cases with their steps in the create call (call-to-test callees first), properties set by
+field label, approved as configured; each carries its Zephyr key. Steps get their ids from the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from zephyr_qtest.lib.qtest.client import quote_search_value
+from zephyr_qtest.lib.qtest.comparison import (
+    Mismatch,
+    compare,
+    expected_properties,
+    held_properties,
+    text,
+)
+from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary
+from zephyr_qtest.lib.qtest.fields import FieldCatalog
+from zephyr_qtest.lib.qtest.id_map import Entry
+from zephyr_qtest.lib.qtest.kinds.base import (
+    STEP_ORDER,
+    ZEPHYR_KEY_LABEL,
+    Ids,
+    Kind,
+    Marts,
+    PublishContext,
+    ReadBack,
+    Row,
+    encoded_properties,
+    load_level,
+    payload_hash,
+    source_key,
+)
+from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE, TEST_CASE, TEST_STEP
+
+
+def called_test_case_id(step: Row, case_ids: Mapping[str, int]) -> int | None:
+    """The qTest id of the case a call-to-test step calls (callees are a level earlier); None for a plain
+    step or a callee outside the project. KeyError when the callee is not in qTest."""
+    callee = step.get("called_test_case_source_key")
+    if callee and step.get("is_called_test_case_in_project"):
+        return case_ids[callee]
+    return None
+
+
+def steps_body(steps: list[Row], case_ids: Mapping[str, int]) -> list[dict[str, Any]]:
+    """A case's steps as its create call takes them, numbered from 1."""
+    body = []
+    for order, step in enumerate(steps, start=1):
+        item: dict[str, Any] = {
+            "description": step.get("description") or "",
+            "expected": step.get("expected") or "",
+            "order": order,
+        }
+        callee_id = called_test_case_id(step, case_ids)
+        if callee_id is not None:
+            item["called_test_case_id"] = callee_id
+        body.append(item)
+    return body
+
+
+def test_case_body(row: Row, steps: list[Row], ids: Ids, properties: list[dict]) -> dict[str, Any]:
+    """The create (and update) body of a test case: `properties` already encoded for the project."""
+    parent = row.get("parent_source_key")
+    payload: dict[str, Any] = {
+        "name": row["name"],
+        "description": row.get("description") or "",
+        "precondition": row.get("precondition") or "",
+        "properties": properties,
+        "test_steps": steps_body(steps, ids[TEST_CASE.name]),
+    }
+    if parent:
+        payload["parent_id"] = ids[MODULE.name][parent]
+    return payload
+
+
+def expected_test_case(row: Row, ids: Ids, catalog: FieldCatalog) -> dict[str, Any]:
+    """What qTest must hold for a test case: texts, module, and the properties qTest has a field for."""
+    return {
+        "name": row["name"],
+        "description": text(row.get("description")),
+        "precondition": text(row.get("precondition")),
+        "module": ids[MODULE.name].get(text(row.get("parent_source_key"))),
+        "properties": expected_properties(encoded_properties(catalog, row.get("properties"))),
+    }
+
+
+def held_test_case(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "name": found.get("name"),
+        "description": text(found.get("description")),
+        "precondition": text(found.get("precondition")),
+        "module": found.get("parent_id") if expected["module"] is not None else None,
+        "properties": held_properties(found, expected["properties"]),
+    }
+
+
+def expected_test_step(step: Row, order: int, case_ids: Mapping[str, int]) -> dict[str, Any]:
+    """What qTest must hold for the `order`-th step (from 1) of a case."""
+    callee = step.get("called_test_case_source_key")
+    return {
+        "description": text(step.get("description")),
+        "expected": text(step.get("expected")),
+        "order": order,
+        "called test case": (
+            case_ids.get(callee) if callee and step.get("is_called_test_case_in_project") else None
+        ),
+    }
+
+
+def held_test_step(found: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "description": text(found.get("description")),
+        "expected": text(found.get("expected")),
+        "order": int(found.get("order") or 0),
+        "called test case": found.get("called_test_case_id"),
+    }
+
+
+def answered_steps(case: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """A case's steps as qTest answers them, in their order."""
+    return sorted(case.get("test_steps") or [], key=lambda step: int(step.get("order") or 0))
+
+
+def step_children(sources: list[Row], case: Mapping[str, Any]) -> list[tuple[str, str, int, str | None]]:
+    """The id-map rows of a case's steps: the mart's steps paired by order with qTest's answer."""
+    return [
+        (TEST_STEP.name, str(source["source_key"]), int(step["id"]), str(source["payload_hash"]))
+        for source, step in zip(sources, answered_steps(case), strict=False)
+    ]
+
+
+def test_case_protocol(ctx: PublishContext, steps_by_case: Mapping[str, list[Row]]) -> ObjectKind[Row]:
+    """Create, update and look up test cases (a lost create is found by its Zephyr Key property)."""
+
+    def body(row: Row) -> dict[str, Any]:
+        properties = ctx.encode(ctx.test_case_fields, TEST_CASE.api_segment, row.get("properties"))
+        return test_case_body(row, steps_by_case.get(source_key(row), []), ctx.ids, properties)
+
+    async def finish(row: Row, case: Mapping[str, Any]) -> Created:
+        """Approval as configured, then the steps' ids (by order) of the version runs will use: approving
+        makes a new version, whose steps are the ones step logs must name."""
+        case_id = int(case["id"])
+        if ctx.approve_test_cases and not str(case.get("version") or "").endswith(".0"):
+            approved = await ctx.client.approve_test_case(ctx.project_id, case_id)
+            case = (
+                approved
+                if "test_steps" in approved
+                else await ctx.client.get_test_case(ctx.project_id, case_id)
+            )
+        detail = {"version": case.get("version"), "test_case_version_id": case.get("test_case_version_id")}
+        children = step_children(steps_by_case.get(source_key(row), []), case)
+        created = Created(case_id, detail, children)
+        ctx.remember(TEST_CASE.name, source_key(row), created)
+        return created
+
+    async def create(row: Row) -> Created:
+        return await finish(row, await ctx.client.create_test_case(ctx.project_id, body(row)))
+
+    async def update(row: Row, entry: Entry) -> Created:
+        assert entry.qtest_id is not None
+        return await finish(row, await ctx.client.update_test_case(ctx.project_id, entry.qtest_id, body(row)))
+
+    async def lookup(row: Row) -> Created | None:
+        if ctx.test_case_fields.get(ZEPHYR_KEY_LABEL) is None:
+            return None  # without the key property a lost create cannot be told from a namesake
+        query = f"'{ZEPHYR_KEY_LABEL}' = '{quote_search_value(source_key(row))}'"
+        found = await ctx.client.search(ctx.project_id, TEST_CASE.api_segment, query)
+        claimed = ctx.claimed(TEST_CASE.name)
+        for case in found:
+            if int(case["id"]) not in claimed:
+                full = await ctx.client.get_test_case(ctx.project_id, int(case["id"]))
+                return await finish(row, full)
+        return None
+
+    return ObjectKind(TEST_CASE.name, source_key, payload_hash, load_level, create, update, lookup)
+
+
+def test_case_rows(marts: Marts) -> list[Row]:
+    assert TEST_CASE.mart is not None
+    return marts.rows(TEST_CASE.mart)
+
+
+def steps_by_case(marts: Marts) -> dict[str, list[Row]]:
+    """The mart's steps of each test case, in order."""
+    assert TEST_STEP.mart is not None
+    return marts.by_parent(TEST_STEP.mart, STEP_ORDER)
+
+
+async def publish_test_cases(ctx: PublishContext) -> PublishSummary:
+    protocol = test_case_protocol(ctx, steps_by_case(ctx.marts))
+    return await ctx.run(protocol, test_case_rows(ctx.marts), also_reload=(TEST_STEP.name,))
+
+
+async def read_back_test_cases(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
+    return {int(case["id"]): case async for case in rb.client.iter_test_cases(rb.project_id, with_steps=True)}
+
+
+def reconcile_steps(rb: ReadBack, row: Row, case: Mapping[str, Any]) -> None:
+    """A case's steps against the mart's: their count, then each step field for field, by order."""
+    result = rb.outcome.results[TEST_STEP.name]
+    expected_steps = steps_by_case(rb.marts).get(str(row["source_key"]), [])
+    actual_steps = answered_steps(case)
+    result.expected += len(expected_steps)
+    result.found += len(actual_steps)
+    if len(expected_steps) != len(actual_steps):
+        result.mismatches.append(
+            Mismatch(row["source_key"], "step count", len(expected_steps), len(actual_steps))
+        )
+    for order, (step, actual) in enumerate(zip(expected_steps, actual_steps, strict=False), start=1):
+        expected = expected_test_step(step, order, rb.ids[TEST_CASE.name])
+        held = held_test_step(actual)
+        compare(
+            result, str(step["source_key"]), [(name, value, held[name]) for name, value in expected.items()]
+        )
+
+
+KIND = Kind(
+    object_type=TEST_CASE,
+    description="qTest test cases with their steps in the create call (call-to-test callees first), "
+    "properties set by field label, approved as configured; each carries its Zephyr key.",
+    marts=("qtest_test_cases", "qtest_test_steps"),
+    upstream=(MODULE,),
+    id_types=(MODULE, TEST_CASE, TEST_STEP),
+    needs_fields=True,
+    publish=publish_test_cases,
+    rows=test_case_rows,
+    read_back=read_back_test_cases,
+    expect=lambda row, rb: expected_test_case(row, rb.ids, rb.test_case_fields),
+    held=held_test_case,
+    children=(TEST_STEP,),
+    reconcile_children=reconcile_steps,
+)

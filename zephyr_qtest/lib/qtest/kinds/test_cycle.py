@@ -1,0 +1,103 @@
+"""The qTest test-cycle tree: Zephyr's cycle folders and cycles, the test plans as top-level cycles (unless
+they go as releases), the ad-hoc cycle, and the automation sub-cycles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zephyr_qtest.lib.qtest.comparison import flatten
+from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary
+from zephyr_qtest.lib.qtest.id_map import Entry
+from zephyr_qtest.lib.qtest.kinds.base import (
+    Ids,
+    Kind,
+    Marts,
+    PublishContext,
+    ReadBack,
+    Row,
+    load_level,
+    payload_hash,
+    source_key,
+)
+from zephyr_qtest.lib.qtest.kinds.release import expected_release, held_release, is_release
+from zephyr_qtest.lib.qtest.kinds.vocabulary import RELEASE, ROOT_PARENT_TYPE, TEST_CYCLE
+
+
+def cycle_body(row: Row) -> dict[str, Any]:
+    return {"name": row["name"], "description": row.get("description") or ""}
+
+
+def cycle_parent(row: Row, ids: Ids) -> tuple[int, str]:
+    """(id, parentType) of the container a cycle goes in: the root, a release or another cycle; KeyError
+    when the parent is not in qTest."""
+    parent_key = row.get("parent_source_key")
+    if not parent_key:
+        return 0, ROOT_PARENT_TYPE
+    release_id = ids.get(RELEASE.name, {}).get(parent_key)
+    if release_id is not None:
+        assert RELEASE.parent_type is not None
+        return release_id, RELEASE.parent_type
+    assert TEST_CYCLE.parent_type is not None
+    return ids[TEST_CYCLE.name][parent_key], TEST_CYCLE.parent_type
+
+
+def test_cycle_protocol(ctx: PublishContext) -> ObjectKind[Row]:
+    """Create, update and look up test cycles (a lost create is found by name in its container)."""
+
+    async def create(row: Row) -> Created:
+        parent_id, parent_type = cycle_parent(row, ctx.ids)
+        cycle = await ctx.client.create_test_cycle(
+            ctx.project_id, cycle_body(row), parent_id=parent_id, parent_type=parent_type
+        )
+        created = Created(int(cycle["id"]), {"qtest_type": TEST_CYCLE.parent_type, "pid": cycle.get("pid")})
+        ctx.remember(TEST_CYCLE.name, source_key(row), created)
+        return created
+
+    async def update(row: Row, entry: Entry) -> Created:
+        assert entry.qtest_id is not None
+        await ctx.client.update_test_cycle(ctx.project_id, entry.qtest_id, cycle_body(row))
+        return Created(entry.qtest_id, entry.detail)
+
+    async def lookup(row: Row) -> Created | None:
+        parent_id, parent_type = cycle_parent(row, ctx.ids)
+        candidates = await ctx.client.list_test_cycles(
+            ctx.project_id, parent_id=parent_id, parent_type=parent_type
+        )
+        claimed = ctx.claimed(TEST_CYCLE.name)
+        for candidate in candidates:
+            if candidate.get("name") == row["name"] and int(candidate["id"]) not in claimed:
+                created = Created(int(candidate["id"]), {"pid": candidate.get("pid")})
+                ctx.remember(TEST_CYCLE.name, source_key(row), created)
+                return created
+        return None
+
+    return ObjectKind(TEST_CYCLE.name, source_key, payload_hash, load_level, create, update, lookup)
+
+
+def test_cycle_rows(marts: Marts) -> list[Row]:
+    assert TEST_CYCLE.mart is not None
+    return [row for row in marts.rows(TEST_CYCLE.mart) if not is_release(row)]
+
+
+async def publish_test_cycles(ctx: PublishContext) -> PublishSummary:
+    return await ctx.run(test_cycle_protocol(ctx), test_cycle_rows(ctx.marts))
+
+
+async def read_back_test_cycles(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
+    cycles = await rb.client.list_test_cycles(rb.project_id, descendants=True)
+    return {int(cycle["id"]): cycle for cycle in flatten(cycles, (TEST_CYCLE.api_segment,))}
+
+
+KIND = Kind(
+    object_type=TEST_CYCLE,
+    description="qTest test-cycle tree (and releases or top-level cycles for test plans, and the ad-hoc "
+    "cycle).",
+    marts=("qtest_test_cycles",),
+    upstream=(RELEASE,),
+    id_types=(RELEASE, TEST_CYCLE),
+    publish=publish_test_cycles,
+    rows=test_cycle_rows,
+    read_back=read_back_test_cycles,
+    expect=lambda row, rb: expected_release(row),
+    held=held_release,
+)
