@@ -26,7 +26,12 @@ from zephyr_qtest.settings import Settings, load_settings, variable_name
 
 
 class PostgresResource(dg.ConfigurableResource):
-    """The staging database: a live server when a URL or host is configured, else the embedded one."""
+    """The staging database: a live server when a URL or host is configured, else the embedded one.
+
+    Assets talk to it through ``store()`` (``lib/store.py``: one connection pool per process, closed when
+    the resource is torn down); dbt gets ``url()``, and the Snowflake copy opens its own read-only
+    repeatable-read connection from it (it changes the session's settings, which a pooled one must not).
+    """
 
     database_url: str | None = Field(default=None, description="A full postgresql:// URL (DATABASE_URL).")
     host: str | None = Field(default=None, description="POSTGRES_HOST; with port, user, password, dbname.")
