@@ -46,6 +46,7 @@ from zephyr_qtest.lib.raw_store import (  # noqa: E402
     EXTRACTION_LOG_DDL,
     RAW_SCHEMA,
     entity_table_ddl,
+    raw_table,
 )
 
 # Raw table → the fixture section its objects come from.
@@ -261,16 +262,12 @@ def _copy_table(
     with conn.transaction():
         conn.execute(entity_table_ddl(table, with_content=table == "attachments"))
         conn.execute(
-            sql.SQL("delete from {}.{} where project_key = any(%s)").format(
-                sql.Identifier(RAW_SCHEMA), sql.Identifier(table)
-            ),
+            sql.SQL("delete from {} where project_key = any(%s)").format(raw_table(table)),
             (list(projects),),
         )
         columns = _BASE_COLUMNS + (_ATTACHMENT_COLUMNS if table == "attachments" else ())
-        statement = sql.SQL("copy {}.{} ({}) from stdin").format(
-            sql.Identifier(RAW_SCHEMA),
-            sql.Identifier(table),
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
+        statement = sql.SQL("copy {} ({}) from stdin").format(
+            raw_table(table), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         written = 0
         with conn.cursor().copy(statement) as copy:
@@ -308,7 +305,7 @@ def load_raw(
     counts: dict[str, int] = {}
     with psycopg.connect(database_url, connect_timeout=15) as conn:
         with conn.transaction():
-            conn.execute(f"create schema if not exists {RAW_SCHEMA}")
+            conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(RAW_SCHEMA)))
             conn.execute(EXTRACTION_LOG_DDL)
             conn.execute(EXTRACTION_ISSUES_DDL)
         for table in TABLES:
@@ -317,8 +314,8 @@ def load_raw(
             if progress:
                 progress(table, counts[table], time.monotonic() - started)
         with conn.transaction():
-            conn.execute(f"analyze {RAW_SCHEMA}.test_executions")
-            conn.execute(f"analyze {RAW_SCHEMA}.test_execution_steps")
+            conn.execute(sql.SQL("analyze {}").format(raw_table("test_executions")))
+            conn.execute(sql.SQL("analyze {}").format(raw_table("test_execution_steps")))
     return counts
 
 

@@ -188,14 +188,16 @@ def print_reports(db_url: str, projects: list[str]) -> bool:
     """Extraction, transform and reconciliation, per project; True when everything reconciled equal."""
     from zephyr_qtest.lib.mapping import print_transform_report
     from zephyr_qtest.lib.qtest.reconcile import print_reconciliation
+    from zephyr_qtest.lib.store import Store
     from zephyr_qtest.lib.zephyr.report import print_extraction_report
 
-    print()
-    print_extraction_report(db_url, projects)
-    print()
-    print_transform_report(db_url, projects)
-    print()
-    return print_reconciliation(db_url, projects)
+    with Store(db_url) as store:
+        print()
+        print_extraction_report(store.raw_rows(), projects)
+        print()
+        print_transform_report(store.marts(), projects)
+        print()
+        return print_reconciliation(store.reconciliations(), projects)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
 from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, publish
 from zephyr_qtest.lib.qtest.id_map import IdMap
 from zephyr_qtest.lib.qtest.kinds.automated_test_log import automation_waves, queued_logs
+from zephyr_qtest.lib.store import Store
 
 Item = dict[str, str]
 
@@ -84,7 +85,7 @@ def items() -> list[Item]:
 
 
 async def _publish(database_url: str, queue: FakeQueue) -> tuple[dict[str, tuple[str, int | None]], object]:
-    id_map = await IdMap.open(database_url, "PROTO")
+    id_map = await IdMap.open(Store(database_url), "PROTO")
     try:
         summary = await publish(queue.kind(), items(), id_map)
         entries = await id_map.load("test_log")

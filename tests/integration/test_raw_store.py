@@ -9,10 +9,11 @@ import pytest
 
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.raw_store import RawPartitionWriter, RawRow
+from zephyr_qtest.lib.store import Store
 
 
 async def _write(url: str, entity: str, project: str, rows: list[RawRow], *, fail: bool = False) -> None:
-    async with RawPartitionWriter(url, entity, project, run_id="run-1") as writer:
+    async with RawPartitionWriter(Store(url), entity, project, run_id="run-1") as writer:
         for row in rows:
             await writer.add(row)
         if fail:
@@ -64,7 +65,7 @@ def test_nul_characters_are_replaced_and_recorded(clean_database: str) -> None:
     url = clean_database
 
     async def write() -> list:
-        async with RawPartitionWriter(url, "test_cases", "ALPHA", run_id="r") as writer:
+        async with RawPartitionWriter(Store(url), "test_cases", "ALPHA", run_id="r") as writer:
             await writer.add(RawRow({"id": 1, "key": "ALPHA-T1", "name": "a\x00b"}, id=1, key="ALPHA-T1"))
             summary = await writer.finish(stats={})
         return summary.issues

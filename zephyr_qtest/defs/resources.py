@@ -14,18 +14,24 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_snowflake import SnowflakeResource
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from zephyr_qtest.lib import postgres
 from zephyr_qtest.lib import snowflake as warehouse
 from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, dbt_executable
 from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.lib.store import Store
 from zephyr_qtest.lib.zephyr.client import ZephyrClient
 from zephyr_qtest.settings import Settings, load_settings, variable_name
 
 
 class PostgresResource(dg.ConfigurableResource):
-    """The staging database: a live server when a URL or host is configured, else the embedded one."""
+    """The staging database: a live server when a URL or host is configured, else the embedded one.
+
+    Assets talk to it through ``store()`` (``lib/store.py``: one connection pool per process, closed when
+    the resource is torn down); dbt gets ``url()``, and the Snowflake copy opens its own read-only
+    repeatable-read connection from it (it changes the session's settings, which a pooled one must not).
+    """
 
     database_url: str | None = Field(default=None, description="A full postgresql:// URL (DATABASE_URL).")
     host: str | None = Field(default=None, description="POSTGRES_HOST; with port, user, password, dbname.")
@@ -38,6 +44,7 @@ class PostgresResource(dg.ConfigurableResource):
         description="Where the embedded server keeps its data (the settings' home: ZEPHYR_QTEST_HOME or "
         "./.zephyr_qtest).",
     )
+    _store: Store | None = PrivateAttr(default=None)
 
     def url(self) -> str:
         """The URL to connect to; starts (or joins) the embedded server when nothing live is configured."""
@@ -47,6 +54,17 @@ class PostgresResource(dg.ConfigurableResource):
             return postgres.url_from_parts(self.host, self.port, self.user, self.password, self.dbname)
         home = Path(self.embedded_home) if self.embedded_home else load_settings().paths.home_dir()
         return postgres.embedded_url(home)
+
+    def store(self) -> Store:
+        """The store of this process (one connection pool, opened on first use), closed at teardown."""
+        if self._store is None:
+            self._store = Store(self.url())
+        return self._store
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
 
 class ZephyrResource(dg.ConfigurableResource):

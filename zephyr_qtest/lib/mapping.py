@@ -4,12 +4,17 @@ terminal report."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
-from zephyr_qtest.lib.postgres import connect
+if TYPE_CHECKING:
+    from zephyr_qtest.lib.store import Connections
 
 CANONICAL_SCHEMA = "canonical"
 MAPPING_SCHEMA = "qtest_mapping"
@@ -38,20 +43,6 @@ class Unmapped:
     count: int
 
 
-def read_unmapped(database_url: str, project_key: str) -> list[Unmapped]:
-    """The project's rows of ``qtest_mapping.unmapped`` (empty when the table does not exist yet)."""
-    with connect(database_url) as conn:
-        exists = conn.execute("select to_regclass('qtest_mapping.unmapped')").fetchone()
-        if not exists or not exists[0]:
-            return []
-        rows = conn.execute(
-            'select what, value, "count" from qtest_mapping.unmapped where project_key = %s '
-            'order by what, "count" desc, value',
-            (project_key,),
-        ).fetchall()
-    return [Unmapped(what, value, count) for what, value, count in rows]
-
-
 def unmapped_markdown(unmapped: list[Unmapped], *, limit: int = 50) -> str:
     if not unmapped:
         return "Every value has a mapping."
@@ -64,28 +55,8 @@ def unmapped_markdown(unmapped: list[Unmapped], *, limit: int = 50) -> str:
     return "\n".join(lines)
 
 
-def mart_row_counts(database_url: str, projects: list[str]) -> dict[str, dict[str, int]]:
-    """``schema.table`` → {project: rows}, for every canonical and mapping table that has a project_key."""
-    with connect(database_url) as conn:
-        tables = conn.execute(
-            "select table_schema, table_name from information_schema.columns "
-            "where table_schema = any(%s) and column_name = 'project_key' order by 1, 2",
-            ([CANONICAL_SCHEMA, MAPPING_SCHEMA],),
-        ).fetchall()
-        counts: dict[str, dict[str, int]] = {}
-        for schema, table in tables:
-            rows = conn.execute(
-                sql.SQL(
-                    "select project_key, count(*) from {}.{} where project_key = any(%s) group by 1"
-                ).format(sql.Identifier(schema), sql.Identifier(table)),
-                (projects,),
-            ).fetchall()
-            counts[f"{schema}.{table}"] = dict(rows)
-    return counts
-
-
-def print_transform_report(database_url: str, projects: list[str]) -> None:
-    counts = mart_row_counts(database_url, projects)
+def print_transform_report(marts: MartRows, projects: list[str]) -> None:
+    counts = marts.row_counts(projects)
     if not counts:
         print("canonical / qtest_mapping: not built")
         return
@@ -98,7 +69,7 @@ def print_transform_report(database_url: str, projects: list[str]) -> None:
     for name in names:
         print(f"{name:<{width}}  " + "  ".join(f"{counts[name].get(p, 0):>10}" for p in projects))
     for project in projects:
-        unmapped = read_unmapped(database_url, project)
+        unmapped = marts.unmapped(project)
         if unmapped:
             print(f"\n{project}: {sum(item.count for item in unmapped)} objects with values that have no mapping "
                   "(edit dbt_project/seeds/*_map.csv, then re-run):")  # fmt: skip
@@ -119,22 +90,22 @@ class ProjectTableStats:
     columns as the database has them, and its rows of the project (the marts hold every project's; a seed
     is counted whole)."""
 
-    def __init__(self, database_url: str, project_key: str) -> None:
-        self._database_url = database_url
+    def __init__(self, db: Connections, project_key: str) -> None:
+        self._db = db
         self._project_key = project_key
+        self._held = ExitStack()
         self._conn: Any = None
 
     def __enter__(self) -> ProjectTableStats:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        self._held.close()
 
     def describe(self, schema: str, table: str) -> RelationStats | None:
         """None when the relation does not exist."""
         if self._conn is None:
-            self._conn = connect(self._database_url, autocommit=True)
+            self._conn = self._held.enter_context(self._db.connection(autocommit=True))
         kind = self._conn.execute(
             "select c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace "
             "where n.nspname = %s and c.relname = %s",
@@ -158,3 +129,77 @@ class ProjectTableStats:
         else:
             rows = self._conn.execute(query)
         return RelationStats(rows=rows.fetchone()[0], columns=columns)
+
+
+class AttachmentBytes:
+    """Reads attachments' bytes from ``canonical.attachment`` through one connection (a publishing stage's)."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self._conn = conn
+
+    def read(self, attachment_id: int) -> bytes:
+        # Synchronous and without an await: concurrent uploads never interleave on the connection.
+        row = self._conn.execute(
+            "select attachment_blob from canonical.attachment where attachment_id = %s", (attachment_id,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            raise ValueError(f"attachment {attachment_id} has no bytes in canonical.attachment")
+        return bytes(row[0])
+
+
+class MartRows:
+    """The mart reads' repository: ``qtest_mapping`` marts, ``unmapped``, attachments' bytes, row counts."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    def rows(self, table: str, project_key: str, order_by: Sequence[str]) -> list[dict[str, Any]]:
+        """One project's rows of ``qtest_mapping.<table>``, ordered by the columns `order_by`."""
+        query = sql.SQL("select * from {table} where project_key = %s order by {order}").format(
+            table=sql.Identifier(MAPPING_SCHEMA, table),
+            order=sql.SQL(", ").join(sql.Identifier(column) for column in order_by),
+        )
+        with self._db.connection() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(query, (project_key,))
+            return list(cursor.fetchall())
+
+    def unmapped(self, project_key: str) -> list[Unmapped]:
+        """The project's rows of ``qtest_mapping.unmapped`` (empty when the table does not exist yet)."""
+        with self._db.connection() as conn:
+            exists = conn.execute("select to_regclass('qtest_mapping.unmapped')").fetchone()
+            if not exists or not exists[0]:
+                return []
+            rows = conn.execute(
+                'select what, value, "count" from qtest_mapping.unmapped where project_key = %s '
+                'order by what, "count" desc, value',
+                (project_key,),
+            ).fetchall()
+        return [Unmapped(what, value, count) for what, value, count in rows]
+
+    @contextmanager
+    def attachment_contents(self) -> Iterator[AttachmentBytes]:
+        """One connection (autocommit) for every attachment's bytes a stage uploads."""
+        with self._db.connection(autocommit=True) as conn:
+            yield AttachmentBytes(conn)
+
+    def table_stats(self, project_key: str) -> ProjectTableStats:
+        return ProjectTableStats(self._db, project_key)
+
+    def row_counts(self, projects: list[str]) -> dict[str, dict[str, int]]:
+        """``schema.table`` → {project: rows}, for every canonical and mapping table that has a project_key."""
+        with self._db.connection() as conn:
+            tables = conn.execute(
+                "select table_schema, table_name from information_schema.columns "
+                "where table_schema = any(%s) and column_name = 'project_key' order by 1, 2",
+                ([CANONICAL_SCHEMA, MAPPING_SCHEMA],),
+            ).fetchall()
+            counts: dict[str, dict[str, int]] = {}
+            for schema, table in tables:
+                rows = conn.execute(
+                    sql.SQL(
+                        "select project_key, count(*) from {}.{} where project_key = any(%s) group by 1"
+                    ).format(sql.Identifier(schema), sql.Identifier(table)),
+                    (projects,),
+                ).fetchall()
+                counts[f"{schema}.{table}"] = dict(rows)
+        return counts

@@ -80,14 +80,18 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
+# Every external call has a timeout; this is a connection's (and the store's wait for a pooled one).
+CONNECT_TIMEOUT_SECONDS = 15
+
+
 def connect(url: str, **kwargs: object) -> psycopg.Connection:
     """A connection with a connect timeout (every external call has one)."""
-    return psycopg.connect(url, connect_timeout=15, **kwargs)  # type: ignore[arg-type]
+    return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, **kwargs)  # type: ignore[arg-type]
 
 
 async def connect_async(url: str, **kwargs: object) -> psycopg.AsyncConnection:
     """An async connection with a connect timeout."""
-    return await psycopg.AsyncConnection.connect(url, connect_timeout=15, **kwargs)  # type: ignore[arg-type]
+    return await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, **kwargs)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------

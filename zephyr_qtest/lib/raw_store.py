@@ -13,14 +13,17 @@ import asyncio
 import contextlib
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Query
 
-from zephyr_qtest.lib.postgres import connect, connect_async
+if TYPE_CHECKING:
+    from zephyr_qtest.lib.store import AsyncConnections, Database
 
 RAW_SCHEMA = "zephyr_raw"
 
@@ -42,8 +45,9 @@ _ATTACHMENT_COLUMNS = """,
     content bytea not null
 """
 
-EXTRACTION_LOG_DDL = f"""
-create table if not exists {RAW_SCHEMA}.extraction_log (
+# The schema named literally: no identifier is interpolated into the statement text.
+EXTRACTION_LOG_DDL = """
+create table if not exists zephyr_raw.extraction_log (
     project_key text not null,
     entity text not null,
     run_id text not null,
@@ -59,8 +63,8 @@ create table if not exists {RAW_SCHEMA}.extraction_log (
     primary key (project_key, entity)
 )"""
 
-EXTRACTION_ISSUES_DDL = f"""
-create table if not exists {RAW_SCHEMA}.extraction_issues (
+EXTRACTION_ISSUES_DDL = """
+create table if not exists zephyr_raw.extraction_issues (
     project_key text not null,
     entity text not null,
     run_id text not null,
@@ -72,11 +76,20 @@ create table if not exists {RAW_SCHEMA}.extraction_issues (
 )"""
 
 
-def entity_table_ddl(entity: str, *, with_content: bool = False) -> str:
+def raw_table(entity: str) -> sql.Composed:
+    """``zephyr_raw.<entity>``, quoted."""
+    return sql.SQL("{}.{}").format(sql.Identifier(RAW_SCHEMA), sql.Identifier(entity))
+
+
+def entity_table_ddl(entity: str, *, with_content: bool = False) -> sql.Composed:
     columns = _ENTITY_COLUMNS + (_ATTACHMENT_COLUMNS if with_content else "")
-    return (
-        f"create table if not exists {RAW_SCHEMA}.{entity} ({columns});\n"
-        f"create index if not exists {entity}_project_key_idx on {RAW_SCHEMA}.{entity} (project_key);"
+    return sql.SQL(
+        "create table if not exists {table} ({columns});\n"
+        "create index if not exists {index} on {table} (project_key);"
+    ).format(
+        table=raw_table(entity),
+        columns=sql.SQL(columns),  # fixed column definitions, no input
+        index=sql.Identifier(f"{entity}_project_key_idx"),
     )
 
 
@@ -139,8 +152,8 @@ class RawPartitionWriter:
     Rows may be added from many concurrent tasks; a lock keeps the COPY stream whole.
     """
 
-    def __init__(self, database_url: str, entity: str, project_key: str, run_id: str) -> None:
-        self.database_url = database_url
+    def __init__(self, db: AsyncConnections, entity: str, project_key: str, run_id: str) -> None:
+        self._db = db
         self.entity = entity
         self.project_key = project_key
         self.run_id = run_id
@@ -160,24 +173,20 @@ class RawPartitionWriter:
         self.summary.issues.append(issue)
 
     async def __aenter__(self) -> RawPartitionWriter:
-        self._conn = await connect_async(self.database_url)
-        await self._conn.execute(f"create schema if not exists {RAW_SCHEMA}")
+        self._conn = await self._db.connect_async()
+        await self._conn.execute("create schema if not exists zephyr_raw")
         await self._conn.execute(entity_table_ddl(self.entity, with_content=self.with_content))
         await self._conn.execute(EXTRACTION_LOG_DDL)
         await self._conn.execute(EXTRACTION_ISSUES_DDL)
         await self._conn.execute(
-            sql.SQL("delete from {}.{} where project_key = %s").format(
-                sql.Identifier(RAW_SCHEMA), sql.Identifier(self.entity)
-            ),
+            sql.SQL("delete from {} where project_key = %s").format(raw_table(self.entity)),
             (self.project_key,),
         )
         columns = ["project_key", "id", "key", "parent_key", "position", "payload", "extracted_at", "run_id"]
         if self.with_content:
             columns += ["content_type", "size_bytes", "sha256", "content"]
-        copy_sql = sql.SQL("copy {}.{} ({}) from stdin").format(
-            sql.Identifier(RAW_SCHEMA),
-            sql.Identifier(self.entity),
-            sql.SQL(", ").join(map(sql.Identifier, columns)),
+        copy_sql = sql.SQL("copy {} ({}) from stdin").format(
+            raw_table(self.entity), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         self._copy_cm = self._conn.cursor().copy(copy_sql)
         self._copy = await self._copy_cm.__aenter__()
@@ -209,12 +218,12 @@ class RawPartitionWriter:
         self._copy_cm = None
         now = datetime.now(UTC)
         await self._conn.execute(
-            f"delete from {RAW_SCHEMA}.extraction_issues where project_key = %s and entity = %s",
+            "delete from zephyr_raw.extraction_issues where project_key = %s and entity = %s",
             (self.project_key, self.entity),
         )
         if self.summary.issues:
             async with self._conn.cursor().copy(
-                f"copy {RAW_SCHEMA}.extraction_issues "
+                "copy zephyr_raw.extraction_issues "
                 "(project_key, entity, run_id, object_ref, field, reason, lost, recorded_at) from stdin"
             ) as copy:
                 for issue in self.summary.issues:
@@ -231,8 +240,8 @@ class RawPartitionWriter:
                         ]
                     )
         await self._conn.execute(
-            f"""
-            insert into {RAW_SCHEMA}.extraction_log as log
+            """
+            insert into zephyr_raw.extraction_log as log
                 (project_key, entity, run_id, rows_written, api_reported, issues, lost,
                  requests, retries, rate_limited, seconds, finished_at)
             values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
@@ -273,13 +282,51 @@ class RawPartitionWriter:
             await self._conn.close()
 
 
-def read_project_rows(database_url: str, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """Run one read query (used by extractors that need an upstream table, and by checks)."""
-    with connect(database_url) as conn:
-        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+class RawQueries(Protocol):
+    """Read queries over the raw layer (what the raw checks need)."""
+
+    def query(self, statement: Query, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]: ...
 
 
-def table_exists(database_url: str, entity: str) -> bool:
-    with connect(database_url) as conn:
-        row = conn.execute("select to_regclass(%s)", (f"{RAW_SCHEMA}.{entity}",)).fetchone()
-        return bool(row and row[0])
+class RawRows:
+    """The raw layer's repository: partition writers, the rows extractors read back, the extraction log."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def writer(self, entity: str, project_key: str, run_id: str) -> RawPartitionWriter:
+        return RawPartitionWriter(self._db, entity, project_key, run_id)
+
+    def query(self, statement: Query, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run one read query (used by checks)."""
+        with self._db.connection() as conn:
+            return conn.execute(statement, params).fetchall()
+
+    def project_rows(self, entity: str, project_key: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        """One project's rows of ``zephyr_raw.<entity>`` (the `columns`), by id then key (extractors that
+        need an upstream table)."""
+        statement = sql.SQL("select {} from {} where project_key = %s order by id nulls last, key").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)), raw_table(entity)
+        )
+        return self.query(statement, (project_key,))
+
+    def table_exists(self, entity: str) -> bool:
+        with self._db.connection() as conn:
+            row = conn.execute("select to_regclass(%s)", (raw_table(entity).as_string(conn),)).fetchone()
+            return bool(row and row[0])
+
+    def extraction_counts(
+        self, projects: list[str]
+    ) -> dict[tuple[str, str], tuple[int, int | None, int, int]]:
+        """(project, entity) → (rows written, API-reported count, issues, lost)."""
+        if not self.table_exists("extraction_log"):
+            return {}
+        rows = self.query(
+            "select project_key, entity, rows_written, api_reported, issues, lost "
+            "from zephyr_raw.extraction_log where project_key = any(%s)",
+            (projects,),
+        )
+        return {
+            (project, entity): (written, reported, issues, lost)
+            for project, entity, written, reported, issues, lost in rows
+        }

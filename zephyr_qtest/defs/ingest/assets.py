@@ -10,6 +10,7 @@ import dagster as dg
 
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
+from zephyr_qtest.lib.raw_store import RawQueries
 from zephyr_qtest.lib.zephyr import raw_checks
 from zephyr_qtest.lib.zephyr.extract import ENTITIES, Entity, ExtractionSettings, extract_entity
 
@@ -85,7 +86,7 @@ def build_raw_asset(entity: Entity) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, zephyr: ZephyrResource, postgres: PostgresResource
     ):
         project_key = context.partition_key
-        database_url = postgres.url()
+        raw = postgres.store().raw_rows()
         settings = ExtractionSettings(
             concurrency=zephyr.concurrency, attachment_owners=tuple(zephyr.attachment_owners)
         )
@@ -93,7 +94,7 @@ def build_raw_asset(entity: Entity) -> dg.AssetsDefinition:
             summary, stats = await extract_entity(
                 entity,
                 client=client,
-                database_url=database_url,
+                raw=raw,
                 project_key=project_key,
                 run_id=context.run.run_id,
                 settings=settings,
@@ -124,7 +125,7 @@ def build_raw_asset(entity: Entity) -> dg.AssetsDefinition:
                 metadata=metadata,
             )
         yield dg.MaterializeResult(metadata=metadata)
-        for outcome_name, outcome in _check_outcomes(entity, database_url, project_key):
+        for outcome_name, outcome in _check_outcomes(entity, raw, project_key):
             yield dg.AssetCheckResult(
                 check_name=outcome_name,
                 passed=outcome.passed,
@@ -135,11 +136,11 @@ def build_raw_asset(entity: Entity) -> dg.AssetsDefinition:
     return raw_asset
 
 
-def _check_outcomes(entity: Entity, database_url: str, project_key: str):
-    yield "row_count_matches_api", raw_checks.row_count_matches_api(database_url, entity.name, project_key)
-    yield "ids_unique", raw_checks.ids_unique(database_url, entity.name, project_key)
+def _check_outcomes(entity: Entity, raw: RawQueries, project_key: str):
+    yield "row_count_matches_api", raw_checks.row_count_matches_api(raw, entity.name, project_key)
+    yield "ids_unique", raw_checks.ids_unique(raw, entity.name, project_key)
     for name, _, check in CROSS_TABLE_CHECKS.get(entity.name, ()):
-        yield name, check(database_url, project_key)
+        yield name, check(raw, project_key)
 
 
 raw_assets = [build_raw_asset(entity) for entity in ENTITIES]

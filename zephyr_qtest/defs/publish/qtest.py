@@ -15,7 +15,6 @@ import dagster as dg
 
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource
-from zephyr_qtest.lib.mapping import read_unmapped
 from zephyr_qtest.lib.qtest import reconcile
 from zephyr_qtest.lib.qtest.kinds import (
     reconciled_types,
@@ -74,7 +73,7 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
         async with qtest.client() as client:
             summary, problems = await publish_stage(
                 stage,
-                postgres.url(),
+                postgres.store(),
                 client,
                 project_key,
                 project_target=qtest.project_map.get(project_key),
@@ -141,12 +140,12 @@ async def reconciliation(context: dg.AssetExecutionContext, qtest: QtestResource
     and field for field; the result goes to ``migration.reconciliation`` and to ``reports/<project>.md``
     and ``.html`` (counts per object type, every mismatch, unmapped values, skipped attachments)."""
     project_key = context.partition_key
-    database_url = postgres.url()
+    store = postgres.store()
     async with qtest.client() as client:
-        outcome = await reconcile.reconcile(database_url, client, project_key)
+        outcome = await reconcile.reconcile(store, client, project_key)
         calls = client.stats.as_metadata()
-    reconcile.save(database_url, outcome)
-    unmapped = read_unmapped(database_url, project_key)
+    reconcile.save(store.reconciliations(), outcome)
+    unmapped = store.marts().unmapped(project_key)
     report = reconcile.markdown(outcome, unmapped, outcome.skipped_attachments)
     directory = reports_dir()
     directory.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource
 from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, build_dbt_args, connection_environment, dbt_vars
-from zephyr_qtest.lib.mapping import ProjectTableStats, RelationStats, read_unmapped, unmapped_markdown
+from zephyr_qtest.lib.mapping import MartRows, RelationStats, unmapped_markdown
 from zephyr_qtest.settings import PlansAs, load_settings
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -81,19 +81,20 @@ def zephyr_dbt_models(
     """The dbt project for one Zephyr project: staging views over the raw payloads, the canonical schema
     (contracts enforced) and the qTest mapping marts, with dbt's tests as asset checks."""
     database_url = postgres.url()
+    marts = postgres.store().marts()
     project_key = context.partition_key
     args = build_dbt_args(project_key, vars=run_dbt_vars(project_key, config))
     # profiles.yml reads the connection from dbt's environment (the password as DBT_ENV_SECRET_*, which
     # dbt scrubs from its output); it is there while dbt starts, and only then.
     with connection_environment(database_url):
         invocation = dbt.cli(args, context=context)
-    with ProjectTableStats(database_url, project_key) as tables:
+    with marts.table_stats(project_key) as tables:
         for event in invocation.stream():
             if isinstance(event, dg.Output):
                 key = context.asset_key_for_output(event.output_name)
                 metadata = {**event.metadata, **_table_metadata(tables.describe(*key.path))}
                 if key == UNMAPPED:
-                    metadata.update(_unmapped_metadata(context, database_url, project_key))
+                    metadata.update(_unmapped_metadata(context, marts, project_key))
                 event = event.with_metadata(metadata)
             yield event
 
@@ -117,10 +118,10 @@ UNMAPPED = dg.AssetKey(["qtest_mapping", "unmapped"])
 
 
 def _unmapped_metadata(
-    context: dg.AssetExecutionContext, database_url: str, project_key: str
+    context: dg.AssetExecutionContext, marts: MartRows, project_key: str
 ) -> dict[str, Any]:
     """The rehearsal's to-do list: every value no map covers, on the asset and in the run's log."""
-    unmapped = read_unmapped(database_url, project_key)
+    unmapped = marts.unmapped(project_key)
     objects = sum(item.count for item in unmapped)
     if unmapped:
         context.log.warning(

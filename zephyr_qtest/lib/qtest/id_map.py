@@ -13,18 +13,20 @@ import asyncio
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from zephyr_qtest.lib.postgres import connect_async
+if TYPE_CHECKING:
+    from zephyr_qtest.lib.store import AsyncConnections
 
 MIGRATION_SCHEMA = "migration"
 STATES = ("pending", "done", "failed")
 
-ID_MAP_DDL = f"""
-create schema if not exists {MIGRATION_SCHEMA};
-create table if not exists {MIGRATION_SCHEMA}.id_map (
+# The schema named literally: no identifier is interpolated into the statement text.
+ID_MAP_DDL = """
+create schema if not exists migration;
+create table if not exists migration.id_map (
     project_key   text not null,
     object_type   text not null,
     source_key    text not null,
@@ -33,11 +35,11 @@ create table if not exists {MIGRATION_SCHEMA}.id_map (
     state         text not null check (state in ('pending', 'done', 'failed')),
     updated_at    timestamptz not null default now(),
     qtest_project_id bigint,
-    detail        jsonb not null default '{{}}'::jsonb,
+    detail        jsonb not null default '{}'::jsonb,
     error         text,
     primary key (project_key, object_type, source_key)
 );
-create index if not exists id_map_qtest_id on {MIGRATION_SCHEMA}.id_map (object_type, qtest_id);
+create index if not exists id_map_qtest_id on migration.id_map (object_type, qtest_id);
 """
 
 
@@ -60,8 +62,9 @@ class IdMap:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, database_url: str, project_key: str) -> IdMap:
-        conn = await connect_async(database_url, autocommit=True)
+    async def open(cls, db: AsyncConnections, project_key: str) -> IdMap:
+        """The id map on a connection of its own (autocommit), its table created when missing."""
+        conn = await db.connect_async(autocommit=True)
         await conn.execute(ID_MAP_DDL)
         return cls(conn, project_key)
 
@@ -74,7 +77,7 @@ class IdMap:
 
     async def _load(self, object_type: str) -> dict[str, Entry]:
         cursor = await self._conn.execute(
-            f"select source_key, qtest_id, payload_hash, state, detail from {MIGRATION_SCHEMA}.id_map "
+            "select source_key, qtest_id, payload_hash, state, detail from migration.id_map "
             "where project_key = %s and object_type = %s",
             (self.project_key, object_type),
         )
@@ -115,7 +118,7 @@ class IdMap:
         async with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
             # A pending row keeps the id it may have (as pending() does).
             await cursor.executemany(
-                f"insert into {MIGRATION_SCHEMA}.id_map as m "
+                "insert into migration.id_map as m "
                 "(project_key, object_type, source_key, qtest_id, payload_hash, state, qtest_project_id) "
                 "values (%s, %s, %s, %s, %s, %s, %s) "
                 "on conflict (project_key, object_type, source_key) do update set "
@@ -134,7 +137,7 @@ class IdMap:
         """Adds `detail` to pending rows (the queue job that will create them, so a later run waits for it)."""
         async with self._lock:
             await self._conn.execute(
-                f"update {MIGRATION_SCHEMA}.id_map set detail = detail || %s::jsonb, updated_at = now() "
+                "update migration.id_map set detail = detail || %s::jsonb, updated_at = now() "
                 "where project_key = %s and object_type = %s and source_key = any(%s) and state = 'pending'",
                 (json.dumps(dict(detail)), self.project_key, object_type, list(source_keys)),
             )
@@ -174,7 +177,7 @@ class IdMap:
         error: str | None,
     ) -> None:
         await self._conn.execute(
-            f"insert into {MIGRATION_SCHEMA}.id_map as m "
+            "insert into migration.id_map as m "
             "(project_key, object_type, source_key, qtest_id, payload_hash, state, qtest_project_id, detail, error) "
             "values (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "on conflict (project_key, object_type, source_key) do update set "

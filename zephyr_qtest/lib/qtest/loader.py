@@ -5,6 +5,7 @@ come from the id map."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.exactly_once import PublishSummary
@@ -12,6 +13,9 @@ from zephyr_qtest.lib.qtest.id_map import IdMap
 from zephyr_qtest.lib.qtest.kinds import id_types_of_stage, kinds_of_stage
 from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext
 from zephyr_qtest.lib.qtest.kinds.vocabulary import PROJECT
+
+if TYPE_CHECKING:
+    from zephyr_qtest.lib.store import Store
 
 
 async def resolve_project(client: QtestClient, id_map: IdMap, project_key: str, target: str | None) -> int:
@@ -37,7 +41,7 @@ async def resolve_project(client: QtestClient, id_map: IdMap, project_key: str, 
 
 async def publish_stage(
     stage: str,
-    database_url: str,
+    store: Store,
     client: QtestClient,
     project_key: str,
     *,
@@ -47,7 +51,7 @@ async def publish_stage(
 ) -> tuple[PublishSummary, Counter[tuple[str, str, str]]]:
     """Publishes one stage of one project; returns its summary and the properties that could not be set."""
     kinds = kinds_of_stage(stage)
-    id_map = await IdMap.open(database_url, project_key)
+    id_map = await store.open_id_map(project_key)
     try:
         project_id = await resolve_project(client, id_map, project_key, project_target)
         id_map.qtest_project_id = project_id
@@ -55,7 +59,7 @@ async def publish_stage(
             client,
             project_id,
             id_map,
-            Marts(database_url, project_key),
+            Marts(store.marts(), project_key),
             approve_test_cases=approve_test_cases,
             concurrency=concurrency,
         )

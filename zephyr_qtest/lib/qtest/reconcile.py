@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.comparison import Mismatch, Reconciliation, TypeResult, compare, pair
-from zephyr_qtest.lib.qtest.id_map import MIGRATION_SCHEMA, IdMap
 from zephyr_qtest.lib.qtest.kinds import KINDS, Kind
 from zephyr_qtest.lib.qtest.kinds.attachment import all_attachment_rows, not_uploaded
 from zephyr_qtest.lib.qtest.kinds.base import Marts, ReadBack, done_ids, execution_statuses, field_catalogs
 from zephyr_qtest.lib.qtest.kinds.vocabulary import OBJECT_TYPES, PROJECT
 
+if TYPE_CHECKING:
+    from zephyr_qtest.lib.store import Connections, Store
+
 __all__ = ["Mismatch", "Reconciliation", "TypeResult", "html", "markdown", "reconcile", "save"]
 
-RECONCILIATION_DDL = f"""
-create schema if not exists {MIGRATION_SCHEMA};
-create table if not exists {MIGRATION_SCHEMA}.reconciliation (
+# The schema named literally: no identifier is interpolated into the statement text.
+RECONCILIATION_DDL = """
+create schema if not exists migration;
+create table if not exists migration.reconciliation (
     project_key   text not null,
     object_type   text not null,
     expected      integer not null,
@@ -37,7 +39,7 @@ create table if not exists {MIGRATION_SCHEMA}.reconciliation (
     checked_at    timestamptz not null default now(),
     primary key (project_key, object_type)
 );
-create table if not exists {MIGRATION_SCHEMA}.reconciliation_mismatch (
+create table if not exists migration.reconciliation_mismatch (
     project_key   text not null,
     object_type   text not null,
     source_key    text not null,
@@ -46,13 +48,13 @@ create table if not exists {MIGRATION_SCHEMA}.reconciliation_mismatch (
     actual        text
 );
 create index if not exists reconciliation_mismatch_project
-    on {MIGRATION_SCHEMA}.reconciliation_mismatch (project_key, object_type);
+    on migration.reconciliation_mismatch (project_key, object_type);
 """
 
 
-async def reconcile(database_url: str, client: QtestClient, project_key: str) -> Reconciliation:
+async def reconcile(store: Store, client: QtestClient, project_key: str) -> Reconciliation:
     """qTest read back, kind by kind in load order, and compared with the marts through the id map."""
-    id_map = await IdMap.open(database_url, project_key)
+    id_map = await store.open_id_map(project_key)
     try:
         maps = {object_type.name: await id_map.load(object_type.name) for object_type in OBJECT_TYPES}
     finally:
@@ -65,7 +67,7 @@ async def reconcile(database_url: str, client: QtestClient, project_key: str) ->
     pid = outcome.qtest_project_id
     case_fields, run_fields = await field_catalogs(client, pid)
     statuses = await execution_statuses(client, pid)
-    marts = Marts(database_url, project_key)
+    marts = Marts(store.marts(), project_key)
     read_back = ReadBack(client, pid, marts, ids, outcome, case_fields, run_fields, statuses)
     for kind in KINDS:
         await reconcile_kind(kind, read_back)
@@ -92,33 +94,69 @@ async def reconcile_kind(kind: Kind, rb: ReadBack) -> None:
             kind.reconcile_children(rb, row, qtest_object)
 
 
-def save(database_url: str, outcome: Reconciliation) -> None:
-    """Replace the project's reconciliation rows (for the report and the warehouse copy)."""
-    with connect(database_url) as conn, conn.transaction():
-        conn.execute(RECONCILIATION_DDL)
-        conn.execute(
-            f"delete from {MIGRATION_SCHEMA}.reconciliation where project_key = %s", (outcome.project_key,)
-        )
-        conn.execute(
-            f"delete from {MIGRATION_SCHEMA}.reconciliation_mismatch where project_key = %s",
-            (outcome.project_key,),
-        )
-        for result in outcome.results.values():
+# A project's counts per object type, and its mismatches, as ``migration.reconciliation`` rows hold them.
+CountRow = tuple[str, str, int, int, int, int, int, int]
+MismatchRow = tuple[str, str, str, str, str, str]
+# Mismatches saved per object type (the report names at most 200; the count is always complete).
+SAVED_MISMATCHES = 10000
+
+
+class ReconciliationWriter(Protocol):
+    def replace(self, project_key: str, counts: list[CountRow], mismatches: list[MismatchRow]) -> None: ...
+
+
+class ReconciliationRows:
+    """The saved reconciliation's repository: ``migration.reconciliation`` and its mismatches."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    def replace(self, project_key: str, counts: list[CountRow], mismatches: list[MismatchRow]) -> None:
+        """The project's rows replaced in one transaction (the tables created when missing)."""
+        with self._db.connection() as conn, conn.transaction():
+            conn.execute(RECONCILIATION_DDL)
+            conn.execute("delete from migration.reconciliation where project_key = %s", (project_key,))
             conn.execute(
-                f"insert into {MIGRATION_SCHEMA}.reconciliation (project_key, object_type, expected, found, matched, "
-                "missing, unaccounted, mismatches) values (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (outcome.project_key, result.object_type, result.expected, result.found, result.matched,
-                 len(result.missing), len(result.unaccounted), len(result.mismatches)),
-            )  # fmt: skip
+                "delete from migration.reconciliation_mismatch where project_key = %s", (project_key,)
+            )
             with conn.cursor() as cursor:
                 cursor.executemany(
-                    f"insert into {MIGRATION_SCHEMA}.reconciliation_mismatch values (%s, %s, %s, %s, %s, %s)",
-                    [
-                        (outcome.project_key, result.object_type, m.source_key, m.field,
-                         json.dumps(m.expected, default=str), json.dumps(m.actual, default=str))
-                        for m in result.mismatches[:10000]
-                    ],
-                )  # fmt: skip
+                    "insert into migration.reconciliation (project_key, object_type, expected, found, matched, "
+                    "missing, unaccounted, mismatches) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    counts,
+                )
+                cursor.executemany(
+                    "insert into migration.reconciliation_mismatch values (%s, %s, %s, %s, %s, %s)",
+                    mismatches,
+                )
+
+    def read(self, projects: list[str]) -> list[CountRow]:
+        """The saved counts of `projects`, by project and object type (none before a first save)."""
+        with self._db.connection() as conn:
+            exists = conn.execute("select to_regclass('migration.reconciliation')").fetchone()
+            if not exists or not exists[0]:
+                return []
+            return conn.execute(
+                "select project_key, object_type, expected, found, matched, missing, unaccounted, mismatches "
+                "from migration.reconciliation where project_key = any(%s) order by 1, 2",
+                (projects,),
+            ).fetchall()
+
+
+def save(rows: ReconciliationWriter, outcome: Reconciliation) -> None:
+    """Replace the project's reconciliation rows (for the report and the warehouse copy)."""
+    counts: list[CountRow] = [
+        (outcome.project_key, result.object_type, result.expected, result.found, result.matched,
+         len(result.missing), len(result.unaccounted), len(result.mismatches))
+        for result in outcome.results.values()
+    ]  # fmt: skip
+    mismatches: list[MismatchRow] = [
+        (outcome.project_key, result.object_type, m.source_key, m.field,
+         json.dumps(m.expected, default=str), json.dumps(m.actual, default=str))
+        for result in outcome.results.values()
+        for m in result.mismatches[:SAVED_MISMATCHES]
+    ]  # fmt: skip
+    rows.replace(outcome.project_key, counts, mismatches)
 
 
 def markdown(
@@ -224,19 +262,9 @@ def html(
     return "".join(parts) + "</body></html>\n"
 
 
-def print_reconciliation(database_url: str, projects: list[str]) -> bool:
+def print_reconciliation(saved: ReconciliationRows, projects: list[str]) -> bool:
     """The reconciliation of each project as the last run saved it; True when everything is equal."""
-    with connect(database_url) as conn:
-        exists = conn.execute(f"select to_regclass('{MIGRATION_SCHEMA}.reconciliation')").fetchone()
-        rows = (
-            conn.execute(
-                f"select project_key, object_type, expected, found, matched, missing, unaccounted, mismatches "
-                f"from {MIGRATION_SCHEMA}.reconciliation where project_key = any(%s) order by 1, 2",
-                (projects,),
-            ).fetchall()
-            if exists and exists[0]
-            else []
-        )
+    rows = saved.read(projects)
     print(f"{'reconciliation (qTest read back)':<34} {'expected':>9} {'in qTest':>9} {'equal':>9} {'missing':>8} "
           f"{'extra':>6} {'diffs':>6}")  # fmt: skip
     equal = bool(rows) and {row[0] for row in rows} == set(projects)

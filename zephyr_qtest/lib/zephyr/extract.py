@@ -16,14 +16,7 @@ from typing import Any
 
 from zephyr_qtest.lib.http import ApiError, NotFoundError
 from zephyr_qtest.lib.pagination import int_or_none
-from zephyr_qtest.lib.raw_store import (
-    RAW_SCHEMA,
-    Issue,
-    PartitionSummary,
-    RawPartitionWriter,
-    RawRow,
-    read_project_rows,
-)
+from zephyr_qtest.lib.raw_store import Issue, PartitionSummary, RawPartitionWriter, RawRow, RawRows
 from zephyr_qtest.lib.zephyr.client import ZephyrClient
 
 ATTACHMENT_OWNER_KINDS = (
@@ -68,18 +61,16 @@ class ExtractContext:
     client: ZephyrClient
     writer: RawPartitionWriter
     project_key: str
-    database_url: str
+    raw: RawRows
     settings: ExtractionSettings = field(default_factory=ExtractionSettings)
 
     def record(self, issue: Issue) -> None:
         self.writer.record(issue)
 
-    def upstream_rows(self, entity: str, columns: str = "id, key, payload") -> list[tuple[Any, ...]]:
-        return read_project_rows(
-            self.database_url,
-            f"select {columns} from {RAW_SCHEMA}.{entity} where project_key = %s order by id nulls last, key",
-            (self.project_key,),
-        )
+    def upstream_rows(
+        self, entity: str, columns: tuple[str, ...] = ("id", "key", "payload")
+    ) -> list[tuple[Any, ...]]:
+        return self.raw.project_rows(entity, self.project_key, columns)
 
 
 def validate(entity: str, payload: dict[str, Any], object_ref: str) -> list[Issue]:
@@ -340,7 +331,7 @@ def attachment_owners(ctx: ExtractContext) -> list[str]:
     if "teststeps" in wanted:
         owners += [
             f"testcases/{parent}/teststeps/{ident}"
-            for ident, parent in ctx.upstream_rows("test_steps", "id, parent_key")
+            for ident, parent in ctx.upstream_rows("test_steps", ("id", "parent_key"))
             if ident is not None
         ]
     if "testcycles" in wanted:
@@ -356,7 +347,7 @@ def attachment_owners(ctx: ExtractContext) -> list[str]:
     if "testexecution_steps" in wanted:
         owners += [
             f"testexecutions/{parent}/teststeps/{ident}"
-            for ident, parent in ctx.upstream_rows("test_execution_steps", "id, parent_key")
+            for ident, parent in ctx.upstream_rows("test_execution_steps", ("id", "parent_key"))
             if ident is not None
         ]
     return owners
@@ -498,15 +489,15 @@ async def extract_entity(
     entity: Entity,
     *,
     client: ZephyrClient,
-    database_url: str,
+    raw: RawRows,
     project_key: str,
     run_id: str,
     settings: ExtractionSettings | None = None,
 ) -> tuple[PartitionSummary, dict[str, float | int]]:
     """Extract one entity of one project and replace its raw partition. Returns what happened and the API stats."""
     started = time.monotonic()
-    async with RawPartitionWriter(database_url, entity.name, project_key, run_id) as writer:
-        ctx = ExtractContext(client, writer, project_key, database_url, settings or ExtractionSettings())
+    async with raw.writer(entity.name, project_key, run_id) as writer:
+        ctx = ExtractContext(client, writer, project_key, raw, settings or ExtractionSettings())
         await entity.extract(ctx)
         # Each asset has a client of its own, so the client's totals are this extraction's.
         stats: dict[str, float | int] = {

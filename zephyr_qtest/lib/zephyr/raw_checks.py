@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from zephyr_qtest.lib.postgres import connect
-from zephyr_qtest.lib.raw_store import RAW_SCHEMA
+from psycopg import sql
+
+from zephyr_qtest.lib.raw_store import RawQueries, raw_table
 
 # How many offending objects a check names in its result (the count is always complete).
 SAMPLE = 20
@@ -22,16 +23,17 @@ class CheckOutcome:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def row_count_matches_api(database_url: str, entity: str, project_key: str) -> CheckOutcome:
+def row_count_matches_api(raw: RawQueries, entity: str, project_key: str) -> CheckOutcome:
     """The rows written equal the count the API reported for this project."""
-    with connect(database_url) as conn:
-        row = conn.execute(
-            f"select rows_written, api_reported from {RAW_SCHEMA}.extraction_log where project_key = %s and entity = %s",
-            (project_key, entity),
-        ).fetchone()
-        actual = conn.execute(
-            f"select count(*) from {RAW_SCHEMA}.{entity} where project_key = %s", (project_key,)
-        ).fetchone()
+    logged = raw.query(
+        "select rows_written, api_reported from zephyr_raw.extraction_log where project_key = %s and entity = %s",
+        (project_key, entity),
+    )
+    counted = raw.query(
+        sql.SQL("select count(*) from {} where project_key = %s").format(raw_table(entity)), (project_key,)
+    )
+    row = logged[0] if logged else None
+    actual = counted[0] if counted else None
     if row is None:
         return CheckOutcome(False, f"{entity} of {project_key} has not been extracted")
     rows_written, api_reported = row
@@ -48,49 +50,49 @@ def row_count_matches_api(database_url: str, entity: str, project_key: str) -> C
     return CheckOutcome(passed, description, metadata)
 
 
-def ids_unique(database_url: str, entity: str, project_key: str) -> CheckOutcome:
+def ids_unique(raw: RawQueries, entity: str, project_key: str) -> CheckOutcome:
     """No Zephyr id and no key appears twice in the project's rows."""
-    with connect(database_url) as conn:
-        duplicates = conn.execute(
-            f"""
-            select 'id ' || id::text, count(*) from {RAW_SCHEMA}.{entity}
+    duplicates = raw.query(
+        sql.SQL(
+            """
+            select 'id ' || id::text, count(*) from {table}
             where project_key = %s and id is not null group by id having count(*) > 1
             union all
-            select 'key ' || key, count(*) from {RAW_SCHEMA}.{entity}
+            select 'key ' || key, count(*) from {table}
             where project_key = %s and key is not null group by key having count(*) > 1
-            order by 1 limit {SAMPLE}
-            """,
-            (project_key, project_key),
-        ).fetchall()
+            order by 1 limit {sample}
+            """
+        ).format(table=raw_table(entity), sample=sql.Literal(SAMPLE)),
+        (project_key, project_key),
+    )
     if not duplicates:
         return CheckOutcome(True, "every id and key is unique")
     named = ", ".join(f"{what} (x{count})" for what, count in duplicates)
     return CheckOutcome(False, f"duplicates: {named}", {"duplicates": len(duplicates)})
 
 
-def executions_reference_existing(database_url: str, project_key: str) -> CheckOutcome:
+def executions_reference_existing(raw: RawQueries, project_key: str) -> CheckOutcome:
     """Every execution's test case (by the key in ``testCase.self``) and test cycle (by id) were extracted."""
-    with connect(database_url) as conn:
-        missing = conn.execute(
-            f"""
+    missing = raw.query(
+        """
             with executions as (
                 select e.id,
                        substring(e.payload -> 'testCase' ->> 'self' from '/testcases/([^/]+)/versions/') as case_key,
                        (e.payload -> 'testCycle' ->> 'id')::bigint as cycle_id
-                from {RAW_SCHEMA}.test_executions e
+                from zephyr_raw.test_executions e
                 where e.project_key = %(project)s
             )
             select x.id, x.case_key, x.cycle_id,
                    c.key is null as case_missing,
                    x.cycle_id is not null and cy.id is null as cycle_missing
             from executions x
-            left join {RAW_SCHEMA}.test_cases c on c.project_key = %(project)s and c.key = x.case_key
-            left join {RAW_SCHEMA}.test_cycles cy on cy.project_key = %(project)s and cy.id = x.cycle_id
+            left join zephyr_raw.test_cases c on c.project_key = %(project)s and c.key = x.case_key
+            left join zephyr_raw.test_cycles cy on cy.project_key = %(project)s and cy.id = x.cycle_id
             where c.key is null or (x.cycle_id is not null and cy.id is null)
             order by x.id
             """,
-            {"project": project_key},
-        ).fetchall()
+        {"project": project_key},
+    )
     if not missing:
         return CheckOutcome(True, "every execution's test case and test cycle exist")
     lines = [
@@ -112,23 +114,22 @@ def executions_reference_existing(database_url: str, project_key: str) -> CheckO
     )
 
 
-def call_to_test_targets_exist(database_url: str, project_key: str) -> CheckOutcome:
+def call_to_test_targets_exist(raw: RawQueries, project_key: str) -> CheckOutcome:
     """Every call-to-test step calls a case of this project that was extracted, or another project's case (reported)."""
-    with connect(database_url) as conn:
-        rows = conn.execute(
-            f"""
+    rows = raw.query(
+        """
             select s.key, s.payload -> 'testCase' ->> 'testCaseKey' as target,
                    regexp_replace(s.payload -> 'testCase' ->> 'testCaseKey', '-T[0-9]+$', '') as target_project,
                    c.key is not null as found
-            from {RAW_SCHEMA}.test_steps s
-            left join {RAW_SCHEMA}.test_cases c
+            from zephyr_raw.test_steps s
+            left join zephyr_raw.test_cases c
                    on c.project_key = s.project_key and c.key = s.payload -> 'testCase' ->> 'testCaseKey'
             where s.project_key = %s and s.payload ? 'testCase' and s.payload -> 'testCase' is not null
               and jsonb_typeof(s.payload -> 'testCase') = 'object'
             order by s.key
             """,
-            (project_key,),
-        ).fetchall()
+        (project_key,),
+    )
     missing = [
         (step, target)
         for step, target, target_project, found in rows

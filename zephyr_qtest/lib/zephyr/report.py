@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-from zephyr_qtest.lib.postgres import connect
-from zephyr_qtest.lib.raw_store import RAW_SCHEMA, table_exists
+from typing import Protocol
+
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 
 
-def extraction_counts(
-    database_url: str, projects: list[str]
-) -> dict[tuple[str, str], tuple[int, int | None, int, int]]:
-    """(project, entity) → (rows written, API-reported count, issues, lost)."""
-    if not table_exists(database_url, "extraction_log"):
-        return {}
-    with connect(database_url) as conn:
-        rows = conn.execute(
-            f"select project_key, entity, rows_written, api_reported, issues, lost "
-            f"from {RAW_SCHEMA}.extraction_log where project_key = any(%s)",
-            (projects,),
-        ).fetchall()
-    return {
-        (project, entity): (written, reported, issues, lost)
-        for project, entity, written, reported, issues, lost in rows
-    }
+class ExtractionLog(Protocol):
+    def extraction_counts(
+        self, projects: list[str]
+    ) -> dict[tuple[str, str], tuple[int, int | None, int, int]]: ...
 
 
-def print_extraction_report(database_url: str, projects: list[str]) -> None:
-    counts = extraction_counts(database_url, projects)
+def print_extraction_report(log: ExtractionLog, projects: list[str]) -> None:
+    """Per entity and project: rows written against the API's count, and the issues (``RawRows`` is a log)."""
+    counts = log.extraction_counts(projects)
     width = max(len(entity.name) for entity in ENTITIES)
     header = f"{'zephyr_raw':<{width}}  " + "  ".join(f"{project:>22}" for project in projects)
     print(header)

@@ -4,16 +4,13 @@ or release; files over qTest's 50 MB cap are listed with the reason, not uploade
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
-import psycopg
-
-from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary
 from zephyr_qtest.lib.qtest.id_map import Entry
 from zephyr_qtest.lib.qtest.kinds.base import (
+    AttachmentContents,
     Ids,
     Kind,
     Marts,
@@ -82,29 +79,7 @@ def held_attachment(found: Mapping[str, Any], expected: Mapping[str, Any]) -> di
     return {"name": found["name"], "size": found["size"], "sha256": found["sha256"]}
 
 
-class AttachmentBytes:
-    """Reads attachments' bytes from ``canonical.attachment`` through one connection for the stage."""
-
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self._conn = conn
-
-    def read(self, attachment_id: int) -> bytes:
-        # Synchronous and without an await: concurrent uploads never interleave on the connection.
-        row = self._conn.execute(
-            "select attachment_blob from canonical.attachment where attachment_id = %s", (attachment_id,)
-        ).fetchone()
-        if row is None or row[0] is None:
-            raise ValueError(f"attachment {attachment_id} has no bytes in canonical.attachment")
-        return bytes(row[0])
-
-
-@contextmanager
-def attachment_bytes(database_url: str) -> Iterator[AttachmentBytes]:
-    with connect(database_url, autocommit=True) as conn:
-        yield AttachmentBytes(conn)
-
-
-def attachment_protocol(ctx: PublishContext, contents: AttachmentBytes) -> ObjectKind[Row]:
+def attachment_protocol(ctx: PublishContext, contents: AttachmentContents) -> ObjectKind[Row]:
     """Upload, replace and look up attachments (a lost upload is found by name on its owner)."""
 
     def owner(row: Row) -> tuple[str, int]:
@@ -152,7 +127,7 @@ def attachment_rows(marts: Marts) -> list[Row]:
 
 
 async def publish_attachments(ctx: PublishContext) -> PublishSummary:
-    with attachment_bytes(ctx.marts.database_url) as contents:
+    with ctx.marts.source.attachment_contents() as contents:
         summary = await ctx.run(attachment_protocol(ctx, contents), attachment_rows(ctx.marts))
     summary.not_uploaded = not_uploaded(
         all_attachment_rows(ctx.marts), "qTest takes no attachments on this kind of object"

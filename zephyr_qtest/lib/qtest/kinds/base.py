@@ -10,13 +10,10 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from psycopg import sql
-from psycopg.rows import dict_row
-
-from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.comparison import Reconciliation
 from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary, publish
@@ -37,24 +34,23 @@ LOAD_ORDER = ("load_order", "source_key")
 STEP_ORDER = ("parent_source_key", "step_order", "source_key")
 
 
-def read_mapping(
-    database_url: str, table: str, project_key: str, order_by: Sequence[str] = LOAD_ORDER
-) -> list[Row]:
-    """One project's rows of ``qtest_mapping.<table>``, ordered by the columns `order_by`."""
-    query = sql.SQL("select * from {table} where project_key = %s order by {order}").format(
-        table=sql.Identifier("qtest_mapping", table),
-        order=sql.SQL(", ").join(sql.Identifier(column) for column in order_by),
-    )
-    with connect(database_url) as conn, conn.cursor(row_factory=dict_row) as cursor:
-        cursor.execute(query, (project_key,))
-        return list(cursor.fetchall())
+class AttachmentContents(Protocol):
+    def read(self, attachment_id: int) -> bytes: ...
+
+
+class MartSource(Protocol):
+    """Where the marts are read from (``mapping.MartRows``; a unit test passes rows of its own)."""
+
+    def rows(self, table: str, project_key: str, order_by: Sequence[str]) -> list[Row]: ...
+
+    def attachment_contents(self) -> AbstractContextManager[AttachmentContents]: ...
 
 
 class Marts:
     """One project's mapping marts, each read once per stage or reconciliation in a given order."""
 
-    def __init__(self, database_url: str, project_key: str) -> None:
-        self.database_url = database_url
+    def __init__(self, source: MartSource, project_key: str) -> None:
+        self.source = source
         self.project_key = project_key
         self._read: dict[tuple[str, tuple[str, ...]], list[Row]] = {}
         self._grouped: dict[tuple[str, tuple[str, ...]], dict[str, list[Row]]] = {}
@@ -62,7 +58,7 @@ class Marts:
     def rows(self, table: str, order_by: Sequence[str] = LOAD_ORDER) -> list[Row]:
         cache_key = (table, tuple(order_by))
         if cache_key not in self._read:
-            self._read[cache_key] = read_mapping(self.database_url, table, self.project_key, order_by)
+            self._read[cache_key] = self.source.rows(table, self.project_key, order_by)
         return self._read[cache_key]
 
     def by_parent(self, table: str, order_by: Sequence[str]) -> dict[str, list[Row]]:
