@@ -290,6 +290,7 @@ def run_sandbox_serve(args: argparse.Namespace) -> int:
             drop_rate=args.qtest_drop_rate,
             lost_answer_rate=args.qtest_lost_answer_rate,
             projects=args.qtest_project,
+            template=args.qtest_template,
         )
         print_banner(qtest.sandbox)
     try:
@@ -394,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     qtest.add_argument("--qtest-seed", type=int, default=0, help="seed of a new site's ids, token and faults")
     qtest.add_argument(
         "--qtest-project", action="append", default=[], metavar="NAME", help="create if missing"
+    )
+    qtest.add_argument(
+        "--qtest-template",
+        choices=("default", "rich"),
+        default="default",
+        help="field settings of new projects: default (a new site's system fields only; the migration "
+        "creates its own) or rich (with Zephyr Key, Labels, ... already there)",
     )
     qtest.add_argument("--qtest-rate-limit", type=float, default=None, help="requests per second before 429")
     qtest.add_argument("--qtest-latency-ms", type=float, default=0.0, help="added latency per request")

@@ -24,7 +24,7 @@ from jsonschema import Draft4Validator
 import zephyr_qtest.sandbox.qtest as qtest_package
 from zephyr_qtest.sandbox.qtest.search import QueryError, parse_query
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
-from zephyr_qtest.sandbox.qtest.template import TEMPLATE
+from zephyr_qtest.sandbox.qtest.template import DEFAULT_TEMPLATE, RICH_TEMPLATE
 
 SPEC = Path(qtest_package.__file__).parent / "spec" / "qtest-manager-v3.swagger.yaml"
 CAP = 2048  # a small attachment cap, so the 413 test uploads kilobytes, not 50 MB
@@ -76,11 +76,17 @@ def assert_status(response: httpx.Response, expected: int, method: str, template
 
 @pytest.fixture(scope="module")
 def qtest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QTestSandboxHandle]:
-    """A sandbox shared by the tests that do not flip switches."""
+    """A sandbox shared by the tests that do not flip switches. The rich template: these tests write the
+    fields a migration would otherwise create first (Zephyr Key, Labels...)."""
     state = tmp_path_factory.mktemp("qtest_state")
     # Bulk jobs finish by polls only here, so a slow machine cannot skip the IN_PROCESSING answer.
     with start_qtest_in_thread(
-        state, seed=5, attachment_max_bytes=CAP, queue_delay_s=None, projects=["Sandbox A"]
+        state,
+        seed=5,
+        attachment_max_bytes=CAP,
+        queue_delay_s=None,
+        projects=["Sandbox A"],
+        template="rich",
     ) as handle:
         yield handle
 
@@ -98,8 +104,8 @@ def project_id(api: httpx.Client) -> int:
 
 @pytest.fixture
 def fresh(tmp_path: Path) -> Iterator[QTestSandboxHandle]:
-    """A sandbox of its own, for tests that flip switches or restart."""
-    with start_qtest_in_thread(tmp_path / "state", seed=11, projects=["Fresh"]) as handle:
+    """A sandbox of its own (rich template), for tests that flip switches or restart."""
+    with start_qtest_in_thread(tmp_path / "state", seed=11, projects=["Fresh"], template="rich") as handle:
         yield handle
 
 
@@ -257,7 +263,7 @@ def test_projects_users_and_paging_shapes(api: httpx.Client, project_id: int) ->
 
 
 def test_template_fields_and_statuses_have_site_specific_ids(api: httpx.Client, proj: Project) -> None:
-    for object_type, specs in TEMPLATE.items():
+    for object_type, specs in RICH_TEMPLATE.items():
         fields = api.get(f"/projects/{proj.id}/settings/{object_type}/fields").json()
         assert_valid_items(fields, "FieldResource", object_type)
         assert [f["label"] for f in fields] == [spec.label for spec in specs]
@@ -377,6 +383,110 @@ def test_property_values_are_checked_against_the_field(api: httpx.Client, proj: 
     assert bad_multi.status_code == 400 and "'Labels'" in bad_multi.json()["message"]
 
 
+# The fields the rich template adds: on a new qTest site they do not exist (REAL_SHAPES qTest 5).
+MIGRATION_FIELDS = {"Zephyr Key", "Component", "Labels", "Jira Issues", "Executed By"}
+
+
+def login(handle: QTestSandboxHandle, username: str) -> dict[str, str]:
+    """The bearer header of a user logged in with the password grant."""
+    form = {"grant_type": "password", "username": username, "password": handle.password}
+    answer = httpx.post(
+        f"{handle.base_url}/oauth/token", data=form, headers={"Authorization": basic("site")}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"bearer {answer.json()['access_token']}"}
+
+
+def test_a_new_site_has_the_default_template_until_a_client_creates_fields(tmp_path: Path) -> None:
+    with start_qtest_in_thread(tmp_path / "bare", seed=4, projects=["Bare"]) as bare, client_for(bare) as api:
+        assert bare.info()["settings"]["template"] == "default"
+        project_id = api.get("/projects").json()[0]["id"]
+        base = f"/projects/{project_id}/settings"
+        for object_type, specs in DEFAULT_TEMPLATE.items():
+            fields = api.get(f"{base}/{object_type}/fields").json()
+            assert_valid_items(fields, "FieldResource", object_type)
+            assert [f["label"] for f in fields] == [spec.label for spec in specs]
+            assert (
+                all(f["system_field"] for f in fields) and not {f["label"] for f in fields} & MIGRATION_FIELDS
+            )
+        # A client brings its own: the field, then a property and a search by it.
+        created = api.post(f"{base}/test-cases/fields", json={"label": "Zephyr Key", "data_type": 1})
+        assert_status(created, 201, "POST", "/api/v3/projects/{projectId}/settings/{objectType}/fields")
+        assert created.json()["system_field"] is False
+        labels = api.post(
+            f"{base}/test-cases/fields",
+            json={
+                "label": "Labels",
+                "data_type": 17,
+                "multiple": True,
+                "allowed_values": [{"label": "smoke"}],
+            },
+        ).json()
+        added = api.post(f"{base}/test-cases/fields/{labels['id']}/allowed-values", json=[{"label": "ui"}])
+        assert added.status_code == 201, added.text
+        values = {
+            v["label"]: v["value"]
+            for v in api.get(f"{base}/test-cases/fields/{labels['id']}/allowed-values").json()
+        }
+        case = api.post(
+            f"/projects/{project_id}/test-cases",
+            json={
+                "name": "Keyed",
+                "properties": [
+                    {"field_id": created.json()["id"], "field_value": "BARE-T1"},
+                    {"field_id": labels["id"], "field_value": f"[{values['smoke']},{values['ui']}]"},
+                ],
+            },
+        )
+        assert case.status_code == 200, case.text
+        found = api.post(
+            f"/projects/{project_id}/search",
+            json={"object_type": "test-cases", "query": "'Zephyr Key' = 'BARE-T1'"},
+        ).json()
+        assert [item["id"] for item in found["items"]] == [case.json()["id"]]
+
+        # Field settings are a project admin's to change: another member gets qTest's 403.
+        alice = login(bare, "alice.tester@sandbox.local")
+        refused = api.post(
+            f"{base}/test-runs/fields", json={"label": "Zephyr Key", "data_type": 1}, headers=alice
+        )
+        assert refused.status_code == 403 and refused.json() == {"message": "No permission"}
+        refused_values = api.post(
+            f"{base}/test-cases/fields/{labels['id']}/allowed-values", json=[{"label": "api"}], headers=alice
+        )
+        assert_status(
+            refused_values,
+            403,
+            "POST",
+            "/api/v3/projects/{projectId}/settings/{objectType}/fields/{fieldId}/allowed-values",
+        )
+        assert "Zephyr Key" not in {f["label"] for f in api.get(f"{base}/test-runs/fields").json()}
+        # A project she created is hers to set up.
+        own = api.post("/projects", json={"name": "Alice's"}, headers=alice).json()["id"]
+        mine = api.post(
+            f"/projects/{own}/settings/test-runs/fields",
+            json={"label": "Zephyr Key", "data_type": 1},
+            headers=alice,
+        )
+        assert mine.status_code == 201, mine.text
+
+
+def test_the_rich_template_is_a_switch(tmp_path: Path) -> None:
+    with (
+        start_qtest_in_thread(tmp_path / "rich", projects=["Rich"], template="rich") as rich,
+        client_for(rich) as api,
+    ):
+        project_id = api.get("/projects").json()[0]["id"]
+        labels = {
+            f["label"]
+            for object_type in ("test-cases", "test-runs")
+            for f in api.get(f"/projects/{project_id}/settings/{object_type}/fields").json()
+        }
+        assert labels >= MIGRATION_FIELDS
+    with pytest.raises(ValueError, match="unknown qTest sandbox template 'fancy'"):
+        start_qtest_in_thread(tmp_path / "fancy", template="fancy")
+
+
 # ---------------------------------------------------------------------------- modules and test cases
 
 
@@ -396,6 +506,14 @@ def test_modules_tree(api: httpx.Client, proj: Project) -> None:
     payments = next(m for m in tree if m["id"] == root.json()["id"])
     assert payments["children"][0]["children"][0]["id"] == grandchild["id"]
     assert [m["id"] for m in api.get(base, params={"search": "partial"}).json()] == [grandchild["id"]]
+
+    # The swagger takes the parent as the parentId query parameter (qTest 6+); a body's parent_id, the
+    # pre-6 way, is not read: that module lands under the root.
+    in_body = api.post(base, json={"name": "Body parent", "parent_id": root.json()["id"]})
+    assert in_body.status_code == 201 and "parent_id" not in in_body.json()
+    assert "Body parent" not in [
+        m["name"] for m in api.get(base, params={"parentId": root.json()["id"]}).json()
+    ]
 
     renamed = api.put(f"{base}/{child['id']}", json={"name": "Refunds (all)"})
     assert renamed.status_code == 200 and renamed.json()["name"] == "Refunds (all)"
@@ -977,7 +1095,10 @@ def test_query_parser() -> None:
 
 def test_state_survives_a_restart_on_the_same_state_dir(tmp_path: Path) -> None:
     state = tmp_path / "persisted"
-    with start_qtest_in_thread(state, seed=3, projects=["Kept"]) as first, client_for(first) as api:
+    with (
+        start_qtest_in_thread(state, seed=3, projects=["Kept"], template="rich") as first,
+        client_for(first) as api,
+    ):
         token = first.token
         project_id = api.get("/projects").json()[0]["id"]
         proj = Project(api, project_id)
@@ -1130,6 +1251,10 @@ def test_the_cli_serves_qtest_beside_zephyr() -> None:
          "--qtest-project", "B", "--qtest-lost-answer-rate", "0.1"]
     )  # fmt: skip
     assert (args.qtest_port, str(args.qtest_state), args.qtest_project) == (0, "/tmp/q", ["A", "B"])
+    assert args.qtest_template == "default"
+    assert (
+        build_parser().parse_args(["sandbox", "serve", "--qtest-template", "rich"]).qtest_template == "rich"
+    )
     assert args.qtest_lost_answer_rate == 0.1 and args.no_qtest is False
     assert build_parser().parse_args(["sandbox", "serve", "--no-qtest"]).no_qtest is True
 

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from zephyr_qtest.sandbox.qtest.faults import RETRY_AFTER_MODES, FaultConfigError
+from zephyr_qtest.sandbox.qtest.template import DEFAULT_TEMPLATE_NAME, TEMPLATES
 
 
 def _probability(text: str) -> float:
@@ -34,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--project", action="append", default=[], metavar="NAME", help="create this project if missing"
+    )
+    parser.add_argument(
+        "--template",
+        choices=tuple(TEMPLATES),
+        default=DEFAULT_TEMPLATE_NAME,
+        help="field settings of new projects: default (a new site's system fields only) or rich (plus the "
+        "fields a migration creates: Zephyr Key, Labels, ...)",
     )
     faults = parser.add_argument_group("switches (also changeable at run time: POST /_sandbox/faults)")
     faults.add_argument("--rate-limit", type=float, help="requests per second per token; over it: 429")
@@ -97,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             token_ttl_s=args.token_ttl_s,
             site_name=args.site_name,
             projects=args.project,
+            template=args.template,
             public_base_url=args.public_base_url,
             log_level=args.log_level,
         )

@@ -40,7 +40,7 @@ from zephyr_qtest.sandbox.qtest.store import (
     QTestError,
     QTestStore,
 )
-from zephyr_qtest.sandbox.qtest.template import DEFAULT_PASSWORD
+from zephyr_qtest.sandbox.qtest.template import DEFAULT_PASSWORD, DEFAULT_TEMPLATE_NAME
 
 # The ASGI scope extension through which the server lets the app close a connection without answering
 # (see serve.py); without it, a lost answer is sent as headers followed by a cut body.
@@ -78,6 +78,7 @@ class QTestSandbox:
         token_ttl_s: int = 3600,
         site_name: str | None = None,
         projects: Sequence[str] = (),
+        template: str = DEFAULT_TEMPLATE_NAME,
     ) -> None:
         self.store = QTestStore(
             state_dir,
@@ -88,6 +89,11 @@ class QTestSandbox:
             queue_polls=queue_polls,
             queue_delay_s=queue_delay_s,
         )
+        try:
+            self.store.use_template(template)
+        except ValueError:
+            self.store.close()
+            raise
         self.base_url = self.store.base_url
         self.api_url = self.store.api_url
         self.token = self.store.api_token
@@ -128,6 +134,7 @@ class QTestSandbox:
     def settings(self) -> dict[str, Any]:
         store = self.store
         return {
+            "template": store.template_name,
             "queue_polls": store.queue_polls,
             "queue_delay_s": store.queue_delay_s,
             "attachment_max_bytes": store.attachment_max_bytes,

@@ -21,6 +21,7 @@ from zephyr_qtest.sandbox import common
 from zephyr_qtest.sandbox.qtest.app import ABORT_EXTENSION, QTestSandbox
 from zephyr_qtest.sandbox.qtest.faults import SWITCH_CHECKS, FaultConfig, RetryAfterMode
 from zephyr_qtest.sandbox.qtest.store import DEFAULT_ATTACHMENT_MAX_BYTES
+from zephyr_qtest.sandbox.qtest.template import DEFAULT_TEMPLATE_NAME
 
 try:  # httptools is what uvicorn uses when installed (uvicorn[standard]); the hook needs its protocol.
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -58,6 +59,7 @@ def build_qtest_sandbox(
     token_ttl_s: int = 3600,
     site_name: str | None = None,
     projects: Sequence[str] = (),
+    template: str = DEFAULT_TEMPLATE_NAME,
 ) -> QTestSandbox:
     """The sandbox object (store, token, switches) without a server."""
     switches: dict[str, Any] = {
@@ -84,6 +86,7 @@ def build_qtest_sandbox(
         token_ttl_s=token_ttl_s,
         site_name=site_name,
         projects=projects,
+        template=template,
     )
 
 
@@ -144,6 +147,7 @@ def start_qtest_in_thread(
     token_ttl_s: int = 3600,
     site_name: str | None = None,
     projects: Sequence[str] = (),
+    template: str = DEFAULT_TEMPLATE_NAME,
     host: str = "127.0.0.1",
     port: int = 0,
     startup_timeout: float = 30.0,
@@ -151,7 +155,9 @@ def start_qtest_in_thread(
     """Serve a qTest sandbox on a background thread (``port=0``: a free port) and return its handle.
 
     ``state_dir`` holds the SQLite state: a sandbox started again on the same directory has every
-    object (and the same API token). The other arguments are described in docs/qtest-sandbox.md.
+    object (and the same API token). ``template`` is what new projects get: ``default``, a new qTest site's
+    system fields only, or ``rich``, with the migration's fields (Zephyr Key, Labels...) already there. The
+    other arguments are described in docs/qtest-sandbox.md.
     """
     sock = common.bind_socket(host, port)
     bound_port = sock.getsockname()[1]
@@ -176,6 +182,7 @@ def start_qtest_in_thread(
             token_ttl_s=token_ttl_s,
             site_name=site_name,
             projects=projects,
+            template=template,
         )
         server = common.start_server_thread(
             sandbox.asgi,
@@ -220,6 +227,7 @@ def serve_qtest(
     token_ttl_s: int = 3600,
     site_name: str | None = None,
     projects: Sequence[str] = (),
+    template: str = DEFAULT_TEMPLATE_NAME,
     public_base_url: str | None = None,
     log_level: str = "info",
 ) -> None:
@@ -246,6 +254,8 @@ def serve_qtest(
         token_ttl_s: lifetime of ``/oauth/token`` access tokens (the API token never expires).
         site_name: if set, ``/oauth/token`` wants ``Basic base64("<site_name>:")`` (or ``qtest-api:``).
         projects: project names to create at start when missing.
+        template: the field settings new projects get: ``default`` (a new qTest site's system fields only)
+            or ``rich`` (plus the fields a migration would otherwise create: Zephyr Key, Labels...).
         public_base_url: the site URL clients reach the sandbox at, if not ``http://host:port``.
         log_level: uvicorn log level.
     """
@@ -271,6 +281,7 @@ def serve_qtest(
         token_ttl_s=token_ttl_s,
         site_name=site_name,
         projects=projects,
+        template=template,
     )
     print_banner(sandbox)
     try:
@@ -282,7 +293,10 @@ def serve_qtest(
 def print_banner(sandbox: QTestSandbox) -> None:
     """What a started sandbox prints: where it is, and the export lines."""
     counts = sandbox.store.counts()
-    print(f"qTest Manager sandbox (state {sandbox.store.state_dir}: {counts['projects']} projects)")
+    print(
+        f"qTest Manager sandbox (state {sandbox.store.state_dir}: {counts['projects']} projects; "
+        f"template {sandbox.store.template_name})"
+    )
     print(f"  API base URL : {sandbox.api_url}")
     print(f"  admin        : {sandbox.base_url}/_sandbox/stats")
     print(f"QTEST_BASE_URL={sandbox.base_url}")

@@ -1,7 +1,11 @@
-"""The default project template of the qTest sandbox: field settings, execution statuses, users.
+"""The project templates of the qTest sandbox: field settings, execution statuses, users.
 
-Every project created on the sandbox gets these field settings (``GET .../settings/{objectType}/fields``)
-and execution statuses (``GET .../test-runs/execution-statuses``). Their ids are *not* fixed here: the store
+Every project created on the sandbox gets the field settings of the site's template
+(``GET .../settings/{objectType}/fields``) and the execution statuses (``GET .../test-runs/execution-statuses``).
+Two templates: ``default``, what a new qTest site has (its system fields only: the fields a migration
+invents, such as a Zephyr key, labels, Jira links or executed-by, do not exist until a client creates them,
+REAL_SHAPES qTest 5), and ``rich``, the default plus those fields (``system=False`` below), for tests that
+need them to exist beforehand. Their ids are *not* fixed here: the store
 draws them from the site's id sequence when the project is created, so they differ per project and per
 site (state directory), as they do on a real tenant, and a client that hard-codes ``601 = Passed`` or
 ``field 11 = Priority`` fails against the sandbox instead of in production.
@@ -88,7 +92,8 @@ class FieldSpec:
 ZEPHYR_KEY = "Zephyr Key"
 LABEL_VALUES: tuple[str, ...] = ("smoke", "regression", "ui", "api", "security")
 
-TEMPLATE: dict[str, tuple[FieldSpec, ...]] = {
+# The rich template: every field below. The default template is its system fields only.
+RICH_TEMPLATE: dict[str, tuple[FieldSpec, ...]] = {
     "test-cases": (
         FieldSpec("Description", RICH_TEXT, attribute="description"),
         FieldSpec("Precondition", RICH_TEXT, attribute="precondition"),
@@ -129,6 +134,13 @@ TEMPLATE: dict[str, tuple[FieldSpec, ...]] = {
     "builds": (),
     "test-steps": (),
 }
+
+DEFAULT_TEMPLATE: dict[str, tuple[FieldSpec, ...]] = {
+    object_type: tuple(spec for spec in specs if spec.system) for object_type, specs in RICH_TEMPLATE.items()
+}
+# Template name -> its field settings per object type; a site uses one for every project it creates.
+TEMPLATES: dict[str, dict[str, tuple[FieldSpec, ...]]] = {"default": DEFAULT_TEMPLATE, "rich": RICH_TEMPLATE}
+DEFAULT_TEMPLATE_NAME = "default"
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,10 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         project_id = path_int(request, "projectId")
         object_type = request.path_params["objectType"]
         if request.method == "POST":
-            return json_response(store.create_field(project_id, object_type, await json_body(request)), 201)
+            body = await json_body(request)
+            return json_response(
+                store.create_field(project_id, object_type, body, request_user_id(request)), 201
+            )
         include = bool_query(request, "includeInactive", False)
         return json_response(store.fields(project_id, object_type, include_inactive=include))
 
@@ -65,7 +68,10 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         field_id = path_int(request, "fieldId")
         if request.method == "POST":
             body = await json_body(request)
-            return json_response(store.add_allowed_values(project_id, object_type, field_id, body), 201)
+            added = store.add_allowed_values(
+                project_id, object_type, field_id, body, request_user_id(request)
+            )
+            return json_response(added, 201)
         page, size = page_query(request)
         values = store.allowed_values(project_id, object_type, field_id)
         return json_response(

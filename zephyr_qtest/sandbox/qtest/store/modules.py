@@ -9,7 +9,6 @@ from typing import Any
 from zephyr_qtest.sandbox.qtest.store.base import (
     Json,
     StoreBase,
-    as_int,
     bad,
     format_time,
     name_field,
@@ -111,8 +110,9 @@ class ModulesStore(StoreBase):
         body = require_object(body, "module")
         name = name_field(body, "module")
         assert name is not None
-        if parent_id is None:
-            parent_id = as_int(body.get("parent_id"))  # older servers take it in the body
+        # The parent comes from the ``parentId`` query parameter only: the swagger's createModule takes it
+        # there for qTest 6+ ("For older versions, use parent_id in the request body"), and the sandbox
+        # is a current site, so a ``parent_id`` in the body is ignored (the module goes under root).
         if parent_id:
             self._module(project_id, parent_id)
         with self.tx():

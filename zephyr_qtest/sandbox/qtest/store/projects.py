@@ -27,12 +27,13 @@ from zephyr_qtest.sandbox.qtest.template import (
     DATA_TYPES,
     DATE_PICKER,
     DATE_TIME,
+    DEFAULT_TEMPLATE_NAME,
     EXECUTION_STATUSES,
     FIELD_OBJECT_TYPES,
     MULTIPLE_TYPES,
     NUMBER,
     PICKLIST_TYPES,
-    TEMPLATE,
+    TEMPLATES,
     USER_ACTIVE,
     USER_LIST,
 )
@@ -47,8 +48,23 @@ PROPERTY_TYPE: dict[str, str] = {
 }
 
 
+# What qTest answers a user who may not change a project's field settings (REAL_SHAPES qTest 8; the
+# swagger declares 403 on creating allowed values).
+NO_PERMISSION = "No permission"
+
+
 class ProjectsStore(StoreBase):
-    """Projects and their field settings (the default template), allowed values, execution statuses and"""
+    """Projects and their field settings (the site's template), allowed values, execution statuses and
+    the parsing, defaults, rendering and indexing of object properties."""
+
+    # The template new projects get (template.TEMPLATES); the sandbox sets it from its ``template`` switch.
+    template_name: str = DEFAULT_TEMPLATE_NAME
+
+    def use_template(self, name: str) -> None:
+        """New projects get template `name` (``default`` or ``rich``); existing ones keep their fields."""
+        if name not in TEMPLATES:
+            raise ValueError(f"unknown qTest sandbox template {name!r}: use one of {', '.join(TEMPLATES)}")
+        self.template_name = name
 
     def _project(self, project_id: int) -> Json:
         project = self._get("project", project_id)
@@ -145,7 +161,7 @@ class ProjectsStore(StoreBase):
             }
             self._put("status", status)
             statuses.append(status)
-        for object_type, specs in TEMPLATE.items():
+        for object_type, specs in TEMPLATES[self.template_name].items():
             for order, spec in enumerate(specs, 1):
                 field_id = self.new_id()
                 allowed: list[Json] = []
@@ -333,9 +349,18 @@ class ProjectsStore(StoreBase):
             parsed.append(value)
         return parsed
 
-    def create_field(self, project_id: int, object_type: str, body: Any) -> Json:
+    def _require_settings_admin(self, project_id: int, user_id: int | None) -> None:
+        """Field settings are a project admin's (or a site admin's) to change; anyone else gets 403."""
+        if user_id is None:
+            return
+        user = self.user(user_id)
+        if (user is None or not user.get("admin")) and user_id not in self._project(project_id)["admin_ids"]:
+            raise QTestError(403, NO_PERMISSION)
+
+    def create_field(self, project_id: int, object_type: str, body: Any, user_id: int | None = None) -> Json:
         self._project(project_id)
         self._check_field_type(object_type, custom=True)
+        self._require_settings_admin(project_id, user_id)
         body = require_object(body, "field")
         label = body.get("label")
         if not isinstance(label, str) or not label.strip():
@@ -392,8 +417,11 @@ class ProjectsStore(StoreBase):
             )
         return [self._render_allowed(v) for v in self._allowed_values(field)]
 
-    def add_allowed_values(self, project_id: int, object_type: str, field_id: int, body: Any) -> Json:
+    def add_allowed_values(
+        self, project_id: int, object_type: str, field_id: int, body: Any, user_id: int | None = None
+    ) -> Json:
         field = self._require_field(project_id, object_type, field_id)
+        self._require_settings_admin(project_id, user_id)
         if field["data_type"] not in PICKLIST_TYPES:
             raise bad(
                 f"Field '{field['label']}' ({field_id}) is a {DATA_TYPES[field['data_type']]}: it takes no allowed values"
