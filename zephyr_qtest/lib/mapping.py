@@ -163,6 +163,28 @@ class MartRows:
             cursor.execute(query, (project_key,))
             return list(cursor.fetchall())
 
+    def property_uses(
+        self, table: str, project_key: str, listed_fields: Sequence[str]
+    ) -> list[tuple[str, str | None, str, str | None]]:
+        """What one project's rows of ``qtest_mapping.<table>`` set in their ``properties``: distinct
+        (field label, Zephyr field, JSON type of the value, item), where the item is each element of an
+        array value, a boolean value, or a string value of the Zephyr fields `listed_fields` (picklists
+        such as priority), and None for any other value. One pass in the database, nothing per row here."""
+        query = sql.SQL(
+            "select prop ->> 'field_label', prop ->> 'zephyr_field', jsonb_typeof(prop -> 'value'), item.value "
+            "from {table} as t "
+            "cross join lateral jsonb_array_elements(coalesce(t.properties, '[]'::jsonb)) as p (prop) "
+            "left join lateral (select element #>> '{{}}' as value from jsonb_array_elements(case "
+            "when jsonb_typeof(prop -> 'value') = 'array' then prop -> 'value' "
+            "when jsonb_typeof(prop -> 'value') = 'boolean' "
+            "or (jsonb_typeof(prop -> 'value') = 'string' and prop ->> 'zephyr_field' = any(%s)) "
+            "then jsonb_build_array(prop -> 'value') else '[]'::jsonb end) as element) as item on true "
+            "where t.project_key = %s and nullif(prop ->> 'field_label', '') is not null "
+            "group by 1, 2, 3, 4"
+        ).format(table=sql.Identifier(MAPPING_SCHEMA, table))
+        with self._db.connection() as conn:
+            return [tuple(row) for row in conn.execute(query, (list(listed_fields), project_key)).fetchall()]  # type: ignore[misc]
+
     def unmapped(self, project_key: str) -> list[Unmapped]:
         """The project's rows of ``qtest_mapping.unmapped`` (empty when the table does not exist yet)."""
         with self._db.connection() as conn:

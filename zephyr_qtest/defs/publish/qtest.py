@@ -16,6 +16,7 @@ import dagster as dg
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource
 from zephyr_qtest.lib.qtest import reconcile
+from zephyr_qtest.lib.qtest.field_setup import FieldSetupError
 from zephyr_qtest.lib.qtest.kinds import (
     reconciled_types,
     stage_description,
@@ -71,16 +72,32 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
     ):
         project_key = context.partition_key
         async with qtest.client() as client:
-            summary, problems = await publish_stage(
-                stage,
-                postgres.store(),
-                client,
-                project_key,
-                project_target=qtest.project_map.get(project_key),
-                approve_test_cases=qtest.approve_test_cases,
-            )
+            try:
+                summary, problems, fields = await publish_stage(
+                    stage,
+                    postgres.store(),
+                    client,
+                    project_key,
+                    project_target=qtest.project_map.get(project_key),
+                    approve_test_cases=qtest.approve_test_cases,
+                )
+            except FieldSetupError as error:
+                raise dg.Failure(
+                    description=str(error),
+                    metadata={
+                        "fields_to_create": dg.MetadataValue.md(
+                            "\n".join(f"- {need.describe()}" for need in error.to_create)
+                        )
+                    },
+                ) from error
             calls = client.stats.as_metadata()
         metadata: dict[str, Any] = {**summary.as_metadata(), **{f"api_{k}": v for k, v in calls.items()}}
+        # The fields the migration brought to the qTest project (on its first run against a bare site).
+        metadata["fields_created"] = len(fields.created)
+        if fields.changed:
+            metadata["qtest_fields_created"] = dg.MetadataValue.md(fields.markdown())
+            for line in fields.lines():
+                context.log.info(f"{project_key}: qTest fields: {line}")
         if problems:
             lines = ["| object | field label | reason | objects |", "|---|---|---|---:|"]
             lines += [

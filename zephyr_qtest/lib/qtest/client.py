@@ -168,9 +168,34 @@ class QtestClient(ApiClient):
 
     # ------------------------------------------------------------------------------ field settings
 
-    async def get_fields(self, project_id: int, object_type: str) -> list[dict]:
-        """Field settings of one object type, with their allowed values (active fields only)."""
-        return await self.get_json(f"projects/{project_id}/settings/{object_type}/fields", validate=_array)
+    async def get_fields(
+        self, project_id: int, object_type: str, *, include_inactive: bool = False
+    ) -> list[dict]:
+        """Field settings of one object type, with their allowed values (active fields only, unless
+        `include_inactive`)."""
+        params = {"includeInactive": "true"} if include_inactive else None
+        return await self.get_json(
+            f"projects/{project_id}/settings/{object_type}/fields", params, validate=_array
+        )
+
+    async def create_field(self, project_id: int, object_type: str, body: Mapping[str, Any]) -> dict:
+        """A custom field (``{label, data_type, multiple?, allowed_values?}``); needs a project admin."""
+        return await self.request_json(
+            "POST",
+            f"projects/{project_id}/settings/{object_type}/fields",
+            json_body=dict(body),
+            validate=_object,
+        )
+
+    async def add_allowed_values(
+        self, project_id: int, object_type: str, field_id: int, labels: Sequence[str]
+    ) -> None:
+        """New allowed values of a picklist field (at most 100 a call, the swagger's limit)."""
+        await self.request_json(
+            "POST",
+            f"projects/{project_id}/settings/{object_type}/fields/{field_id}/allowed-values",
+            json_body=[{"label": label} for label in labels],
+        )
 
     async def execution_statuses(self, project_id: int) -> list[dict]:
         return await self.get_json(f"projects/{project_id}/test-runs/execution-statuses", validate=_array)
@@ -188,9 +213,13 @@ class QtestClient(ApiClient):
         return await self.get_json(f"projects/{project_id}/modules", params, validate=_array)
 
     async def create_module(self, project_id: int, body: Mapping[str, Any], parent_id: int | None) -> dict:
+        """A module under `parent_id` (None: the root). The parent goes in the ``parentId`` query parameter,
+        never in the body: the swagger's createModule takes it there for qTest 6+ (the body's ``parent_id``
+        is the pre-6 way)."""
         params = {"parentId": parent_id} if parent_id else None
+        body = {key: value for key, value in body.items() if key != "parent_id"}
         return await self.request_json(
-            "POST", f"projects/{project_id}/modules", params=params, json_body=dict(body), validate=_object
+            "POST", f"projects/{project_id}/modules", params=params, json_body=body, validate=_object
         )
 
     async def update_module(self, project_id: int, module_id: int, body: Mapping[str, Any]) -> dict:

@@ -1,10 +1,12 @@
 """Field settings of a qTest project, read once per run, and the rule that turns the mapping's
-``{field_label, value}`` properties into qTest's ``{field_id, field_value}``.
+``{field_label, value}`` properties into qTest's ``{field_id, field_value}`` (the fields the migration
+brings to a bare site are created before that, by ``field_setup.py``).
 
 qTest identifies a field by id and a picklist value by its numeric ``value``; the mapping marts name
 both by label (the same mapping then works on every site). A label that the project lacks, or a value
 that a constrained field does not allow, is not sent: it is returned as a `PropertyProblem` naming the
-object, the field and the value, for the run to record and report.
+object, the field and the value, for the run to record and report. Of several values of a multi-valued
+field, the allowed ones are sent and only the others reported.
 """
 
 from __future__ import annotations
@@ -27,7 +29,22 @@ TEXT_BOX, TEXT_AREA, COMBO_BOX, DATE, USER_LIST, RICH_TEXT, NUMBER, CHECK_BOX, D
     9,
 )
 URL, MULTI_SELECT = 12, 17
-_PICKLISTS = frozenset({COMBO_BOX, MULTI_SELECT, CHECK_BOX})
+PICKLIST_TYPES = frozenset({COMBO_BOX, MULTI_SELECT, CHECK_BOX})
+MULTIPLE_TYPES = frozenset({CHECK_BOX, MULTI_SELECT})
+# The vendor's names of the data types (the swagger's createCustomField), for messages.
+DATA_TYPE_NAMES: dict[int, str] = {
+    TEXT_BOX: "Text box",
+    TEXT_AREA: "Text area",
+    COMBO_BOX: "Combo box",
+    DATE: "Date picker",
+    USER_LIST: "User list",
+    RICH_TEXT: "Rich text editor",
+    NUMBER: "Number",
+    CHECK_BOX: "Check box",
+    DATE_TIME: "Date time picker",
+    URL: "URL",
+    MULTI_SELECT: "Multiple selection combobox",
+}
 
 
 @dataclass(frozen=True)
@@ -60,7 +77,7 @@ class Field:
             data_type=int(resource.get("data_type") or TEXT_BOX),
             multiple=bool(resource.get("multiple")),
             constrained=bool(resource.get("constrained"))
-            or int(resource.get("data_type") or 0) in _PICKLISTS,
+            or int(resource.get("data_type") or 0) in PICKLIST_TYPES,
             allowed=allowed,
         )
 
@@ -100,33 +117,38 @@ class FieldCatalog:
             field_value, reason = self._encode_value(field, value)
             if reason:
                 problems.append(PropertyProblem(label, value, reason))
-                continue
-            encoded.append({"field_id": field.id, "field_value": field_value})
+            if field_value is not None:
+                encoded.append({"field_id": field.id, "field_value": field_value})
         encoded.sort(key=lambda item: item["field_id"])
         return encoded, problems
 
-    def _encode_value(self, field: Field, value: Any) -> tuple[str, str | None]:
+    def _encode_value(self, field: Field, value: Any) -> tuple[str | None, str | None]:
+        """The value as qTest takes it (None: nothing to send), and what could not be set of it (None: all
+        of it was). A multi-valued field gets the values it allows even when others are missing."""
         if field.data_type == USER_LIST:
             names = value if isinstance(value, list) else [value]
             ids = [self.users.get(str(name).lower()) for name in names]
             if any(user_id is None for user_id in ids):
                 return (
-                    "",
+                    None,
                     f"no qTest user named {', '.join(str(n) for n, i in zip(names, ids, strict=True) if i is None)}",
                 )
             return (json.dumps(ids) if field.multiple else str(ids[0])), None
-        if field.data_type in _PICKLISTS or (field.constrained and field.allowed):
+        if field.data_type in PICKLIST_TYPES or (field.constrained and field.allowed):
             labels = value if isinstance(value, list) else [value]
             if field.data_type == CHECK_BOX and isinstance(value, bool):
                 labels = ["true" if value else "false"]
             values = [field.allowed.get(_label(item)) for item in labels]
             missing = [str(item) for item, found in zip(labels, values, strict=True) if found is None]
-            if missing:
-                return "", f"not an allowed value of this field: {', '.join(missing)}"
+            reason = f"not an allowed value of this field: {', '.join(missing)}" if missing else None
+            known = [item for item in values if item is not None]
             if field.multiple or field.data_type == MULTI_SELECT:
-                return json.dumps(values), None
+                # One unknown label must not take the others with it (they are reported, not dropped).
+                return (json.dumps(known) if known or not missing else None), reason
+            if missing:
+                return None, reason
             if len(values) != 1:
-                return "", "several values for a single-value field"
+                return None, "several values for a single-value field"
             return str(values[0]), None
         if isinstance(value, bool):
             return ("true" if value else "false"), None

@@ -1,6 +1,6 @@
-"""Publishing one stage of one Zephyr project's mapping marts into qTest: the stage's kinds (see
-``kinds/``), in load order, each through the exactly-once protocol of ``exactly_once.py``; ids of parents
-come from the id map."""
+"""Publishing one stage of one Zephyr project's mapping marts into qTest: the fields the migration sets
+(created on a bare site, ``field_setup.py``), then the stage's kinds (see ``kinds/``), in load order, each
+through the exactly-once protocol of ``exactly_once.py``; ids of parents come from the id map."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.exactly_once import PublishSummary
+from zephyr_qtest.lib.qtest.field_setup import FieldSetup, ensure_fields, migration_fields
 from zephyr_qtest.lib.qtest.id_map import IdMap
 from zephyr_qtest.lib.qtest.kinds import id_types_of_stage, kinds_of_stage
 from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext
@@ -48,13 +49,16 @@ async def publish_stage(
     project_target: str | None = None,
     approve_test_cases: bool = True,
     concurrency: int = 8,
-) -> tuple[PublishSummary, Counter[tuple[str, str, str]]]:
-    """Publishes one stage of one project; returns its summary and the properties that could not be set."""
+) -> tuple[PublishSummary, Counter[tuple[str, str, str]], FieldSetup]:
+    """Publishes one stage of one project; returns its summary, the properties that could not be set and
+    the fields it created first (`FieldSetupError` when it may not: then nothing is written)."""
     kinds = kinds_of_stage(stage)
     id_map = await store.open_id_map(project_key)
     try:
         project_id = await resolve_project(client, id_map, project_key, project_target)
         id_map.qtest_project_id = project_id
+        # Every stage, before it writes anything (any stage may be the first a run or a user starts).
+        fields = await ensure_fields(client, project_id, migration_fields(store.marts(), project_key))
         ctx = PublishContext(
             client,
             project_id,
@@ -69,6 +73,6 @@ async def publish_stage(
         summary = await kinds[0].publish(ctx)
         for kind in kinds[1:]:
             summary.absorb(await kind.publish(ctx))
-        return summary, ctx.property_problems
+        return summary, ctx.property_problems, fields
     finally:
         await id_map.close()
