@@ -83,7 +83,8 @@ def qtest_endpoint(settings: Settings) -> Iterator[QtestSettings]:
         return
     from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 
-    sandbox = start_qtest_in_thread(settings.paths.home_dir() / "qtest-sandbox")
+    # The default template, as a new qTest site has: the migration creates the fields it sets.
+    sandbox = start_qtest_in_thread(settings.paths.home_dir() / "qtest-sandbox", template="default")
     try:
         yield settings.qtest.model_copy(
             update={"base_url": sandbox.base_url, "api_token": SecretStr(sandbox.token)}
@@ -179,9 +180,19 @@ def execute_migration_job(projects: list[str], *, groups: list[str] | None = Non
         )
         status = "succeeded" if result.success else "FAILED"
         print(f"run {result.run_id} {status} in {time.monotonic() - started:.1f}s", flush=True)
+        print_created_fields(result)
         if not result.success:
             failed.append(project_key)
     return failed
+
+
+def print_created_fields(result) -> None:  # type: ignore[no-untyped-def]
+    """The qTest fields a run created (its publish assets' ``qtest_fields_created``), if any."""
+    for event in result.get_asset_materialization_events():
+        table = event.materialization.metadata.get("qtest_fields_created")
+        if table is not None:
+            stage = event.materialization.asset_key.to_user_string()
+            print(f"qTest fields created by {stage} (the site lacked them):\n{table.value}", flush=True)
 
 
 def print_reports(db_url: str, projects: list[str]) -> bool:

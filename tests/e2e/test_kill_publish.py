@@ -5,7 +5,11 @@ object exactly once (the reconciliation finds nothing missing, nothing extra, no
 The kill points are chosen by progress, not by time: one per publishing stage, in the order the stages
 run (test cases, test runs, test logs, attachments), each when the id map has gained a random share of
 that stage's objects as ``done``. So every attempt is killed among the writes of its stage however fast or
-slow the machine is."""
+slow the machine is.
+
+The qTest site is a bare one (the sandbox's default template, as a new site is): the first run creates the
+fields the migration sets, the Zephyr key among them, so the lookups by Zephyr key that find what a killed
+run created are on."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -139,7 +144,7 @@ def test_sigkill_at_random_points_then_a_rerun_leaves_every_object_once(
     database_url, project = transformed
     rng = random.Random(20261122)
     points = _kill_points(database_url, project, rng)
-    with start_qtest_in_thread(tmp_path / "qtest", seed=3) as qtest:
+    with start_qtest_in_thread(tmp_path / "qtest", seed=3, template="default") as qtest:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
@@ -169,6 +174,15 @@ def test_sigkill_at_random_points_then_a_rerun_leaves_every_object_once(
             if final.wait(timeout=600) == 0:
                 break
         assert final is not None and final.returncode == 0, log.read_text()[-5000:]
+        # The run that found the site bare created the Zephyr key field.
+        project_id = next(
+            p["id"] for p in httpx.get(f"{qtest.api_url}/projects", headers=qtest.headers).json()
+        )
+        case_fields = httpx.get(
+            f"{qtest.api_url}/projects/{project_id}/settings/test-cases/fields", headers=qtest.headers
+        ).json()
+        zephyr_key = next(field for field in case_fields if field["label"] == "Zephyr Key")
+        assert zephyr_key["system_field"] is False
         with connect(database_url) as conn:
             rows = conn.execute(
                 "select object_type, expected, found, matched, missing, unaccounted, mismatches "

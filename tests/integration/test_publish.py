@@ -158,6 +158,20 @@ def test_both_projects_arrive_once_and_equal(migrated: dict[str, Any]) -> None:
         for stage, kind in (("modules", "module"), ("test_cases", "test_case"), ("test_cycles", "test_cycle"),
                             ("test_runs", "test_run"), ("test_logs", "test_log"), ("attachments", "attachment")):  # fmt: skip
             assert metadata[stage]["created"] + metadata[stage]["adopted"] == expected[kind], (project, stage)
+        # The sandbox starts from the default template: the run brought the fields it sets, reported them,
+        # and set every property it has a field for.
+        stages = [stage for stage in metadata if stage != "reconciliation"]
+        assert sum(metadata[stage]["fields_created"] for stage in stages) >= 5, project
+        assert any("Zephyr Key" in str(metadata[stage].get("qtest_fields_created")) for stage in stages)
+        for stage in stages:
+            assert "no field with this label" not in str(metadata[stage].get("properties_not_set")), stage
+        pid = qtest_project_id(database_url, project)
+        for object_type in ("test-cases", "test-runs", "test-suites", "releases"):
+            fields = httpx.get(
+                f"{migrated['qtest'].api_url}/projects/{pid}/settings/{object_type}/fields",
+                headers=migrated["qtest"].headers,
+            ).json()
+            assert "Zephyr Key" in {field["label"] for field in fields}, object_type
         # Automated executions went through the bulk auto-test-logs queue, several to a submission.
         in_qtest = counts
         assert expected["automated_test_log"] > 0
@@ -185,6 +199,7 @@ def test_a_rerun_creates_and_updates_nothing(migrated: dict[str, Any], zephyr: Z
         if stage != "reconciliation":
             assert (metadata["created"], metadata["updated"], metadata["adopted"]) == (0, 0, 0), stage
             assert metadata["skipped"] > 0, stage
+            assert metadata["fields_created"] == 0, stage
     assert qtest.counts(pid) == before
 
 
