@@ -183,7 +183,8 @@ class MartRows:
             "group by 1, 2, 3, 4"
         ).format(table=sql.Identifier(MAPPING_SCHEMA, table))
         with self._db.connection() as conn:
-            return [tuple(row) for row in conn.execute(query, (list(listed_fields), project_key)).fetchall()]  # type: ignore[misc]
+            rows = conn.execute(query, (list(listed_fields), project_key)).fetchall()
+        return [(label, zephyr_field, value_type, item) for label, zephyr_field, value_type, item in rows]
 
     def unmapped(self, project_key: str) -> list[Unmapped]:
         """The project's rows of ``qtest_mapping.unmapped`` (empty when the table does not exist yet)."""
