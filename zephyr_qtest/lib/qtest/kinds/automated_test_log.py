@@ -23,12 +23,10 @@ from zephyr_qtest.lib.qtest.kinds.base import (
 )
 from zephyr_qtest.lib.qtest.kinds.manual_test_log import ManualTestLogs
 from zephyr_qtest.lib.qtest.kinds.vocabulary import (
-    ATTACHMENT,
     TEST_CASE,
     TEST_CYCLE,
     TEST_LOG,
     TEST_RUN,
-    TEST_STEP_LOG,
 )
 
 log = logging.getLogger(__name__)
@@ -47,8 +45,6 @@ class AutomatedLogs:
     runs: Mapping[str, Row]
     # qtest_test_steps rows by test case, in order: the endpoint's step logs repeat their texts.
     steps_by_case: Mapping[str, list[Row]]
-    # Step-log keys that own attachments: their qTest ids are read back after the submission.
-    step_logs_with_files: set[str] = field(default_factory=set)
     # Pending logs of an earlier run -> the queue job that may have created them.
     queued: dict[str, int] = field(default_factory=dict)
     # A queue job's end, awaited once however many logs it carries.
@@ -139,24 +135,19 @@ async def automated_logs(ctx: PublishContext) -> AutomatedLogs | None:
             ctx.project_id, AUTOMATION_CONTENT_LABEL,
         )  # fmt: skip
         return None
-    assert TEST_RUN.mart is not None and ATTACHMENT.mart is not None
+    assert TEST_RUN.mart is not None
     runs = {
         str(row["source_key"]): row
         for row in ctx.marts.rows(TEST_RUN.mart)
         if row.get("automation_module_names") is not None
     }
     steps = ctx.marts.by_parent("qtest_test_steps", STEP_ORDER)
-    files = {
-        str(row["parent_source_key"])
-        for row in ctx.marts.rows(ATTACHMENT.mart)
-        if row.get("qtest_object_type") == TEST_STEP_LOG.api_segment
-    }
     queued = {
         key: int(entry.detail["queue_id"])
         for key, entry in (await ctx.id_map.load(TEST_LOG.name)).items()
         if entry.state == "pending" and entry.detail.get("queue_id")
     }
-    return AutomatedLogs(runs, steps, files, queued)
+    return AutomatedLogs(runs, steps, queued)
 
 
 class AutomatedTestLogs:

@@ -231,6 +231,9 @@ class ManualTestLogs:
         ctx = self.ctx
         if ctx.test_run_fields.get(ZEPHYR_KEY_LABEL) is None:
             return None  # logs take the run's fields: without the key field a log cannot be told apart
+        # POST /search takes object_type test-logs (swagger; API_NOTES Q-9) and a query by field label
+        # (REAL_SHAPES.md qTest item 4). That a log's own properties are searchable by label is unverified
+        # on a real site; the self link of each hit names its run (item 4: items carry links[{rel, href}]).
         hits = await ctx.client.search(
             ctx.project_id, TEST_LOG.api_segment, zephyr_key_query(source_key(row))
         )
