@@ -1,8 +1,8 @@
 """The exactly-once protocol for objects created many to a call (qTest's bulk auto-test-logs), against a
 real id map: what a batch call creates is done, what it refused is failed, what it may or may not have
 created stays pending and is looked up (never created again blindly) by the next run. Also the pure
-helpers of the bulk path: the load order that groups a run's consecutive automated logs, and the ids a
-finished queue job reports."""
+helpers of the bulk path: the load order that groups a run's consecutive automated logs, and what a
+finished queue job says of a log that is not in qTest."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
 from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, publish
 from zephyr_qtest.lib.qtest.id_map import IdMap
-from zephyr_qtest.lib.qtest.kinds.automated_test_log import automation_waves, queued_logs
+from zephyr_qtest.lib.qtest.kinds.automated_test_log import automation_waves, queue_failure
 from zephyr_qtest.lib.store import Store
 
 Item = dict[str, str]
@@ -145,11 +145,19 @@ def test_consecutive_automated_logs_of_a_run_share_a_level_and_order_is_kept() -
     assert waves == {"a1": 1, "a2": 1, "m3": 3, "a4": 4, "a5": 4, "m1": 1, "b2": 2}
 
 
-def test_a_finished_job_reports_log_and_run_ids_only_when_it_succeeded() -> None:
-    content = {"test_logs": [{"test_log_id": 11, "test_run_id": 5}, {"test_log_id": 12}]}
-    done = {"state": "SUCCESS", "content": json.dumps(content)}
-    assert queued_logs(done, 2) == [(11, 5), (12, None)]
-    # A job that reports another number of logs (or none) is looked up log by log instead.
-    assert queued_logs(done, 3) == [(None, None)] * 3
-    assert queued_logs({"state": "SUCCESS", "content": "not json"}, 2) == [(None, None)] * 2
-    assert queued_logs({"state": "FAILED", "content": json.dumps(content)}, 2) == [(None, None)] * 2
+def test_a_finished_job_says_why_it_made_no_log_from_its_error_text() -> None:
+    # A job's answer holds counts only (REAL_SHAPES.md qTest item 1): which log landed where is read back
+    # from qTest, so the answer only explains a log that is not there; FAILED content is the error text.
+    counts = {
+        "testSuiteId": 7,
+        "testSuiteName": "S",
+        "totalTestCases": 1,
+        "totalTestRuns": 1,
+        "totalTestLogs": 1,
+    }
+    assert "neither on its run nor found" in queue_failure(
+        {"state": "SUCCESS", "content": json.dumps(counts)}
+    )
+    failed = queue_failure({"state": "FAILED", "content": "test_logs[0].status 'X' is not mapped"})
+    assert failed == "failed: test_logs[0].status 'X' is not mapped"
+    assert queue_failure({"state": "FAILED", "content": ""}) == "failed: no reason given"

@@ -48,6 +48,7 @@ from zephyr_qtest.lib.qtest.kinds.manual_test_log import (
     expected_test_log,
     held_test_log,
     manual_log_body,
+    run_of_log,
     sent_step_results,
     step_log_children,
 )
@@ -452,16 +453,34 @@ def test_kinds_counting_in_one_result_add_up() -> None:
 
 
 class LogsOnRuns:
-    """A qTest client that holds some logs, and counts the lookups."""
+    """A qTest client that holds some logs, and counts the lookups (run listings) and searches."""
 
     def __init__(self, logs: dict[int, list[dict[str, Any]]]) -> None:
         self.logs = logs
         self.lookups = 0
+        self.searches: list[tuple[str, str]] = []
 
     async def iter_test_logs(self, project_id: int, run_id: int) -> AsyncIterator[dict]:
         self.lookups += 1
         for log in self.logs.get(run_id, []):
             yield log
+
+    async def search(self, project_id: int, object_type: str, query: str) -> list[dict]:
+        self.searches.append((object_type, query))
+        return [
+            {
+                "id": log["id"],
+                "links": [
+                    {"rel": "self", "href": f"/api/v3/projects/1/test-runs/{run}/test-logs/{log['id']}"}
+                ],
+            }
+            for run, logs in self.logs.items()
+            for log in logs
+            if f"'{log.get('zephyr_key')}'" in query
+        ]
+
+    async def get_test_log(self, project_id: int, run_id: int, log_id: int) -> dict:
+        return next(log for log in self.logs[run_id] if log["id"] == log_id)
 
 
 def bulk_logs(client: Any, step_results: list[dict[str, Any]] = STEP_RESULTS) -> AutomatedTestLogs:
@@ -494,6 +513,37 @@ def test_a_lost_submission_that_never_shows_is_looked_for_a_bounded_number_of_ti
     client = LogsOnRuns({})
     assert asyncio.run(bulk_logs(client).after_lost_submission([LOG])) == {}
     assert client.lookups == automated.LOST_SUBMISSION_CHECKS + 1
+
+
+def test_a_log_is_found_on_its_run_else_by_its_zephyr_key_on_the_run_qtest_chose() -> None:
+    on_own_run = {"id": 91, "status": {"id": 601}, "exe_end_date": "2026-01-02T03:05:00.000Z"}
+    elsewhere = {
+        "id": 95,
+        "status": {"id": 601},
+        "exe_end_date": "2026-01-03T00:00:00Z",
+        "zephyr_key": "SHOP-E2",
+    }
+    client = LogsOnRuns({61: [on_own_run], 77: [elsewhere]})
+    logs = bulk_logs(client)
+    second = {**LOG, "source_key": "SHOP-E2", "exe_end_date": datetime(2026, 1, 3)}
+    # Without a Zephyr Key field on test runs (logs take the run's fields) nothing is searched.
+    assert list(asyncio.run(logs.manual.find_many([LOG, second]))) == ["SHOP-E1"]
+    assert client.searches == [] and client.lookups == 1  # the run listed once for both
+    logs.ctx.test_run_fields = FieldCatalog([{"id": 5, "label": "Zephyr Key", "data_type": 1}])
+    found = asyncio.run(logs.manual.find_many([LOG, second]))
+    assert found["SHOP-E1"].qtest_id == 91 and found["SHOP-E1"].detail == {"test_run_id": 61}
+    assert found["SHOP-E2"].qtest_id == 95 and found["SHOP-E2"].detail == {"test_run_id": 77}
+    assert client.searches == [("test-logs", "'Zephyr Key' = 'SHOP-E2'")]
+    # A log recorded for another execution is never taken twice.
+    logs.ctx.ids["test_log"]["SHOP-E9"] = 95
+    assert "SHOP-E2" not in asyncio.run(logs.manual.find_many([second]))
+
+
+def test_the_run_of_a_log_is_read_from_its_self_link() -> None:
+    href = "https://site.qtestnet.com/api/v3/projects/3/test-runs/4417/test-logs/99"
+    assert run_of_log({"links": [{"rel": "self", "href": href}]}) == 4417
+    assert run_of_log({"links": [{"rel": "test-case", "href": href}]}) is None
+    assert run_of_log({"id": 99}) is None
 
 
 def test_an_automated_execution_of_an_automation_run_goes_in_bulk() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -865,7 +866,7 @@ def test_bulk_automation_logs_are_queued_then_applied(api: httpx.Client, proj: P
         answer = api.post(f"/projects/{pid}/auto-test-logs", params={"type": "automation"}, json=body)
         assert_status(answer, 201, "POST", "/api/v3/projects/{projectId}/auto-test-logs")
         assert_valid(answer.json(), "QueueProcessingResponse")
-        assert answer.json()["state"] == "IN_WAITING"
+        assert answer.json()["state"] == "PENDING"  # REAL_SHAPES.md qTest item 1
         return answer.json()
 
     def poll(job: Json) -> Json:
@@ -888,10 +889,16 @@ def test_bulk_automation_logs_are_queued_then_applied(api: httpx.Client, proj: P
         )
     )
     assert done["state"] == "SUCCESS", done
+    # The content is a JSON string of summary counts only: no log, run or case ids (REAL_SHAPES.md item 1).
+    counts = json.loads(done["content"])
+    assert set(counts) == {"testSuiteId", "testSuiteName", "totalTestCases", "totalTestRuns", "totalTestLogs"}
+    assert (counts["totalTestCases"], counts["totalTestRuns"], counts["totalTestLogs"]) == (2, 2, 2)
+    assert counts["testSuiteId"] > 0 and counts["testSuiteName"] == "Checkout"
     again = poll(
         submit({"test_cycle": str(cycle["id"]), "test_logs": [item("com.shop.Login", status="FAILED")]})
     )
     assert again["state"] == "SUCCESS"
+    assert json.loads(again["content"])["totalTestLogs"] == 1
 
     found = api.post(
         f"/projects/{pid}/search",
@@ -919,7 +926,9 @@ def test_bulk_automation_logs_are_queued_then_applied(api: httpx.Client, proj: P
     assert logs["total"] == 2 and [s["order"] for s in logs["items"][0]["test_step_logs"]] == [1, 2]
 
     gap = poll(submit({"test_cycle": cycle["pid"], "test_logs": [item("com.shop.Gap", orders=(0, 2))]}))
+    # A failed job's content is the error text itself, not JSON (REAL_SHAPES.md qTest item 1).
     assert gap["state"] == "FAILED" and "continuous" in gap["content"]
+    assert gap["content"].startswith("test_logs[0].test_step_logs: order must be")
     unmapped = poll(
         submit(
             {
@@ -940,6 +949,24 @@ def test_bulk_automation_logs_are_queued_then_applied(api: httpx.Client, proj: P
         ).status_code
         == 400
     )
+    missing_cycle = poll(submit({"test_cycle": "CL-99999", "test_logs": [item("com.shop.Lost")]}))
+    assert missing_cycle["state"] == "FAILED" and "CL-99999" in missing_cycle["content"]
+
+    # test_cycle is optional (the swagger's AutomationRequest requires only test_logs): the first folder
+    # then becomes a test cycle at the root of the Test Execution tree.
+    rootless = poll(submit({"test_logs": [item("com.shop.Rootless")]}))
+    assert rootless["state"] == "SUCCESS", rootless
+    roots = api.get(f"/projects/{pid}/test-cycles", params={"parentId": 0, "parentType": "root"}).json()
+    automation_root = next(c for c in roots if c["name"] == "Automation")
+    assert json.loads(rootless["content"])["testSuiteName"] == "Checkout"
+    assert poll(submit({"test_logs": [item("com.shop.Rootless")]}))["state"] == "SUCCESS"
+    roots = api.get(f"/projects/{pid}/test-cycles", params={"parentId": 0, "parentType": "root"}).json()
+    assert [c["id"] for c in roots if c["name"] == "Automation"] == [automation_root["id"]]  # not twice
+    rootless_runs = api.get(
+        f"/projects/{pid}/test-runs",
+        params={"parentId": automation_root["id"], "parentType": "test-cycle", "expand": "descendants"},
+    ).json()
+    assert rootless_runs["total"] == 1  # the second submission reused the run
 
     single = api.post(f"/projects/{pid}/test-runs/0/auto-test-logs", json=item("com.shop.Single"))
     assert_status(single, 201, "POST", "/api/v3/projects/{projectId}/test-runs/{testRunId}/auto-test-logs")
@@ -1147,7 +1174,7 @@ def test_state_survives_a_restart_on_the_same_state_dir(tmp_path: Path) -> None:
         assert newer["id"] > queued["id"] and newer["pid"] == "TC-2"
         # A submission queued before the restart is still processed after it.
         states = [api.get(f"/projects/queue-processing/{queued['id']}").json()["state"] for _ in range(2)]
-        assert states == ["IN_PROCESSING", "SUCCESS"]
+        assert states == ["IN_PROCESSING", "SUCCESS"]  # the PENDING job resumed
 
 
 def test_rate_limit_answers_429_with_budget_headers(fresh: QTestSandboxHandle) -> None:

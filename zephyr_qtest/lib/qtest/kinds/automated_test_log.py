@@ -5,7 +5,6 @@ by its Automation Content and pairs the step logs with the case's steps by posit
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,12 +23,10 @@ from zephyr_qtest.lib.qtest.kinds.base import (
 )
 from zephyr_qtest.lib.qtest.kinds.manual_test_log import ManualTestLogs
 from zephyr_qtest.lib.qtest.kinds.vocabulary import (
-    ATTACHMENT,
     TEST_CASE,
     TEST_CYCLE,
     TEST_LOG,
     TEST_RUN,
-    TEST_STEP_LOG,
 )
 
 log = logging.getLogger(__name__)
@@ -48,8 +45,6 @@ class AutomatedLogs:
     runs: Mapping[str, Row]
     # qtest_test_steps rows by test case, in order: the endpoint's step logs repeat their texts.
     steps_by_case: Mapping[str, list[Row]]
-    # Step-log keys that own attachments: their qTest ids are read back after the submission.
-    step_logs_with_files: set[str] = field(default_factory=set)
     # Pending logs of an earlier run -> the queue job that may have created them.
     queued: dict[str, int] = field(default_factory=dict)
     # A queue job's end, awaited once however many logs it carries.
@@ -123,36 +118,12 @@ def automation_waves(rows: Iterable[Row], batched: Callable[[Row], bool]) -> dic
     return waves
 
 
-def queued_logs(outcome: Mapping[str, Any], count: int) -> list[tuple[int | None, int | None]]:
-    """(test log id, test run id) of each log a finished queue job reports, in submission order, where
-    its content has them (the sandbox's does; otherwise each log is looked up on its run)."""
-    unknown: list[tuple[int | None, int | None]] = [(None, None)] * count
-    if outcome.get("state") != "SUCCESS":
-        return unknown
-    try:
-        content = json.loads(outcome.get("content") or "{}")
-        logs = content.get("test_logs") if isinstance(content, dict) else None
-        if isinstance(logs, list) and len(logs) == count:
-            return [
-                (
-                    int(item["test_log_id"]) if item.get("test_log_id") else None,
-                    int(item["test_run_id"]) if item.get("test_run_id") else None,
-                )
-                for item in logs
-            ]
-    except (ValueError, TypeError, KeyError, AttributeError):
-        pass
-    return unknown
-
-
 def queue_failure(outcome: Mapping[str, Any]) -> str:
+    """Why a finished queue job made no log: a FAILED job's content is the error text (REAL_SHAPES.md
+    qTest item 1)."""
     if outcome.get("state") == "SUCCESS":
-        return "succeeded, but the log is not on its run"
-    try:
-        message = json.loads(outcome.get("content") or "{}").get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return f"failed: {message or outcome.get('content') or 'no reason given'}"
+        return "succeeded, but the log is neither on its run nor found by its Zephyr key"
+    return f"failed: {outcome.get('content') or 'no reason given'}"
 
 
 async def automated_logs(ctx: PublishContext) -> AutomatedLogs | None:
@@ -164,24 +135,19 @@ async def automated_logs(ctx: PublishContext) -> AutomatedLogs | None:
             ctx.project_id, AUTOMATION_CONTENT_LABEL,
         )  # fmt: skip
         return None
-    assert TEST_RUN.mart is not None and ATTACHMENT.mart is not None
+    assert TEST_RUN.mart is not None
     runs = {
         str(row["source_key"]): row
         for row in ctx.marts.rows(TEST_RUN.mart)
         if row.get("automation_module_names") is not None
     }
     steps = ctx.marts.by_parent("qtest_test_steps", STEP_ORDER)
-    files = {
-        str(row["parent_source_key"])
-        for row in ctx.marts.rows(ATTACHMENT.mart)
-        if row.get("qtest_object_type") == TEST_STEP_LOG.api_segment
-    }
     queued = {
         key: int(entry.detail["queue_id"])
         for key, entry in (await ctx.id_map.load(TEST_LOG.name)).items()
         if entry.state == "pending" and entry.detail.get("queue_id")
     }
-    return AutomatedLogs(runs, steps, files, queued)
+    return AutomatedLogs(runs, steps, queued)
 
 
 class AutomatedTestLogs:
@@ -200,10 +166,35 @@ class AutomatedTestLogs:
         return await asyncio.shield(job_ends[queue_id])
 
     async def lookup(self, row: Row) -> Created | None:
+        """A pending log of an earlier run: after its queue job has ended (a job still in the queue has not
+        made its logs yet), on its run or anywhere by its Zephyr key."""
         queue_id = self.automation.queued.get(source_key(row))
         if queue_id is not None:
-            await self.job_end(queue_id)  # a job still in the queue has not made its logs yet
-        return await self.manual.find(row)
+            try:
+                await self.job_end(queue_id)
+            except ApiError as exc:
+                if exc.status != 404:
+                    # Still queued (or the poll failed): the log stays pending until a later run.
+                    raise AmbiguousWriteError(
+                        exc.method, exc.url, exc.status, f"queue job {queue_id}: {exc.message}"
+                    ) from exc
+                # qTest no longer knows the job: what it made, if anything, is in qTest by now.
+        found = await self.manual.find(row)
+        if found is not None:
+            self.warn_if_elsewhere(row, found, queue_id)
+        return found
+
+    def warn_if_elsewhere(self, row: Row, found: Created, queue_id: int | None) -> None:
+        """A log on another run than its own is recorded (never sent twice); the reconciliation shows it."""
+        own_run = self.manual.run_id(row)
+        on_run = found.detail.get("test_run_id")
+        if on_run is not None and on_run != own_run:
+            log.warning(
+                "queue job %s put execution %s on qTest run %s, not on its run %s: the project did not find "
+                "test case %s by its Automation Content (check its Automation Settings); recorded there",
+                queue_id if queue_id is not None else "(unknown)", source_key(row), on_run, own_run,
+                self.automation.runs[row["parent_source_key"]]["test_case_source_key"],
+            )  # fmt: skip
 
     def automation_run(self, row: Row) -> Row | None:
         return self.automation.runs.get(str(row["parent_source_key"])) if row.get("automated") else None
@@ -231,16 +222,6 @@ class AutomatedTestLogs:
             manual,
         )
 
-    async def recorded(self, row: Row, log_id: int) -> Created:
-        """What the id map keeps of a log the queue made; its step logs' ids only when files go on them."""
-        keys = {str(step["source_key"]) for step in self.manual.sent_step_results(row)}
-        run_id = self.manual.run_id(row)
-        if keys & self.automation.step_logs_with_files:
-            return self.manual.created(
-                row, await self.ctx.client.get_test_log(self.ctx.project_id, run_id, log_id)
-            )
-        return Created(log_id, {"test_run_id": run_id})
-
     async def after_lost_submission(self, rows: Sequence[Row]) -> dict[str, Created]:
         """A submission whose answer was lost may still be queued: give its logs time to show up (a job
         makes all of them or none), then take those that did."""
@@ -251,17 +232,19 @@ class AutomatedTestLogs:
                 break
             await asyncio.sleep(LOST_SUBMISSION_INTERVAL_S)
         found = {source_key(rows[0]): first} if first is not None else {}
-        for row in rows[1:]:
-            if (adopted := await self.manual.find(row)) is not None:
-                found[source_key(row)] = adopted
+        found.update(await self.manual.find_many(rows[1:], {first.qtest_id} if first else set()))
+        for row in rows:
+            if source_key(row) in found:
+                self.warn_if_elsewhere(row, found[source_key(row)], None)
         return found
 
     async def submit(
         self, cycle_key: str, items: list[tuple[Row, dict[str, Any]]]
     ) -> dict[str, Created | Exception]:
+        """One submission to the queue, polled to its end; then which log landed where is read back from
+        qTest (the job's answer holds counts only: REAL_SHAPES.md qTest item 1)."""
         ctx = self.ctx
         rows = [row for row, _ in items]
-        results: dict[str, Created | Exception] = {}
         try:
             test_cycle = ctx.ids[TEST_CYCLE.name][cycle_key]
         except KeyError:
@@ -269,43 +252,50 @@ class AutomatedTestLogs:
             return {source_key(row): error for row in rows}
         submission = {"test_cycle": test_cycle, "test_logs": [item for _, item in items]}
         try:
-            try:
-                job = await ctx.client.submit_auto_test_logs(ctx.project_id, submission)
-            except AmbiguousWriteError as exc:
-                # Sending again now could make every log twice if the job is only slow.
-                results.update(await self.after_lost_submission(rows))
-                return {source_key(row): results.get(source_key(row), exc) for row in rows}
-            queue_id = int(job["id"])
-            await ctx.id_map.note_pending(
-                TEST_LOG.name, [source_key(row) for row in rows], {"queue_id": queue_id}
+            job = await ctx.client.submit_auto_test_logs(ctx.project_id, submission)
+        except AmbiguousWriteError as exc:
+            # Sending again now could make every log twice if the job is only slow.
+            found: dict[str, Created | Exception] = dict(await self.after_lost_submission(rows))
+            return {source_key(row): found.get(source_key(row), exc) for row in rows}
+        except ApiError as exc:  # refused: nothing was queued
+            return {source_key(row): exc for row in rows}
+        queue_id = int(job["id"])
+        await ctx.id_map.note_pending(
+            TEST_LOG.name, [source_key(row) for row in rows], {"queue_id": queue_id}
+        )
+        try:
+            outcome = await self.job_end(queue_id)
+        except ApiError as exc:  # the job may still finish: the logs stay pending for the next run
+            ambiguous = AmbiguousWriteError(
+                exc.method, exc.url, exc.status, f"queue job {queue_id}: {exc.message}"
             )
-            try:
-                outcome = await self.job_end(queue_id)
-            except ApiError as exc:  # the job may still finish: the logs stay pending for the next run
-                raise AmbiguousWriteError(
-                    exc.method, exc.url, exc.status, f"queue job {queue_id}: {exc.message}"
-                ) from exc
-            for row, (log_id, on_run) in zip(rows, queued_logs(outcome, len(rows)), strict=True):
-                if log_id is not None:
-                    if on_run is not None and on_run != self.manual.run_id(row):
-                        # It exists, so it is recorded (never sent twice); the reconciliation shows it.
-                        log.warning(
-                            "queue job %s put execution %s on qTest run %s, not on its run %s: the project did "
-                            "not find test case %s by its Automation Content (check its Automation Settings)",
-                            queue_id, source_key(row), on_run, self.manual.run_id(row),
-                            self.automation.runs[row["parent_source_key"]]["test_case_source_key"],
-                        )  # fmt: skip
-                    results[source_key(row)] = await self.recorded(row, log_id)
-                elif (found := await self.manual.find(row)) is not None:
-                    results[source_key(row)] = found
-                else:
-                    reason = queue_failure(outcome)
-                    results[source_key(row)] = ApiError(
-                        "POST", "auto-test-logs", None, f"queue job {queue_id} {reason}"
-                    )
-        except ApiError as exc:
-            for row in rows:
-                results.setdefault(source_key(row), exc)
+            return {source_key(row): ambiguous for row in rows}
+        try:
+            landed = await self.manual.find_many(rows)
+        except ApiError as exc:  # not read back: whatever the job made stays pending, to be looked for
+            ambiguous = AmbiguousWriteError(
+                exc.method,
+                exc.url,
+                exc.status,
+                f"queue job {queue_id} ended, its logs not read back: {exc.message}",
+            )
+            return {source_key(row): ambiguous for row in rows}
+        results: dict[str, Created | Exception] = {}
+        for row in rows:
+            key = source_key(row)
+            if key in landed:
+                self.warn_if_elsewhere(row, landed[key], queue_id)
+                results[key] = landed[key]
+            elif outcome.get("state") == "SUCCESS":
+                # qTest made it somewhere this run cannot see (no Zephyr Key field on test runs, or the
+                # search has not caught up): pending, so the next run looks for it before sending it.
+                results[key] = AmbiguousWriteError(
+                    "POST", "auto-test-logs", None, f"queue job {queue_id} {queue_failure(outcome)}"
+                )
+            else:
+                results[key] = ApiError(
+                    "POST", "auto-test-logs", None, f"queue job {queue_id} {queue_failure(outcome)}"
+                )
         return results
 
     async def create_many(self, rows: Sequence[Row]) -> list[Created | Exception]:

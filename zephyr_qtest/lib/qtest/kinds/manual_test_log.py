@@ -3,9 +3,12 @@ note, properties and step logs. Automated executions that cannot go in bulk are 
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from zephyr_qtest.lib.qtest.client import quote_search_value
 from zephyr_qtest.lib.qtest.comparison import (
     expected_properties,
     held_properties,
@@ -18,6 +21,7 @@ from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind
 from zephyr_qtest.lib.qtest.fields import FieldCatalog
 from zephyr_qtest.lib.qtest.id_map import Entry
 from zephyr_qtest.lib.qtest.kinds.base import (
+    ZEPHYR_KEY_LABEL,
     Ids,
     PublishContext,
     Row,
@@ -30,6 +34,21 @@ from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_LOG, TEST_RUN, TEST_STE
 
 # The field the reconciliation reads a log's run from (qTest's log does not name it; it is read per run).
 RUN_OF_LOG = "_run_id"
+# A log's self link names its run: .../test-runs/{run}/test-logs/{log} (the API's own path of a log).
+_RUN_IN_LINK = re.compile(r"/test-runs/(\d+)/test-logs/\d+")
+
+
+def run_of_log(log: Mapping[str, Any]) -> int | None:
+    """The run a log is on, from its self link (a search answers logs of any run), else None."""
+    for link in log.get("links") or []:
+        if link.get("rel") == "self" and (match := _RUN_IN_LINK.search(str(link.get("href") or ""))):
+            return int(match.group(1))
+    return None
+
+
+def zephyr_key_query(key: str) -> str:
+    """The search query of the objects that carry this Zephyr key."""
+    return f"'{ZEPHYR_KEY_LABEL}' = '{quote_search_value(key)}'"
 
 
 def execution_status(statuses: Mapping[str, int], name: str | None, what: str) -> dict[str, int]:
@@ -145,10 +164,11 @@ class ManualTestLogs:
     def run_id(self, row: Row) -> int:
         return self.ctx.ids[TEST_RUN.name][row["parent_source_key"]]
 
-    def created(self, row: Row, log: Mapping[str, Any]) -> Created:
-        """The log's id, and its step logs' ids (by order) for the attachments of step results."""
+    def created(self, row: Row, log: Mapping[str, Any], run_id: int | None = None) -> Created:
+        """The log's id and the run it is on (its own unless `run_id` says otherwise), and its step logs'
+        ids (by order) for the attachments of step results."""
         children = step_log_children(self.sent_step_results(row), log)
-        return Created(int(log["id"]), {"test_run_id": self.run_id(row)}, children)
+        return Created(int(log["id"]), {"test_run_id": run_id or self.run_id(row)}, children)
 
     async def create(self, row: Row) -> Created:
         ctx = self.ctx
@@ -161,24 +181,69 @@ class ManualTestLogs:
         # version it was made for, whose steps may be older than the case's latest: its step logs keep
         # naming the steps they name now, in order.
         assert entry.qtest_id is not None
+        # A log qTest put on another run (see `find`) is updated where it is.
         ctx = self.ctx
+        run_id = int(entry.detail.get("test_run_id") or self.run_id(row))
         payload = self.body(row)
-        current = await ctx.client.get_test_log(ctx.project_id, self.run_id(row), entry.qtest_id)
+        current = await ctx.client.get_test_log(ctx.project_id, run_id, entry.qtest_id)
         for step_log, recorded in zip(payload["test_step_logs"], answered_step_logs(current), strict=False):
             if recorded.get("test_step_id") is not None:
                 step_log["test_step_id"] = int(recorded["test_step_id"])
         return self.created(
-            row, await ctx.client.update_test_log(ctx.project_id, self.run_id(row), entry.qtest_id, payload)
+            row, await ctx.client.update_test_log(ctx.project_id, run_id, entry.qtest_id, payload), run_id
         )
 
     async def find(self, row: Row) -> Created | None:
-        wanted = self.body(row)
-        claimed = self.ctx.claimed(TEST_LOG.name)
-        async for log in self.ctx.client.iter_test_logs(self.ctx.project_id, self.run_id(row)):
-            same_status = (log.get("status") or {}).get("id") == wanted["status"]["id"]
-            same_end = same_instant(log.get("exe_end_date"), wanted["exe_end_date"])
-            if same_status and same_end and int(log["id"]) not in claimed:
-                return self.created(row, log)
+        """The log a create that may have happened made: on its run, else anywhere by its Zephyr key."""
+        return (await self.find_many([row])).get(source_key(row))
+
+    async def find_many(self, rows: Sequence[Row], taken: set[int] | None = None) -> dict[str, Created]:
+        """The logs of `rows` that qTest holds, by source key. Each run's logs are listed once and a log is
+        matched by status and end date; a log not on its run is searched for by its Zephyr key (qTest's bulk
+        endpoint puts a log on a run of its own choosing when the case's Automation Content does not
+        match). A log already recorded for another execution (or in `taken`) is never taken twice."""
+        ctx = self.ctx
+        taken = ctx.claimed(TEST_LOG.name) | (taken or set())
+        found: dict[str, Created] = {}
+        by_run: dict[int, list[Row]] = defaultdict(list)
+        for row in rows:
+            by_run[self.run_id(row)].append(row)
+        for run_id, on_run in by_run.items():
+            wanted = [(row, self.body(row)) for row in on_run]
+            async for log in ctx.client.iter_test_logs(ctx.project_id, run_id):
+                if int(log["id"]) in taken:
+                    continue
+                for row, body in wanted:
+                    same_status = (log.get("status") or {}).get("id") == body["status"]["id"]
+                    same_end = same_instant(log.get("exe_end_date"), body["exe_end_date"])
+                    if same_status and same_end and source_key(row) not in found:
+                        found[source_key(row)] = self.created(row, log)
+                        taken.add(int(log["id"]))
+                        break
+        for row in rows:
+            if source_key(row) not in found and (elsewhere := await self.find_by_key(row, taken)) is not None:
+                found[source_key(row)] = elsewhere
+                taken.add(elsewhere.qtest_id)
+        return found
+
+    async def find_by_key(self, row: Row, taken: set[int]) -> Created | None:
+        """The log that carries this execution's Zephyr key, on whichever run it is (a search)."""
+        ctx = self.ctx
+        if ctx.test_run_fields.get(ZEPHYR_KEY_LABEL) is None:
+            return None  # logs take the run's fields: without the key field a log cannot be told apart
+        # POST /search takes object_type test-logs (swagger; API_NOTES Q-9) and a query by field label
+        # (REAL_SHAPES.md qTest item 4). That a log's own properties are searchable by label is unverified
+        # on a real site; the self link of each hit names its run (item 4: items carry links[{rel, href}]).
+        hits = await ctx.client.search(
+            ctx.project_id, TEST_LOG.api_segment, zephyr_key_query(source_key(row))
+        )
+        for hit in hits:
+            run_id = run_of_log(hit)
+            if int(hit["id"]) in taken or run_id is None:
+                continue
+            # The search answers the log without its step logs: read it whole, from its run.
+            log = await ctx.client.get_test_log(ctx.project_id, run_id, int(hit["id"]))
+            return self.created(row, log, run_id)
         return None
 
     def protocol(self, lookup: Callable[[Row], Awaitable[Created | None]] | None = None) -> ObjectKind[Row]:

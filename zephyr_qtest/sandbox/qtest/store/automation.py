@@ -23,7 +23,11 @@ from zephyr_qtest.sandbox.qtest.template import (
     AUTOMATION_STATUS_MAP,
 )
 
-JOB_WAITING, JOB_PROCESSING, JOB_SUCCESS, JOB_FAILED = "IN_WAITING", "IN_PROCESSING", "SUCCESS", "FAILED"
+# A submission answers PENDING, is IN_PROCESSING while polled, and ends SUCCESS or FAILED (REAL_SHAPES.md
+# qTest item 1: the 201 answers "PENDING", polls end in SUCCESS / FAILED; the swagger also lists IN_WAITING).
+JOB_PENDING, JOB_WAITING, JOB_PROCESSING = "PENDING", "IN_WAITING", "IN_PROCESSING"
+JOB_SUCCESS, JOB_FAILED = "SUCCESS", "FAILED"
+JOB_RUNNING = (JOB_PENDING, JOB_WAITING, JOB_PROCESSING)
 AUTOMATION_SUITE = "Automation Test Suite"
 
 
@@ -291,15 +295,19 @@ class AutomationStore(StoreBase):
         body = require_object(body, "automation request")
         if not isinstance(body.get("test_logs"), list) or not body["test_logs"]:
             raise bad("automation request.test_logs is required (a non-empty array)")
+        # The swagger's AutomationRequest requires only test_logs: test_cycle may be left out (see
+        # _apply_bulk for where the runs go then), but when given it must name a cycle.
         cycle_ref = body.get("test_cycle")
-        if not isinstance(cycle_ref, str | int) or isinstance(cycle_ref, bool) or not str(cycle_ref).strip():
-            raise bad("automation request.test_cycle is required (the PID or id of a test cycle)")
+        if cycle_ref is not None and (
+            not isinstance(cycle_ref, str | int) or isinstance(cycle_ref, bool) or not str(cycle_ref).strip()
+        ):
+            raise bad("automation request.test_cycle must be the PID or id of a test cycle")
         with self.tx():
             job_id = self.new_id()
             self.conn.execute(
                 "INSERT INTO jobs (id, project_id, state, created, polls, user_id, request, content)"
                 " VALUES (?, ?, ?, ?, 0, ?, ?, '')",
-                (job_id, project_id, JOB_WAITING, time.time(), user_id, dumps(body)),
+                (job_id, project_id, JOB_PENDING, time.time(), user_id, dumps(body)),
             )
         self._pending_jobs.add(job_id)
         job = self._job(job_id)
@@ -310,7 +318,7 @@ class AutomationStore(StoreBase):
         job = self._job(job_id)
         if job is None:
             raise QTestError(404, f"Queue processing job {job_id} does not exist")
-        if job["state"] in (JOB_WAITING, JOB_PROCESSING):
+        if job["state"] in JOB_RUNNING:
             polls = job["polls"] + 1
             with self.tx():
                 self.conn.execute(
@@ -333,13 +341,17 @@ class AutomationStore(StoreBase):
             return
         for job_id in sorted(self._pending_jobs):
             job = self._job(job_id)
-            if job is None or job["state"] not in (JOB_WAITING, JOB_PROCESSING):
+            if job is None or job["state"] not in JOB_RUNNING:
                 self._pending_jobs.discard(job_id)
             elif self._job_due(job["created"], job["polls"]):
                 self._process_job(job_id)
 
     def _process_job(self, job_id: int) -> None:
-        """Apply one submission, all or nothing: SUCCESS with what was made, or FAILED with why."""
+        """Apply one submission, all or nothing: SUCCESS with summary counts, or FAILED with why.
+
+        REAL_SHAPES.md qTest item 1: on SUCCESS ``content`` is a JSON string holding only
+        ``testSuiteId, testSuiteName, totalTestCases, totalTestRuns, totalTestLogs`` (no log, run or case
+        ids: which log landed where is found by reading qTest back); on FAILED it is the error text."""
         job = self._job(job_id)
         assert job is not None
         self._pending_jobs.discard(job_id)
@@ -357,40 +369,52 @@ class AutomationStore(StoreBase):
             with self.tx():
                 self.conn.execute(
                     "UPDATE jobs SET state = ?, content = ? WHERE id = ?",
-                    (JOB_FAILED, dumps({"message": message}), job_id),
+                    (JOB_FAILED, message, job_id),
                 )
 
     def _apply_bulk(self, project_id: int, request: Json, user_id: int) -> Json:
         if self._get("project", project_id) is None:
             raise bad(f"project {project_id} no longer exists")
-        ref = str(request["test_cycle"]).strip()
-        cycle = (
-            self._get("test-cycle", int(ref), project_id)
-            if ref.isdigit()
-            else self._by_pid("test-cycle", project_id, ref)
-        )
-        if cycle is None:
-            raise bad(f"test_cycle '{ref}' is not a test cycle of project {project_id}")
+        cycle: Json | None = None
+        if request.get("test_cycle") is not None:
+            ref = str(request["test_cycle"]).strip()
+            cycle = (
+                self._get("test-cycle", int(ref), project_id)
+                if ref.isdigit()
+                else self._by_pid("test-cycle", project_id, ref)
+            )
+            if cycle is None:
+                raise bad(f"test_cycle '{ref}' is not a test cycle of project {project_id}")
         checked = [
             self._check_automation_item(project_id, item, f"test_logs[{index}]", bulk=True)
             for index, item in enumerate(request["test_logs"])
         ]
-        created: list[Json] = []
+        cases: set[int] = set()
+        runs: set[int] = set()
+        containers: list[Json] = []
         for item in checked:
             module_id = self._module_path(project_id, item["modules"])
             case = self._automation_case(project_id, item, module_id, user_id)
             # "In Test Execution tree, the first folder will be created as a Test Cycle directly under the
             # parent Test Cycle ... Other folders will be created as sub Test Cycles" (no duplicates).
-            parent = cycle["id"]
+            # Without test_cycle (optional in the swagger's AutomationRequest) nothing documents where the
+            # first folder goes: the sandbox puts it at the root of the Test Execution tree, as the same text
+            # puts the first module "directly under the tree root" of the Test Design tree (unverified).
+            parent_kind, parent = ("test-cycle", cycle["id"]) if cycle is not None else ("root", 0)
+            container: Json | None = cycle
             for name in item["modules"]:
                 match = next(
-                    (c for c in self._children("test-cycle", project_id, parent) if c["name"] == name), None
+                    (
+                        c
+                        for c in self._children("test-cycle", project_id, parent)
+                        if c["name"] == name and c["parent_kind"] == parent_kind
+                    ),
+                    None,
                 )
-                parent = (
-                    match["id"]
-                    if match
-                    else self._insert_cycle(project_id, "test-cycle", parent, name, {})["id"]
-                )
+                container = match or self._insert_cycle(project_id, parent_kind, parent, name, {})
+                parent_kind, parent = "test-cycle", container["id"]
+            assert container is not None  # module_names is required and non-empty
+            containers.append(container)
             run = next(
                 (r for r in self._children("test-run", project_id, parent) if r["link_id"] == case["id"]),
                 None,
@@ -405,21 +429,21 @@ class AutomationStore(StoreBase):
                 user_id=user_id,
                 automation=True,
             )
-            log = self._automation_log(project_id, run, case, item, user_id)
-            created.append(
-                {
-                    "automation_content": item["content"],
-                    "test_case_id": case["id"],
-                    "test_run_id": run["id"],
-                    "test_log_id": log["id"],
-                }
-            )
-        return {"test_cycle_id": cycle["id"], "test_logs": created}
+            self._automation_log(project_id, run, case, item, user_id)
+            cases.add(case["id"])
+            runs.add(run["id"])
+        # Counts only (REAL_SHAPES.md qTest item 1; the keys jenkinsci/qtest-plugin and gunivan/log2qtest
+        # read). The v3 tree endpoint puts runs in test cycles, not a suite: the sandbox names the container
+        # of the first log's run as the "suite" (which object real qTest names there: unverified).
+        return {
+            "testSuiteId": containers[0]["id"],
+            "testSuiteName": containers[0]["name"],
+            "totalTestCases": len(cases),
+            "totalTestRuns": len(runs),
+            "totalTestLogs": len(checked),
+        }
 
     def _load_pending_jobs(self) -> None:
         self._pending_jobs = {
-            row[0]
-            for row in self.conn.execute(
-                "SELECT id FROM jobs WHERE state IN (?, ?)", (JOB_WAITING, JOB_PROCESSING)
-            )
+            row[0] for row in self.conn.execute("SELECT id FROM jobs WHERE state IN (?, ?, ?)", JOB_RUNNING)
         }
