@@ -99,21 +99,22 @@ def _ref(entity: str, payload: dict[str, Any]) -> str:
     return f"{entity} {ident if ident is not None else '(no id)'}"
 
 
-async def _collect_listing(
-    ctx: ExtractContext,
-    entity: str,
-    items: AsyncIterator[dict[str, Any]],
-    reported: Awaitable[int | None],
-    *,
-    unwrap: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, str] | None]] | None = None,
-) -> None:
-    """A top-level listing: every item is one row; the API's own count is recorded beside it.
+Listed = tuple[dict[str, Any], dict[str, str] | None]
+"""An object as the API listed it, and the query filter it was listed with (None: no filter)."""
 
-    `unwrap` turns what `items` yields into the API's object and the filter it was listed with.
-    """
+
+async def _unfiltered(items: AsyncIterator[dict[str, Any]]) -> AsyncIterator[Listed]:
+    async for item in items:
+        yield item, None
+
+
+async def _collect_listing(
+    ctx: ExtractContext, entity: str, entries: AsyncIterator[Listed], reported: Awaitable[int | None]
+) -> None:
+    """A top-level listing: every object is one row, its listing filter beside it; the API's own count is
+    recorded too."""
     try:
-        async for entry in items:
-            item, listing_filter = unwrap(entry) if unwrap else (entry, None)
+        async for item, listing_filter in entries:
             ref = _ref(entity, item)
             for issue in validate(entity, item, ref):
                 ctx.record(issue)
@@ -186,7 +187,7 @@ def _listing(entity: str, iterate: str, collection: str) -> Callable[[ExtractCon
         await _collect_listing(
             ctx,
             entity,
-            getattr(ctx.client, iterate)(ctx.project_key),
+            _unfiltered(getattr(ctx.client, iterate)(ctx.project_key)),
             ctx.client.reported_total(collection, ctx.project_key),
         )
 
@@ -199,8 +200,7 @@ async def extract_statuses(ctx: ExtractContext) -> None:
     Scale Cloud 1), so the type the listing asked for is kept beside the payload (``listing_filter``)."""
     first_type: dict[int, str] = {}
 
-    async def typed() -> AsyncIterator[dict[str, Any]]:
-        # `_collect_listing` validates and counts; the type goes on the row through `row_filter` below.
+    async def typed() -> AsyncIterator[Listed]:
         async for status_type, item in ctx.client.iter_typed_statuses(ctx.project_key):
             ident = int_or_none(item.get("id"))
             if ident is not None and ident in first_type:
@@ -216,15 +216,10 @@ async def extract_statuses(ctx: ExtractContext) -> None:
                 continue
             if ident is not None:
                 first_type[ident] = status_type
-            yield {"statusType": status_type, "item": item}
+            yield item, {"statusType": status_type}
 
-    await _collect_listing(
-        ctx,
-        "statuses",
-        typed(),
-        ctx.client.reported_total("statuses", ctx.project_key),
-        unwrap=lambda entry: (entry["item"], {"statusType": entry["statusType"]}),
-    )
+    # The API's count is the unfiltered listing's: a status that answered under no type shows as missing.
+    await _collect_listing(ctx, "statuses", typed(), ctx.client.reported_total("statuses", ctx.project_key))
 
 
 async def extract_test_steps(ctx: ExtractContext) -> None:
