@@ -70,6 +70,8 @@ TABLES: tuple[str, ...] = (
 )
 _BASE_COLUMNS = ("project_key", "id", "key", "parent_key", "position", "payload", "extracted_at", "run_id")
 _ATTACHMENT_COLUMNS = ("content_type", "size_bytes", "sha256", "content")
+# Last, as in raw_store: the filter a status was listed under ({"statusType": ...}); null elsewhere.
+_LISTING_FILTER_COLUMN = "listing_filter"
 _OWNER = re.compile(
     r"^(?P<kind>testcases|testcycles|testplans|testexecutions)/(?P<ref>[^/]+)(?:/teststeps/(?P<step>[0-9]+))?$"
 )
@@ -167,7 +169,17 @@ class _Tenant:
 def _rows(tenant: _Tenant, table: str, wanted: set[str]) -> Iterator[tuple[str, Row]]:
     """``(project key, (id, key, parent_key, position, payload[, content_type, size, sha256, content]))``."""
     doc = tenant.doc
-    if table in LISTINGS:
+    if table == "statuses":
+        # The extraction lists statuses once per type and keeps the type beside the payload; the fixture
+        # says the type in `status_types` (a status never carries it).
+        # A status of no type answers no per-type listing, so it has no row, as with the extraction.
+        type_of = {ident: kind for kind, ids in doc.get("status_types", {}).items() for ident in ids}
+        for obj in doc.get("statuses", []):
+            project, status_type = tenant.project_of(obj), type_of.get(obj.get("id"))
+            if project in wanted and status_type is not None:
+                listing_filter = json.dumps({"statusType": status_type})
+                yield project, (_int_or_none(obj.get("id")), None, None, None, _payload(obj), listing_filter)
+    elif table in LISTINGS:
         for obj in doc.get(LISTINGS[table], []):
             project = obj.get("key") if table == "projects" else tenant.project_of(obj)
             if project in wanted:
@@ -265,7 +277,11 @@ def _copy_table(
             sql.SQL("delete from {} where project_key = any(%s)").format(raw_table(table)),
             (list(projects),),
         )
-        columns = _BASE_COLUMNS + (_ATTACHMENT_COLUMNS if table == "attachments" else ())
+        columns = (
+            _BASE_COLUMNS
+            + (_ATTACHMENT_COLUMNS if table == "attachments" else ())
+            + ((_LISTING_FILTER_COLUMN,) if table == "statuses" else ())
+        )
         statement = sql.SQL("copy {} ({}) from stdin").format(
             raw_table(table), sql.SQL(", ").join(map(sql.Identifier, columns))
         )

@@ -96,6 +96,45 @@ def test_a_case_deleted_mid_run_is_recorded_and_the_rest_goes_on(
     assert kept > 0
 
 
+def test_a_404_on_an_attachment_listing_is_unknown_and_fails_the_asset(
+    clean_database: str, broken_sandbox: ZephyrSandboxHandle, broken_fixture: dict[str, Any]
+) -> None:
+    """REAL_SHAPES.md, Zephyr Scale Cloud 4: some tenants answer 404 for endpoints others serve, so a 404
+    on a listing says nothing about the attachments: they are recorded as not listed, and lost."""
+    project = broken_fixture["projects"][0]
+    case_key = next(
+        owner.split("/")[1]
+        for owner in broken_fixture["attachments"]
+        if owner.count("/") == 1
+        and owner.startswith(f"testcases/{project['key']}-")
+        and broken_fixture["attachments"][owner]
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    assert materialize(clean_database, broken_sandbox, project["key"], instance=instance).success
+    broken_sandbox.delete_test_case(case_key)  # its attachment listings answer 404 from now on
+    result = materialize(
+        clean_database, broken_sandbox, project["key"], instance=instance, selection="zephyr_raw/attachments"
+    )
+    assert not result.success
+    failure = next(event for event in result.all_events if event.event_type_value == "STEP_FAILURE")
+    assert f"attachments of testcases/{case_key} could not be listed" in str(
+        failure.event_specific_data.error
+    )
+    issues = _issues(clean_database, "attachments")
+    owner = f"testcases/{case_key}"
+    assert (owner, "attachments", True) in [(ref, field, lost) for ref, field, _, lost in issues]
+    reason = next(reason for ref, _, reason, _ in issues if ref == owner)
+    assert reason.startswith(f"attachments of {owner} could not be listed: ") and "404" in reason
+    assert "deleted" not in reason
+    # Only the case and its steps were not listed; every other owner's attachments are kept.
+    assert all(ref == owner or ref.startswith(f"{owner}/teststeps/") for ref, *_ in issues)
+    with connect(clean_database) as conn:
+        (kept,) = conn.execute(
+            "select count(*) from zephyr_raw.attachments where project_key = %s", (project["key"],)
+        ).fetchone()
+    assert kept > 0
+
+
 def test_a_page_that_stays_malformed_fails_the_asset_naming_it_and_a_passing_one_does_not(
     clean_database: str, broken_sandbox: ZephyrSandboxHandle, broken_fixture: dict[str, Any]
 ) -> None:

@@ -16,6 +16,7 @@ from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.resources import ZephyrResource
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
+from zephyr_qtest.sandbox.zephyr.generator import generate
 from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
 SEED = 11
@@ -69,7 +70,7 @@ def snapshot(
         for entity in ENTITIES:
             extra = ", sha256, size_bytes" if entity.name == "attachments" else ""
             tables[entity.name] = conn.execute(
-                f"select project_key, id, key, parent_key, position, payload::text{extra} "
+                f"select project_key, id, key, parent_key, position, payload::text, listing_filter::text{extra} "
                 f"from zephyr_raw.{entity.name} {where} order by project_key, key, id",
                 (project_key,) if project_key else (),
             ).fetchall()
@@ -121,7 +122,17 @@ def test_two_projects_are_extracted_completely_and_a_rerun_changes_nothing(
                 ).fetchone()
                 assert rows == counts[project_key][sandbox_name], (project_key, entity)
         (attachments,) = conn.execute("select count(*) from zephyr_raw.attachments").fetchone()
+        statuses = conn.execute(
+            "select id, listing_filter ->> 'statusType', payload ? 'statusType' from zephyr_raw.statuses"
+        ).fetchall()
     assert attachments == sandbox.info()["counts"]["attachments"]
+    # Each status keeps the statusType it was listed under beside the API's payload, which has none
+    # (REAL_SHAPES.md, Zephyr Scale Cloud 1).
+    served_types = generate(SEED, "tiny")["status_types"]
+    assert sorted((ident, status_type) for ident, status_type, _ in statuses) == sorted(
+        (ident, status_type) for status_type, ids in served_types.items() for ident in ids
+    )
+    assert not any(in_payload for *_, in_payload in statuses)
 
     first, second = projects
     before = snapshot(clean_database)

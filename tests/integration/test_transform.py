@@ -175,6 +175,26 @@ def _covered(path: str, declared: list[str]) -> bool:
     return False
 
 
+def test_every_status_has_the_type_it_was_listed_under(
+    built: dict[str, Any], transform_database: str
+) -> None:
+    """The statuses' payloads carry no `statusType` (REAL_SHAPES.md, Zephyr Scale Cloud 1); the type comes
+    from the filter each was listed under, so canonical.status.status_type is set for every row."""
+    with psycopg.connect(transform_database) as conn:
+        by_type = dict(
+            conn.execute(
+                "select coalesce(status_type, '(null)'), count(*) from canonical.status "
+                "where project_key = any(%s) group by 1",
+                (list(built["projects"]),),
+            ).fetchall()
+        )
+        in_payload = conn.execute(
+            "select count(*) from zephyr_raw.statuses where payload ? 'statusType'"
+        ).fetchone()
+    assert set(by_type) == {"TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION"}, by_type
+    assert in_payload == (0,)
+
+
 def test_every_raw_payload_key_is_mapped_or_dropped(built: dict[str, Any], transform_database: str) -> None:
     """Walks every jsonb key the extraction wrote (the generator makes every kind of object the API has)."""
     manifest = json.loads(manifest_path().read_text())
@@ -216,8 +236,9 @@ def test_every_raw_payload_key_is_mapped_or_dropped(built: dict[str, Any], trans
 _BAD_ROWS = """
 insert into zephyr_raw.projects values ('BAD', 99001, 'BAD', null, null, '{"id": 99001, "key": "BAD", "enabled": "yes"}', now(), 'bad');
 insert into zephyr_raw.statuses values
- ('BAD', 99101, null, null, null, '{"id": 99101, "name": "Pass", "statusType": "TEST_EXECUTION"}', now(), 'bad'),
- ('BAD', 99102, null, null, null, '{"id": 99102, "statusType": "WEIRD", "index": "z", "archived": 1}', now(), 'bad');
+ ('BAD', 99101, null, null, null, '{"id": 99101, "name": "Pass"}', now(), 'bad', '{"statusType": "TEST_EXECUTION"}'),
+ ('BAD', 99102, null, null, null, '{"id": 99102, "index": "z", "archived": 1}', now(), 'bad', '{"statusType": "WEIRD"}'),
+ ('BAD', 99103, null, null, null, '{"id": 99103, "name": "Listed without a type"}', now(), 'bad', null);
 insert into zephyr_raw.folders values
  ('BAD', 99202, null, null, null, '{"id": 99202, "folderType": "WEIRD", "parentId": "abc"}', now(), 'bad'),
  ('BAD', 99203, null, null, null, '{"id": 99203, "name": "A", "folderType": "TEST_CASE", "parentId": 99204}', now(), 'bad'),
@@ -279,6 +300,12 @@ def test_bad_objects_are_kept_or_reported_never_crash(built: dict[str, Any], tra
         modules = conn.execute(
             "select count(*) from qtest_mapping.qtest_modules where project_key = 'BAD' and mapping_issue is not null"
         ).fetchone()
+        statuses = conn.execute(
+            "select status_id, status_type from canonical.status where project_key = 'BAD' order by 1"
+        ).fetchall()
+    assert statuses == [(99101, "TEST_EXECUTION"), (99102, None), (99103, None)]
+    # A status of no known type warns (canonical.status.status_type not_null, severity warn).
+    assert any("status_type" in name and "not_null" in name for name in failed_checks), failed_checks
     assert cases == [("BAD-T1", None, None), ("BAD-T2", None, None)]
     assert modules == (2,)  # the two folders of the parent loop, placed at the root
     assert {

@@ -1,7 +1,9 @@
 """`ZephyrClient` against an in-memory fake of the Zephyr v2 API served through `httpx.MockTransport`.
 
 The fake serves pages smaller than asked (as the vendor reserves the right to), absolute `next` links,
-cursor and offset listings, steps capped at 100 a page, 404s and attachments.
+cursor and offset listings, steps capped at 100 a page, 404s and attachments, in the shapes real tenants
+answer (REAL_SHAPES.md, Zephyr Scale Cloud): statuses without `statusType`, filtered by it; 422 from
+`/testscript` of a step-by-step case; `next` null on last pages, or left out of nextgen pages.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 
 from zephyr_qtest.lib.http import AdaptiveRateLimiter, AuthError, MalformedResponseError, NotFoundError
 from zephyr_qtest.lib.zephyr import ZephyrClient
+from zephyr_qtest.lib.zephyr.client import STATUS_TYPES
 
 BASE = "http://127.0.0.1:8080/v2"
 TOKEN = "header.payload.signature"
@@ -31,10 +34,13 @@ async def _no_sleep(_: float) -> None:
 class FakeZephyr:
     """Just enough of Zephyr Scale Cloud v2 for the client: pages, cursors, children, attachments."""
 
-    def __init__(self, *, page_cap: int = 1000, step_cap: int = 100, nextgen: bool = True) -> None:
+    def __init__(
+        self, *, page_cap: int = 1000, step_cap: int = 100, nextgen: bool = True, omit_next: bool = False
+    ) -> None:
         self.page_cap = page_cap
         self.step_cap = step_cap
         self.nextgen = nextgen
+        self.omit_next = omit_next  # nextgen pages without `next` at all
         self.requests: list[httpx.Request] = []
         project = {"id": 10, "self": f"{BASE}/projects/10"}
         self.data: dict[str, list[dict[str, Any]]] = {
@@ -43,7 +49,18 @@ class FakeZephyr:
                 {"id": n, "name": f"f{n}", "folderType": "TEST_CASE", "project": project}
                 for n in range(1, 24)
             ],
-            "statuses": [{"id": n, "name": f"s{n}", "project": project} for n in range(1, 10)],
+            "statuses": [
+                {
+                    "id": n,
+                    "project": project,
+                    "name": f"s{n}",
+                    "index": n,
+                    "color": "#000000",
+                    "archived": False,
+                    "default": n == 1,
+                }
+                for n in range(1, 10)
+            ],
             "priorities": [{"id": n, "name": f"p{n}", "project": project} for n in range(1, 4)],
             "environments": [{"id": n, "name": f"e{n}", "project": project} for n in range(1, 3)],
             "testcases": [{"id": n, "key": f"SA-T{n}", "project": project} for n in range(1, 41)],
@@ -51,6 +68,8 @@ class FakeZephyr:
             "testplans": [{"id": n, "key": f"SA-P{n}", "project": project} for n in range(1, 5)],
             "testexecutions": [{"id": n, "key": f"SA-E{n}", "project": project} for n in range(100, 161)],
         }
+        # The type of each status: only the `statusType` filter knows it.
+        self.status_types = {n: STATUS_TYPES[n % 4] for n in range(1, 10)}
         self.steps = {"SA-T1": [{"id": n, "inline": {"description": f"step {n}"}} for n in range(1, 251)]}
         self.scripts = {"SA-T2": {"id": 5, "type": "plain", "text": "do it"}}
         self.execution_steps = {100: [{"id": n, "inline": {"actualResult": "ok"}} for n in range(1, 12)]}
@@ -84,6 +103,10 @@ class FakeZephyr:
             return self.offset(request, self.steps.get(match.group(1), []), self.step_cap)
         if match := re.fullmatch(r"testcases/(.+)/testscript", path):
             script = self.scripts.get(match.group(1))
+            if script is None and match.group(1) in self.steps:
+                return httpx.Response(
+                    422, json={"errorCode": 422, "message": "The test case has a step-by-step test script"}
+                )
             return httpx.Response(200, json=script) if script else self.not_found("Test script not found")
         if match := re.fullmatch(r"testexecutions/(\d+)/teststeps", path):
             return self.offset(request, self.execution_steps.get(int(match.group(1)), []), self.step_cap)
@@ -100,6 +123,8 @@ class FakeZephyr:
 
     def _of_project(self, collection: str, params: httpx.QueryParams) -> list[dict[str, Any]]:
         items = self.data[collection]
+        if collection == "statuses" and "statusType" in params:
+            items = [item for item in items if self.status_types[item["id"]] == params["statusType"]]
         if "projectKey" in params and collection != "projects":
             return [item for item in items if params["projectKey"] == "SA"]
         return items
@@ -138,9 +163,10 @@ class FakeZephyr:
             if following is None
             else f"{BASE}/{request.url.path[4:]}?startAtId={following}&limit={limit}"
         )
-        return httpx.Response(
-            200, json={"next": link, "nextStartAtId": following, "limit": limit, "values": chunk}
-        )
+        body = {"next": link, "nextStartAtId": following, "limit": limit, "values": chunk}
+        if self.omit_next:
+            del body["next"]
+        return httpx.Response(200, json=body)
 
 
 def run_with(
@@ -195,6 +221,43 @@ def test_big_collections_use_the_cursor_endpoint(name: str) -> None:
     assert items == fake.data[collection]
     assert set(fake.paths()) == {f"/v2/{collection}/nextgen"}
     assert fake.requests[0].url.params["limit"] == "1000"
+
+
+def test_nextgen_pages_without_next_stop_on_the_cursor() -> None:
+    fake = FakeZephyr(page_cap=7, omit_next=True)
+    assert run_with(fake, lambda c: listed(c.iter_test_executions("SA"))) == fake.data["testexecutions"]
+    assert len(fake.requests) == -(-len(fake.data["testexecutions"]) // 7)  # no trailing empty page
+
+
+def test_statuses_are_read_once_per_type_and_the_type_comes_from_the_filter() -> None:
+    fake = FakeZephyr(page_cap=4)
+    typed = run_with(fake, lambda c: _pairs(c.iter_typed_statuses("SA")))
+    assert sorted((status["id"], status_type) for status_type, status in typed) == sorted(
+        fake.status_types.items()
+    )
+    # The payload is the API's own: nothing is added to it.
+    assert all(status in fake.data["statuses"] and "statusType" not in status for _, status in typed)
+    asked = [r.url.params["statusType"] for r in fake.requests]
+    assert sorted(set(asked), key=asked.index) == list(STATUS_TYPES)  # in order, each type's pages together
+    assert all(r.url.params["projectKey"] == "SA" for r in fake.requests)
+    with pytest.raises(ValueError, match="unknown statusType 'TEST_RUN'"):
+        run_with(fake, lambda c: listed(c.iter_statuses("SA", "TEST_RUN")))
+
+
+def test_a_typed_listing_total_is_not_taken_for_all_statuses() -> None:
+    fake = FakeZephyr()
+
+    async def work(client: ZephyrClient) -> int | None:
+        await _pairs(client.iter_typed_statuses("SA"))
+        return await client.reported_total("statuses", "SA")
+
+    assert run_with(fake, work) == 9
+    last = fake.requests[-1]
+    assert last.url.params["maxResults"] == "1" and "statusType" not in last.url.params
+
+
+async def _pairs(iterator: AsyncIterator[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    return [pair async for pair in iterator]
 
 
 def test_no_nextgen_endpoint_falls_back_to_offset_once() -> None:
@@ -288,7 +351,13 @@ def test_steps_of_a_missing_case_raise_not_found() -> None:
 def test_test_script_or_none() -> None:
     fake = FakeZephyr()
     assert run_with(fake, lambda c: c.get_test_script("SA-T2")) == {"id": 5, "type": "plain", "text": "do it"}
+    assert run_with(fake, lambda c: c.get_test_script("SA-T3")) is None  # 404: no script at all
+
+
+def test_a_422_from_the_script_of_a_step_by_step_case_is_none_and_not_retried() -> None:
+    fake = FakeZephyr()
     assert run_with(fake, lambda c: c.get_test_script("SA-T1")) is None
+    assert fake.paths() == Counter({"/v2/testcases/SA-T1/testscript": 1})
 
 
 def test_execution_steps_by_id() -> None:

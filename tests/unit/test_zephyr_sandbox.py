@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,7 +139,8 @@ def test_every_answer_matches_the_vendor_schemas(api: httpx.Client, zephyr: Zeph
             if script.status_code == 200:
                 assert_valid(script.json(), "TestScript", case_key)
             else:
-                assert script.status_code == 404
+                # 422 for a step-by-step case (REAL_SHAPES.md, Zephyr 2), 404 for a case with no script.
+                assert script.status_code in (404, 422)
                 assert_valid(script.json(), "Error")
 
         for path, list_schema, item_schema, links_schema in (
@@ -199,8 +201,10 @@ def test_test_script_link_decides_which_endpoint_answers(
         script = api.get(f"/testcases/{key}/testscript")
         assert steps.status_code == 200
         if key in tiny_doc["teststeps"]:
+            # REAL_SHAPES.md, Zephyr Scale Cloud 2: the link names /teststeps, /testscript answers 422.
             assert link == f"{zephyr.base_url}/testcases/{key}/teststeps"
-            assert script.status_code == 404 and script.json()["errorCode"] == 404
+            assert script.status_code == 422 and script.json()["errorCode"] == 422
+            assert f"/testcases/{key}/teststeps" in script.json()["message"]
             assert steps.json()["total"] == len(tiny_doc["teststeps"][key])
             kinds["steps" if tiny_doc["teststeps"][key] else "empty"] += 1
         elif key in tiny_doc["testscripts"]:
@@ -379,6 +383,73 @@ def test_cursor_paging_returns_every_item_once_in_id_order(tiny_doc: dict[str, A
         assert via_next == sorted(c["id"] for c in tiny_doc["testcases"] if c["key"].startswith("PAY-"))
 
 
+def test_every_paged_endpoint_ends_with_next_null(
+    api: httpx.Client, zephyr: ZephyrSandboxHandle, tiny_doc: dict[str, Any]
+) -> None:
+    """REAL_SHAPES.md, Zephyr Scale Cloud 3: the last page carries `"next": null` (present, not left out),
+    every other page a `next` URL, on every offset and cursor list the sandbox serves."""
+    steps_case = max(tiny_doc["teststeps"], key=lambda key: len(tiny_doc["teststeps"][key]))
+    execution = next(
+        e for e in tiny_doc["testexecutions"] if tiny_doc["testexecution_steps"].get(str(e["id"]))
+    )
+    offset_paths = [
+        "/projects",
+        "/folders?projectKey=SHOP",
+        "/statuses?projectKey=SHOP",
+        "/statuses?projectKey=SHOP&statusType=TEST_EXECUTION",
+        "/priorities?projectKey=SHOP",
+        "/environments?projectKey=SHOP",
+        "/testcases?projectKey=SHOP",
+        f"/testcases/{steps_case}/versions",
+        f"/testcases/{steps_case}/teststeps",
+        "/testcycles?projectKey=SHOP",
+        "/testplans?projectKey=SHOP",
+        "/testexecutions?projectKey=SHOP",
+        f"/testexecutions/{execution['id']}/teststeps",
+    ]
+    cursor_paths = [
+        "/testcases/nextgen",
+        "/testcycles/nextgen",
+        "/testplans/nextgen",
+        "/testexecutions/nextgen",
+    ]
+    for path in offset_paths + cursor_paths:
+        separator = "&" if "?" in path else "?"
+        size = "limit=3" if path.endswith("/nextgen") else "maxResults=3"
+        url: str | None = f"{zephyr.base_url}{path}{separator}{size}"
+        pages = 0
+        while url is not None:
+            body = api.get(url).json()
+            pages += 1
+            assert "next" in body, path
+            last = body["nextStartAtId"] is None if path.endswith("/nextgen") else body["isLast"]
+            assert (body["next"] is None) == last, (path, pages, body["next"])
+            url = body["next"]
+        assert pages >= 1, path
+    # An empty list is one last page too.
+    empty = api.get("/testexecutions", params={"projectKey": "SHOP", "startAt": 100000}).json()
+    assert empty["values"] == [] and empty["next"] is None
+
+
+def test_nextgen_pages_may_leave_next_out(fresh: ZephyrSandboxHandle, tiny_doc: dict[str, Any]) -> None:
+    """The switch for the other real shape (REAL_SHAPES.md, Zephyr 3): no `next` at all, only the cursor."""
+    fresh.set_faults(nextgen_omit_next=True)
+    with client_for(fresh) as client:
+        seen: list[int] = []
+        start_at_id: int | None = 0
+        while start_at_id is not None:
+            body = client.get("/testcases/nextgen", params={"limit": 4, "startAtId": start_at_id}).json()
+            assert "next" not in body
+            seen.extend(v["id"] for v in body["values"])
+            start_at_id = body["nextStartAtId"]
+        assert seen == sorted(c["id"] for c in tiny_doc["testcases"])
+        assert (
+            client.get("/testcases", params={"maxResults": 1000}).json()["next"] is None
+        )  # offset: unchanged
+    response = httpx.post(f"{fresh.root_url}/_sandbox/faults", json={"nextgen_omit_next": "yes"})
+    assert response.status_code == 400 and "nextgen_omit_next" in response.json()["message"]
+
+
 def test_updated_after_returns_only_what_changed(fresh: ZephyrSandboxHandle) -> None:
     with client_for(fresh) as client:
         before = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 1))
@@ -393,17 +464,42 @@ def test_updated_after_returns_only_what_changed(fresh: ZephyrSandboxHandle) -> 
 # ---------------------------------------------------------------------------- filters
 
 
-def test_status_type_filter(api: httpx.Client, tiny_doc: dict[str, Any]) -> None:
+STATUS_KEYS = {"id", "project", "name", "description", "index", "color", "archived", "default"}
+
+
+def test_statuses_carry_no_type_and_answer_under_their_one_type_filter(
+    api: httpx.Client, tiny_doc: dict[str, Any]
+) -> None:
+    """REAL_SHAPES.md, Zephyr Scale Cloud 1: `{id, project, name, description, index, color, archived,
+    default}` and nothing else; `statusType` is only the query filter, and each status answers under one."""
     project_id = tiny_doc["projects"][0]["id"]
+    project_of = {s["id"]: s["project"]["id"] for s in tiny_doc["statuses"]}
     union: list[int] = []
     for status_type in ("TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION"):
         values = all_pages(api, "/statuses", {"projectKey": "SHOP", "statusType": status_type})
         assert values, status_type
-        assert {v["statusType"] for v in values} == {status_type}
+        assert all(set(v) <= STATUS_KEYS for v in values), values
+        expected = [i for i in tiny_doc["status_types"][status_type] if project_of[i] == project_id]
+        assert [v["id"] for v in values] == sorted(expected)
         union.extend(v["id"] for v in values)
     every = [s["id"] for s in tiny_doc["statuses"] if s["project"]["id"] == project_id]
-    assert sorted(union) == sorted(every)
-    assert len(all_pages(api, "/statuses")) == len(tiny_doc["statuses"])
+    assert sorted(union) == sorted(every)  # every status once: the types are disjoint and complete
+    unfiltered = all_pages(api, "/statuses")
+    assert len(unfiltered) == len(tiny_doc["statuses"])
+    assert not any("statusType" in status for status in unfiltered)
+    sample = unfiltered[0]
+    assert "statusType" not in api.get(f"/statuses/{sample['id']}").json()
+
+
+def test_a_status_type_cannot_be_set_on_a_status(
+    fresh: ZephyrSandboxHandle, tiny_doc: dict[str, Any]
+) -> None:
+    status_id = tiny_doc["statuses"][0]["id"]
+    response = httpx.post(
+        f"{fresh.root_url}/_sandbox/mutate",
+        json={"type": "status", "key": str(status_id), "set": {"statusType": "TEST_PLAN"}},
+    )
+    assert response.status_code == 400 and "statusType" in response.json()["message"]
 
 
 def test_folder_type_filter(api: httpx.Client) -> None:
@@ -682,12 +778,12 @@ def test_generator_is_deterministic_and_sized() -> None:
 
 def test_generated_data_covers_what_a_migration_meets(tiny_doc: dict[str, Any]) -> None:
     doc = generate(SEED, "small")
-    assert {s["statusType"] for s in doc["statuses"]} == {
-        "TEST_CASE",
-        "TEST_PLAN",
-        "TEST_CYCLE",
-        "TEST_EXECUTION",
-    }
+    # Statuses of all four types, the type beside the status, never in it (REAL_SHAPES.md, Zephyr 1).
+    assert set(doc["status_types"]) == {"TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION"}
+    assert sorted(i for ids in doc["status_types"].values() for i in ids) == sorted(
+        s["id"] for s in doc["statuses"]
+    )
+    assert not any("statusType" in status for status in doc["statuses"])
     by_id = {f["id"]: f for f in doc["folders"]}
 
     def depth(folder: dict[str, Any]) -> int:
@@ -802,10 +898,23 @@ def test_fixture_links_are_rewritten_and_odd_objects_served_as_given() -> None:
         ),
         ({"attachments": {"folders/1": []}}, "owner must look like"),
         ({"testexecutions": "nope"}, "testexecutions: must be a list"),
+        # A status that still carries `statusType` (the shape this sandbox once invented) is refused,
+        # naming where the type goes (REAL_SHAPES.md, Zephyr Scale Cloud 1).
+        (
+            {"statuses": [{"id": 5, "name": "Pass", "statusType": "TEST_EXECUTION"}]},
+            "statuses[0] (5): 'statusType' is not part of a Zephyr status (the API has it only as a query "
+            "filter); list the status id under status_types.TEST_EXECUTION",
+        ),
+        ({"status_types": {"TEST_RUN": []}}, "status_types['TEST_RUN']: not a status type"),
+        ({"status_types": {"TEST_CASE": [9]}}, "status_types['TEST_CASE']: no status with id 9"),
+        (
+            {"statuses": [{"id": 5}], "status_types": {"TEST_CASE": [5], "TEST_PLAN": [5]}},
+            "status 5 is listed under TEST_CASE and TEST_PLAN",
+        ),
     ],
 )
 def test_fixture_problems_are_named(fixture: dict[str, Any], problem: str) -> None:
-    with pytest.raises(FixtureError, match=problem.replace("[", r"\[").replace("(", r"\(")):
+    with pytest.raises(FixtureError, match=re.escape(problem)):
         load_fixture(fixture)
 
 

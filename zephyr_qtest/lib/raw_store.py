@@ -2,7 +2,9 @@
 
 Each ``zephyr_raw.<entity>`` table holds the API's own objects untouched (``payload``) beside the columns
 that locate them: project key, Zephyr id and key, the owner (``parent_key``) and position for child
-objects, when and by which run they were extracted. A partition is replaced in ONE transaction: delete
+objects, when and by which run they were extracted, and the filter of the listing that returned them
+(``listing_filter``: a status's type is only known from the ``statusType`` it was listed under, never from
+the status itself). A partition is replaced in ONE transaction: delete
 the project's rows, ``COPY`` the new ones in, record what the API reported and what went wrong. A
 failure rolls all of it back, so a table never holds half a run.
 """
@@ -44,6 +46,12 @@ _ATTACHMENT_COLUMNS = """,
     sha256 text not null,
     content bytea not null
 """
+# Last in every table (after the attachment columns), so that tables made before it existed get it by
+# `add column` in the same place: the query filter the listing was made with, e.g. {"statusType":
+# "TEST_CASE"}; null for objects listed without one. The payload stays the API's own object.
+_LISTING_FILTER_COLUMN = """,
+    listing_filter jsonb
+"""
 
 # The schema named literally: no identifier is interpolated into the statement text.
 EXTRACTION_LOG_DDL = """
@@ -82,9 +90,11 @@ def raw_table(entity: str) -> sql.Composed:
 
 
 def entity_table_ddl(entity: str, *, with_content: bool = False) -> sql.Composed:
-    columns = _ENTITY_COLUMNS + (_ATTACHMENT_COLUMNS if with_content else "")
+    """Create ``zephyr_raw.<entity>`` if missing, and bring a table from before ``listing_filter`` up to date."""
+    columns = _ENTITY_COLUMNS + (_ATTACHMENT_COLUMNS if with_content else "") + _LISTING_FILTER_COLUMN
     return sql.SQL(
         "create table if not exists {table} ({columns});\n"
+        "alter table {table} add column if not exists listing_filter jsonb;\n"
         "create index if not exists {index} on {table} (project_key);"
     ).format(
         table=raw_table(entity),
@@ -117,6 +127,8 @@ class RawRow:
     # attachments only
     content: bytes | None = None
     content_type: str | None = None
+    # The query filter the object was listed with (``{"statusType": "TEST_CASE"}``), kept beside the payload.
+    listing_filter: dict[str, str] | None = None
 
 
 @dataclass
@@ -185,6 +197,7 @@ class RawPartitionWriter:
         columns = ["project_key", "id", "key", "parent_key", "position", "payload", "extracted_at", "run_id"]
         if self.with_content:
             columns += ["content_type", "size_bytes", "sha256", "content"]
+        columns.append("listing_filter")
         copy_sql = sql.SQL("copy {} ({}) from stdin").format(
             raw_table(self.entity), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
@@ -207,6 +220,7 @@ class RawPartitionWriter:
         if self.with_content:
             content = row.content or b""
             values += [row.content_type, len(content), hashlib.sha256(content).hexdigest(), content]
+        values.append(None if row.listing_filter is None else json.dumps(row.listing_filter))
         async with self._lock:
             await self._copy.write_row(values)
             self.summary.rows_written += 1

@@ -5,6 +5,11 @@ Every listing streams items (``async for``) at the largest page the API serves (
 ("NextGen") endpoints, which stay stable while the data changes, and fall back to the offset ones
 where a tenant lacks them. A listing never yields the same object twice, even if offset pages shift
 under concurrent inserts. A 404 raises `NotFoundError`; the caller decides what it means.
+
+Shapes seen from real tenants (REAL_SHAPES.md, Zephyr Scale Cloud): a status carries no `statusType`, so
+statuses are read once per type and the caller keeps the type it asked for; a step-by-step case answers
+`GET .../testscript` with 422 (its `testScript.self` points at `/teststeps`); the last page has
+``"next": null``, and nextgen pages may leave `next` out (the paginators stop on either).
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from zephyr_qtest.lib.http import (
     ApiError,
     AuthProvider,
     BearerToken,
-    NotFoundError,
     limiter_key,
 )
 from zephyr_qtest.lib.pagination import CursorPaginator, OffsetPaginator, Paginator, paginate
@@ -39,6 +43,11 @@ COLLECTIONS = frozenset(
         "environments",
     }
 )
+# The values of the `statusType` filter, in the order statuses are read. A status answers under exactly one.
+STATUS_TYPES: tuple[str, ...] = ("TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION")
+# `GET .../testscript` answers these when the case has no plain or BDD script: 422 for a step-by-step
+# case in the 2026 schema (REAL_SHAPES.md, Zephyr Scale Cloud 2), 404 when there is none at all.
+_NO_SCRIPT = frozenset({404, 422})
 # A nextgen path that answers one of these on its first page does not exist on this tenant: an old API
 # routes `/testcases/nextgen` to `/testcases/{testCaseKey}` and rejects or misses the "key".
 _NO_NEXTGEN = frozenset({400, 404, 405})
@@ -91,10 +100,26 @@ class ZephyrClient(ApiClient):
         async for item in self._iter_offset("folders", {"projectKey": project_key}):
             yield item
 
-    async def iter_statuses(self, project_key: str) -> AsyncIterator[dict]:
-        """Every status of the project, of all types (no `statusType` filter)."""
-        async for item in self._iter_offset("statuses", {"projectKey": project_key}):
+    async def iter_statuses(self, project_key: str, status_type: str | None = None) -> AsyncIterator[dict]:
+        """The statuses of the project of one `status_type` (the `statusType` filter), or of all types.
+
+        The objects never say their type (REAL_SHAPES.md, Zephyr Scale Cloud 1): only the filter does, so
+        a caller that needs it asks per type (`iter_typed_statuses`).
+        """
+        if status_type is not None and status_type not in STATUS_TYPES:
+            raise ValueError(f"unknown statusType {status_type!r} (one of {', '.join(STATUS_TYPES)})")
+        params = {"projectKey": project_key}
+        if status_type is not None:
+            params["statusType"] = status_type
+        async for item in self._iter_offset("statuses", params):
             yield item
+
+    async def iter_typed_statuses(self, project_key: str) -> AsyncIterator[tuple[str, dict]]:
+        """Every status of the project as ``(statusType, status)``: one listing per type, as SmartBear's
+        own scripts do, the type taken from the filter asked for."""
+        for status_type in STATUS_TYPES:
+            async for item in self.iter_statuses(project_key, status_type):
+                yield status_type, item
 
     async def iter_priorities(self, project_key: str) -> AsyncIterator[dict]:
         async for item in self._iter_offset("priorities", {"projectKey": project_key}):
@@ -146,11 +171,15 @@ class ZephyrClient(ApiClient):
         return await self._collect(f"testcases/{_segment(test_case_key)}/teststeps")
 
     async def get_test_script(self, test_case_key: str) -> dict | None:
-        """The plain or BDD script of a test case; None when it has none (404: a step-by-step case)."""
+        """The plain or BDD script of a test case; None when it has none: 422 (a step-by-step case, 2026
+        schema) or 404. Neither is retried; a step-by-step case's steps come from `get_test_steps`, which
+        its `testScript.self` names."""
         try:
             return await self.get_json(f"testcases/{_segment(test_case_key)}/testscript", validate=_object)
-        except NotFoundError:
-            return None
+        except ApiError as error:
+            if error.status in _NO_SCRIPT:
+                return None
+            raise
 
     async def get_execution_steps(self, execution_id_or_key: str | int) -> list[dict]:
         """Every step result of a test execution, all pages, in order."""
@@ -176,7 +205,8 @@ class ZephyrClient(ApiClient):
         async for item in self._iter(collection, params, paginator):
             yield item
         project_key = params.get("projectKey")
-        if paginator.total is not None and project_key is not None:
+        # Only an unfiltered listing's total is the collection's (a `statusType` listing counts one type).
+        if paginator.total is not None and project_key is not None and set(params) == {"projectKey"}:
             self._totals[(collection, project_key)] = paginator.total
 
     async def _iter_nextgen(self, collection: str, params: Mapping[str, Any]) -> AsyncIterator[dict]:

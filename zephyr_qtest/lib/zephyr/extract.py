@@ -43,7 +43,6 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 ENUMS: dict[str, dict[str, frozenset[str]]] = {
     "folders": {"folderType": frozenset({"TEST_CASE", "TEST_PLAN", "TEST_CYCLE"})},
-    "statuses": {"statusType": frozenset({"TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION"})},
     "test_scripts": {"type": frozenset({"plain", "bdd"})},
 }
 LINK_TYPES = frozenset({"COVERAGE", "BLOCKS", "RELATED"})
@@ -100,16 +99,33 @@ def _ref(entity: str, payload: dict[str, Any]) -> str:
     return f"{entity} {ident if ident is not None else '(no id)'}"
 
 
+Listed = tuple[dict[str, Any], dict[str, str] | None]
+"""An object as the API listed it, and the query filter it was listed with (None: no filter)."""
+
+
+async def _unfiltered(items: AsyncIterator[dict[str, Any]]) -> AsyncIterator[Listed]:
+    async for item in items:
+        yield item, None
+
+
 async def _collect_listing(
-    ctx: ExtractContext, entity: str, items: AsyncIterator[dict[str, Any]], reported: Awaitable[int | None]
+    ctx: ExtractContext, entity: str, entries: AsyncIterator[Listed], reported: Awaitable[int | None]
 ) -> None:
-    """A top-level listing: every item is one row; the API's own count is recorded beside it."""
+    """A top-level listing: every object is one row, its listing filter beside it; the API's own count is
+    recorded too."""
     try:
-        async for item in items:
+        async for item, listing_filter in entries:
             ref = _ref(entity, item)
             for issue in validate(entity, item, ref):
                 ctx.record(issue)
-            await ctx.writer.add(RawRow(payload=item, id=int_or_none(item.get("id")), key=item.get("key")))
+            await ctx.writer.add(
+                RawRow(
+                    payload=item,
+                    id=int_or_none(item.get("id")),
+                    key=item.get("key"),
+                    listing_filter=listing_filter,
+                )
+            )
     except ApiError as error:
         ctx.record(Issue(f"{entity} of project {ctx.project_key}", f"listing stopped: {error}", lost=True))
     try:
@@ -171,12 +187,39 @@ def _listing(entity: str, iterate: str, collection: str) -> Callable[[ExtractCon
         await _collect_listing(
             ctx,
             entity,
-            getattr(ctx.client, iterate)(ctx.project_key),
+            _unfiltered(getattr(ctx.client, iterate)(ctx.project_key)),
             ctx.client.reported_total(collection, ctx.project_key),
         )
 
     extract.__name__ = f"extract_{entity}"
     return extract
+
+
+async def extract_statuses(ctx: ExtractContext) -> None:
+    """Statuses, one listing per `statusType`: a status never carries its type (REAL_SHAPES.md, Zephyr
+    Scale Cloud 1), so the type the listing asked for is kept beside the payload (``listing_filter``)."""
+    first_type: dict[int, str] = {}
+
+    async def typed() -> AsyncIterator[Listed]:
+        async for status_type, item in ctx.client.iter_typed_statuses(ctx.project_key):
+            ident = int_or_none(item.get("id"))
+            if ident is not None and ident in first_type:
+                # Each status belongs to one type; a second type would give one id two rows.
+                ctx.record(
+                    Issue(
+                        _ref("statuses", item),
+                        f"listed under statusType {first_type[ident]} and {status_type}; "
+                        f"kept as {first_type[ident]}",
+                        field="statusType",
+                    )
+                )
+                continue
+            if ident is not None:
+                first_type[ident] = status_type
+            yield item, {"statusType": status_type}
+
+    # The API's count is the unfiltered listing's: a status that answered under no type shows as missing.
+    await _collect_listing(ctx, "statuses", typed(), ctx.client.reported_total("statuses", ctx.project_key))
 
 
 async def extract_test_steps(ctx: ExtractContext) -> None:
@@ -262,10 +305,14 @@ async def extract_test_scripts(ctx: ExtractContext) -> None:
             )
             return
         if script is None:
+            # 422: the case is step-by-step now; 404: it has no script (changed or deleted during the run?).
             ctx.record(
                 Issue(
                     f"test case {case_key}",
-                    "its testScript link names a script that answers 404 (deleted during the run?)",
+                    "its testScript link names a plain or BDD script, but the API answers that it has none "
+                    "(404 or 422: the case changed or was deleted during the run?); extract again to get "
+                    "what it holds now",
+                    field="testScript",
                 )
             )
             return
@@ -360,12 +407,17 @@ async def extract_attachments(ctx: ExtractContext) -> None:
         nonlocal reported
         try:
             listed = await ctx.client.list_attachments(owner)
-        except NotFoundError:
-            ctx.record(Issue(owner, "deleted in Zephyr during the run (404); no attachments to keep"))
-            return
         except ApiError as error:
+            # A 404 too: some tenants answer 404 for endpoints others serve, so a 404 on a listing says
+            # nothing about whether the owner has attachments (REAL_SHAPES.md, Zephyr Scale Cloud 4). Its
+            # attachments are unknown, so they count as not migrated.
             ctx.record(
-                Issue(owner, f"attachments could not be listed: {error}", field="attachments", lost=True)
+                Issue(
+                    owner,
+                    f"attachments of {owner} could not be listed: {error}",
+                    field="attachments",
+                    lost=True,
+                )
             )
             return
         reported += len(listed)
@@ -416,8 +468,9 @@ ENTITIES: tuple[Entity, ...] = (
     ),
     Entity(
         "statuses",
-        "Every status of the project, of all four types, each with its `statusType`.",
-        _listing("statuses", "iter_statuses", "statuses"),
+        "Every status of the project, of all four types: one listing per `statusType`, the type kept in "
+        "`listing_filter` (the status itself has none).",
+        extract_statuses,
     ),
     Entity(
         "priorities",

@@ -115,7 +115,7 @@ class ZephyrSandbox:
         endpoint_cap: int = MAX_PAGE,
     ) -> Response:
         """A ``PagedList`` of ``items`` (records, or what ``render`` turns into JSON text): ``maxResults``
-        is the effective one, ``next`` null on the last page."""
+        is the effective one, ``next`` null on the last page (REAL_SHAPES.md, Zephyr Scale Cloud 3)."""
         requested = int_query(request, "maxResults", 10, low=1)
         start_at = int_query(request, "startAt", 0, low=0, high=MAX_START_AT)
         assert requested is not None and start_at is not None
@@ -147,7 +147,9 @@ class ZephyrSandbox:
         return json_response(self.store.to_json(body))
 
     def cursor_page(self, request: Request, selection: Selection) -> Response:
-        """A 2026 "nextgen" page: items with id >= startAtId in id order; ``next`` null on the last."""
+        """A 2026 "nextgen" page: items with id >= startAtId in id order; ``next`` and ``nextStartAtId``
+        null on the last ([ZS26] in API_NOTES.md Z-2; REAL_SHAPES.md, Zephyr Scale Cloud 3), or ``next``
+        left out of every page under the ``nextgen_omit_next`` switch (the same item: real pages may)."""
         limit = int_query(request, "limit", 10, low=1, high=MAX_PAGE)
         start_at_id = int_query(request, "startAtId", 0, low=0)
         assert limit is not None and start_at_id is not None
@@ -160,8 +162,9 @@ class ZephyrSandbox:
         next_url = (
             None if next_id is None else self._next_url(request, {"startAtId": next_id, "limit": limit})
         )
+        next_member = "" if self.faults.config.nextgen_omit_next else f'"next":{json.dumps(next_url)},'
         body = (
-            f'{{"next":{json.dumps(next_url)},"nextStartAtId":{json.dumps(next_id)},"limit":{limit},"values":['
+            f'{{{next_member}"nextStartAtId":{json.dumps(next_id)},"limit":{limit},"values":['
             + ",".join(self.store.render(record) for record in chunk)
             + "]}"
         )

@@ -85,6 +85,10 @@ class FaultConfig:
     # predict (other clients of the same tenant), sent with a wait of 0 so "Retry-After: 0" is exercised
     rate_limited_rate: float = 0.0
     page_cap: int | None = None  # lowers every endpoint's maxResults/limit cap further
+    # Nextgen (cursor) pages leave `next` out entirely instead of sending it null on the last page, as
+    # SmartBear's own client tests show they may (REAL_SHAPES.md, Zephyr Scale Cloud 3); the client
+    # must then stop on `nextStartAtId` alone.
+    nextgen_omit_next: bool = False
     malformed: list[MalformedRule] = field(default_factory=list)
     seed: int = 0
 
@@ -95,6 +99,12 @@ class FaultConfig:
 def _check_page_cap(name: str, value: Any) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise FaultConfigError(f"{name} must be an integer >= 1 or null, got {value!r}")
+    return value
+
+
+def _check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise FaultConfigError(f"{name} must be true or false, got {value!r}")
     return value
 
 
@@ -111,6 +121,7 @@ _CHECKS: dict[str, SwitchCheck] = {
     "drop_rate": check_share,
     "rate_limited_rate": check_share,
     "page_cap": _check_page_cap,
+    "nextgen_omit_next": _check_bool,
     "malformed": _check_malformed,
     "seed": check_seed,
 }

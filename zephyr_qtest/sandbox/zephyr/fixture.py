@@ -3,8 +3,10 @@
 A fixture is what the sandbox serves. The generator produces one, ``--save-fixture`` writes it,
 and teams hand-write or edit them (for instance to reproduce an odd object from a real tenant)::
 
-    {"projects": [...], "folders": [...], "statuses": [...], "priorities": [...],
-     "environments": [...], "testcases": [...], "testcase_versions": {"<case key>": [...]},
+    {"projects": [...], "folders": [...], "statuses": [...],
+     "status_types": {"TEST_CASE": [<status id>, ...], "TEST_PLAN": [...], "TEST_CYCLE": [...],
+                      "TEST_EXECUTION": [...]},
+     "priorities": [...], "environments": [...], "testcases": [...], "testcase_versions": {"<case key>": [...]},
      "teststeps": {"<case key>": [...]}, "testscripts": {"<case key>": {"type", "text"}},
      "testcycles": [...], "testplans": [...], "testexecutions": [...],
      "testexecution_steps": {"<execution id or key>": [...]},
@@ -14,6 +16,11 @@ Validation here is structural only: the containers, the identities the sandbox i
 (project ids and keys, case keys, unique ids) and the cross references between sections.
 Individual objects may be deliberately bad (missing required fields, unknown enum values):
 they are served as given, because the client has to cope with them. See docs/zephyr-sandbox.md.
+
+A status's type is not part of the status: the real API's ``Status`` is exactly ``{id, project, name,
+description, index, color, archived, default}`` and ``statusType`` exists only as a query filter
+(REAL_SHAPES.md, Zephyr Scale Cloud 1; the spec's ``Status`` schema has no such field). So the fixture
+says which filter serves a status in ``status_types``, beside the statuses, never inside them.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ LIST_SECTIONS: tuple[str, ...] = (
     "testexecutions",
 )
 MAP_SECTIONS: tuple[str, ...] = (
+    "status_types",
     "testcase_versions",
     "teststeps",
     "testscripts",
@@ -51,6 +59,9 @@ ATTACHMENT_OWNER = re.compile(
     r"^(?P<kind>testcases|testcycles|testplans|testexecutions)/(?P<ref>[^/]+)"
     r"(?:/teststeps/(?P<step>[0-9]+))?$"
 )
+
+# The values of the `statusType` query filter (the spec's StatusType enum).
+STATUS_TYPES: tuple[str, ...] = ("TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION")
 
 _MAX_REPORTED_PROBLEMS = 25
 
@@ -144,6 +155,8 @@ def validate_fixture(doc: Any) -> None:
         if not isinstance(case.get("key"), str) or not case.get("key"):
             problems.append(f"{_describe('testcases', index, case)}: 'key' must be a non-empty string")
 
+    problems.extend(_status_type_problems(doc))
+
     # Cross references between sections.
     case_keys = _refs(doc.get("testcases", []), "key")
     case_refs = _refs(doc.get("testcases", []), "id", "key")
@@ -194,6 +207,49 @@ def validate_fixture(doc: Any) -> None:
             problems.extend(f"attachments[{owner!r}][{index}]: {text}" for text in _attachment_problems(item))
     if problems:
         raise FixtureError(problems)
+
+
+def _status_type_problems(doc: Mapping[str, Any]) -> list[str]:
+    """`status_types` names known statuses, each under one type; no status carries `statusType` itself.
+
+    A status object that still has `statusType` (the shape this sandbox once invented) is refused rather
+    than served or ignored: served, it would teach the client a field the real API never sends
+    (REAL_SHAPES.md, Zephyr Scale Cloud 1); ignored, its type would silently vanish and the status would
+    answer under no `statusType` filter. The message says where the type goes instead.
+    """
+    problems: list[str] = []
+    for index, status in enumerate(doc.get("statuses", [])):
+        if "statusType" in status:
+            problems.append(
+                f"{_describe('statuses', index, status)}: 'statusType' is not part of a Zephyr status "
+                "(the API has it only as a query filter); list the status id under "
+                f"status_types.{status['statusType'] if status['statusType'] in STATUS_TYPES else '<type>'} "
+                "instead and remove the field"
+            )
+    status_ids = {
+        status.get("id") for status in doc.get("statuses", []) if json_int(status.get("id")) is not None
+    }
+    typed: dict[int, str] = {}
+    for status_type, ids in doc.get("status_types", {}).items():
+        if status_type not in STATUS_TYPES:
+            problems.append(
+                f"status_types[{status_type!r}]: not a status type (one of {', '.join(STATUS_TYPES)})"
+            )
+            continue
+        if not isinstance(ids, list):
+            problems.append(f"status_types[{status_type!r}]: must be a list of status ids")
+            continue
+        for ident in ids:
+            if json_int(ident) is None or ident not in status_ids:
+                problems.append(f"status_types[{status_type!r}]: no status with id {ident!r} in 'statuses'")
+            elif ident in typed and typed[ident] != status_type:
+                problems.append(
+                    f"status_types: status {ident} is listed under {typed[ident]} and {status_type}; "
+                    "a Zephyr status belongs to one type"
+                )
+            else:
+                typed[ident] = status_type
+    return problems
 
 
 def _attachment_problems(item: Any) -> list[str]:

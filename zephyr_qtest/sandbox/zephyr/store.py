@@ -31,7 +31,6 @@ from zephyr_qtest.sandbox.zephyr.fixture import (
 )
 
 FOLDER_TYPES: tuple[str, ...] = ("TEST_CASE", "TEST_PLAN", "TEST_CYCLE")
-STATUS_TYPES: tuple[str, ...] = ("TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION")
 
 # Zephyr API resources: a link to one of these is rewritten to this sandbox, whatever host the
 # fixture named. Jira links (users, components, versions, issues) are left alone.
@@ -140,6 +139,11 @@ class ZephyrStore:
         # One collection per list section of the fixture (the object kinds the API lists).
         self.collections: dict[str, Collection] = {kind: Collection(kind) for kind in LIST_SECTIONS}
         self._project_ids_by_key: dict[str, int] = {}
+        # The type each status is served under (`statusType` filter); the status itself never says
+        # (REAL_SHAPES.md, Zephyr Scale Cloud 1).
+        self.status_types: dict[int, str] = {
+            ident: status_type for status_type, ids in doc["status_types"].items() for ident in ids
+        }
         for project in doc["projects"]:
             self._project_ids_by_key[project["key"]] = project["id"]
         self.versions: dict[str, list[Record]] = {}
@@ -205,7 +209,7 @@ class ZephyrStore:
         if kind == "folders":
             meta["folder_type"] = obj.get("folderType")
         elif kind == "statuses":
-            meta["status_type"] = obj.get("statusType")
+            meta["status_type"] = self.status_types.get(record.oid) if record.oid is not None else None
         elif kind in ("testcases", "testcycles", "testplans"):
             meta["folder_id"] = _link_id(obj.get("folder"))
             meta["jira_version_id"] = _link_id(obj.get("jiraProjectVersion"))
@@ -220,7 +224,8 @@ class ZephyrStore:
         return record
 
     def _with_script_link(self, case: dict[str, Any]) -> dict[str, Any]:
-        """Fill in ``testScript`` when a fixture leaves it out but gives steps or a script."""
+        """Fill in ``testScript`` when a fixture leaves it out but gives steps or a script: ``/teststeps``
+        for a step-by-step case, ``/testscript`` for a plain or BDD one (REAL_SHAPES.md, Zephyr 2)."""
         key = case.get("key")
         if "testScript" in case or not isinstance(key, str):
             return case
@@ -416,6 +421,9 @@ class ZephyrStore:
         if record is None:
             raise StoreError(f"no object {ref!r} in {kind}")
         removed = list(remove)
+        if kind == "statuses" and ("statusType" in changes or "statusType" in removed):
+            # The type is the filter a status answers under, not a field (REAL_SHAPES.md, Zephyr 1).
+            raise StoreError(f"statuses {ref}: 'statusType' is not a field of a Zephyr status")
         for name in ("id", "key", "project"):
             if (name in changes and changes[name] != record.obj.get(name)) or name in removed:
                 raise StoreError(f"{kind} {ref}: {name!r} cannot be changed (it identifies the object)")

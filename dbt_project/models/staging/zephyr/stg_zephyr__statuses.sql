@@ -18,7 +18,9 @@ renamed as (
         payload.name as status_name,
         payload.description as status_description,
         payload.color,
-        payload."statusType" as status_type,
+        -- A status never carries its type (only the statusType query filter does): the extraction lists
+        -- each type on its own and keeps the filter beside the payload (REAL_SHAPES.md, Zephyr Scale Cloud 1).
+        source.listing_filter ->> 'statusType' as status_type,
         -- The API root the project's objects were read from (".../v2"), for attachment URLs.
         substring(payload.project ->> 'self' from '^(.*)/projects/[^/]*$') as api_base_url,
 
@@ -39,7 +41,6 @@ renamed as (
         name text,
         description text,
         color text,
-        "statusType" text,
         index jsonb,
         archived jsonb,
         "default" jsonb

@@ -92,6 +92,8 @@ class CaseFamily(GeneratorCore):
                 "folder": {"id": folder["id"], "self": f"{API}/folders/{folder['id']}"} if folder else None,
                 "owner": self.user_link(project) if self.chance(0.85) else None,
             }
+            # Step-by-step cases link /teststeps, plain and BDD ones /testscript (REAL_SHAPES.md, Zephyr
+            # Scale Cloud 2: tested against a real tenant).
             if script == "steps":
                 case["testScript"] = {"self": f"{API}/testcases/{key}/teststeps"}
             elif script in ("plain", "bdd"):

@@ -54,11 +54,13 @@ class ProjectFamily(GeneratorCore):
                     "color": color,
                     "archived": archived,
                     "default": default,
-                    "statusType": status_type,
                 }
                 if self.chance(0.6):
                     status["description"] = f"{name} ({status_type.replace('_', ' ').lower()})"
                 self.doc["statuses"].append(status)
+                # The type is the filter the status answers under, not a field of it (REAL_SHAPES.md,
+                # Zephyr Scale Cloud 1: the 2026 Status schema is strict and has no `statusType`).
+                self.doc["status_types"].setdefault(status_type, []).append(status["id"])
                 by_name[name] = status
             project.statuses[status_type] = by_name
 

@@ -20,7 +20,8 @@ from zephyr_qtest.sandbox.zephyr.api import (
     project_filter,
     route,
 )
-from zephyr_qtest.sandbox.zephyr.store import FOLDER_TYPES, STATUS_TYPES
+from zephyr_qtest.sandbox.zephyr.fixture import STATUS_TYPES
+from zephyr_qtest.sandbox.zephyr.store import FOLDER_TYPES
 
 if TYPE_CHECKING:
     from zephyr_qtest.sandbox.zephyr.app import ZephyrSandbox
@@ -51,6 +52,8 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         return sandbox.offset_page(request, selection.records)
 
     async def list_statuses(request: Request) -> Response:
+        # `statusType` is only a filter: each status answers under the one type the fixture's
+        # `status_types` gives it, and its payload never names the type (REAL_SHAPES.md, Zephyr 1).
         status_type = request.query_params.get("statusType") or None
         if status_type is not None and status_type not in STATUS_TYPES:
             raise ApiError(400, f"statusType must be one of {', '.join(STATUS_TYPES)}, got '{status_type}'")

@@ -80,8 +80,16 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
     async def case_script(request: Request) -> Response:
         record = test_case(store, request)
         script = store.scripts.get(record.key or "")
+        if script is None and (record.key or "") in store.steps:
+            # A step-by-step case answers 422 in the 2026 schema, not 404 (REAL_SHAPES.md, Zephyr Scale
+            # Cloud 2); its testScript.self points at /teststeps, which the client follows instead.
+            raise ApiError(
+                422,
+                f"Test case '{record.key}' has a step-by-step test script; "
+                f"its steps are at /testcases/{record.key}/teststeps",
+            )
         if script is None:
-            # Step-by-step and scriptless cases have no plain/BDD script (the rule the client follows).
+            # A case with no script at all: nothing public says what the real API answers; 404 here.
             raise ApiError(
                 404,
                 f"Test script for test case '{record.key}' does not exist or is not a plain text or BDD script",
