@@ -27,7 +27,7 @@ from zephyr_qtest.lib.qtest.kinds import (
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import BY_NAME
 from zephyr_qtest.lib.qtest.loader import publish_stage
-from zephyr_qtest.lib.qtest.one_writer import WhenBusy, Writer
+from zephyr_qtest.lib.qtest.one_writer import ProjectBusy, WhenBusy, Writer
 from zephyr_qtest.settings import load_settings
 
 QTEST_GROUP = "qtest"
@@ -84,15 +84,18 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
         # for, or stopped at, as ZEPHYR_QTEST_WHEN_BUSY says.
         writer = Writer(context.run.run_id, stage, WhenBusy(qtest.when_busy), context.log.warning)
         async with qtest.client() as client:
-            summary, problems = await publish_stage(
-                stage,
-                postgres.store(),
-                client,
-                project_key,
-                project_target=qtest.project_map.get(project_key),
-                approve_test_cases=qtest.approve_test_cases,
-                writer=writer,
-            )
+            try:
+                summary, problems = await publish_stage(
+                    stage,
+                    postgres.store(),
+                    client,
+                    project_key,
+                    project_target=qtest.project_map.get(project_key),
+                    approve_test_cases=qtest.approve_test_cases,
+                    writer=writer,
+                )
+            except ProjectBusy as busy:
+                raise dg.Failure(description=str(busy)) from None
             calls = client.stats.as_metadata()
             target = _target_metadata(postgres, client.site_url, project_key)
         metadata: dict[str, Any] = {
