@@ -195,9 +195,11 @@ def print_created_fields(result) -> None:  # type: ignore[no-untyped-def]
             print(f"qTest fields created by {stage} (the site lacked them):\n{table.value}", flush=True)
 
 
-def print_reports(db_url: str, projects: list[str]) -> bool:
-    """Extraction, transform and reconciliation, per project; True when everything reconciled equal."""
+def print_reports(db_url: str, projects: list[str], qtest_site: str) -> bool:
+    """Extraction, transform and, on the target qTest site, the reconciliation, per project; True when
+    everything reconciled equal there (results saved by runs against another site do not count)."""
     from zephyr_qtest.lib.mapping import print_transform_report
+    from zephyr_qtest.lib.qtest.id_map import project_targets
     from zephyr_qtest.lib.qtest.reconcile import print_reconciliation
     from zephyr_qtest.lib.store import Store
     from zephyr_qtest.lib.zephyr.report import print_extraction_report
@@ -208,7 +210,8 @@ def print_reports(db_url: str, projects: list[str]) -> bool:
         print()
         print_transform_report(store.marts(), projects)
         print()
-        return print_reconciliation(store.reconciliations(), projects)
+        targets = project_targets(store, qtest_site, projects)
+        return print_reconciliation(store.reconciliations(), projects, qtest_site, targets)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -234,7 +237,7 @@ def run_demo(args: argparse.Namespace) -> int:
         projects = args.project or asyncio.run(discover())
         print(f"projects: {', '.join(projects)}", flush=True)
         failed = run_migration(settings, projects)
-        equal = print_reports(db_url, projects)
+        equal = print_reports(db_url, projects, settings.qtest.base_url)
     if failed or not equal:
         print(
             f"\nfailed: {', '.join(failed) or 'reconciliation'} (see the runs in `make ui`)", file=sys.stderr
@@ -269,7 +272,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     with service_settings(settings, sandbox=args.sandbox, seed=args.seed, size=args.size) as settings:
         print(f"zephyr: {settings.zephyr.base_url}\nqtest: {settings.qtest.base_url}", flush=True)
         failed = run_migration(settings, args.project, groups=args.only)
-        equal = print_reports(db_url, args.project)
+        equal = print_reports(db_url, args.project, settings.qtest.base_url)
     if failed:
         print(f"\nfailed: {', '.join(failed)}: re-run the same command to finish them", file=sys.stderr)
         return 1

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from zephyr_qtest.lib.postgres import DEFAULT_HOME_DIRNAME, url_from_parts
+from zephyr_qtest.lib.qtest.one_writer import WhenBusy
 
 DEFAULT_ENV_FILE = ".env"
 
@@ -132,6 +133,12 @@ class QtestSettings(_Group):
     api_token: SecretStr | None = Field(default=None, validation_alias="QTEST_API_TOKEN")
     username: str = Field(default="", validation_alias="QTEST_USERNAME")
     password: SecretStr | None = Field(default=None, validation_alias="QTEST_PASSWORD")
+    when_busy: WhenBusy = Field(
+        default=WhenBusy.wait,
+        validation_alias="ZEPHYR_QTEST_WHEN_BUSY",
+        description="When another run is publishing the same project to the same site: wait for it "
+        "(wait, then go on from what it did) or stop with a message naming it (stop).",
+    )
 
     @property
     def is_configured(self) -> bool:

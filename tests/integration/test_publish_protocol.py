@@ -85,7 +85,7 @@ def items() -> list[Item]:
 
 
 async def _publish(database_url: str, queue: FakeQueue) -> tuple[dict[str, tuple[str, int | None]], object]:
-    id_map = await IdMap.open(Store(database_url), "PROTO")
+    id_map = await IdMap.open(Store(database_url), "PROTO", "http://qtest.invalid")
     try:
         summary = await publish(queue.kind(), items(), id_map)
         entries = await id_map.load("test_log")

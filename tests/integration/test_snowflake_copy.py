@@ -232,19 +232,21 @@ def test_id_map_and_reconciliation_carry_json_as_variant_and_time_as_utc(copied:
         conn.execute(ID_MAP_DDL)
         conn.execute(RECONCILIATION_DDL)
         conn.execute(
-            "insert into migration.id_map (project_key, object_type, source_key, qtest_id, payload_hash, state, "
-            "updated_at, detail) values (%s, 'test_case', %s, 41, 'h1', 'done', "
-            "'2024-03-01 12:00:00+02', '{\"approved\": true, \"steps\": [1, 2]}'), "
-            "(%s, 'module', %s, null, null, 'pending', '2024-03-01 23:30:00-05', '{}')",
+            "insert into migration.id_map (target_site, project_key, object_type, source_key, qtest_id, "
+            "payload_hash, state, updated_at, detail) values ('https://a.qtestnet.com', %s, 'test_case', %s, 41, "
+            "'h1', 'done', '2024-03-01 12:00:00+02', '{\"approved\": true, \"steps\": [1, 2]}'), "
+            "('https://a.qtestnet.com', %s, 'module', %s, null, null, 'pending', '2024-03-01 23:30:00-05', '{}')",
             (first, f"{first}-T1", first, f"{first}-F1"),
         )
         conn.execute(
-            "insert into migration.reconciliation (project_key, object_type, expected, found, matched, missing, "
-            "unaccounted, mismatches) values (%s, 'test_case', 2, 2, 1, 0, 0, 1)",
+            "insert into migration.reconciliation (target_site, project_key, object_type, expected, found, "
+            "matched, missing, unaccounted, mismatches) values ('https://a.qtestnet.com', %s, 'test_case', 2, 2, "
+            "1, 0, 0, 1)",
             (first,),
         )
         conn.execute(
-            "insert into migration.reconciliation_mismatch values (%s, 'test_case', %s, 'name', 'a', 'b')",
+            "insert into migration.reconciliation_mismatch values "
+            "('https://a.qtestnet.com', %s, 'test_case', %s, 'name', 'a', 'b')",
             (first, f"{first}-T1"),
         )
     migration_assets = [a for a in snowflake_assets if a.key.path[1] in ("id_map", "reconciliation")]

@@ -134,15 +134,16 @@ def test_attachment_bytes_stay_behind_but_their_description_travels() -> None:
 def test_migration_tables_come_from_their_postgres_ddl() -> None:
     contracts = warehouse.migration_contracts()
     assert set(contracts) == {"id_map", "reconciliation", "reconciliation_mismatch"}
-    assert contracts["id_map"].primary_key == ("project_key", "object_type", "source_key")
+    # The id map belongs to a qTest site: its rows are keyed by site too.
+    assert contracts["id_map"].primary_key == ("target_site", "project_key", "object_type", "source_key")
     _, columns, primary_key = _parsed_columns(warehouse.create_table_sql(contracts["id_map"]))
     assert columns["DETAIL"][0] == "VARIANT"
     assert columns["UPDATED_AT"][0] == _normalise("TIMESTAMP_NTZ")
     assert columns["QTEST_ID"] == ("DECIMAL(38, 0)", False)
-    assert primary_key == ["PROJECT_KEY", "OBJECT_TYPE", "SOURCE_KEY"]
+    assert primary_key == ["TARGET_SITE", "PROJECT_KEY", "OBJECT_TYPE", "SOURCE_KEY"]
     # No primary key: the checksum covers every plain column.
     assert contracts["reconciliation_mismatch"].checksum_key == (
-        "project_key", "object_type", "source_key", "field", "expected", "actual",
+        "target_site", "project_key", "object_type", "source_key", "field", "expected", "actual",
     )  # fmt: skip
 
 
@@ -205,9 +206,9 @@ def test_postgres_csv_becomes_typed_frames_with_nulls_and_empty_strings_apart() 
     contract = warehouse.migration_contracts()["id_map"]
     columns = contract.copied_columns()
     csv = (
-        b'SHOP,test_case,SHOP-T1,12,,done,2024-05-01 12:30:15.123456,,"{""a"": 1}",""\n'
-        b'SHOP,module,SHOP-F1,,h,pending,2024-05-01 12:30:15,3,{},"two\nlines, ""quoted"""\n'
-        b"SHOP,module,SHOP-F2,9007199254740993,,done,1999-12-31 23:59:59,,{},\n"
+        b'https://a.qtestnet.com,SHOP,test_case,SHOP-T1,12,,done,2024-05-01 12:30:15.123456,,"{""a"": 1}",""\n'
+        b'https://a.qtestnet.com,SHOP,module,SHOP-F1,,h,pending,2024-05-01 12:30:15,3,{},"two\nlines, ""quoted"""\n'
+        b"https://a.qtestnet.com,SHOP,module,SHOP-F2,9007199254740993,,done,1999-12-31 23:59:59,,{},\n"
     )
     frames = list(warehouse.read_csv_frames(io.BytesIO(csv), columns, chunk_rows=2))
     assert [len(frame) for frame in frames] == [2, 1]

@@ -12,7 +12,7 @@ import pytest
 
 from zephyr_qtest.lib.qtest import reconcile
 from zephyr_qtest.lib.qtest.comparison import Mismatch, Reconciliation, TypeResult
-from zephyr_qtest.lib.qtest.id_map import Entry
+from zephyr_qtest.lib.qtest.id_map import Entry, site_of
 from zephyr_qtest.lib.qtest.kinds import attachment
 from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext
 from zephyr_qtest.lib.qtest.kinds.vocabulary import ATTACHMENT, TEST_CASE
@@ -20,22 +20,31 @@ from zephyr_qtest.lib.store import Store
 from zephyr_qtest.lib.zephyr import raw_checks
 from zephyr_qtest.lib.zephyr.report import print_extraction_report
 
+SITE = "https://acme.qtestnet.com"
+
 
 class SavedReconciliation:
-    """A ``ReconciliationRows`` in memory."""
+    """A ``ReconciliationRows`` in memory, per target site."""
 
     def __init__(self) -> None:
-        self.replaced: dict[str, tuple[list[tuple], list[tuple]]] = {}
+        self.replaced: dict[tuple[str, str], tuple[list[tuple], list[tuple]]] = {}
 
-    def replace(self, project_key: str, counts: list[tuple], mismatches: list[tuple]) -> None:
-        self.replaced[project_key] = (counts, mismatches)
+    def replace(
+        self, project_key: str, counts: list[tuple], mismatches: list[tuple], target_site: str
+    ) -> None:
+        self.replaced[(target_site, project_key)] = (counts, mismatches)
 
-    def read(self, projects: list[str]) -> list[tuple]:
-        return sorted(row for key in projects if key in self.replaced for row in self.replaced[key][0])
+    def read(self, projects: list[str], target_site: str) -> list[tuple]:
+        return sorted(
+            row
+            for key in projects
+            if (target_site, key) in self.replaced
+            for row in self.replaced[(target_site, key)][0]
+        )
 
 
 def test_saving_a_reconciliation_replaces_the_projects_counts_and_mismatches() -> None:
-    outcome = Reconciliation("ALPHA", 7)
+    outcome = Reconciliation("ALPHA", 7, target_site=SITE)
     outcome.results["test_case"] = TypeResult(
         "test_case", expected=3, found=3, matched=2, mismatches=[Mismatch("ALPHA-T1", "name", "a", {"b": 1})]
     )
@@ -44,7 +53,7 @@ def test_saving_a_reconciliation_replaces_the_projects_counts_and_mismatches() -
 
     reconcile.save(saved, outcome)
 
-    counts, mismatches = saved.replaced["ALPHA"]
+    counts, mismatches = saved.replaced[(SITE, "ALPHA")]
     assert counts == [("ALPHA", "test_case", 3, 3, 2, 0, 0, 1), ("ALPHA", "module", 2, 1, 1, 1, 0, 0)]
     assert mismatches == [("ALPHA", "test_case", "ALPHA-T1", "name", '"a"', '{"b": 1}')]
 
@@ -53,11 +62,24 @@ def test_the_saved_reconciliation_prints_equal_only_when_every_project_is(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     saved = SavedReconciliation()
-    saved.replace("ALPHA", [("ALPHA", "module", 2, 2, 2, 0, 0, 0)], [])
-    assert reconcile.print_reconciliation(saved, ["ALPHA"])  # type: ignore[arg-type]
-    assert capsys.readouterr().out.rstrip().endswith("everything equal")
-    assert not reconcile.print_reconciliation(saved, ["ALPHA", "BETA"])  # type: ignore[arg-type]
+    saved.replace("ALPHA", [("ALPHA", "module", 2, 2, 2, 0, 0, 0)], [], SITE)
+    assert reconcile.print_reconciliation(saved, ["ALPHA"], SITE + "/api/v3/", {"ALPHA": (7, "Alpha")})  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("everything equal")
+    assert f"target: qTest site {SITE}" in out and "ALPHA -> qTest project 'Alpha' (id 7)" in out
+    assert not reconcile.print_reconciliation(saved, ["ALPHA", "BETA"], SITE)  # type: ignore[arg-type]
     assert "BETA: not reconciled" in capsys.readouterr().out
+    # Another site's results are not this one's: a run against it has not reconciled anything yet.
+    assert not reconcile.print_reconciliation(saved, ["ALPHA"], "https://live.qtestnet.com")  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert "ALPHA -> no qTest project there yet" in out and "ALPHA: not reconciled" in out
+
+
+def test_a_site_is_its_base_url_without_api_path_or_trailing_slash() -> None:
+    assert site_of("https://Acme.qtestnet.com/api/v3/") == "https://acme.qtestnet.com"
+    assert site_of(" https://acme.qtestnet.com// ") == "https://acme.qtestnet.com"
+    assert site_of("http://127.0.0.1:8123") == "http://127.0.0.1:8123"
+    assert site_of("https://qtest.example.com/manager/api/v3") == "https://qtest.example.com/manager"
 
 
 class RawAnswers:

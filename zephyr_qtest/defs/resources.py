@@ -129,6 +129,11 @@ class QtestResource(dg.ConfigurableResource):
         default=True, description="Approve each migrated test case (0.1 -> 1.0)."
     )
     max_in_flight: int = Field(default=8, description="Requests in flight at once.")
+    when_busy: str = Field(
+        default="wait",
+        description="ZEPHYR_QTEST_WHEN_BUSY: when another run is publishing the same project to the same "
+        "site, wait for it (wait) or stop, naming it (stop).",
+    )
 
     def client(self) -> QtestClient:
         if not self.base_url or not (self.api_token or (self.username and self.password)):
@@ -262,6 +267,7 @@ def qtest_resource(settings: Settings) -> QtestResource:
     return QtestResource(
         project_map=dict(settings.mapping.project_map),
         approve_test_cases=settings.mapping.approve_test_cases,
+        when_busy=settings.qtest.when_busy.value,
         **values,  # type: ignore[arg-type]
     )
 

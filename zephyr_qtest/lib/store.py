@@ -7,7 +7,8 @@ uses them), never on a URL, so a unit test can pass a fake:
   reads and the extraction report's;
 - mart reads (``mapping.MartRows``): ``qtest_mapping`` marts, ``unmapped``, attachment bytes, the
   transform report's counts;
-- the id map (``qtest.id_map.IdMap``), one async connection per publishing stage or reconciliation;
+- the id map (``qtest.id_map.IdMap``) of one project on one qTest site, one async connection per publishing
+  stage (which also holds the project for its run, ``qtest.one_writer``) or reconciliation;
 - reports (``qtest.reconcile.ReconciliationRows``): the saved reconciliation.
 
 Synchronous work borrows connections from one ``psycopg_pool.ConnectionPool``, opened on first use and
@@ -110,9 +111,10 @@ class Store:
     def reconciliations(self) -> ReconciliationRows:
         return ReconciliationRows(self)
 
-    async def open_id_map(self, project_key: str) -> IdMap:
-        """The id map of one project on a connection of its own (close it with ``IdMap.close``)."""
-        return await IdMap.open(self, project_key)
+    async def open_id_map(self, project_key: str, target_site: str) -> IdMap:
+        """The id map of one project on one qTest site (its base URL), on a connection of its own (close it
+        with ``IdMap.close``)."""
+        return await IdMap.open(self, project_key, target_site)
 
     def close(self) -> None:
         with self._lock:

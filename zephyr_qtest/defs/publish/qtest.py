@@ -5,7 +5,8 @@ cases with their steps, releases and cycles, runs, logs with step logs, attachme
 its ``qtest_mapping`` tables and follows the exactly-once protocol of ``lib/qtest/exactly_once.py``, so a
 re-run skips what is done, updates what changed, and finds again what a killed run may have created. A
 failed object is recorded and the others go on; the asset fails at the end, naming them, so that a re-run
-finishes the rest.
+finishes the rest. Each stage is the only writer of its project on its qTest site while it runs
+(``lib/qtest/one_writer.py``), and its metadata names that target (site and qTest project).
 """
 
 from pathlib import Path
@@ -17,6 +18,7 @@ from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource
 from zephyr_qtest.lib.qtest import reconcile
 from zephyr_qtest.lib.qtest.field_setup import FieldSetupError
+from zephyr_qtest.lib.qtest.id_map import project_targets, site_of
 from zephyr_qtest.lib.qtest.kinds import (
     reconciled_types,
     stage_description,
@@ -26,6 +28,7 @@ from zephyr_qtest.lib.qtest.kinds import (
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import BY_NAME
 from zephyr_qtest.lib.qtest.loader import publish_stage
+from zephyr_qtest.lib.qtest.one_writer import ProjectBusy, WhenBusy, Writer
 from zephyr_qtest.settings import load_settings
 
 QTEST_GROUP = "qtest"
@@ -54,6 +57,13 @@ def _failures_markdown(failures: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def _target_metadata(postgres: PostgresResource, site_url: str, project_key: str) -> dict[str, Any]:
+    """The qTest site and project a stage published to (as the id map records them)."""
+    site = site_of(site_url)
+    qtest_id, name = project_targets(postgres.store(), site, [project_key]).get(project_key, (None, None))
+    return {"qtest_site": dg.MetadataValue.url(site), "qtest_project": f"{name} (id {qtest_id})"}
+
+
 def build_publish_asset(stage: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=stage,
@@ -71,6 +81,9 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, qtest: QtestResource, postgres: PostgresResource
     ):
         project_key = context.partition_key
+        # The only run publishing this project to this site while the stage runs: another one is waited
+        # for, or stopped at, as ZEPHYR_QTEST_WHEN_BUSY says.
+        writer = Writer(context.run.run_id, stage, WhenBusy(qtest.when_busy), context.log.warning)
         async with qtest.client() as client:
             try:
                 summary, problems, fields = await publish_stage(
@@ -80,7 +93,10 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
                     project_key,
                     project_target=qtest.project_map.get(project_key),
                     approve_test_cases=qtest.approve_test_cases,
+                    writer=writer,
                 )
+            except ProjectBusy as busy:
+                raise dg.Failure(description=str(busy)) from None
             except FieldSetupError as error:
                 raise dg.Failure(
                     description=str(error),
@@ -91,7 +107,12 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
                     },
                 ) from error
             calls = client.stats.as_metadata()
-        metadata: dict[str, Any] = {**summary.as_metadata(), **{f"api_{k}": v for k, v in calls.items()}}
+            target = _target_metadata(postgres, client.site_url, project_key)
+        metadata: dict[str, Any] = {
+            **target,
+            **summary.as_metadata(),
+            **{f"api_{k}": v for k, v in calls.items()},
+        }
         # The fields the migration brought to the qTest project (on its first run against a bare site).
         metadata["fields_created"] = len(fields.created)
         if fields.changed:
@@ -174,6 +195,8 @@ async def reconciliation(context: dg.AssetExecutionContext, qtest: QtestResource
         metadata={
             "summary": dg.MetadataValue.md(report[:60000]),
             "everything_equal": outcome.ok,
+            "qtest_site": dg.MetadataValue.url(outcome.target_site),
+            "target": outcome.target,
             "report": dg.MetadataValue.path(str(directory / f"{project_key}.html")),
             **{f"api_{k}": v for k, v in calls.items()},
         }

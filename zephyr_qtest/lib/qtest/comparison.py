@@ -44,6 +44,19 @@ class Reconciliation:
     qtest_project_id: int | None
     results: dict[str, TypeResult] = field(default_factory=dict)
     skipped_attachments: list[dict[str, Any]] = field(default_factory=list)
+    # The target: the qTest site (as the id map names it) and the qTest project's name.
+    target_site: str = ""
+    qtest_project_name: str | None = None
+
+    @property
+    def target(self) -> str:
+        """The target in words, for the report: site and qTest project."""
+        if self.qtest_project_id is None:
+            return (
+                f"qTest site {self.target_site or '(none)'}, no qTest project yet (nothing published there)"
+            )
+        name = f"'{self.qtest_project_name}' " if self.qtest_project_name else ""
+        return f"qTest site {self.target_site}, project {name}(id {self.qtest_project_id})"
 
     @property
     def ok(self) -> bool:

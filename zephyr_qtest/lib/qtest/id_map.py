@@ -5,6 +5,15 @@ create is therefore bracketed (DESIGN.md §6): ``pending`` with the payload hash
 POST, ``done`` with the qTest id right after it, each in its own short transaction (autocommit). A later
 run skips ``done`` rows whose hash is unchanged, updates those whose hash changed, and looks ``pending``
 rows up in qTest before creating anything.
+
+The map belongs to a target: every row names the qTest site (``target_site``, its normalised base URL) as
+well as the project, and every read and write is filtered by the site, so a rehearsal against one site
+never lends its ids to the live run against another (DESIGN.md §6).
+
+Rows written before the map named its site (an earlier version's table, upgraded in place by
+``ID_MAP_UPGRADE``) carry ``target_site = ''``: no site is assumed for them. The first run after the
+upgrade that publishes their project adopts them for its site only if that site still holds their qTest
+project (``loader.adopt_rows_without_site``); otherwise they stay as they are, unused, and the run says so.
 """
 
 from __future__ import annotations
@@ -14,19 +23,25 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from zephyr_qtest.lib.qtest import one_writer
+
 if TYPE_CHECKING:
-    from zephyr_qtest.lib.store import AsyncConnections
+    from zephyr_qtest.lib.store import AsyncConnections, Connections
 
 MIGRATION_SCHEMA = "migration"
 STATES = ("pending", "done", "failed")
+# The site of rows written before the id map named its site (see the module's docstring).
+NO_SITE = ""
 
 # The schema named literally: no identifier is interpolated into the statement text.
 ID_MAP_DDL = """
 create schema if not exists migration;
 create table if not exists migration.id_map (
+    target_site   text not null,
     project_key   text not null,
     object_type   text not null,
     source_key    text not null,
@@ -37,10 +52,59 @@ create table if not exists migration.id_map (
     qtest_project_id bigint,
     detail        jsonb not null default '{}'::jsonb,
     error         text,
-    primary key (project_key, object_type, source_key)
+    primary key (target_site, project_key, object_type, source_key)
 );
 create index if not exists id_map_qtest_id on migration.id_map (object_type, qtest_id);
 """
+
+# A table of an earlier version (no target_site) upgraded in place: the column added (its old rows get
+# NO_SITE), then the key changed to include it. Checked first, so an upgraded table is not altered again.
+ID_MAP_UPGRADE = """
+do $$
+begin
+    if not exists (
+        select 1 from information_schema.columns
+        where table_schema = 'migration' and table_name = 'id_map' and column_name = 'target_site'
+    ) then
+        alter table migration.id_map add column target_site text not null default '';
+        alter table migration.id_map alter column target_site drop default;
+    end if;
+    if not exists (
+        select 1 from pg_constraint as c
+        join pg_attribute as a on a.attrelid = c.conrelid and a.attnum = any(c.conkey)
+        where c.conrelid = 'migration.id_map'::regclass and c.contype = 'p' and a.attname = 'target_site'
+    ) then
+        alter table migration.id_map drop constraint if exists id_map_pkey;
+        alter table migration.id_map
+            add constraint id_map_pkey primary key (target_site, project_key, object_type, source_key);
+    end if;
+end
+$$;
+"""
+
+# Several stages and runs open id maps at once: the DDL and the upgrade run one at a time (a transaction
+# lock on this key), so two first runs do not race to create or alter the same table.
+DDL_LOCK_KEY = one_writer.lock_key("zephyr_qtest migration DDL")
+
+
+def site_of(base_url: str) -> str:
+    """The qTest site a base URL names, as the id map records it: scheme and host lower-case, no trailing
+    slash, no ``/api/v3`` (``https://Acme.qtestnet.com/api/v3/`` -> ``https://acme.qtestnet.com``)."""
+    parts = urlsplit(base_url.strip())
+    path = parts.path.rstrip("/")
+    if path.lower().endswith("/api/v3"):
+        path = path[: -len("/api/v3")].rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+
+
+async def ensure_schema(conn: psycopg.AsyncConnection) -> None:
+    """The id map's table (and the writer record of ``one_writer``) created or upgraded, one process at a
+    time."""
+    async with conn.transaction():
+        await conn.execute("select pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+        await conn.execute(ID_MAP_DDL)
+        await conn.execute(ID_MAP_UPGRADE)
+        await conn.execute(one_writer.WRITER_DDL)
 
 
 @dataclass(frozen=True)
@@ -52,24 +116,81 @@ class Entry:
 
 
 class IdMap:
-    """The id map of one Zephyr project, on one async connection (autocommit: one transaction a write)."""
+    """The id map of one Zephyr project on one qTest site, on one async connection (autocommit: one
+    transaction a write)."""
 
-    def __init__(self, conn: psycopg.AsyncConnection, project_key: str, qtest_project_id: int | None = None):
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection,
+        project_key: str,
+        target_site: str,
+        qtest_project_id: int | None = None,
+    ):
+        if not target_site:
+            raise ValueError(f"the id map of {project_key} needs its qTest site (QTEST_BASE_URL)")
         self._conn = conn
         self.project_key = project_key
+        self.target_site = target_site
         self.qtest_project_id = qtest_project_id
         # Many publishing tasks share the connection: one statement or transaction at a time.
         self._lock = asyncio.Lock()
+        self._writing = False
 
     @classmethod
-    async def open(cls, db: AsyncConnections, project_key: str) -> IdMap:
-        """The id map on a connection of its own (autocommit), its table created when missing."""
+    async def open(cls, db: AsyncConnections, project_key: str, target_site: str) -> IdMap:
+        """The id map of `project_key` on the site `target_site` (a base URL, normalised by ``site_of``)
+        on a connection of its own (autocommit), its table created, or upgraded, when needed."""
         conn = await db.connect_async(autocommit=True)
-        await conn.execute(ID_MAP_DDL)
-        return cls(conn, project_key)
+        try:
+            await ensure_schema(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(conn, project_key, site_of(target_site))
 
     async def close(self) -> None:
-        await self._conn.close()
+        """Closes the connection, which also ends this run's hold on the project (``become_sole_writer``)."""
+        try:
+            if self._writing:
+                await one_writer.release(self._conn, self.target_site, self.project_key)
+        finally:
+            await self._conn.close()
+
+    async def become_sole_writer(self, writer: one_writer.Writer) -> None:
+        """Holds the project on this site for this run until ``close``: waits for, or stops at, another run
+        that publishes it (``writer.when_busy``). Call it before the first read of a publishing stage, so
+        the stage sees everything the other run recorded."""
+        async with self._lock:
+            await one_writer.acquire(self._conn, self.target_site, self.project_key, writer)
+            self._writing = True
+
+    async def rows_without_site(self) -> tuple[int, Entry | None]:
+        """How many rows of this project were written before the map named its site, and their project
+        row (which names their qTest project)."""
+        async with self._lock:
+            cursor = await self._conn.execute(
+                # One project row at most (its source key is the project key).
+                "select count(*), max(qtest_id) filter (where object_type = 'project'), "
+                "max(detail->>'name') filter (where object_type = 'project') "
+                "from migration.id_map where target_site = %s and project_key = %s",
+                (NO_SITE, self.project_key),
+            )
+            count, project_id, name = await cursor.fetchone() or (0, None, None)
+        if not count or project_id is None:
+            return count or 0, None
+        return count, Entry(int(project_id), None, "done", {"name": name} if name else {})
+
+    async def adopt_rows_without_site(self) -> int:
+        """This project's rows without a site become this site's (not those this site already has)."""
+        async with self._lock:
+            cursor = await self._conn.execute(
+                "update migration.id_map as m set target_site = %s "
+                "where target_site = %s and project_key = %s and not exists (select 1 from migration.id_map "
+                "as mine where mine.target_site = %s and mine.project_key = m.project_key "
+                "and mine.object_type = m.object_type and mine.source_key = m.source_key)",
+                (self.target_site, NO_SITE, self.project_key, self.target_site),
+            )
+            return cursor.rowcount
 
     async def load(self, object_type: str) -> dict[str, Entry]:
         async with self._lock:
@@ -78,8 +199,8 @@ class IdMap:
     async def _load(self, object_type: str) -> dict[str, Entry]:
         cursor = await self._conn.execute(
             "select source_key, qtest_id, payload_hash, state, detail from migration.id_map "
-            "where project_key = %s and object_type = %s",
-            (self.project_key, object_type),
+            "where target_site = %s and project_key = %s and object_type = %s",
+            (self.target_site, self.project_key, object_type),
         )
         return {
             key: Entry(qtest_id, payload_hash, state, detail or {})
@@ -118,15 +239,23 @@ class IdMap:
         async with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
             # A pending row keeps the id it may have (as pending() does).
             await cursor.executemany(
-                "insert into migration.id_map as m "
-                "(project_key, object_type, source_key, qtest_id, payload_hash, state, qtest_project_id) "
-                "values (%s, %s, %s, %s, %s, %s, %s) "
-                "on conflict (project_key, object_type, source_key) do update set "
+                "insert into migration.id_map as m (target_site, project_key, object_type, source_key, "
+                "qtest_id, payload_hash, state, qtest_project_id) values (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "on conflict (target_site, project_key, object_type, source_key) do update set "
                 "qtest_id = coalesce(excluded.qtest_id, m.qtest_id), payload_hash = excluded.payload_hash, "
                 "state = excluded.state, qtest_project_id = excluded.qtest_project_id, error = null, "
                 "updated_at = now()",
                 [
-                    (self.project_key, object_type, key, qtest_id, payload_hash, state, self.qtest_project_id)
+                    (
+                        self.target_site,
+                        self.project_key,
+                        object_type,
+                        key,
+                        qtest_id,
+                        payload_hash,
+                        state,
+                        self.qtest_project_id,
+                    )
                     for key, qtest_id, payload_hash in rows
                 ],
             )
@@ -138,8 +267,15 @@ class IdMap:
         async with self._lock:
             await self._conn.execute(
                 "update migration.id_map set detail = detail || %s::jsonb, updated_at = now() "
-                "where project_key = %s and object_type = %s and source_key = any(%s) and state = 'pending'",
-                (json.dumps(dict(detail)), self.project_key, object_type, list(source_keys)),
+                "where target_site = %s and project_key = %s and object_type = %s and source_key = any(%s) "
+                "and state = 'pending'",
+                (
+                    json.dumps(dict(detail)),
+                    self.target_site,
+                    self.project_key,
+                    object_type,
+                    list(source_keys),
+                ),
             )
 
     async def failed(self, object_type: str, source_key: str, payload_hash: str | None, error: str) -> None:
@@ -177,16 +313,38 @@ class IdMap:
         error: str | None,
     ) -> None:
         await self._conn.execute(
-            "insert into migration.id_map as m "
-            "(project_key, object_type, source_key, qtest_id, payload_hash, state, qtest_project_id, detail, error) "
-            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "on conflict (project_key, object_type, source_key) do update set "
+            "insert into migration.id_map as m (target_site, project_key, object_type, source_key, qtest_id, "
+            "payload_hash, state, qtest_project_id, detail, error) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "on conflict (target_site, project_key, object_type, source_key) do update set "
             f"qtest_id = {id_expression}, payload_hash = excluded.payload_hash, state = excluded.state, "
             "qtest_project_id = excluded.qtest_project_id, "
             "detail = case when excluded.detail = '{}'::jsonb then m.detail else excluded.detail end, "
             "error = excluded.error, updated_at = now()",
             (
-                self.project_key, object_type, source_key, qtest_id, payload_hash, state,
+                self.target_site, self.project_key, object_type, source_key, qtest_id, payload_hash, state,
                 self.qtest_project_id, json.dumps(dict(detail or {})), error,
             ),
         )  # fmt: skip
+
+
+def project_targets(
+    db: Connections, target_site: str, projects: Iterable[str]
+) -> dict[str, tuple[int, str | None]]:
+    """Zephyr project key -> the qTest project (id, name) it goes to on `target_site`, for the projects the
+    id map knows there (none before a first publish)."""
+    with db.connection() as conn:
+        exists = conn.execute("select to_regclass('migration.id_map')").fetchone()
+        if not exists or not exists[0]:
+            return {}
+        has_site = conn.execute(
+            "select 1 from information_schema.columns where table_schema = 'migration' "
+            "and table_name = 'id_map' and column_name = 'target_site'"
+        ).fetchone()
+        if not has_site:
+            return {}
+        rows = conn.execute(
+            "select project_key, qtest_id, detail->>'name' from migration.id_map where target_site = %s "
+            "and project_key = any(%s) and object_type = 'project' and state = 'done' and qtest_id is not null",
+            (site_of(target_site), list(projects)),
+        ).fetchall()
+    return {key: (int(qtest_id), name) for key, qtest_id, name in rows}

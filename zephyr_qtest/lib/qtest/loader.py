@@ -1,19 +1,22 @@
 """Publishing one stage of one Zephyr project's mapping marts into qTest: the fields the migration sets
 (created on a bare site, ``field_setup.py``), then the stage's kinds (see ``kinds/``), in load order, each
-through the exactly-once protocol of ``exactly_once.py``; ids of parents come from the id map."""
+through the exactly-once protocol of ``exactly_once.py``; ids of parents come from the id map of the target
+site. A stage holds the project on its site for its run while it publishes (``one_writer``)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from zephyr_qtest.lib.http import NotFoundError
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.exactly_once import PublishSummary
 from zephyr_qtest.lib.qtest.field_setup import FieldSetup, ensure_fields, migration_fields
-from zephyr_qtest.lib.qtest.id_map import IdMap
+from zephyr_qtest.lib.qtest.id_map import NO_SITE, Entry, IdMap
 from zephyr_qtest.lib.qtest.kinds import id_types_of_stage, kinds_of_stage
 from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext
 from zephyr_qtest.lib.qtest.kinds.vocabulary import PROJECT
+from zephyr_qtest.lib.qtest.one_writer import Writer
 
 if TYPE_CHECKING:
     from zephyr_qtest.lib.store import Store
@@ -40,6 +43,42 @@ async def resolve_project(client: QtestClient, id_map: IdMap, project_key: str, 
     return int(project["id"])
 
 
+async def adopt_rows_without_site(client: QtestClient, id_map: IdMap, writer: Writer) -> None:
+    """Rows of the project written before the id map named its site become this site's only if this site
+    still holds their qTest project (it answers for the id, under the name they recorded); otherwise they
+    are left as they are, unused (another site's, most likely a rehearsal's), and the run says so."""
+    count, project = await id_map.rows_without_site()
+    if not count:
+        return
+    key, site = id_map.project_key, id_map.target_site
+    if (await id_map.load(PROJECT.name)).get(key) is not None:
+        reason = f"{site} has id-map rows of its own for {key}"
+    elif project is None or project.qtest_id is None:
+        reason = "they name no qTest project to look for"
+    elif await _site_holds(client, project):
+        adopted = await id_map.adopt_rows_without_site()
+        writer.log(
+            f"{adopted} id-map rows of {key} written before the id map named its site are now {site}'s: "
+            f"it holds their qTest project {project.qtest_id}"
+        )
+        return
+    else:
+        reason = f"their qTest project {project.qtest_id} is not on {site}"
+    writer.log(
+        f"{count} id-map rows of {key} written before the id map named its site are kept aside and not "
+        f"used ({reason}); they stay in migration.id_map with target_site '{NO_SITE}'"
+    )
+
+
+async def _site_holds(client: QtestClient, project: Entry) -> bool:
+    try:
+        found = await client.get_json(f"projects/{project.qtest_id}")
+    except NotFoundError:
+        return False
+    name = project.detail.get("name")
+    return isinstance(found, dict) and (not name or found.get("name") == name)
+
+
 async def publish_stage(
     stage: str,
     store: Store,
@@ -49,12 +88,18 @@ async def publish_stage(
     project_target: str | None = None,
     approve_test_cases: bool = True,
     concurrency: int = 8,
+    writer: Writer | None = None,
 ) -> tuple[PublishSummary, Counter[tuple[str, str, str]], FieldSetup]:
-    """Publishes one stage of one project; returns its summary, the properties that could not be set and
-    the fields it created first (`FieldSetupError` when it may not: then nothing is written)."""
+    """Publishes one stage of one project to the site of `client`, as the project's only writer there
+    (`writer`: the run, and whether it waits for another run or stops); returns its summary, the
+    properties that could not be set and the fields it created first (`FieldSetupError` when it may not:
+    then nothing is written)."""
     kinds = kinds_of_stage(stage)
-    id_map = await store.open_id_map(project_key)
+    writer = writer or Writer(stage=stage)
+    id_map = await store.open_id_map(project_key, client.site_url)
     try:
+        await id_map.become_sole_writer(writer)
+        await adopt_rows_without_site(client, id_map, writer)
         project_id = await resolve_project(client, id_map, project_key, project_target)
         id_map.qtest_project_id = project_id
         # Every stage, before it writes anything (any stage may be the first a run or a user starts).

@@ -12,8 +12,11 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from psycopg import sql
+
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.comparison import Mismatch, Reconciliation, TypeResult, compare, pair
+from zephyr_qtest.lib.qtest.id_map import DDL_LOCK_KEY, site_of
 from zephyr_qtest.lib.qtest.kinds import KINDS, Kind
 from zephyr_qtest.lib.qtest.kinds.attachment import all_attachment_rows, not_uploaded
 from zephyr_qtest.lib.qtest.kinds.base import Marts, ReadBack, done_ids, execution_statuses, field_catalogs
@@ -24,10 +27,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Mismatch", "Reconciliation", "TypeResult", "html", "markdown", "reconcile", "save"]
 
-# The schema named literally: no identifier is interpolated into the statement text.
+# The schema named literally: no identifier is interpolated into the statement text. Like the id map,
+# the results belong to a target: a run against another qTest site keeps its own.
 RECONCILIATION_DDL = """
 create schema if not exists migration;
 create table if not exists migration.reconciliation (
+    target_site   text not null,
     project_key   text not null,
     object_type   text not null,
     expected      integer not null,
@@ -37,9 +42,10 @@ create table if not exists migration.reconciliation (
     unaccounted   integer not null,
     mismatches    integer not null,
     checked_at    timestamptz not null default now(),
-    primary key (project_key, object_type)
+    primary key (target_site, project_key, object_type)
 );
 create table if not exists migration.reconciliation_mismatch (
+    target_site   text not null,
     project_key   text not null,
     object_type   text not null,
     source_key    text not null,
@@ -51,23 +57,60 @@ create index if not exists reconciliation_mismatch_project
     on migration.reconciliation_mismatch (project_key, object_type);
 """
 
+# Tables of an earlier version (no target_site) upgraded in place: their rows, results of a run against a
+# site nobody recorded, get NO_SITE and are never shown as a target's results.
+RECONCILIATION_UPGRADE = """
+do $$
+begin
+    if not exists (
+        select 1 from information_schema.columns where table_schema = 'migration'
+        and table_name = 'reconciliation' and column_name = 'target_site'
+    ) then
+        alter table migration.reconciliation add column target_site text not null default '';
+        alter table migration.reconciliation alter column target_site drop default;
+        alter table migration.reconciliation drop constraint if exists reconciliation_pkey;
+        alter table migration.reconciliation
+            add constraint reconciliation_pkey primary key (target_site, project_key, object_type);
+    end if;
+    if not exists (
+        select 1 from information_schema.columns where table_schema = 'migration'
+        and table_name = 'reconciliation_mismatch' and column_name = 'target_site'
+    ) then
+        alter table migration.reconciliation_mismatch add column target_site text not null default '';
+        alter table migration.reconciliation_mismatch alter column target_site drop default;
+    end if;
+end
+$$;
+"""
+
 
 async def reconcile(store: Store, client: QtestClient, project_key: str) -> Reconciliation:
-    """qTest read back, kind by kind in load order, and compared with the marts through the id map."""
-    id_map = await store.open_id_map(project_key)
+    """qTest read back, kind by kind in load order, and compared with the marts through the id map of the
+    client's site. Nothing published there yet: every expected object is missing."""
+    id_map = await store.open_id_map(project_key, client.site_url)
     try:
         maps = {object_type.name: await id_map.load(object_type.name) for object_type in OBJECT_TYPES}
     finally:
         await id_map.close()
     ids = {object_type: done_ids(entries) for object_type, entries in maps.items()}
     project = maps[PROJECT.name].get(project_key)
-    outcome = Reconciliation(project_key, project.qtest_id if project else None)
+    outcome = Reconciliation(
+        project_key,
+        project.qtest_id if project else None,
+        target_site=id_map.target_site,
+        qtest_project_name=project.detail.get("name") if project else None,
+    )
+    marts = Marts(store.marts(), project_key)
     if outcome.qtest_project_id is None:
+        for kind in KINDS:
+            result = outcome.results.setdefault(kind.result_type.name, TypeResult(kind.result_type.name))
+            keys = [str(row["source_key"]) for row in kind.rows(marts)]
+            result.expected += len(keys)
+            result.missing += keys
         return outcome
     pid = outcome.qtest_project_id
     case_fields, run_fields = await field_catalogs(client, pid)
     statuses = await execution_statuses(client, pid)
-    marts = Marts(store.marts(), project_key)
     read_back = ReadBack(client, pid, marts, ids, outcome, case_fields, run_fields, statuses)
     for kind in KINDS:
         await reconcile_kind(kind, read_back)
@@ -102,44 +145,61 @@ SAVED_MISMATCHES = 10000
 
 
 class ReconciliationWriter(Protocol):
-    def replace(self, project_key: str, counts: list[CountRow], mismatches: list[MismatchRow]) -> None: ...
+    def replace(
+        self, project_key: str, counts: list[CountRow], mismatches: list[MismatchRow], target_site: str
+    ) -> None: ...
 
 
 class ReconciliationRows:
-    """The saved reconciliation's repository: ``migration.reconciliation`` and its mismatches."""
+    """The saved reconciliation's repository: ``migration.reconciliation`` and its mismatches, per target
+    site."""
 
     def __init__(self, db: Connections) -> None:
         self._db = db
 
-    def replace(self, project_key: str, counts: list[CountRow], mismatches: list[MismatchRow]) -> None:
-        """The project's rows replaced in one transaction (the tables created when missing)."""
+    def replace(
+        self, project_key: str, counts: list[CountRow], mismatches: list[MismatchRow], target_site: str
+    ) -> None:
+        """The project's rows on `target_site` replaced in one transaction (the tables created, or
+        upgraded, when needed; one process at a time)."""
         with self._db.connection() as conn, conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
             conn.execute(RECONCILIATION_DDL)
-            conn.execute("delete from migration.reconciliation where project_key = %s", (project_key,))
-            conn.execute(
-                "delete from migration.reconciliation_mismatch where project_key = %s", (project_key,)
-            )
+            conn.execute(RECONCILIATION_UPGRADE)
+            for table in ("reconciliation", "reconciliation_mismatch"):
+                conn.execute(
+                    sql.SQL("delete from migration.{} where target_site = %s and project_key = %s").format(
+                        sql.Identifier(table)
+                    ),
+                    (target_site, project_key),
+                )
             with conn.cursor() as cursor:
                 cursor.executemany(
-                    "insert into migration.reconciliation (project_key, object_type, expected, found, matched, "
-                    "missing, unaccounted, mismatches) values (%s, %s, %s, %s, %s, %s, %s, %s)",
-                    counts,
+                    "insert into migration.reconciliation (target_site, project_key, object_type, expected, "
+                    "found, matched, missing, unaccounted, mismatches) "
+                    "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [(target_site, *row) for row in counts],
                 )
                 cursor.executemany(
-                    "insert into migration.reconciliation_mismatch values (%s, %s, %s, %s, %s, %s)",
-                    mismatches,
+                    "insert into migration.reconciliation_mismatch (target_site, project_key, object_type, "
+                    "source_key, field, expected, actual) values (%s, %s, %s, %s, %s, %s, %s)",
+                    [(target_site, *row) for row in mismatches],
                 )
 
-    def read(self, projects: list[str]) -> list[CountRow]:
-        """The saved counts of `projects`, by project and object type (none before a first save)."""
+    def read(self, projects: list[str], target_site: str) -> list[CountRow]:
+        """The saved counts of `projects` on `target_site`, by project and object type (none before a
+        first save there)."""
         with self._db.connection() as conn:
-            exists = conn.execute("select to_regclass('migration.reconciliation')").fetchone()
-            if not exists or not exists[0]:
+            exists = conn.execute(
+                "select 1 from information_schema.columns where table_schema = 'migration' "
+                "and table_name = 'reconciliation' and column_name = 'target_site'"
+            ).fetchone()
+            if not exists:
                 return []
             return conn.execute(
                 "select project_key, object_type, expected, found, matched, missing, unaccounted, mismatches "
-                "from migration.reconciliation where project_key = any(%s) order by 1, 2",
-                (projects,),
+                "from migration.reconciliation where target_site = %s and project_key = any(%s) order by 1, 2",
+                (site_of(target_site), projects),
             ).fetchall()
 
 
@@ -156,7 +216,7 @@ def save(rows: ReconciliationWriter, outcome: Reconciliation) -> None:
         for result in outcome.results.values()
         for m in result.mismatches[:SAVED_MISMATCHES]
     ]  # fmt: skip
-    rows.replace(outcome.project_key, counts, mismatches)
+    rows.replace(outcome.project_key, counts, mismatches, outcome.target_site)
 
 
 def markdown(
@@ -166,7 +226,9 @@ def markdown(
     lines = [
         f"# Reconciliation of {outcome.project_key}",
         "",
-        f"qTest project id: {outcome.qtest_project_id}. Result: **{'everything equal' if outcome.ok else 'DIFFERENCES'}**.",
+        f"Target: {outcome.target}.",
+        "",
+        f"Result: **{'everything equal' if outcome.ok else 'DIFFERENCES'}**.",
         "",
         "| object | expected | found in qTest | equal | missing | not accounted for | mismatched fields |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -223,7 +285,7 @@ def html(
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>",
         f"<h1>Reconciliation of {escape(outcome.project_key)}</h1>",
-        f"<p>qTest project id: {outcome.qtest_project_id}. Result: <strong>{verdict}</strong>.</p>",
+        f"<p>Target: {escape(outcome.target)}. Result: <strong>{verdict}</strong>.</p>",
         table(
             [
                 "object",
@@ -262,9 +324,21 @@ def html(
     return "".join(parts) + "</body></html>\n"
 
 
-def print_reconciliation(saved: ReconciliationRows, projects: list[str]) -> bool:
-    """The reconciliation of each project as the last run saved it; True when everything is equal."""
-    rows = saved.read(projects)
+def print_reconciliation(
+    saved: ReconciliationRows,
+    projects: list[str],
+    target_site: str,
+    targets: Mapping[str, tuple[int, str | None]] | None = None,
+) -> bool:
+    """The reconciliation of each project on `target_site` (its qTest project from `targets`: key -> id,
+    name), as the last run against that site saved it; True when everything is equal there."""
+    site = site_of(target_site)
+    print(f"target: qTest site {site}")
+    for project in projects:
+        qtest_id, name = (targets or {}).get(project, (None, None))
+        where = f"qTest project '{name}' (id {qtest_id})" if qtest_id else "no qTest project there yet"
+        print(f"  {project} -> {where}")
+    rows = saved.read(projects, site)
     print(f"{'reconciliation (qTest read back)':<34} {'expected':>9} {'in qTest':>9} {'equal':>9} {'missing':>8} "
           f"{'extra':>6} {'diffs':>6}")  # fmt: skip
     equal = bool(rows) and {row[0] for row in rows} == set(projects)
