@@ -106,8 +106,12 @@ def service_settings(settings: Settings, *, sandbox: bool, seed: int, size: str)
 
 def child_environment(settings: Settings) -> dict[str, str]:
     """The environment of a child process that runs on ``settings``: this one's, with the tree's variables
-    over it (values from ``.env`` and the sandboxes' URLs and tokens included)."""
-    return {**os.environ, **settings.environ()}
+    over it (values from ``.env`` and the sandboxes' URLs and tokens included), and this interpreter's bin
+    directory first on PATH: `dagster dev` and dagster-dbt start ``dbt`` by name, which must be the venv's
+    even when the venv is not activated (``.venv/bin/zephyr-qtest ui``)."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = [bin_dir, *(entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry != bin_dir)]
+    return {**os.environ, **settings.environ(), "PATH": os.pathsep.join(entry for entry in path if entry)}
 
 
 def load_migration_job():

@@ -1,4 +1,6 @@
-"""`make ui`'s command serves the Dagster UI, and its GraphQL API shows the code location with every asset."""
+"""`zephyr-qtest ui` serves the Dagster UI, with or without the venv on PATH: its GraphQL API shows the
+code location with every asset, and the daemon's project-discovery sensor adds the sandbox's projects as
+partitions."""
 
 from __future__ import annotations
 
@@ -35,6 +37,13 @@ QUERY = """
 """
 
 
+PARTITIONS_QUERY = """
+query ($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode { partitionKeys } }
+}
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -46,6 +55,9 @@ def test_ui_loads_the_code_location_with_every_asset(tmp_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "ZEPHYR_QTEST_HOME": str(tmp_path / "home")}
     env.pop("DAGSTER_HOME", None)
+    # As a user runs `.venv/bin/zephyr-qtest ui` without activating the venv: its bin is not on PATH.
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     for name in ("ZEPHYR_BASE_URL", "ZEPHYR_API_TOKEN"):
         env.pop(name, None)
     process = subprocess.Popen(
@@ -76,8 +88,25 @@ def test_ui_loads_the_code_location_with_every_asset(tmp_path: Path) -> None:
         assert [entry["name"] for entry in entries] == ["zephyr_qtest"]
         assert entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation", entries
         served = {tuple(node["assetKey"]["path"]) for node in payload["assetNodes"]}
-        expected = {tuple(key.path) for key in defs().resolve_asset_graph().get_all_asset_keys()}
+        graph = defs().resolve_asset_graph()
+        expected = {tuple(key.path) for key in graph.get_all_asset_keys()}
         assert served == expected
+
+        # The daemon ticks the discovery sensor (RUNNING by default): the projects become partitions.
+        partitioned = next(key for key in graph.get_all_asset_keys() if graph.get(key).partitions_def)
+        keys: list[str] = []
+        while time.monotonic() < deadline + 180 and process.poll() is None and not keys:
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/graphql",
+                json={"query": PARTITIONS_QUERY, "variables": {"path": list(partitioned.path)}},
+                timeout=10,
+            )
+            keys = response.json()["data"]["assetNodeOrError"].get("partitionKeys") or []
+            if not keys:
+                time.sleep(1)
+        assert process.poll() is None, "the UI process exited"
+        assert keys, "the discovery sensor added no partition"
+        assert all(key.isupper() for key in keys), keys
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)

@@ -1,5 +1,6 @@
 -- load_order puts parents before children (modules, cycles) and callees before callers (test cases),
--- except where a loop was found and reported in mapping_issue.
+-- except where a loop was found and reported in mapping_issue. Releases are published before every cycle
+-- (their own kind, first in the stage), so a cycle under a release needs no later level.
 
 with
 
@@ -56,7 +57,9 @@ cycle_violations as (
     from cycles as children
     inner join cycles as parents
         on children.parent_source_key = parents.source_key
-    where parents.load_order >= children.load_order
+    where
+        parents.load_order >= children.load_order
+        and parents.qtest_object_type <> 'release'
 
 ),
 

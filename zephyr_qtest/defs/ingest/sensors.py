@@ -1,5 +1,7 @@
 """Project discovery: every enabled Zephyr project becomes a partition of the whole graph."""
 
+import asyncio
+
 import dagster as dg
 
 from zephyr_qtest.defs.partitions import zephyr_projects
@@ -16,14 +18,18 @@ from zephyr_qtest.lib.zephyr.discovery import discover_project_keys
         "partition. It starts no run: a migration is started on purpose, per project or as a backfill."
     ),
 )
-async def zephyr_project_discovery(
-    context: dg.SensorEvaluationContext, zephyr: ZephyrResource
-) -> dg.SensorResult:
-    async with zephyr.client() as client:
-        keys = await discover_project_keys(client)
+def zephyr_project_discovery(context: dg.SensorEvaluationContext, zephyr: ZephyrResource) -> dg.SensorResult:
+    # Dagster evaluates a sensor as a plain function (a coroutine is rejected on every tick), so the
+    # asynchronous client runs to its end here.
+    keys = asyncio.run(_project_keys(zephyr))
     known = set(context.instance.get_dynamic_partitions(zephyr_projects.name))
     new = [key for key in keys if key not in known]
     if not new:
         return dg.SensorResult(skip_reason=f"no new projects among {len(keys)}")
     context.log.info(f"new Zephyr projects: {', '.join(new)}")
     return dg.SensorResult(dynamic_partitions_requests=[zephyr_projects.build_add_request(new)])
+
+
+async def _project_keys(zephyr: ZephyrResource) -> list[str]:
+    async with zephyr.client() as client:
+        return await discover_project_keys(client)

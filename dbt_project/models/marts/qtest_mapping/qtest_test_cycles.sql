@@ -110,19 +110,49 @@ cycles as (
         'test_cycle' as qtest_object_type,
         test_cycles.test_cycle_id as zephyr_id,
         test_cycles.key as zephyr_key,
-        case when cycle_folders.source_key is not null then cycle_folders.source_key end as parent_source_key,
+        {% if var('plans_as') == 'release' %}
+        -- A cycle linked to test plans goes under the release of the first of them (by key); the
+        -- description names the others, as qTest keeps a cycle in one container only.
+        coalesce(linked_plans.linked_source_keys ->> 0, cycle_folders.source_key) as parent_source_key,
+        {% else %}
+        cycle_folders.source_key as parent_source_key,
+        {% endif %}
         coalesce(nullif(test_cycles.name, ''), test_cycles.key) as cycle_name,
         -- qTest cycles have no properties: the description carries the Zephyr key, for tracing.
-        concat_ws('<br>', nullif(test_cycles.description, ''), 'Zephyr test cycle ' || test_cycles.key)
-            as cycle_description,
+        concat_ws(
+            '<br>',
+            nullif(test_cycles.description, ''),
+            'Zephyr test cycle ' || test_cycles.key,
+            {% if var('plans_as') == 'release' %}
+            case
+                when jsonb_array_length(linked_plans.linked_source_keys) > 1
+                    then 'Also in Zephyr test plans ' || (
+                        select string_agg(plan_key, ', ' order by plan_key)
+                        from jsonb_array_elements_text(linked_plans.linked_source_keys) as others (plan_key)
+                        where plan_key <> linked_plans.linked_source_keys ->> 0
+                    )
+            end
+            {% else %}
+            null
+            {% endif %}
+        ) as cycle_description,
         test_cycles.planned_start_date,
         test_cycles.planned_end_date,
         test_cycles.status as zephyr_status,
         test_cycles.owner_id as owner_account_id,
         coalesce(linked_plans.linked_source_keys, '[]'::jsonb) as linked_source_keys,
         null::integer as cycle_order,
+        {% if var('plans_as') == 'release' %}
+        case when linked_plans.linked_source_keys is not null then 0 else coalesce(cycle_folders.depth + 1, 0) end
+            as depth,
+        case
+            when linked_plans.linked_source_keys is not null and cycle_folders.source_key is not null
+                then 'linked to test plan ' || (linked_plans.linked_source_keys ->> 0)
+                || ': placed under its release, not in its folder ' || test_cycles.folder_id
+        {% else %}
         coalesce(cycle_folders.depth + 1, 0) as depth,
         case
+        {% endif %}
             when test_cycles.folder_id is not null and cycle_folders.source_key is null
                 then 'folder ' || test_cycles.folder_id || ' is not a test-cycle folder of the project; placed at the root'
         end as mapping_issue,
@@ -273,6 +303,13 @@ all_cycles as (
 
 ),
 
+releases as (
+
+    select source_key from plans
+    where qtest_object_type = 'release'
+
+),
+
 final as (
 
     select
@@ -281,6 +318,7 @@ final as (
         parent_source_key::varchar as parent_source_key,
         (case
             when parent_source_key is null then 'root'
+            when parent_source_key in (select releases.source_key from releases) then 'release'
             else 'test-cycle'
         end)::varchar as parent_type,
         source_type::varchar as source_type,

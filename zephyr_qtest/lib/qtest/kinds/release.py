@@ -8,8 +8,10 @@ from typing import Any
 
 from zephyr_qtest.lib.qtest.comparison import text
 from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary
+from zephyr_qtest.lib.qtest.fields import FieldCatalog
 from zephyr_qtest.lib.qtest.id_map import Entry
 from zephyr_qtest.lib.qtest.kinds.base import (
+    ZEPHYR_KEY_LABEL,
     Kind,
     Marts,
     PublishContext,
@@ -27,8 +29,19 @@ def is_release(row: Row) -> bool:
     return row.get("qtest_object_type") == RELEASE.name
 
 
-def release_body(row: Row) -> dict[str, Any]:
-    return {"name": row["name"], "description": row.get("description") or ""}
+def release_body(row: Row, properties: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A release as qTest creates it: ``properties`` is required, even empty (the swagger's
+    ReleaseWithCustomFieldResource marks it so; REAL_SHAPES qTest 6)."""
+    return {"name": row["name"], "description": row.get("description") or "", "properties": properties or []}
+
+
+def release_properties(catalog: FieldCatalog, row: Row) -> list[dict[str, Any]]:
+    """The Zephyr key of the plan, where the project's releases have that field (for tracing; the
+    description carries it too)."""
+    if catalog.get(ZEPHYR_KEY_LABEL) is None or not row.get("zephyr_key"):
+        return []
+    encoded, _ = catalog.encode([{"field_label": ZEPHYR_KEY_LABEL, "value": row["zephyr_key"]}])
+    return encoded
 
 
 def expected_release(row: Row) -> dict[str, Any]:
@@ -40,11 +53,12 @@ def held_release(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[
     return {"name": found.get("name"), "description": text(found.get("description"))}
 
 
-def release_protocol(ctx: PublishContext) -> ObjectKind[Row]:
+def release_protocol(ctx: PublishContext, catalog: FieldCatalog) -> ObjectKind[Row]:
     """Create and look up releases (by name); a release's changes are not sent (as before)."""
 
     async def create(row: Row) -> Created:
-        release = await ctx.client.create_release(ctx.project_id, release_body(row))
+        body = release_body(row, release_properties(catalog, row))
+        release = await ctx.client.create_release(ctx.project_id, body)
         created = Created(int(release["id"]), {"qtest_type": RELEASE.parent_type})
         ctx.remember(RELEASE.name, source_key(row), created)
         return created
@@ -85,9 +99,11 @@ async def carry_over_legacy_entries(ctx: PublishContext, rows: list[Row]) -> Non
 
 async def publish_releases(ctx: PublishContext) -> PublishSummary:
     rows = release_rows(ctx.marts)
-    if rows:
-        await carry_over_legacy_entries(ctx, rows)
-    return await ctx.run(release_protocol(ctx), rows)
+    if not rows:
+        return await ctx.run(release_protocol(ctx, FieldCatalog([])), rows)
+    await carry_over_legacy_entries(ctx, rows)
+    catalog = FieldCatalog(await ctx.client.get_fields(ctx.project_id, RELEASE.api_segment))
+    return await ctx.run(release_protocol(ctx, catalog), rows)
 
 
 async def read_back_releases(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:

@@ -84,7 +84,16 @@ async def publish_test_cycles(ctx: PublishContext) -> PublishSummary:
 
 
 async def read_back_test_cycles(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
+    """Every cycle of the project: the root's tree and the tree under each release qTest holds."""
     cycles = await rb.client.list_test_cycles(rb.project_id, descendants=True)
+    releases = rb.found.get(RELEASE.name)
+    if releases is None:
+        releases = {int(release["id"]): release for release in await rb.client.list_releases(rb.project_id)}
+    assert RELEASE.parent_type is not None
+    for release_id in releases:
+        cycles += await rb.client.list_test_cycles(
+            rb.project_id, parent_id=release_id, parent_type=RELEASE.parent_type, descendants=True
+        )
     return {int(cycle["id"]): cycle for cycle in flatten(cycles, (TEST_CYCLE.api_segment,))}
 
 
