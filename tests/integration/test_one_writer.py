@@ -44,7 +44,7 @@ async def migrate(
         async with QtestClient(qtest.base_url, qtest.token) as client:
             for stage in only or stages():
                 stage_writer = Writer(writer.run_id, stage, writer.when_busy, writer.log)
-                summary, _ = await publish_stage(stage, store, client, project, writer=stage_writer)
+                summary, _, _ = await publish_stage(stage, store, client, project, writer=stage_writer)
                 summaries[stage] = summary.as_metadata()
     return summaries
 
