@@ -59,6 +59,7 @@ from zephyr_qtest.lib.qtest.kinds.release import (
     held_release,
     is_release,
     release_body,
+    release_properties,
 )
 from zephyr_qtest.lib.qtest.kinds.test_cycle import cycle_body, cycle_parent
 from zephyr_qtest.lib.qtest.kinds.vocabulary import BY_API_SEGMENT, BY_NAME, OBJECT_TYPES
@@ -228,7 +229,13 @@ def test_steps_are_paired_by_order_and_expected_with_their_callee() -> None:
 def test_a_release_body_and_expectation() -> None:
     row = {"source_key": "SHOP-P1", "name": "Plan 1", "description": None, "qtest_object_type": "release"}
     assert is_release(row) and not is_release({**row, "qtest_object_type": "test_cycle"})
-    assert release_body(row) == {"name": "Plan 1", "description": ""}
+    # qTest requires properties on a release, even empty (REAL_SHAPES qTest 6).
+    assert release_body(row) == {"name": "Plan 1", "description": "", "properties": []}
+    key_field = {"id": 7, "label": "Zephyr Key", "data_type": 1}
+    assert release_properties(FieldCatalog([key_field]), {**row, "zephyr_key": "SHOP-P1"}) == [
+        {"field_id": 7, "field_value": "SHOP-P1"}
+    ]
+    assert release_properties(FieldCatalog([]), {**row, "zephyr_key": "SHOP-P1"}) == []
     expected = expected_release(row)
     assert expected == {"name": "Plan 1", "description": ""}
     assert held_release({"name": "Plan 1", "description": None}, expected) == expected
