@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -1084,6 +1085,15 @@ def test_search_finds_objects_by_the_zephyr_key_they_were_written_with(
             "exe_end_date": "2026-03-01T00:01:00Z",
         },
     )
+    # A test-runs hit as a recorded real answer has it (REAL_SHAPES.md qTest item 4): parent, automation
+    # "Yes"/"No", the case id, a TR- pid, a dated created_date, the latest log's status as a string, and
+    # every property value a string (a user field's name in field_value_name).
+    hit = search("test-runs", "'Zephyr Key' = 'KEY-E1'")["items"][0]
+    assert hit["parentId"] == 0 and hit["parentType"] == "root" and hit["testCaseId"] == target["id"]
+    assert hit["automation"] in ("Yes", "No") and hit["pid"].startswith("TR-")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d([.]\d+)?([+-]\d\d:\d\d|Z)", hit["created_date"])
+    assert hit["latest_test_log"]["status"] == "Blocked"
+    assert hit["properties"] and all(isinstance(p["field_value"], str) for p in hit["properties"])
     logs = search("test-logs", f"'Test Run' = '{run['pid']}' and Status = 'Blocked'")
     assert logs["total"] == 1 and "properties" not in logs["items"][0]
     assert search("test-runs", "Status = 'Blocked' and 'Zephyr Key' = 'KEY-E1'")["total"] == 1

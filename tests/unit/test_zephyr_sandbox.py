@@ -942,3 +942,20 @@ def test_the_documented_fixture_example_is_servable() -> None:
         assert [s["name"] for s in all_pages(client, "/statuses", {"statusType": "TEST_EXECUTION"})] == [
             "Pass"
         ]
+
+
+# The keys of an execution as the 2026 schema and a mock filled from a real tenant have them
+# (REAL_SHAPES.md, Zephyr Scale Cloud 3).
+EXECUTION_KEYS = {
+    "id", "key", "project", "testCase", "environment", "jiraProjectVersion", "testExecutionStatus",
+    "actualEndDate", "estimatedTime", "executionTime", "executedById", "assignedToId", "comment",
+    "automated", "testCycle", "customFields", "links",
+}  # fmt: skip
+
+
+def test_executions_carry_the_real_keys(api: httpx.Client) -> None:
+    executions = all_pages(api, "/testexecutions", {"projectKey": "SHOP"})
+    assert executions
+    for execution in executions:
+        assert set(execution) == EXECUTION_KEYS, (execution["key"], set(execution) ^ EXECUTION_KEYS)
+        assert re.search(r"/testcases/[A-Z]+-T\d+/versions/\d+$", execution["testCase"]["self"])
