@@ -13,6 +13,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from zephyr_qtest.lib.markdown import cell
+
 if TYPE_CHECKING:
     from zephyr_qtest.lib.store import Connections
 
@@ -48,8 +50,8 @@ def unmapped_markdown(unmapped: list[Unmapped], *, limit: int = 50) -> str:
         return "Every value has a mapping."
     lines = ["| what | value | objects |", "|---|---|---:|"]
     for item in unmapped[:limit]:
-        value = item.value.replace("|", "\\|") or "—"
-        lines.append(f"| {item.what} | {value} | {item.count} |")
+        value = cell(item.value) or "—"
+        lines.append(f"| {cell(item.what)} | {value} | {item.count} |")
     if len(unmapped) > limit:
         lines.append(f"| … | {len(unmapped) - limit} more in qtest_mapping.unmapped | |")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ import dagster as dg
 
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource
+from zephyr_qtest.lib.markdown import cell
 from zephyr_qtest.lib.qtest import reconcile
 from zephyr_qtest.lib.qtest.field_setup import FieldSetupError
 from zephyr_qtest.lib.qtest.id_map import project_targets, site_of
@@ -48,8 +49,7 @@ STAGES: tuple[str, ...] = stages()
 def _failures_markdown(failures: list[Any]) -> str:
     lines = ["| object | reason |", "|---|---|"]
     for failure in failures[:FAILURES_SHOWN]:
-        reason = failure.reason.replace("|", "\\|")[:300]
-        lines.append(f"| {failure.source_key} | {reason} |")
+        lines.append(f"| {cell(failure.source_key)} | {cell(failure.reason, 300)} |")
     if len(failures) > FAILURES_SHOWN:
         lines.append(
             f"| … {len(failures) - FAILURES_SHOWN} more in migration.id_map (state failed or pending) | |"
@@ -122,7 +122,7 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
         if problems:
             lines = ["| object | field label | reason | objects |", "|---|---|---|---:|"]
             lines += [
-                f"| {kind} | {label} | {reason} | {count} |"
+                f"| {kind} | {cell(label)} | {cell(reason)} | {count} |"
                 for (kind, label, reason), count in problems.items()
             ]
             metadata["properties_not_set"] = dg.MetadataValue.md("\n".join(lines))
@@ -131,7 +131,8 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
         if summary.not_uploaded:
             lines = ["| attachment | size | reason |", "|---|---:|---|"]
             lines += [
-                f"| {s['name']} | {s['size_bytes']} | {s['skip_reason']} |" for s in summary.not_uploaded[:50]
+                f"| {cell(s['name'])} | {s['size_bytes']} | {cell(s['skip_reason'])} |"
+                for s in summary.not_uploaded[:50]
             ]
             metadata["not_uploaded"] = dg.MetadataValue.md("\n".join(lines))
         if summary.failures:

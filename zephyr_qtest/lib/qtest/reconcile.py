@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from psycopg import sql
 
+from zephyr_qtest.lib.markdown import cell, flat
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.comparison import Mismatch, Reconciliation, TypeResult, compare, pair
 from zephyr_qtest.lib.qtest.id_map import DDL_LOCK_KEY, site_of
@@ -242,24 +243,21 @@ def markdown(
     if mismatches:
         lines += ["", "## Mismatches", "", "| object | field | expected | in qTest |", "|---|---|---|---|"]
         for m in mismatches[:200]:
-            lines.append(f"| {m.source_key} | {m.field} | {_cell(m.expected)} | {_cell(m.actual)} |")
+            lines.append(
+                f"| {cell(m.source_key)} | {cell(m.field)} | {cell(m.expected)} | {cell(m.actual)} |"
+            )
     missing = [(r.object_type, key) for r in outcome.results.values() for key in r.missing]
     if missing:
-        lines += ["", "## Missing in qTest", ""] + [f"- {kind} {key}" for kind, key in missing[:200]]
+        lines += ["", "## Missing in qTest", ""] + [f"- {kind} {cell(key)}" for kind, key in missing[:200]]
     unmapped = list(unmapped)
     if unmapped:
         lines += ["", "## Values without a mapping", "", "| what | value | objects |", "|---|---|---:|"]
-        lines += [f"| {u.what} | {_cell(u.value)} | {u.count} |" for u in unmapped]
+        lines += [f"| {cell(u.what)} | {cell(u.value)} | {u.count} |" for u in unmapped]
     skipped = list(skipped)
     if skipped:
         lines += ["", "## Attachments not uploaded", "", "| attachment | size | reason |", "|---|---:|---|"]
-        lines += [f"| {_cell(s['name'])} | {s['size_bytes']} | {_cell(s['skip_reason'])} |" for s in skipped]
+        lines += [f"| {cell(s['name'])} | {s['size_bytes']} | {cell(s['skip_reason'])} |" for s in skipped]
     return "\n".join(lines) + "\n"
-
-
-def _cell(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return " ".join(text.split()).replace("|", "\\|")[:200]
 
 
 def html(
@@ -272,7 +270,7 @@ def html(
         head = "".join(f"<th>{escape(h)}</th>" for h in header)
         body = "".join(
             "<tr>"
-            + "".join(f"<td>{escape(_cell(c) if not isinstance(c, int) else str(c))}</td>" for c in row)
+            + "".join(f"<td>{escape(flat(c) if not isinstance(c, int) else str(c))}</td>" for c in row)
             + "</tr>"
             for row in rows
         )
