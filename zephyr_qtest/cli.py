@@ -365,6 +365,16 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def project_key_argument(value: str) -> str:
+    """A --project value, refused before anything is created when it is not a Zephyr project key (it
+    would otherwise stay behind as a Dagster partition)."""
+    from zephyr_qtest.lib.zephyr.discovery import project_key_problem
+
+    if (problem := project_key_problem(value)) is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zephyr-qtest", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,migrate,sandbox,ui}")
@@ -372,14 +382,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="migrate the sandbox's projects end to end and print the result")
     demo.add_argument("--seed", type=int, default=7, help="sandbox data seed")
     demo.add_argument("--size", default="small", help="sandbox data size preset (tiny, small, bench)")
-    demo.add_argument("--project", action="append", help="only this project key (repeatable)")
+    demo.add_argument(
+        "--project", action="append", type=project_key_argument, help="only this project key (repeatable)"
+    )
     demo.set_defaults(run=run_demo)
 
     migrate = commands.add_parser(
         "migrate", help="run the whole graph for these projects, headless; non-zero exit when anything failed"
     )
     migrate.add_argument(
-        "--project", action="append", required=True, help="a Zephyr project key (repeatable)"
+        "--project",
+        action="append",
+        required=True,
+        type=project_key_argument,
+        help="a Zephyr project key (repeatable)",
     )
     migrate.add_argument(
         "--only", action="append", choices=["zephyr_raw", "staging", "canonical", "qtest_mapping", "qtest", "snowflake"],
