@@ -377,6 +377,9 @@ def project_key_argument(value: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zephyr-qtest", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--verbose", action="store_true", help="on an error, print the traceback after the one-line reason"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,migrate,sandbox,ui}")
 
     demo = commands.add_parser("demo", help="migrate the sandbox's projects end to end and print the result")
@@ -463,9 +466,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def explain(error: BaseException) -> str:
+    """One line for an error that ends the CLI: its cause, and what to do, naming the setting to change
+    (secrets masked)."""
+    import httpx
+    import psycopg
+    import pydantic
+
+    from zephyr_qtest.lib.redaction import redact
+
+    message = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, psycopg.OperationalError):
+        advice = (
+            "the staging database could not be used: check DATABASE_URL (or POSTGRES_HOST and the other "
+            "POSTGRES_* settings), or unset them to use the embedded server, then re-run the same command"
+        )
+    elif isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        advice = "a service could not be reached: check ZEPHYR_BASE_URL and QTEST_BASE_URL and the network"
+    elif isinstance(error, pydantic.ValidationError):
+        names = ", ".join(str(item["loc"][0]) for item in error.errors() if item.get("loc"))
+        advice = f"a setting is not valid: fix {names or 'it'} in the environment or .env"
+        message = "; ".join(
+            f"{item['loc'][0] if item.get('loc') else ''}: {item['msg']}" for item in error.errors()
+        )
+    else:
+        advice = "re-run with --verbose for the traceback"
+    return redact(f"{type(error).__name__}: {message[:500]} ({advice})")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print(
+            "zephyr-qtest: interrupted; re-run the same command to go on from where it stopped",
+            file=sys.stderr,
+        )
+        return 130
+    except Exception as error:
+        if args.verbose:
+            import traceback
+
+            from zephyr_qtest.lib.redaction import redact
+
+            print(redact("".join(traceback.format_exception(error))), file=sys.stderr)
+        print(f"zephyr-qtest {args.command}: {explain(error)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
