@@ -170,9 +170,8 @@ async def read_back_attachments(rb: ReadBack, rows: list[Row]) -> dict[int, Any]
             content = await rb.client.download_attachment(
                 rb.project_id, object_type, owner_id, int(attachment["id"])
             )
-            files[int(attachment["id"])] = {
-                "name": attachment.get("name"), "size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
-            }  # fmt: skip
+            size, sha256 = content_identity(content)
+            files[int(attachment["id"])] = {"name": attachment.get("name"), "size": size, "sha256": sha256}
     return files
 
 
