@@ -98,14 +98,22 @@ def fill_mart(database_url: str) -> None:
 
 
 async def publish(
-    database_url: str, qtest: QTestSandboxHandle, pid: int, case_id: int, log_id: int
+    database_url: str,
+    qtest: QTestSandboxHandle,
+    pid: int,
+    case_id: int,
+    log_id: int,
+    pending: tuple[str, ...] = (),
 ) -> PublishSummary:
-    """The attachment stage as `publish_stage` runs it (its owners already done in the id map)."""
+    """The attachment stage as `publish_stage` runs it (its owners already done in the id map); the keys
+    `pending` are left as a run that died between its uploads and their answers leaves them."""
     with Store(database_url) as store:
         id_map = await store.open_id_map(PROJECT, qtest.base_url)
         try:
             await id_map.done("test_case", "ATT-T1", case_id, "h", {})
             await id_map.done("test_log", "ATT-E1", log_id, "h", {})
+            for key in pending:
+                await id_map.pending("attachment", key, hashlib.sha256(FILES[key][3]).hexdigest())
             async with QtestClient(qtest.base_url, qtest.token) as client:
                 ctx = PublishContext(client, pid, id_map, Marts(store.marts(), PROJECT))
                 await ctx.load_ids(*id_types_of_stage("attachments"))
@@ -145,7 +153,6 @@ def test_same_named_files_with_lost_answers_each_arrive_once_byte_for_byte(
     database_url = new_embedded_database("zq_same_named")
     fill_mart(database_url)
     pid, case_id, log_id = owners(qtest)
-    owner_ids = {"test-cases": case_id, "test-logs": log_id}
     # Every upload is applied and its answer lost: the second file of each owner is looked up while the
     # first, made moments before in this run, bears the same name on the same object.
     qtest.set_faults(lose_next=len(FILES), lost_answer_match="blob-handles")
@@ -157,6 +164,13 @@ def test_same_named_files_with_lost_answers_each_arrive_once_byte_for_byte(
     rerun: Any = asyncio.run(publish(database_url, qtest, pid, case_id, log_id))
     assert (rerun.created, rerun.updated, rerun.adopted, rerun.skipped) == (0, 0, 0, len(FILES))
 
+    assert_each_once(database_url, qtest, pid, {"test-cases": case_id, "test-logs": log_id})
+
+
+def assert_each_once(
+    database_url: str, qtest: QTestSandboxHandle, pid: int, owner_ids: dict[str, int]
+) -> None:
+    """Every source key done with its own qTest file, whose bytes are its own; no other file on the owners."""
     ids = recorded(database_url)
     assert {state for state, _ in ids.values()} == {"done"}
     assert len({qtest_id for _, qtest_id in ids.values()}) == len(FILES), ids
@@ -170,3 +184,28 @@ def test_same_named_files_with_lost_answers_each_arrive_once_byte_for_byte(
         assert sorted(content for _, content in owner_files.values()) == sorted(
             c for t, _, _, c in FILES.values() if t == object_type
         ), object_type
+
+
+def test_a_rerun_after_a_crash_between_same_named_uploads_sends_the_missing_one(
+    qtest: QTestSandboxHandle, new_embedded_database: Callable[[str], str]
+) -> None:
+    """A run died with all four uploads pending, after only the first file of each owner reached qTest:
+    the re-run adopts those and uploads the others (a lookup by name would adopt the first file twice, and
+    the second would never arrive)."""
+    database_url = new_embedded_database("zq_same_named_crash")
+    fill_mart(database_url)
+    pid, case_id, log_id = owners(qtest)
+    owner_ids = {"test-cases": case_id, "test-logs": log_id}
+    api = httpx.Client(base_url=qtest.api_url, headers=qtest.headers)
+    for key in ("ATT-T1/a", "ATT-E1/a"):
+        object_type, _owner_key, _order, content = FILES[key]
+        answer = api.post(
+            f"/projects/{pid}/{object_type}/{owner_ids[object_type]}/blob-handles",
+            content=content,
+            headers={"File-Name": NAME, "Content-Type": "image/png"},
+        )
+        assert answer.status_code == 201, answer.text
+    summary: Any = asyncio.run(publish(database_url, qtest, pid, case_id, log_id, pending=tuple(FILES)))
+    assert not summary.failures, summary.failures
+    assert (summary.adopted, summary.created) == (2, 2)
+    assert_each_once(database_url, qtest, pid, owner_ids)
