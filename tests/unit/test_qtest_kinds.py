@@ -4,6 +4,7 @@ what the reconciliation expects qTest to hold, and the registry that drives the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -31,6 +32,7 @@ from zephyr_qtest.lib.qtest.kinds import test_run as runs
 from zephyr_qtest.lib.qtest.kinds.attachment import (
     ATTACHMENT_OWNERS,
     attachment_owner,
+    content_identity,
     expected_attachment,
     held_attachment,
     not_uploaded,
@@ -420,6 +422,13 @@ def test_an_attachment_goes_on_its_owner_or_its_step_logs_test_log() -> None:
         attachment_owner(ids, {**step_log, "parent_source_key": "SHOP-E9#1"})
     with pytest.raises(KeyError, match="SHOP-T9"):
         attachment_owner(ids, {"qtest_object_type": "test-steps", "parent_source_key": "SHOP-T9#1"})
+
+
+def test_same_named_files_differ_by_content_identity() -> None:
+    """A lost upload is matched by size and sha256 too: two screenshots of one name are two files."""
+    first, second = content_identity(b"first"), content_identity(b"second")
+    assert first == (5, hashlib.sha256(b"first").hexdigest())
+    assert first != second and content_identity(b"first") == first
 
 
 def test_an_attachment_is_expected_byte_for_byte_and_skipped_ones_are_listed() -> None:

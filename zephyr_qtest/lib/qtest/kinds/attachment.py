@@ -79,8 +79,19 @@ def held_attachment(found: Mapping[str, Any], expected: Mapping[str, Any]) -> di
     return {"name": found["name"], "size": found["size"], "sha256": found["sha256"]}
 
 
+def content_identity(content: bytes) -> tuple[int, str]:
+    """What tells a file from another of the same name on the same owner: its size and sha256."""
+    return len(content), hashlib.sha256(content).hexdigest()
+
+
 def attachment_protocol(ctx: PublishContext, contents: AttachmentContents) -> ObjectKind[Row]:
-    """Upload, replace and look up attachments (a lost upload is found by name on its owner)."""
+    """Upload, replace and look up attachments. A lost upload is found on its owner by name *and* content
+    (size and sha256 of the bytes read back): Zephyr allows same-named files on one object, so a name alone
+    would adopt another file and leave this one out for good."""
+    # qTest ids this run has already given to a source key (created, replaced or adopted). The id map's done
+    # rows (ctx.claimed) only cover earlier runs; without these a lookup could take a file an upload of this
+    # very run made for another same-named, same-content attachment.
+    taken: set[int] = set()
 
     def owner(row: Row) -> tuple[str, int]:
         return attachment_owner(ctx.ids, row)
@@ -96,6 +107,7 @@ def attachment_protocol(ctx: PublishContext, contents: AttachmentContents) -> Ob
             str(row.get("content_type") or ""),
             content,
         )
+        taken.add(int(uploaded["id"]))
         return Created(int(uploaded["id"]), {"owner_type": object_type, "owner_id": owner_id})
 
     async def update(row: Row, entry: Entry) -> Created:
@@ -108,10 +120,19 @@ def attachment_protocol(ctx: PublishContext, contents: AttachmentContents) -> Ob
 
     async def lookup(row: Row) -> Created | None:
         object_type, owner_id = owner(row)
-        claimed = ctx.claimed(ATTACHMENT.name)
-        for attachment in await ctx.client.list_attachments(ctx.project_id, object_type, owner_id):
-            if attachment.get("name") == row["name"] and int(attachment["id"]) not in claimed:
-                return Created(int(attachment["id"]), {"owner_type": object_type, "owner_id": owner_id})
+        wanted = content_identity(contents.read(int(row["attachment_id"])))
+        listed = await ctx.client.list_attachments(ctx.project_id, object_type, owner_id)
+        for attachment in listed:
+            attachment_id = int(attachment["id"])
+            if attachment.get("name") != row["name"] or attachment_id in ctx.claimed(ATTACHMENT.name) | taken:
+                continue
+            # qTest's listing carries neither size nor checksum (the swagger's AttachmentResource): only the
+            # bytes tell two same-named files apart.
+            held = await ctx.client.download_attachment(ctx.project_id, object_type, owner_id, attachment_id)
+            # Checked again after the await: a concurrent lookup may have taken it meanwhile.
+            if content_identity(held) == wanted and attachment_id not in taken:
+                taken.add(attachment_id)
+                return Created(attachment_id, {"owner_type": object_type, "owner_id": owner_id})
         return None
 
     return ObjectKind(ATTACHMENT.name, source_key, payload_hash, load_level, create, update, lookup)
@@ -149,9 +170,8 @@ async def read_back_attachments(rb: ReadBack, rows: list[Row]) -> dict[int, Any]
             content = await rb.client.download_attachment(
                 rb.project_id, object_type, owner_id, int(attachment["id"])
             )
-            files[int(attachment["id"])] = {
-                "name": attachment.get("name"), "size": len(content), "sha256": hashlib.sha256(content).hexdigest(),
-            }  # fmt: skip
+            size, sha256 = content_identity(content)
+            files[int(attachment["id"])] = {"name": attachment.get("name"), "size": size, "sha256": sha256}
     return files
 
 
