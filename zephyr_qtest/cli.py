@@ -156,13 +156,17 @@ def run_jobs(args: argparse.Namespace) -> int:
 
 
 def execute_migration_job(projects: list[str], *, groups: list[str] | None = None) -> list[str]:
-    """The migration job for each project, in this process's Dagster instance (DAGSTER_HOME). Returns the
-    projects whose run failed."""
+    """The migration job for each project, in this process's Dagster instance (DAGSTER_HOME), after closing
+    the runs of those projects that a dead process left behind (``defs/dead_runs.py``: their slots would
+    stop every pooled step of the new runs). Returns the projects whose run failed."""
     import dagster as dg
 
+    from zephyr_qtest.defs.dead_runs import close_dead_runs, owner_tags
     from zephyr_qtest.defs.partitions import zephyr_projects
 
     instance = dg.DagsterInstance.get()
+    for line in close_dead_runs(instance, projects):
+        print(line, flush=True)
     known = set(instance.get_dynamic_partitions(zephyr_projects.name))
     instance.add_dynamic_partitions(zephyr_projects.name, [key for key in projects if key not in known])
     selection = None
@@ -178,7 +182,7 @@ def execute_migration_job(projects: list[str], *, groups: list[str] | None = Non
         result = dg.execute_job(
             dg.reconstructable(load_migration_job),
             instance=instance,
-            tags={"dagster/partition": project_key},
+            tags={"dagster/partition": project_key, **owner_tags()},
             asset_selection=selection,
             raise_on_error=False,
         )

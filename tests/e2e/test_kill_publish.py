@@ -9,13 +9,19 @@ slow the machine is.
 
 The qTest site is a bare one (the sandbox's default template, as a new site is): the first run creates the
 fields the migration sets, the Zephyr key among them, so the lookups by Zephyr key that find what a killed
-run created are on."""
+run created are on.
+
+The Dagster instance is the one the CLI sets up by default (the project's dagster.yaml: one slot per
+pool), and every publishing stage runs in the `qtest_api` pool. So each kill leaves a run that holds that
+slot; the next `migrate` must close it (marked failed, slot freed, a line saying so) before its own
+stages can claim the slot, and the one plain re-run after the last kill must finish."""
 
 from __future__ import annotations
 
 import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,11 +30,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import psycopg
 import pytest
 
 from tests.graph_helpers import materialize_partition
+from zephyr_qtest.cli import REPO_ROOT
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
 from zephyr_qtest.lib.postgres import connect
@@ -51,6 +59,8 @@ KILL_STAGES = {
 # migration that hangs, which is a failure.
 HUNG_AFTER_S = 600.0
 POLL_S = 0.02
+# What `migrate` prints for each run a killed process left behind (zephyr_qtest/defs/dead_runs.py).
+DEAD_RUN_LINE = "was left by a process that no longer exists: marked failed, its qtest_api slot freed"
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +148,7 @@ def _migrate(env: dict[str, str], project: str, log: Path) -> subprocess.Popen[b
     )
 
 
-def test_sigkill_at_random_points_then_a_rerun_leaves_every_object_once(
+def test_sigkill_in_every_pooled_stage_then_one_rerun_leaves_every_object_once(
     transformed: tuple[str, str], zephyr: ZephyrSandboxHandle, tmp_path: Path
 ) -> None:
     database_url, project = transformed
@@ -156,24 +166,36 @@ def test_sigkill_at_random_points_then_a_rerun_leaves_every_object_once(
             "ZEPHYR_QTEST_HOME": str(tmp_path / "home"),
             "ZEPHYR_QTEST_REPORTS": str(tmp_path / "reports"),
         }
+        # What `prepare_dagster_home` copies into a new home: one slot per pool.
         (tmp_path / "dagster_home").mkdir()
-        log = tmp_path / "migrate.log"
+        shutil.copyfile(REPO_ROOT / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")
         kills = []
-        for point in points:
+        left_behind = False  # whether the last attempt was killed, leaving its run and slot
+        for attempt, point in enumerate(points):
+            log = tmp_path / f"migrate-{attempt}.log"
             process = _migrate(env, project, log)
+            # Reaching a kill point means writing in a pooled stage, so holding the slot a killed run left.
             where = _kill_at(process, point, database_url, project)
+            process.wait(timeout=60)
+            assert log.read_text().count(DEAD_RUN_LINE) == left_behind, log.read_text()[-3000:]
+            left_behind = where is not None
             if where is not None:
                 kills.append(where)
-            process.wait(timeout=60)
         print("kill points:", *kills, sep="\n  ")
         killed = len(kills)
         assert killed >= 2, f"the migration finished before most kills: {log.read_text()[-3000:]}"
-        final = None
-        for _ in range(3):
-            final = _migrate(env, project, log)
-            if final.wait(timeout=600) == 0:
-                break
-        assert final is not None and final.returncode == 0, log.read_text()[-5000:]
+        log = tmp_path / "migrate-final.log"
+        final = _migrate(env, project, log)
+        assert final.wait(timeout=HUNG_AFTER_S) == 0, log.read_text()[-5000:]
+        assert log.read_text().count(DEAD_RUN_LINE) == left_behind, log.read_text()[-3000:]
+        # Every killed run is closed and holds no slot.
+        with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+            runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": project}))
+            statuses = [run.status.value for run in runs]  # newest first
+            claimed = instance.event_log_storage.get_concurrency_info("qtest_api").claimed_slots
+        assert statuses[0] == "SUCCESS" and set(statuses) <= {"SUCCESS", "FAILURE"}, statuses
+        assert statuses.count("FAILURE") == killed, statuses
+        assert claimed == [], claimed
         # The run that found the site bare created the Zephyr key field.
         project_id = next(
             p["id"] for p in httpx.get(f"{qtest.api_url}/projects", headers=qtest.headers).json()
