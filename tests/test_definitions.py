@@ -63,6 +63,9 @@ def test_raw_assets_carry_their_checks_and_the_job_and_sensor_exist() -> None:
     assert ("test_steps", "call_to_test_targets_exist") in check_keys
     assert definitions.resolve_job_def("migration_job").partitions_def.name == "zephyr_project"
     assert definitions.resolve_sensor_def("zephyr_project_discovery") is not None
+    # Runs launched from the UI whose process died are closed by it (tests/e2e/test_dead_ui_run.py).
+    closer = definitions.resolve_sensor_def("dead_run_closer")
+    assert closer.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_the_dbt_models_are_assets_keyed_by_schema_with_their_tests_as_checks() -> None:
