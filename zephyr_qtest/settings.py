@@ -22,7 +22,12 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from zephyr_qtest.lib.postgres import DEFAULT_HOME_DIRNAME, url_from_parts
+from zephyr_qtest.lib.postgres import (
+    DEFAULT_HOME_DIRNAME,
+    DEFAULT_OUTAGE_SECONDS,
+    OUTAGE_SETTING,
+    url_from_parts,
+)
 from zephyr_qtest.lib.qtest.one_writer import WhenBusy
 
 DEFAULT_ENV_FILE = ".env"
@@ -93,6 +98,15 @@ class PostgresSettings(_Group):
     user: str = Field(default="postgres", validation_alias="POSTGRES_USER")
     password: SecretStr | None = Field(default=None, validation_alias="POSTGRES_PASSWORD")
     dbname: str = Field(default="postgres", validation_alias="POSTGRES_DB")
+
+    # Riding out an outage of the staging database within a run (issue 12).
+    outage_seconds: float = Field(
+        default=DEFAULT_OUTAGE_SECONDS,
+        gt=0,
+        validation_alias=OUTAGE_SETTING,
+        description="How long a publishing stage waits for the staging database to come back after it went "
+        "away (reconnecting, then redoing the interrupted id-map write) before the stage fails.",
+    )
 
     @property
     def is_live(self) -> bool:

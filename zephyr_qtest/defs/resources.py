@@ -44,6 +44,11 @@ class PostgresResource(dg.ConfigurableResource):
         description="Where the embedded server keeps its data (the settings' home: ZEPHYR_QTEST_HOME or "
         "./.zephyr_qtest).",
     )
+    outage_seconds: float = Field(
+        default=postgres.DEFAULT_OUTAGE_SECONDS,
+        description="How long a stage waits for the database to come back after an outage "
+        "(ZEPHYR_QTEST_DATABASE_OUTAGE_S).",
+    )
     _store: Store | None = PrivateAttr(default=None)
 
     def url(self) -> str:
@@ -58,7 +63,7 @@ class PostgresResource(dg.ConfigurableResource):
     def store(self) -> Store:
         """The store of this process (one connection pool, opened on first use), closed at teardown."""
         if self._store is None:
-            self._store = Store(self.url())
+            self._store = Store(self.url(), outage_seconds=self.outage_seconds)
         return self._store
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -238,15 +243,25 @@ def postgres_resource(settings: Settings) -> PostgresResource:
     """The configured server (a URL, or its parts), else the embedded one under the project home."""
     config = settings.postgres
     home = str(settings.paths.home_dir())
+    outage = config.outage_seconds
     if config.database_url is not None:
         # The URL may hold the password: it goes in by its variable's name, like every secret.
-        return PostgresResource(database_url=_secret(config, "database_url"), embedded_home=home)  # type: ignore[arg-type]
+        return PostgresResource(
+            database_url=_secret(config, "database_url"),  # type: ignore[arg-type]
+            embedded_home=home,
+            outage_seconds=outage,
+        )
     if config.host:
         parts = _present(host=config.host, password=_secret(config, "password"))
         return PostgresResource(
-            port=config.port, user=config.user, dbname=config.dbname, embedded_home=home, **parts
-        )  # type: ignore[arg-type]
-    return PostgresResource(embedded_home=home)
+            port=config.port,
+            user=config.user,
+            dbname=config.dbname,
+            embedded_home=home,
+            outage_seconds=outage,
+            **parts,  # type: ignore[arg-type]
+        )
+    return PostgresResource(embedded_home=home, outage_seconds=outage)
 
 
 def zephyr_resource(settings: Settings) -> ZephyrResource:

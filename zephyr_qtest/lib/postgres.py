@@ -11,12 +11,15 @@ Two kinds of server:
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
@@ -92,6 +95,108 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
 async def connect_async(url: str, **kwargs: object) -> psycopg.AsyncConnection:
     """An async connection with a connect timeout."""
     return await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS, **kwargs)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------------
+# Riding out a short outage
+# --------------------------------------------------------------------------------------------------
+
+OUTAGE_SETTING = "ZEPHYR_QTEST_DATABASE_OUTAGE_S"
+DEFAULT_OUTAGE_SECONDS = 60.0
+# Markers of a server that refuses for a while rather than for good (its messages are FATAL too).
+_TRANSIENT_REFUSALS = ("starting up", "shutting down", "in recovery", "terminating connection", "too many")
+
+T = TypeVar("T")
+
+
+class DatabaseUnavailable(psycopg.OperationalError):
+    """The staging database stayed unreachable for longer than the outage window (``OUTAGE_SETTING``)."""
+
+
+def _ignore(message: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Outage:
+    """How long work on the staging database waits for it to come back before it gives up, and where it
+    says so. ``url`` names the database in messages: give it redacted (``redact_url``)."""
+
+    url: str
+    seconds: float = DEFAULT_OUTAGE_SECONDS
+    log: Callable[[str], None] = field(default=_ignore, compare=False)
+    first_pause: float = 0.2
+    longest_pause: float = 5.0
+
+    def unavailable(self, what: str, error: BaseException) -> DatabaseUnavailable:
+        cause = " ".join(str(error).split())[:300]
+        return DatabaseUnavailable(
+            f"the staging database {redact_url(self.url)} was unreachable for longer than {self.seconds:g} s "
+            f"while {what} ({cause}); a re-run goes on from what was recorded. Wait for the database, or "
+            f"set {OUTAGE_SETTING} to wait longer"
+        )
+
+
+def connection_lost(error: BaseException, conn: psycopg.BaseConnection | None = None) -> bool:
+    """Whether `error` says the server went away (worth reopening the connection and redoing the work)
+    rather than that the work itself failed. A query error on a healthy connection (a cancelled statement
+    included) is not; nor is a server that refuses the connection for good (a wrong password or database
+    name: its ``FATAL:`` is not one of a server coming back)."""
+    if isinstance(error, DatabaseUnavailable):
+        return False
+    if conn is not None and not (conn.closed or conn.broken):
+        return False
+    if isinstance(error, psycopg.InterfaceError):
+        return conn is not None  # "the connection is closed": a connection that broke earlier
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    message = str(error)
+    if conn is None and "FATAL:" in message:
+        return any(marker in message for marker in _TRANSIENT_REFUSALS)
+    return True
+
+
+async def retrying(
+    work: Callable[[], Awaitable[T]],
+    reopen: Callable[[], Awaitable[None]],
+    outage: Outage,
+    what: str,
+    lost: Callable[[BaseException], bool],
+) -> T:
+    """``work()``, redone whole after ``reopen()`` whenever `lost` says the connection went away, for as
+    long as `outage` allows; then ``DatabaseUnavailable``. So `work` must be one transaction (or a read)
+    that is safe to redo: its commit's answer may be what was lost."""
+    deadline: float | None = None
+    pause = outage.first_pause
+    while True:
+        try:
+            return await work()
+        except Exception as error:
+            if not lost(error):
+                raise
+            failure: BaseException = error
+        # Reopened until it takes; then the work is redone on the new connection.
+        while True:
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + outage.seconds
+                outage.log(
+                    f"the staging database {redact_url(outage.url)} went away while {what}; reconnecting "
+                    f"for up to {outage.seconds:g} s ({OUTAGE_SETTING})"
+                )
+            if now >= deadline:
+                raise outage.unavailable(what, failure) from failure
+            await asyncio.sleep(min(pause, max(deadline - now, 0.0)))
+            pause = min(pause * 2, outage.longest_pause)
+            try:
+                await reopen()
+            except Exception as error:
+                if not connection_lost(error):
+                    raise
+                failure = error
+                continue
+            outage.log(f"reconnected to the staging database; redoing {what}")
+            break
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,7 +29,13 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from zephyr_qtest.lib.mapping import MartRows
-from zephyr_qtest.lib.postgres import CONNECT_TIMEOUT_SECONDS, connect_async
+from zephyr_qtest.lib.postgres import (
+    CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_OUTAGE_SECONDS,
+    Outage,
+    connect_async,
+    redact_url,
+)
 from zephyr_qtest.lib.qtest.id_map import IdMap
 from zephyr_qtest.lib.qtest.reconcile import ReconciliationRows
 from zephyr_qtest.lib.raw_store import RawRows
@@ -64,8 +70,16 @@ class Store:
     """The staging database of one process: ``connection()`` from the pool, ``connect_async()`` for async
     work, and the repositories over them. Closed by ``close()`` (or as a context manager)."""
 
-    def __init__(self, url: str, *, max_connections: int = MAX_POOLED_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_connections: int = MAX_POOLED_CONNECTIONS,
+        outage_seconds: float = DEFAULT_OUTAGE_SECONDS,
+    ) -> None:
         self.url = url
+        # How long the id map waits out an outage of the database (ZEPHYR_QTEST_DATABASE_OUTAGE_S).
+        self.outage = Outage(redact_url(url), outage_seconds)
         self._max_connections = max_connections
         self._pool: ConnectionPool | None = None
         self._lock = threading.Lock()
@@ -85,6 +99,8 @@ class Store:
                     max_size=self._max_connections,
                     kwargs={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
                     reset=_plain,
+                    # A connection that an outage broke while it sat in the pool is replaced, not lent.
+                    check=ConnectionPool.check_connection,
                     open=False,
                     name="zephyr_qtest",
                 )
@@ -94,7 +110,9 @@ class Store:
 
     @contextmanager
     def connection(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-        with self._opened_pool().connection(timeout=CONNECT_TIMEOUT_SECONDS * 4) as conn:
+        # Waits out an outage too: the pool keeps trying to connect meanwhile.
+        wait = max(CONNECT_TIMEOUT_SECONDS * 4, self.outage.seconds)
+        with self._opened_pool().connection(timeout=wait) as conn:
             if autocommit:
                 conn.autocommit = True
             yield conn
@@ -114,7 +132,7 @@ class Store:
     async def open_id_map(self, project_key: str, target_site: str) -> IdMap:
         """The id map of one project on one qTest site (its base URL), on a connection of its own (close it
         with ``IdMap.close``)."""
-        return await IdMap.open(self, project_key, target_site)
+        return await IdMap.open(self, project_key, target_site, self.outage)
 
     def close(self) -> None:
         with self._lock:

@@ -19,14 +19,17 @@ project (``loader.adopt_rows_without_site``); otherwise they stay as they are, u
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from zephyr_qtest.lib.postgres import Outage, connection_lost, retrying
 from zephyr_qtest.lib.qtest import one_writer
 
 if TYPE_CHECKING:
@@ -86,6 +89,8 @@ $$;
 # lock on this key), so two first runs do not race to create or alter the same table.
 DDL_LOCK_KEY = one_writer.lock_key("zephyr_qtest migration DDL")
 
+T = TypeVar("T")
+
 
 def site_of(base_url: str) -> str:
     """The qTest site a base URL names, as the id map records it: scheme and host lower-case, no trailing
@@ -117,7 +122,15 @@ class Entry:
 
 class IdMap:
     """The id map of one Zephyr project on one qTest site, on one async connection (autocommit: one
-    transaction a write)."""
+    transaction a write).
+
+    Given `reconnect` (``open`` gives it), a short outage of the database costs no run: a statement or
+    transaction whose connection went away is redone whole on a new connection, for as long as `outage`
+    allows (``postgres.retrying``), and the new connection takes the project's hold again first. Every
+    write is an upsert of its row's whole state, so a redo after a lost commit answer changes nothing: a
+    ``done`` redone is the same ``done``, and a ``pending`` is only ever written before its create call
+    (under this map's lock, with no other writer), so its redo finds no ``done`` of that call to overwrite.
+    """
 
     def __init__(
         self,
@@ -125,6 +138,9 @@ class IdMap:
         project_key: str,
         target_site: str,
         qtest_project_id: int | None = None,
+        *,
+        reconnect: Callable[[], Awaitable[psycopg.AsyncConnection]] | None = None,
+        outage: Outage | None = None,
     ):
         if not target_site:
             raise ValueError(f"the id map of {project_key} needs its qTest site (QTEST_BASE_URL)")
@@ -135,24 +151,46 @@ class IdMap:
         # Many publishing tasks share the connection: one statement or transaction at a time.
         self._lock = asyncio.Lock()
         self._writing = False
+        self._writer: one_writer.Writer | None = None
+        # The database session that holds the project for this run (a lost one may linger on the server).
+        self._holding_session = 0
+        self._reconnect = reconnect
+        self._outage = outage or Outage("the staging database", 0.0)
 
     @classmethod
-    async def open(cls, db: AsyncConnections, project_key: str, target_site: str) -> IdMap:
+    async def open(
+        cls, db: AsyncConnections, project_key: str, target_site: str, outage: Outage | None = None
+    ) -> IdMap:
         """The id map of `project_key` on the site `target_site` (a base URL, normalised by ``site_of``)
-        on a connection of its own (autocommit), its table created, or upgraded, when needed."""
-        conn = await db.connect_async(autocommit=True)
-        try:
-            await ensure_schema(conn)
-        except BaseException:
-            await conn.close()
-            raise
-        return cls(conn, project_key, site_of(target_site))
+        on a connection of its own (autocommit), its table created, or upgraded, when needed. With an
+        `outage` window, an outage of the database is waited out (on opening too)."""
+
+        async def connect() -> psycopg.AsyncConnection:
+            conn = await db.connect_async(autocommit=True)
+            try:
+                await ensure_schema(conn)
+            except BaseException:
+                await conn.close()
+                raise
+            return conn
+
+        if outage is None:
+            return cls(await connect(), project_key, site_of(target_site))
+        opened: list[psycopg.AsyncConnection] = []
+
+        async def first() -> None:
+            opened.append(await connect())
+
+        await retrying(first, _nothing, outage, f"opening the id map of {project_key}", connection_lost)
+        return cls(opened[0], project_key, site_of(target_site), reconnect=connect, outage=outage)
 
     async def close(self) -> None:
         """Closes the connection, which also ends this run's hold on the project (``become_sole_writer``)."""
         try:
             if self._writing:
-                await one_writer.release(self._conn, self.target_site, self.project_key)
+                # A connection that went away has ended the hold already.
+                with contextlib.suppress(psycopg.OperationalError, psycopg.InterfaceError):
+                    await one_writer.release(self._conn, self.target_site, self.project_key)
         finally:
             await self._conn.close()
 
@@ -160,14 +198,45 @@ class IdMap:
         """Holds the project on this site for this run until ``close``: waits for, or stops at, another run
         that publishes it (``writer.when_busy``). Call it before the first read of a publishing stage, so
         the stage sees everything the other run recorded."""
+        self._outage = dataclasses.replace(self._outage, log=writer.log)
         async with self._lock:
-            await one_writer.acquire(self._conn, self.target_site, self.project_key, writer)
+
+            async def acquire() -> None:
+                await one_writer.acquire(self._conn, self.target_site, self.project_key, writer)
+
+            await self._retrying(f"taking the hold on {self.project_key}", acquire, retake=False)
             self._writing = True
+            self._writer = writer
+            self._holding_session = self._conn.info.backend_pid
+
+    async def _retrying(self, what: str, work: Callable[[], Awaitable[T]], *, retake: bool = True) -> T:
+        """`work` (one statement or transaction on ``self._conn``; the caller holds ``self._lock``), redone
+        on a new connection after an outage when this map may reconnect."""
+        if self._reconnect is None:
+            return await work()
+
+        async def reopen() -> None:
+            assert self._reconnect is not None
+            old, self._conn = self._conn, await self._reconnect()
+            with contextlib.suppress(psycopg.Error):
+                await old.close()
+            if retake and self._writing and self._writer is not None:
+                # The hold ended with the old session: take it again before anything is redone, or stop
+                # if another run took it meanwhile (it may be writing the same objects).
+                await one_writer.retake(
+                    self._conn, self.target_site, self.project_key, self._writer, self._holding_session
+                )
+                self._holding_session = self._conn.info.backend_pid
+
+        return await retrying(
+            work, reopen, self._outage, what, lambda error: connection_lost(error, self._conn)
+        )
 
     async def rows_without_site(self) -> tuple[int, Entry | None]:
         """How many rows of this project were written before the map named its site, and their project
         row (which names their qTest project)."""
-        async with self._lock:
+
+        async def read() -> tuple[Any, ...]:
             cursor = await self._conn.execute(
                 # One project row at most (its source key is the project key).
                 "select count(*), max(qtest_id) filter (where object_type = 'project'), "
@@ -175,14 +244,19 @@ class IdMap:
                 "from migration.id_map where target_site = %s and project_key = %s",
                 (NO_SITE, self.project_key),
             )
-            count, project_id, name = await cursor.fetchone() or (0, None, None)
+            return await cursor.fetchone() or (0, None, None)
+
+        async with self._lock:
+            count, project_id, name = await self._retrying("reading the id map", read)
         if not count or project_id is None:
             return count or 0, None
         return count, Entry(int(project_id), None, "done", {"name": name} if name else {})
 
     async def adopt_rows_without_site(self) -> int:
-        """This project's rows without a site become this site's (not those this site already has)."""
-        async with self._lock:
+        """This project's rows without a site become this site's (not those this site already has). Redone
+        after a lost commit answer, it adopts nothing more and says 0."""
+
+        async def adopt() -> int:
             cursor = await self._conn.execute(
                 "update migration.id_map as m set target_site = %s "
                 "where target_site = %s and project_key = %s and not exists (select 1 from migration.id_map "
@@ -192,9 +266,14 @@ class IdMap:
             )
             return cursor.rowcount
 
+        async with self._lock:
+            return await self._retrying("adopting rows without a site", adopt)
+
     async def load(self, object_type: str) -> dict[str, Entry]:
         async with self._lock:
-            return await self._load(object_type)
+            return await self._retrying(
+                f"reading the id map's {object_type} rows", lambda: self._load(object_type)
+            )
 
     async def _load(self, object_type: str) -> dict[str, Entry]:
         cursor = await self._conn.execute(
@@ -236,7 +315,16 @@ class IdMap:
     ) -> None:
         if not rows:
             return
-        async with self._lock, self._conn.transaction(), self._conn.cursor() as cursor:
+        async with self._lock:
+            await self._retrying(
+                f"recording {len(rows)} {object_type} rows {state}",
+                lambda: self._execute_upsert_many(object_type, state, rows),
+            )
+
+    async def _execute_upsert_many(
+        self, object_type: str, state: str, rows: list[tuple[str, int | None, str | None]]
+    ) -> None:
+        async with self._conn.transaction(), self._conn.cursor() as cursor:
             # A pending row keeps the id it may have (as pending() does).
             await cursor.executemany(
                 "insert into migration.id_map as m (target_site, project_key, object_type, source_key, "
@@ -264,19 +352,19 @@ class IdMap:
         self, object_type: str, source_keys: Iterable[str], detail: Mapping[str, Any]
     ) -> None:
         """Adds `detail` to pending rows (the queue job that will create them, so a later run waits for it)."""
-        async with self._lock:
+        keys = list(source_keys)
+
+        async def note() -> None:
+            # A merge: redone, it leaves the same detail.
             await self._conn.execute(
                 "update migration.id_map set detail = detail || %s::jsonb, updated_at = now() "
                 "where target_site = %s and project_key = %s and object_type = %s and source_key = any(%s) "
                 "and state = 'pending'",
-                (
-                    json.dumps(dict(detail)),
-                    self.target_site,
-                    self.project_key,
-                    object_type,
-                    list(source_keys),
-                ),
+                (json.dumps(dict(detail)), self.target_site, self.project_key, object_type, keys),
             )
+
+        async with self._lock:
+            await self._retrying(f"noting pending {object_type} rows", note)
 
     async def failed(self, object_type: str, source_key: str, payload_hash: str | None, error: str) -> None:
         """Refused for certain (nothing was created): the next run creates it again."""
@@ -297,8 +385,11 @@ class IdMap:
         # A row that is done keeps its qTest id while an update is pending (keep_id).
         id_expression = "coalesce(excluded.qtest_id, m.qtest_id)" if keep_id else "excluded.qtest_id"
         async with self._lock:
-            await self._execute_upsert(
-                id_expression, object_type, source_key, qtest_id, payload_hash, state, detail, error
+            await self._retrying(
+                f"recording {object_type} {source_key} {state}",
+                lambda: self._execute_upsert(
+                    id_expression, object_type, source_key, qtest_id, payload_hash, state, detail, error
+                ),
             )
 
     async def _execute_upsert(
@@ -348,3 +439,7 @@ def project_targets(
             (site_of(target_site), list(projects)),
         ).fetchall()
     return {key: (int(qtest_id), name) for key, qtest_id, name in rows}
+
+
+async def _nothing() -> None:
+    return None

@@ -13,6 +13,7 @@ left off, reading what that run recorded in the id map, so it creates nothing tw
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,12 +100,66 @@ async def acquire(conn: psycopg.AsyncConnection, target_site: str, project_key: 
             "what it recorded in the id map"
         )
         break
+    await _record(conn, target_site, project_key, writer)
+
+
+async def _record(conn: psycopg.AsyncConnection, target_site: str, project_key: str, writer: Writer) -> None:
     await conn.execute(
         "insert into migration.writer (target_site, project_key, run_id, stage, backend_pid) "
         "values (%s, %s, %s, %s, pg_backend_pid()) on conflict (target_site, project_key) do update set "
         "run_id = excluded.run_id, stage = excluded.stage, backend_pid = excluded.backend_pid, since = now()",
         (target_site, project_key, writer.run_id, writer.stage),
     )
+
+
+class HoldLost(RuntimeError):
+    """This run's hold on a project ended with its database session (an outage), and another run took the
+    project before this one could take it again."""
+
+
+async def retake(
+    conn: psycopg.AsyncConnection, target_site: str, project_key: str, writer: Writer, lost_session: int
+) -> None:
+    """Holds (target_site, project_key) again on `conn` after the session that held it for this run
+    (`lost_session`) went away with the database connection; raises ``HoldLost`` naming the run that holds
+    it now, if one does: that run may be creating the very objects this one was, so this one must not go
+    on. The lost session itself may still hold it until the server notices it is gone: it is ended."""
+    key = project_lock_key(target_site, project_key)
+    name = f"zephyr-qtest {writer.run_id}".encode()[:APPLICATION_NAME_BYTES].decode(errors="ignore")
+    await conn.execute("select set_config('application_name', %s, false)", (name,))
+    ended = False
+    while not await _scalar(conn, "select pg_try_advisory_lock(%s)", (key,)):
+        holding = await _holding_pid(conn, key)
+        if holding is None:
+            continue  # released between the two statements: try again
+        if holding == lost_session:
+            # Our own session, orphaned by the outage: ended, its lock goes with it. Not waited for with
+            # pg_advisory_lock: another run could get the lock first, and this one must not go on after it.
+            if not ended:
+                ended = bool(await _scalar(conn, "select pg_terminate_backend(%s)", (holding,)))
+            if ended:
+                await asyncio.sleep(0.05)
+                continue
+        holder = await _holder(conn, key, target_site, project_key)
+        raise HoldLost(
+            f"{project_key} on {target_site}: this run ({writer.run_id}) lost its hold on the project while "
+            f"the staging database was unreachable, and {holder or 'another run'} has taken it since: "
+            f"{writer.stage or 'this stage'} stops rather than publish beside it. Run it again when that run "
+            "has ended: it goes on from what both recorded in the id map."
+        )
+    await _record(conn, target_site, project_key, writer)
+    writer.log(f"took the hold on {project_key} at {target_site} again after the database came back")
+
+
+async def _holding_pid(conn: psycopg.AsyncConnection, key: int) -> int | None:
+    pid = await _scalar(
+        conn,
+        "select pid from pg_locks where locktype = 'advisory' and granted and classid = %s::oid "
+        "and objid = %s::oid and objsubid = 1 "
+        "and database = (select oid from pg_database where datname = current_database())",
+        _halves(key),
+    )
+    return int(pid) if pid is not None else None  # type: ignore[call-overload]
 
 
 async def release(conn: psycopg.AsyncConnection, target_site: str, project_key: str) -> None:
