@@ -113,7 +113,7 @@ def test_call_to_test_targets_in_other_projects_are_reported_not_failed() -> Non
 
 
 def test_an_entity_name_reaches_the_query_quoted() -> None:
-    raw = RawAnswers([])
+    raw = RawAnswers([], [])
     raw_checks.ids_unique(raw, 'odd"name', "ALPHA")
     statement, params = raw.asked[0]
     assert '"zephyr_raw"."odd""name"' in statement.as_string(None)

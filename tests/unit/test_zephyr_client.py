@@ -285,7 +285,9 @@ def test_a_404_after_the_first_cursor_page_is_an_error_not_a_fallback() -> None:
     assert "/v2/testcases" not in fake.paths()
 
 
-def test_an_object_served_twice_is_yielded_once() -> None:
+def test_a_listing_yields_what_its_pages_hold_repeats_included() -> None:
+    """Offset pages shift under an insert, so a page repeats an object; the listing passes it on (the raw
+    writer tells a plain repeat from an edit between pages), and leaves nothing out."""
     fake = FakeZephyr(page_cap=10)
     before = [item["id"] for item in fake.data["folders"]]
 
@@ -296,7 +298,20 @@ def test_an_object_served_twice_is_yielded_once() -> None:
         return fake(request)
 
     items = run_with(inserting, lambda c: listed(c.iter_folders("SA")))
-    assert [item["id"] for item in items] == before
+    assert [item["id"] for item in items] == before[:10] + before[9:]
+
+
+def test_a_step_listing_keeps_each_step_once_at_its_first_place() -> None:
+    fake = FakeZephyr()
+    steps = fake.steps["SA-T1"]
+
+    def inserting(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("startAt") == "100" and steps[0]["id"] != 0:
+            steps.insert(0, {"id": 0, "inline": {"description": "new"}})
+        return fake(request)
+
+    listed_steps = run_with(inserting, lambda c: c.get_test_steps("SA-T1"))
+    assert [step["id"] for step in listed_steps] == list(range(1, 251))
 
 
 # ------------------------------------------------------------------------------------ reported_total

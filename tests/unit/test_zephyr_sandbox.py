@@ -450,6 +450,60 @@ def test_nextgen_pages_may_leave_next_out(fresh: ZephyrSandboxHandle, tiny_doc: 
     assert response.status_code == 400 and "nextgen_omit_next" in response.json()["message"]
 
 
+def test_a_case_edited_between_offset_pages_is_served_again_edited(fresh: ZephyrSandboxHandle) -> None:
+    """The switch for an edit during an offset listing (API_NOTES.md Z-2: offset pages are not stable):
+    the case comes on the page holding it, then again, edited, at the start of the next page; once."""
+    with client_for(fresh) as client:
+        before = all_pages(client, "/testcases", {"projectKey": "SHOP"})
+        target = before[2]
+        fresh.set_faults(
+            page_cap=5, edited_between_pages=[{"key": target["key"], "set": {"name": "Edited mid-listing"}}]
+        )
+        pages, start_at = [], 0
+        while True:
+            body = client.get("/testcases", params={"projectKey": "SHOP", "startAt": start_at}).json()
+            pages.append(body)
+            if body["isLast"]:
+                break
+            start_at += body["maxResults"]
+        served = [case for page in pages for case in page["values"]]
+        copies = [case for case in served if case["id"] == target["id"]]
+        assert [case["name"] for case in copies] == [target["name"], "Edited mid-listing"]
+        assert pages[1]["values"][0]["name"] == "Edited mid-listing"
+        assert [case["id"] for case in served if case["id"] != target["id"]] == [
+            case["id"] for case in before if case["id"] != target["id"]
+        ]
+        assert pages[0]["total"] == len(before) and pages[-1]["total"] == len(before) + 1
+        # Spent: the next listing serves every case once, the edit kept.
+        again = all_pages(client, "/testcases", {"projectKey": "SHOP"})
+        assert [case["id"] for case in again] == [case["id"] for case in before]
+        assert again[2]["name"] == "Edited mid-listing"
+
+
+def test_a_tenant_without_nextgen_answers_404_there(fresh: ZephyrSandboxHandle) -> None:
+    fresh.set_faults(nextgen_missing=True)
+    with client_for(fresh) as client:
+        assert client.get("/testcases/nextgen").status_code == 404
+        assert client.get("/testexecutions/nextgen").json() == {"errorCode": 404, "message": "Not found"}
+        assert client.get("/testcases").status_code == 200
+
+
+def test_lone_surrogates_and_nul_in_a_fixture_are_served_as_escapes(tiny_doc: dict[str, Any]) -> None:
+    """A fixture holds what a tenant can: half an emoji (a lone surrogate) and a NUL. The listing answers
+    200 with them as JSON escapes, as a JVM service's JSON writer does, not 500."""
+    document = json.loads(json.dumps(tiny_doc))
+    case = document["testcases"][0]
+    case["name"] = "cut emoji \ud83d here"
+    case["objective"] = "nul \x00 here"
+    with start_in_thread(fixture=document, seed=SEED) as handle, client_for(handle) as client:
+        for path in ("/testcases", "/testcases/nextgen", f"/testcases/{case['key']}"):
+            response = client.get(path, params={"maxResults": 1000} if path == "/testcases" else None)
+            assert response.status_code == 200, response.text
+            assert "cut emoji \\ud83d here" in response.text and "nul \\u0000 here" in response.text
+        served = client.get(f"/testcases/{case['key']}").json()
+        assert served["name"] == "cut emoji \ud83d here" and served["objective"] == "nul \x00 here"
+
+
 def test_updated_after_returns_only_what_changed(fresh: ZephyrSandboxHandle) -> None:
     with client_for(fresh) as client:
         before = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 1))

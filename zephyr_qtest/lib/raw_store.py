@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,18 +145,82 @@ class PartitionSummary:
         return [issue for issue in self.issues if issue.lost]
 
 
+# PostgreSQL's text and jsonb hold neither NUL nor a lone UTF-16 surrogate (half of an emoji a truncation
+# cut in two, served as a ``\ud83d`` escape): encoding one fails the whole COPY, so the extraction of every
+# other object with it. Each is replaced by U+FFFD, the Unicode replacement character, and recorded.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# The start of the reason of an object a listing served twice with different content: the raw check
+# `ids_unique` finds these issues by it.
+SERVED_TWICE = "served twice with different content"
+
+
+def storable_text(value: str) -> str:
+    """`value` with every NUL and lone surrogate replaced by U+FFFD (what PostgreSQL text can hold)."""
+    return _UNSTORABLE.sub("\ufffd", value) if _UNSTORABLE.search(value) else value
+
+
+def _what_was_replaced(value: str) -> list[str]:
+    found = []
+    if "\x00" in value:
+        found.append("a NUL character")
+    if _LONE_SURROGATE.search(value):
+        found.append("a lone UTF-16 surrogate")
+    return found
+
+
+def _storable(value: Any, path: str, replaced: dict[str, list[str]]) -> Any:
+    """A copy of `value` with unstorable characters replaced; `replaced` gets each field path and what it held."""
+    if isinstance(value, str):
+        if not _UNSTORABLE.search(value):
+            return value
+        replaced.setdefault(path or "(value)", []).extend(_what_was_replaced(value))
+        return storable_text(value)
+    if isinstance(value, dict):
+        result = {}
+        for name, item in value.items():
+            name_text = str(name)
+            if _UNSTORABLE.search(name_text):
+                replaced.setdefault(f"{path}.{storable_text(name_text)}".lstrip("."), []).append(
+                    "a field name with " + " and ".join(_what_was_replaced(name_text))
+                )
+                name_text = storable_text(name_text)
+            result[name_text] = _storable(item, f"{path}.{name_text}".lstrip("."), replaced)
+        return result
+    if isinstance(value, list):
+        return [_storable(item, f"{path}[{index}]", replaced) for index, item in enumerate(value)]
+    return value
+
+
 def payload_json(payload: dict[str, Any], object_ref: str, issues: list[Issue]) -> str:
-    """Serialise a payload for jsonb; NUL characters (which jsonb cannot store) are replaced and recorded."""
+    """Serialise a payload for jsonb. NUL characters and lone surrogates, which PostgreSQL cannot store, are
+    replaced by U+FFFD, one issue per field path naming what was replaced; the object is kept."""
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    if "\\u0000" in text:
+    # json.dumps escapes NUL as \u0000 and leaves a lone surrogate as it is; most payloads hold neither,
+    # and only those are walked (a literal backslash-u0000 in a value is found not to be one by the walk).
+    if "\\u0000" not in text and not _LONE_SURROGATE.search(text):
+        return text
+    replaced: dict[str, list[str]] = {}
+    storable = _storable(payload, "", replaced)
+    for path, found in replaced.items():
+        what = " and ".join(dict.fromkeys(found))
         issues.append(
             Issue(
                 object_ref,
-                "contains a NUL character, which PostgreSQL jsonb cannot store; replaced by U+FFFD",
+                f"held {what}, which PostgreSQL cannot store; stored with U+FFFD in its place",
+                field=path,
             )
         )
-        text = text.replace("\\u0000", "\\ufffd")
-    return text
+    return json.dumps(storable, ensure_ascii=False, separators=(",", ":"))
+
+
+def _differing_fields(earlier: dict[str, Any], later: dict[str, Any]) -> list[str]:
+    """The top-level fields whose values differ between two copies of one object, sorted."""
+    return sorted(
+        name
+        for name in earlier.keys() | later.keys()
+        if name not in earlier or name not in later or earlier[name] != later[name]
+    )
 
 
 class RawPartitionWriter:
@@ -176,6 +241,7 @@ class RawPartitionWriter:
         self._conn: psycopg.AsyncConnection | None = None
         self._copy_cm: Any = None
         self._copy: Any = None
+        self._again: list[tuple[RawRow, list[Issue]]] = []
 
     @property
     def issues(self) -> list[Issue]:
@@ -205,15 +271,17 @@ class RawPartitionWriter:
         self._copy = await self._copy_cm.__aenter__()
         return self
 
+    def _object_ref(self, row: RawRow) -> str:
+        return storable_text(f"{self.entity} {row.key or (str(row.id) if row.id is not None else '?')}")
+
     async def add(self, row: RawRow) -> None:
-        object_ref = row.key or (str(row.id) if row.id is not None else "?")
         values: list[Any] = [
             self.project_key,
             row.id,
-            row.key,
-            row.parent_key,
+            None if row.key is None else storable_text(row.key),
+            None if row.parent_key is None else storable_text(row.parent_key),
             row.position,
-            payload_json(row.payload, f"{self.entity} {object_ref}", self.summary.issues),
+            payload_json(row.payload, self._object_ref(row), self.summary.issues),
             self._extracted_at,
             self.run_id,
         ]
@@ -225,11 +293,69 @@ class RawPartitionWriter:
             await self._copy.write_row(values)
             self.summary.rows_written += 1
 
+    def add_again(self, row: RawRow, issues: Sequence[Issue] = ()) -> None:
+        """An object with the id of one already added, served again by the same listing; `issues` are what
+        was found checking this copy.
+
+        An identical copy is a plain repeat (offset pages shifted by an insert) and is dropped. A copy with
+        different content means the object was edited between two pages of the listing (offset pages are
+        not stable under edits: API_NOTES.md Z-2). The later copy is the newer state of the object, so it
+        replaces the earlier row; both were seen, so it is recorded as an issue, with the fields that
+        differ. Compared when the COPY is closed (`finish`), against the row as stored: rare, and no copy
+        of every payload is held meanwhile.
+        """
+        self._again.append((row, list(issues)))
+
+    async def _apply_again(self) -> None:
+        assert self._conn is not None
+        table = raw_table(self.entity)
+        for row, issues in self._again:
+            object_ref = self._object_ref(row)
+            if row.key and row.key != str(row.id):
+                object_ref += f" (id {row.id})"
+            replaced: list[Issue] = []
+            text = payload_json(row.payload, self._object_ref(row), replaced)
+            cursor = await self._conn.execute(
+                sql.SQL("select payload from {} where project_key = %s and id = %s").format(table),
+                (self.project_key, row.id),
+            )
+            earlier = [payload for (payload,) in await cursor.fetchall()]
+            later = json.loads(text)
+            if later in earlier:
+                continue
+            differing = _differing_fields(earlier[0] if earlier else {}, later)
+            await self._conn.execute(
+                sql.SQL(
+                    "update {} set payload = %s::jsonb, key = %s, parent_key = %s, position = %s, "
+                    "listing_filter = %s::jsonb where project_key = %s and id = %s"
+                ).format(table),
+                (
+                    text,
+                    None if row.key is None else storable_text(row.key),
+                    None if row.parent_key is None else storable_text(row.parent_key),
+                    row.position,
+                    None if row.listing_filter is None else json.dumps(row.listing_filter),
+                    self.project_key,
+                    row.id,
+                ),
+            )
+            self.record(
+                Issue(
+                    object_ref,
+                    f"{SERVED_TWICE} ({', '.join(differing)}): edited between two pages of the listing, "
+                    "which offset pages do not survive (an object between them may have been skipped); "
+                    "kept the later copy, its newer state. Extract again once nobody edits",
+                    field=", ".join(differing),
+                )
+            )
+            self.summary.issues.extend(replaced + issues)
+
     async def finish(self, *, stats: dict[str, float | int]) -> PartitionSummary:
         """Close the COPY, write the log and issues, and commit: the partition is replaced."""
         assert self._conn is not None
         await self._copy_cm.__aexit__(None, None, None)
         self._copy_cm = None
+        await self._apply_again()
         now = datetime.now(UTC)
         await self._conn.execute(
             "delete from zephyr_raw.extraction_issues where project_key = %s and entity = %s",
@@ -246,9 +372,9 @@ class RawPartitionWriter:
                             self.project_key,
                             self.entity,
                             self.run_id,
-                            issue.object_ref,
-                            issue.field,
-                            issue.reason,
+                            storable_text(issue.object_ref),
+                            None if issue.field is None else storable_text(issue.field),
+                            storable_text(issue.reason),
                             issue.lost,
                             now,
                         ]

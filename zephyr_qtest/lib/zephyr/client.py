@@ -3,8 +3,10 @@
 Every listing streams items (``async for``) at the largest page the API serves (``maxResults`` /
 ``limit`` = 1000; it may serve fewer and the paginators follow). The big collections use the cursor
 ("NextGen") endpoints, which stay stable while the data changes, and fall back to the offset ones
-where a tenant lacks them. A listing never yields the same object twice, even if offset pages shift
-under concurrent inserts. A 404 raises `NotFoundError`; the caller decides what it means.
+where a tenant lacks them. A listing yields what its pages hold: offset pages shift under concurrent
+inserts and edits, so an object may come twice (identical, or edited in between); the raw writer judges
+(`RawPartitionWriter.add_again`). Child listings (steps) keep each id once, at its first position. A 404
+raises `NotFoundError`; the caller decides what it means.
 
 Shapes seen from real tenants (REAL_SHAPES.md, Zephyr Scale Cloud): a status carries no `statusType`, so
 statuses are read once per type and the caller keeps the type it asked for; a step-by-step case answers
@@ -198,7 +200,19 @@ class ZephyrClient(ApiClient):
     # ------------------------------------------------------------------------------------ helpers
 
     async def _collect(self, path: str) -> list[dict]:
-        return [item async for item in self._iter(path, {}, OffsetPaginator(self.page_size))]
+        """Every item of an offset listing of children, each id once: the first copy, which keeps the
+        position it was listed at (a step's place is its meaning)."""
+        items: list[dict] = []
+        seen: set[Any] = set()
+        async for item in self._iter(path, {}, OffsetPaginator(self.page_size)):
+            ident = item.get("id") if isinstance(item, dict) else None
+            if ident is not None:
+                if ident in seen:
+                    log.warning("%s served object id %s twice; kept the first", path, ident)
+                    continue
+                seen.add(ident)
+            items.append(item)
+        return items
 
     async def _iter_offset(self, collection: str, params: Mapping[str, Any]) -> AsyncIterator[dict]:
         paginator = OffsetPaginator(self.page_size)
@@ -231,16 +245,9 @@ class ZephyrClient(ApiClient):
             yield item
 
     async def _iter(self, path: str, params: Mapping[str, Any], paginator: Paginator) -> AsyncIterator[dict]:
-        """Items of every page, each object once (by `id`, when it has one)."""
-        seen: set[Any] = set()
+        """Items of every page, as the pages hold them."""
         async for page in paginate(self, path, params, paginator):
             for item in page.items:
-                ident = item.get("id") if isinstance(item, dict) else None
-                if ident is not None:
-                    if ident in seen:
-                        log.warning("%s served object id %s twice; kept the first", path, ident)
-                        continue
-                    seen.add(ident)
                 yield item
 
 

@@ -113,19 +113,26 @@ async def _collect_listing(
 ) -> None:
     """A top-level listing: every object is one row, its listing filter beside it; the API's own count is
     recorded too."""
+    # The client yields what each page holds; an id seen before is the writer's to judge (a plain repeat
+    # or an edit between pages: `RawPartitionWriter.add_again`).
+    seen: set[int] = set()
     try:
         async for item, listing_filter in entries:
-            ref = _ref(entity, item)
-            for issue in validate(entity, item, ref):
-                ctx.record(issue)
-            await ctx.writer.add(
-                RawRow(
-                    payload=item,
-                    id=int_or_none(item.get("id")),
-                    key=item.get("key"),
-                    listing_filter=listing_filter,
-                )
+            issues = validate(entity, item, _ref(entity, item))
+            row = RawRow(
+                payload=item,
+                id=int_or_none(item.get("id")),
+                key=item.get("key"),
+                listing_filter=listing_filter,
             )
+            if row.id is not None and row.id in seen:
+                ctx.writer.add_again(row, issues)
+                continue
+            if row.id is not None:
+                seen.add(row.id)
+            for issue in issues:
+                ctx.record(issue)
+            await ctx.writer.add(row)
     except ApiError as error:
         ctx.record(Issue(f"{entity} of project {ctx.project_key}", f"listing stopped: {error}", lost=True))
     try:
@@ -203,7 +210,7 @@ async def extract_statuses(ctx: ExtractContext) -> None:
     async def typed() -> AsyncIterator[Listed]:
         async for status_type, item in ctx.client.iter_typed_statuses(ctx.project_key):
             ident = int_or_none(item.get("id"))
-            if ident is not None and ident in first_type:
+            if ident is not None and first_type.get(ident, status_type) != status_type:
                 # Each status belongs to one type; a second type would give one id two rows.
                 ctx.record(
                     Issue(

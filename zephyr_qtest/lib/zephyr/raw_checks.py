@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg import sql
 
-from zephyr_qtest.lib.raw_store import RawQueries, raw_table
+from zephyr_qtest.lib.raw_store import SERVED_TWICE, RawQueries, raw_table
 
 # How many offending objects a check names in its result (the count is always complete).
 SAMPLE = 20
@@ -51,7 +51,9 @@ def row_count_matches_api(raw: RawQueries, entity: str, project_key: str) -> Che
 
 
 def ids_unique(raw: RawQueries, entity: str, project_key: str) -> CheckOutcome:
-    """No Zephyr id and no key appears twice in the project's rows."""
+    """No Zephyr id and no key appears twice in the project's rows, and the listing served no object
+    twice with different content (the table then holds the later copy, so only the extraction issues
+    say so; an object between the two pages may have been skipped)."""
     duplicates = raw.query(
         sql.SQL(
             """
@@ -65,10 +67,24 @@ def ids_unique(raw: RawQueries, entity: str, project_key: str) -> CheckOutcome:
         ).format(table=raw_table(entity), sample=sql.Literal(SAMPLE)),
         (project_key, project_key),
     )
-    if not duplicates:
+    served_twice = raw.query(
+        "select object_ref, field from zephyr_raw.extraction_issues "
+        "where project_key = %s and entity = %s and starts_with(reason, %s) order by 1 limit %s",
+        (project_key, entity, SERVED_TWICE, SAMPLE),
+    )
+    if not duplicates and not served_twice:
         return CheckOutcome(True, "every id and key is unique")
-    named = ", ".join(f"{what} (x{count})" for what, count in duplicates)
-    return CheckOutcome(False, f"duplicates: {named}", {"duplicates": len(duplicates)})
+    parts = []
+    if duplicates:
+        parts.append("duplicates: " + ", ".join(f"{what} (x{count})" for what, count in duplicates))
+    if served_twice:
+        parts.append(
+            f"{SERVED_TWICE} (the later copy kept): "
+            + ", ".join(f"{ref} ({differing})" for ref, differing in served_twice)
+        )
+    return CheckOutcome(
+        False, "; ".join(parts), {"duplicates": len(duplicates), "served_twice": len(served_twice)}
+    )
 
 
 def executions_reference_existing(raw: RawQueries, project_key: str) -> CheckOutcome:

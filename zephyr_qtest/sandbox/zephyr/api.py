@@ -59,8 +59,24 @@ class ApiError(Exception):
         self.message = message
 
 
+# A lone UTF-16 surrogate (half of an emoji a truncation cut in two) has no UTF-8 form. Jackson, the usual
+# JSON writer of JVM services such as Zephyr Scale Cloud, writes such a char as a `\uXXXX` escape instead
+# of failing (UTF8JsonGenerator._outputMultiByteChar, read in its source), so the sandbox does the same: a
+# fixture's lone surrogate is served, not a 500 for the whole listing. JSON text holds surrogates only
+# inside strings, where the escape is valid.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_bytes(body: str) -> bytes:
+    """JSON text as UTF-8, each lone surrogate as its ``\\uXXXX`` escape."""
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", body).encode("utf-8")
+
+
 def json_response(body: str | bytes, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
-    content = body.encode("utf-8") if isinstance(body, str) else body
+    content = json_bytes(body) if isinstance(body, str) else body
     return Response(content, status_code=status, media_type="application/json", headers=headers)
 
 

@@ -120,9 +120,11 @@ class ZephyrSandbox:
         start_at = int_query(request, "startAt", 0, low=0, high=MAX_START_AT)
         assert requested is not None and start_at is not None
         max_results = min(requested, self._cap(endpoint_cap))
+        items = self._with_edited_copies(items)
         total = len(items)
         chunk = items[start_at : start_at + max_results]
         is_last = start_at + max_results >= total
+        self._edit_between_pages(items, chunk, start_at, is_last)
         next_url = (
             None
             if is_last
@@ -135,6 +137,33 @@ class ZephyrSandbox:
             + "]}"
         )
         return json_response(body)
+
+    def _with_edited_copies(self, items: Sequence[Any]) -> Sequence[Any]:
+        """``items`` with the second copy of each object an ``edited_between_pages`` rule edited while
+        this listing was being read (faults.EditRule)."""
+        for rule in self.faults.config.edited_between_pages:
+            if rule.insert_at is None or rule.done:
+                continue
+            record = self.store.get(rule.kind, rule.key)
+            if record is not None and any(item is record for item in items):
+                items = [*items[: rule.insert_at], record, *items[rule.insert_at :]]
+        return items
+
+    def _edit_between_pages(
+        self, items: Sequence[Any], chunk: Sequence[Any], start_at: int, is_last: bool
+    ) -> None:
+        """Edit the objects of ``edited_between_pages`` rules this page served; spend the rules whose
+        listing this page ends."""
+        for rule in self.faults.config.edited_between_pages:
+            if rule.done:
+                continue
+            record = self.store.get(rule.kind, rule.key)
+            if rule.insert_at is None:
+                if record is not None and any(item is record for item in chunk):
+                    self.store.mutate(rule.kind, rule.key, rule.set)
+                    rule.insert_at = start_at + len(chunk)
+            elif is_last and any(item is record for item in items):
+                rule.done = True
 
     def answer(self, record: Record) -> Response:
         """One object, as the store renders it."""
@@ -150,6 +179,9 @@ class ZephyrSandbox:
         """A 2026 "nextgen" page: items with id >= startAtId in id order; ``next`` and ``nextStartAtId``
         null on the last ([ZS26] in API_NOTES.md Z-2; REAL_SHAPES.md, Zephyr Scale Cloud 3), or ``next``
         left out of every page under the ``nextgen_omit_next`` switch (the same item: real pages may)."""
+        if self.faults.config.nextgen_missing:
+            # As an unknown path answers: the tenant predates the cursor endpoints.
+            raise ApiError(404, "Not found")
         limit = int_query(request, "limit", 10, low=1, high=MAX_PAGE)
         start_at_id = int_query(request, "startAtId", 0, low=0)
         assert limit is not None and start_at_id is not None

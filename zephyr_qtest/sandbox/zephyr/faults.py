@@ -30,6 +30,7 @@ from zephyr_qtest.sandbox.common import (
 __all__ = [
     "MALFORMED_KINDS",
     "RETRY_AFTER_MODES",
+    "EditRule",
     "FaultConfig",
     "FaultConfigError",
     "FaultInjector",
@@ -73,6 +74,52 @@ class MalformedRule:
 
 
 @dataclass(slots=True)
+class EditRule:
+    """Edit one object between two offset pages of a listing that holds it, once.
+
+    Offset pages are slices of the listing as it is at each request, so they are not stable while
+    people edit (API_NOTES.md Z-2: only the cursor endpoints are). Once the page holding the object is
+    served, the object is edited (``set``, as ``/_sandbox/mutate`` does), and the listing holds it a
+    second time right after that page, as a listing ordered by last change re-lists an edited object
+    further on: the next page starts with it, edited, and ``total`` counts it twice. (A real re-listing
+    would also shift one object back onto the page already read; the sandbox spares that, so the repeat
+    is all a test meets.) Spent when that listing's last page is served. Deterministic: no clock, no
+    chance.
+    """
+
+    key: str
+    set: dict[str, Any]
+    kind: str = "testcases"
+    # Where the edited copy sits in the listing (None until the object was served); done once spent.
+    insert_at: int | None = None
+    done: bool = False
+
+    @classmethod
+    def from_json(cls, raw: Any) -> EditRule:
+        if not isinstance(raw, dict) or not isinstance(raw.get("key"), str) or not raw["key"]:
+            raise FaultConfigError(f"edited_between_pages: each rule needs a 'key', got {raw!r}")
+        changes = raw.get("set")
+        if not isinstance(changes, dict) or not changes:
+            raise FaultConfigError("edited_between_pages.set must be a non-empty object of field changes")
+        kind = raw.get("kind", "testcases")
+        if kind not in EDITABLE_KINDS:
+            raise FaultConfigError(f"edited_between_pages.kind must be one of {EDITABLE_KINDS}, got {kind!r}")
+        return cls(key=raw["key"], set=dict(changes), kind=kind)
+
+
+EDITABLE_KINDS: tuple[str, ...] = (
+    "testcases",
+    "testcycles",
+    "testplans",
+    "testexecutions",
+    "folders",
+    "statuses",
+    "priorities",
+    "environments",
+)
+
+
+@dataclass(slots=True)
 class FaultConfig:
     """Every switch of the sandbox. Defaults: a perfectly behaved server."""
 
@@ -90,6 +137,11 @@ class FaultConfig:
     # must then stop on `nextStartAtId` alone.
     nextgen_omit_next: bool = False
     malformed: list[MalformedRule] = field(default_factory=list)
+    # Objects edited between two offset pages of a listing, so served twice with different content.
+    edited_between_pages: list[EditRule] = field(default_factory=list)
+    # The tenant has no cursor ("nextgen") endpoints: each answers 404, as on tenants from before 2026
+    # (API_NOTES.md Z-2: clients fall back to the offset endpoints).
+    nextgen_missing: bool = False
     seed: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -113,6 +165,11 @@ def _check_malformed(name: str, value: Any) -> list[MalformedRule]:
     return [MalformedRule.from_json(rule) for rule in rules if rule is not None]
 
 
+def _check_edits(name: str, value: Any) -> list[EditRule]:
+    rules = value if isinstance(value, list) else [value]
+    return [EditRule.from_json(rule) for rule in rules if rule is not None]
+
+
 _CHECKS: dict[str, SwitchCheck] = {
     "rate_limit": check_rate,
     "retry_after_mode": check_retry_after_mode,
@@ -123,6 +180,8 @@ _CHECKS: dict[str, SwitchCheck] = {
     "page_cap": _check_page_cap,
     "nextgen_omit_next": _check_bool,
     "malformed": _check_malformed,
+    "edited_between_pages": _check_edits,
+    "nextgen_missing": _check_bool,
     "seed": check_seed,
 }
 

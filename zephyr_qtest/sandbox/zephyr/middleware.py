@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 
 from zephyr_qtest.sandbox.common import send_json
-from zephyr_qtest.sandbox.zephyr.api import SERVER_ERROR_MESSAGE, error_body
+from zephyr_qtest.sandbox.zephyr.api import SERVER_ERROR_MESSAGE, error_body, json_bytes
 from zephyr_qtest.sandbox.zephyr.auth import AuthResult, check_authorization
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def _break_page(body: bytes, kind: str) -> bytes:
         return body
     if isinstance(page, dict):
         page.pop("values", None)
-    return json.dumps(page, ensure_ascii=False).encode("utf-8")
+    return json_bytes(json.dumps(page, ensure_ascii=False))
 
 
 async def _send_simple(
