@@ -282,7 +282,12 @@ def run_migrate(args: argparse.Namespace) -> int:
         failed = run_migration(settings, args.project, groups=args.only)
         equal = print_reports(db_url, args.project, settings.qtest.base_url)
     if failed:
-        print(f"\nfailed: {', '.join(failed)}: re-run the same command to finish them", file=sys.stderr)
+        print(
+            f"\nfailed: {', '.join(failed)}: re-run the same command to finish them (each failure above says "
+            "what is pending; a re-run looks in qTest for what may have been made before sending anything "
+            "again, and waits for qTest's queue where it may still be working)",
+            file=sys.stderr,
+        )
         return 1
     if not equal and (not args.only or "qtest" in args.only):
         print("\nthe reconciliation found differences: see reports/<project>.md", file=sys.stderr)

@@ -28,6 +28,7 @@ from zephyr_qtest.lib.postgres import (
     OUTAGE_SETTING,
     url_from_parts,
 )
+from zephyr_qtest.lib.qtest.exactly_once import QUEUE_WINDOW_S
 from zephyr_qtest.lib.qtest.one_writer import WhenBusy
 
 DEFAULT_ENV_FILE = ".env"
@@ -152,6 +153,14 @@ class QtestSettings(_Group):
         validation_alias="ZEPHYR_QTEST_WHEN_BUSY",
         description="When another run is publishing the same project to the same site: wait for it "
         "(wait, then go on from what it did) or stop with a message naming it (stop).",
+    )
+    # The default and why: exactly_once.QUEUE_WINDOW_S.
+    queue_window_s: float = Field(
+        default=QUEUE_WINDOW_S,
+        ge=0,
+        validation_alias="ZEPHYR_QTEST_QUEUE_WINDOW_S",
+        description="How long after a bulk submission whose answer was lost qTest's queue may still make "
+        "its logs (seconds): until then a run looks for them and waits, and sends them again only after.",
     )
 
     @property

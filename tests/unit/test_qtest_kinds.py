@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -511,24 +511,96 @@ def bulk_logs(client: Any, step_results: list[dict[str, Any]] = STEP_RESULTS) ->
     )
 
 
-def test_a_lost_submission_whose_logs_show_looks_each_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(automated, "LOST_SUBMISSION_INTERVAL_S", 0.0)
+SUBMISSION = automated.Submission("ab" * 32, automated.utc_now())
+
+
+def test_a_lost_submission_whose_logs_show_takes_them() -> None:
     shown = {"id": 91, "status": {"id": 601}, "exe_end_date": "2026-01-02T03:05:00.000Z"}
     client = LogsOnRuns({61: [shown]})
     logs = bulk_logs(client)
     second = {**LOG, "source_key": "SHOP-E2", "exe_end_date": datetime(2026, 1, 3)}
-    found = asyncio.run(logs.after_lost_submission([LOG, second]))
+    found = asyncio.run(logs.after_lost_submission([LOG, second], SUBMISSION))
     assert list(found) == ["SHOP-E1"] and found["SHOP-E1"].qtest_id == 91
-    assert client.lookups == 2  # SHOP-E1 once (found at the first look), SHOP-E2 once
+    assert client.lookups == 2  # the wait's first look found SHOP-E1; then the run listed once for both
 
 
-def test_a_lost_submission_that_never_shows_is_looked_for_a_bounded_number_of_times(
+def test_a_lost_submission_that_does_not_show_within_this_runs_wait_is_left_pending(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(automated, "LOST_SUBMISSION_INTERVAL_S", 0.0)
+    monkeypatch.setattr(automated, "LOST_SUBMISSION_WAIT_S", 0.0)
     client = LogsOnRuns({})
-    assert asyncio.run(bulk_logs(client).after_lost_submission([LOG])) == {}
-    assert client.lookups == automated.LOST_SUBMISSION_CHECKS + 1
+    assert asyncio.run(bulk_logs(client).after_lost_submission([LOG], SUBMISSION)) == {}
+    assert client.lookups == 1
+
+
+class LogsComingLater(LogsOnRuns):
+    """qTest whose queue makes the logs only after `after` listings of the runs' logs."""
+
+    def __init__(self, logs: dict[int, list[dict[str, Any]]], after: int) -> None:
+        super().__init__(logs)
+        self.after = after
+
+    async def iter_test_logs(self, project_id: int, run_id: int) -> AsyncIterator[dict]:
+        self.lookups += 1
+        if self.lookups > self.after:
+            for log in self.logs.get(run_id, []):
+                yield log
+
+
+def pending_logs(count: int) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+    """`count` executions on one run, and the logs qTest's queue makes of them."""
+    rows = [
+        {**LOG, "source_key": f"SHOP-E{n}", "exe_end_date": datetime(2026, 1, 2, 3, n)} for n in range(count)
+    ]
+    made = [
+        {"id": 90 + n, "status": {"id": 601}, "exe_end_date": f"2026-01-02T03:{n:02d}:00.000Z"}
+        for n in range(count)
+    ]
+    return rows, {61: made}
+
+
+def test_logs_of_a_submission_whose_answer_was_lost_are_awaited_once_for_all_of_them_then_adopted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A later run: within the queue window the logs are looked for again until they come, one wait for
+    the whole submission (not one per log), and each is then found, never sent."""
+    monkeypatch.setattr(automated, "LOOK_AGAIN_FIRST_S", 0.0)
+    monkeypatch.setattr(automated, "LOOK_AGAIN_MAX_S", 0.0)
+    rows, made = pending_logs(3)
+    client = LogsComingLater(made, after=4)
+    logs = bulk_logs(client)
+    logs.automation.submissions.update({row["source_key"]: SUBMISSION for row in rows})
+
+    async def look_up_all() -> list[Any]:
+        return await asyncio.gather(*(logs.lookup(row) for row in rows))
+
+    found = asyncio.run(look_up_all())
+    assert [created.qtest_id for created in found] == [90, 91, 92]
+    # One shared wait: 4 empty looks and the one that found them; then one look per log.
+    assert client.lookups == 4 + 1 + 3
+
+
+def test_after_the_queue_window_a_log_not_in_qtest_is_sent_again() -> None:
+    sent_long_ago = automated.Submission("cd" * 32, automated.utc_now() - timedelta(hours=2))
+    client = LogsOnRuns({})
+    logs = bulk_logs(client)
+    logs.automation.submissions["SHOP-E1"] = sent_long_ago
+    assert asyncio.run(logs.lookup(LOG)) is None  # absent: the protocol sends it again
+    assert client.lookups == 2  # one look in the wait (the window has passed), one for the log itself
+
+
+def test_a_submission_is_kept_by_its_body_fingerprint_and_time() -> None:
+    body = {"test_cycle": 5, "test_logs": [{"name": "Pay", "status": "PASSED"}]}
+    reordered = {"test_logs": [{"status": "PASSED", "name": "Pay"}], "test_cycle": 5}
+    assert automated.body_fingerprint(body) == automated.body_fingerprint(reordered)
+    assert automated.body_fingerprint(body) != automated.body_fingerprint({**body, "test_cycle": 6})
+    submission = automated.Submission.of(body)
+    detail = submission.detail()
+    assert detail["queue_id"] is None and detail["submission"] == automated.body_fingerprint(body)
+    assert automated.Submission.from_detail(json.loads(json.dumps(detail))) == submission
+    assert automated.Submission.from_detail({"queue_id": 7}) is None  # an earlier version's row
+    reason = automated.pending_reason(submission, 3600)
+    assert submission.fingerprint[:12] in reason and automated.stamp(submission.until(3600)) in reason
 
 
 def test_a_log_is_found_on_its_run_else_by_its_zephyr_key_on_the_run_qtest_chose() -> None:

@@ -20,6 +20,7 @@ from zephyr_qtest.lib import postgres
 from zephyr_qtest.lib import snowflake as warehouse
 from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, dbt_executable
 from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.lib.qtest.exactly_once import QUEUE_WINDOW_S
 from zephyr_qtest.lib.store import Store
 from zephyr_qtest.lib.zephyr.client import ZephyrClient
 from zephyr_qtest.settings import Settings, load_settings, variable_name
@@ -138,6 +139,11 @@ class QtestResource(dg.ConfigurableResource):
         default="wait",
         description="ZEPHYR_QTEST_WHEN_BUSY: when another run is publishing the same project to the same "
         "site, wait for it (wait) or stop, naming it (stop).",
+    )
+    queue_window_s: float = Field(
+        default=QUEUE_WINDOW_S,
+        description="ZEPHYR_QTEST_QUEUE_WINDOW_S: how long after a bulk submission whose answer was lost "
+        "qTest's queue may still make its logs; they are looked for, never sent again, until then.",
     )
 
     def client(self) -> QtestClient:
@@ -283,6 +289,7 @@ def qtest_resource(settings: Settings) -> QtestResource:
         project_map=dict(settings.mapping.project_map),
         approve_test_cases=settings.mapping.approve_test_cases,
         when_busy=settings.qtest.when_busy.value,
+        queue_window_s=settings.qtest.queue_window_s,
         **values,  # type: ignore[arg-type]
     )
 

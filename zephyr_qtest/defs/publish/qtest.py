@@ -47,12 +47,14 @@ STAGES: tuple[str, ...] = stages()
 
 
 def _failures_markdown(failures: list[Any]) -> str:
-    lines = ["| object | reason |", "|---|---|"]
+    lines = ["| object | state | reason |", "|---|---|---|"]
     for failure in failures[:FAILURES_SHOWN]:
-        lines.append(f"| {cell(failure.source_key)} | {cell(failure.reason, 300)} |")
+        # pending: qTest may hold it (a re-run looks for it first); failed: refused (a re-run sends it).
+        state = "pending" if failure.pending else "failed"
+        lines.append(f"| {cell(failure.source_key)} | {state} | {cell(failure.reason, 300)} |")
     if len(failures) > FAILURES_SHOWN:
         lines.append(
-            f"| … {len(failures) - FAILURES_SHOWN} more in migration.id_map (state failed or pending) | |"
+            f"| … {len(failures) - FAILURES_SHOWN} more in migration.id_map (state failed or pending) | | |"
         )
     return "\n".join(lines)
 
@@ -94,6 +96,7 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
                     project_target=qtest.project_map.get(project_key),
                     approve_test_cases=qtest.approve_test_cases,
                     writer=writer,
+                    queue_window_s=qtest.queue_window_s,
                 )
             except ProjectBusy as busy:
                 raise dg.Failure(description=str(busy)) from None
@@ -137,12 +140,7 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
             metadata["not_uploaded"] = dg.MetadataValue.md("\n".join(lines))
         if summary.failures:
             metadata["failures"] = dg.MetadataValue.md(_failures_markdown(summary.failures))
-            named = "; ".join(f"{f.source_key}: {f.reason[:200]}" for f in summary.failures[:5])
-            raise dg.Failure(
-                description=f"{summary.failed} {stage} of {project_key} were not published (a re-run retries "
-                f"them): {named}",
-                metadata=metadata,
-            )
+            raise dg.Failure(description=summary.failure_text(f"{stage} of {project_key}"), metadata=metadata)
         return dg.MaterializeResult(metadata=metadata)
 
     return publish_asset

@@ -12,7 +12,11 @@ A kind may create some objects many to a call (qTest's bulk auto-test-logs): tho
 collected, marked ``pending`` together, handed to ``create_many`` at once, and recorded one by one.
 
 A create whose answer is lost (`AmbiguousWriteError`) is looked up at once and adopted or created again.
-A failure of one object is recorded with its reason and never stops the others; the summary lists them.
+Nothing is ever created again on a guess: a lookup that itself fails leaves the object ``pending`` (looked
+for again by the next run), and a bulk submission whose answer was lost is looked for as long as qTest's
+queue may still be working on it (``QUEUE_WINDOW_S``; see ``kinds/automated_test_log.py``).
+A failure of one object is recorded with its reason and never stops the others; the summary lists them,
+those that may exist in qTest (``pending``) apart from those that do not.
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
 
+# How long after a bulk submission whose answer was lost qTest's queue may still make its objects (the
+# default of ZEPHYR_QTEST_QUEUE_WINDOW_S). Neither the swagger nor API_NOTES (Q-7) says how long a job may
+# wait in the queue (its states include IN_WAITING and PENDING): a submission of unknown fate is given the
+# patience the loader has for a job it knows (``QtestClient.wait_for_queue``: an hour). Too short makes
+# duplicates; too long only delays a re-run whose objects never come (a FAILED job), since an object that
+# is found ends the wait at once.
+QUEUE_WINDOW_S = 3600.0
+# Failure lines a summary's text names (grouped by reason).
+REASONS_SHOWN = 5
+
 
 @dataclass(frozen=True)
 class Created:
@@ -47,6 +61,9 @@ class Created:
 class Failure:
     source_key: str
     reason: str
+    # The create may have happened (its answer was lost, or it could not be looked for): the id map keeps
+    # it pending, and a re-run looks for it in qTest before sending anything again.
+    pending: bool = False
 
 
 @dataclass
@@ -79,6 +96,25 @@ class PublishSummary:
         self.not_uploaded.extend(other.not_uploaded)
         return self
 
+    @property
+    def pending(self) -> list[Failure]:
+        return [failure for failure in self.failures if failure.pending]
+
+    def failure_text(self, what: str) -> str:
+        """What was not published, for the stage's failure: those refused (a re-run sends them again) apart
+        from those qTest may hold (a re-run looks for them first), each reason once with its objects."""
+        refused = [failure for failure in self.failures if not failure.pending]
+        parts: list[str] = []
+        if refused:
+            parts.append(f"{len(refused)} failed (a re-run sends them again): {_by_reason(refused)}")
+        if pending := self.pending:
+            parts.append(
+                f"{len(pending)} pending, which qTest may have made though its answer never came (a re-run "
+                "looks for them in qTest first and sends again only what is not there, so nothing is made "
+                f"twice): {_by_reason(pending)}"
+            )
+        return f"{self.failed} {what} were not published: " + "; ".join(parts)
+
     def as_metadata(self) -> dict[str, int | float]:
         return {
             "created": self.created,
@@ -87,9 +123,25 @@ class PublishSummary:
             "skipped": self.skipped,
             "created_in_batches": self.created_in_batches,
             "failed": self.failed,
+            "pending": len(self.pending),
             "not_sent": len(self.not_uploaded),
             "seconds": round(self.seconds, 3),
         }
+
+
+def _by_reason(failures: Sequence[Failure]) -> str:
+    """Failures grouped by reason, the most frequent first: "reason (n: key, key, ...)"."""
+    keys: dict[str, list[str]] = defaultdict(list)
+    for failure in failures:
+        keys[failure.reason].append(failure.source_key)
+    ranked = sorted(keys.items(), key=lambda item: -len(item[1]))
+    lines = [
+        f"{reason[:400]} ({len(names)}: {', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+        for reason, names in ranked[:REASONS_SHOWN]
+    ]
+    if len(ranked) > REASONS_SHOWN:
+        lines.append(f"{len(ranked) - REASONS_SHOWN} other reasons in migration.id_map")
+    return "; ".join(lines)
 
 
 @dataclass(frozen=True)
@@ -124,17 +176,20 @@ async def publish(
 
     async def failed(item: Item, exc: Exception) -> None:
         key = kind.source_key(item)
+        pending = isinstance(exc, AmbiguousWriteError)
         if isinstance(exc, ApiError):
             reason = str(exc)
-            if not isinstance(exc, AmbiguousWriteError):
+            if not pending:
                 await id_map.failed(kind.object_type, key, kind.payload_hash(item), reason)
         elif isinstance(exc, KeyError | ValueError):  # an object the mapping could not complete
             reason = f"{type(exc).__name__}: {exc}"
             await id_map.failed(kind.object_type, key, kind.payload_hash(item), reason)
         else:
             raise exc
-        summary.failures.append(Failure(key, reason))
-        log.warning("%s %s not published: %s", kind.object_type, key, reason)
+        summary.failures.append(Failure(key, reason, pending))
+        log.warning(
+            "%s %s not published%s: %s", kind.object_type, key, " (pending)" if pending else "", reason
+        )
 
     async def one(item: Item, batch: list[Item]) -> None:
         async with semaphore:
@@ -203,7 +258,7 @@ async def _publish_one(
         summary.updated += 1
         return
     if entry is not None and entry.state == "pending":
-        found = await kind.lookup(item)
+        found = await _look_up(kind, item)
         if found is not None:
             await _adopt(kind, item, entry, found, id_map, summary)
             return
@@ -214,8 +269,12 @@ async def _publish_one(
     try:
         result = await kind.create(item)
     except AmbiguousWriteError:
-        # The answer was lost, not necessarily the object: look before creating again.
-        found = await kind.lookup(item)
+        # The answer was lost, not necessarily the object: look before creating again. A single create is
+        # synchronous (qTest answers after it committed), so a lookup that completes sees the object if it
+        # exists: lookups list the parent's children (modules, cycles, runs, logs) or search by the Zephyr
+        # key (test cases; a search index lagging behind its write would be missed: unverified on a real
+        # site, no source says it lags). A lookup that fails leaves the object pending (`_look_up`).
+        found = await _look_up(kind, item)
         if found is not None:
             await _record(kind, id_map, key, payload_hash, found)
             summary.adopted += 1
@@ -223,6 +282,23 @@ async def _publish_one(
         result = await kind.create(item)
     await _record(kind, id_map, key, payload_hash, result)
     summary.created += 1
+
+
+async def _look_up(kind: ObjectKind[Item], item: Item) -> Created | None:
+    """`kind.lookup`, but a lookup that fails is not "absent": the object stays pending (an
+    `AmbiguousWriteError`, which `publish` never marks failed), so no run creates it on a guess."""
+    try:
+        return await kind.lookup(item)
+    except AmbiguousWriteError:
+        raise
+    except ApiError as exc:
+        raise AmbiguousWriteError(
+            exc.method,
+            exc.url,
+            exc.status,
+            f"it may be in qTest, but looking for it failed ({exc.message}): left pending, to be looked "
+            "for again before anything is sent",
+        ) from exc
 
 
 async def _adopt(

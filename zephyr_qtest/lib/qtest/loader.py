@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from zephyr_qtest.lib.http import NotFoundError
 from zephyr_qtest.lib.qtest.client import QtestClient
-from zephyr_qtest.lib.qtest.exactly_once import PublishSummary
+from zephyr_qtest.lib.qtest.exactly_once import QUEUE_WINDOW_S, PublishSummary
 from zephyr_qtest.lib.qtest.field_setup import FieldSetup, ensure_fields, migration_fields
 from zephyr_qtest.lib.qtest.id_map import NO_SITE, Entry, IdMap
 from zephyr_qtest.lib.qtest.kinds import id_types_of_stage, kinds_of_stage
@@ -89,6 +89,7 @@ async def publish_stage(
     approve_test_cases: bool = True,
     concurrency: int = 8,
     writer: Writer | None = None,
+    queue_window_s: float = QUEUE_WINDOW_S,
 ) -> tuple[PublishSummary, Counter[tuple[str, str, str]], FieldSetup]:
     """Publishes one stage of one project to the site of `client`, as the project's only writer there
     (`writer`: the run, and whether it waits for another run or stops); returns its summary, the
@@ -111,6 +112,7 @@ async def publish_stage(
             Marts(store.marts(), project_key),
             approve_test_cases=approve_test_cases,
             concurrency=concurrency,
+            queue_window_s=queue_window_s,
         )
         await ctx.load_ids(*id_types_of_stage(stage))
         if any(kind.needs_fields for kind in kinds):

@@ -1,14 +1,25 @@
 """qTest test logs of automated executions, through the bulk auto-test-logs endpoint: a level's worth per
 cycle and submission, each submission a queue job polled to its end. The endpoint finds a log's test case
-by its Automation Content and pairs the step logs with the case's steps by position."""
+by its Automation Content and pairs the step logs with the case's steps by position.
+
+A submission is never sent twice on a guess. Before it is sent, each of its logs' pending rows in the id
+map records the submission (``Submission``: the body's fingerprint and when it was sent; the job id joins
+them once qTest answers), so a crash mid-send leaves the same trace as a lost answer. A pending log with a
+job id waits for the job's end; one without (the answer was lost) is looked for in qTest for as long as
+qTest's queue may still be working on its submission (``PublishContext.queue_window_s`` from the time it
+was sent), one wait per submission (a job makes all its logs or none), and only then may it be sent again.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
@@ -31,10 +42,74 @@ from zephyr_qtest.lib.qtest.kinds.vocabulary import (
 
 log = logging.getLogger(__name__)
 
-# How long a submission whose answer was lost is given to show its logs in this run (a queue may take
-# longer: what has not shown up stays pending, and the next run looks for it before sending it again).
-LOST_SUBMISSION_CHECKS = 5
-LOST_SUBMISSION_INTERVAL_S = 1.0
+# How long the run that lost a submission's answer looks for its logs (never beyond the queue window).
+# Not the whole window: the rest of the stage, and the attachments after it, should not wait an hour for
+# a job that may have failed. What has not shown up stays pending with its submission, and the next run
+# waits out the window before sending it again.
+LOST_SUBMISSION_WAIT_S = 60.0
+# Between looks for the logs of a submission of unknown fate: short at first (most jobs end within
+# seconds), doubling up to the cap (a long queue is not read hard).
+LOOK_AGAIN_FIRST_S = 1.0
+LOOK_AGAIN_MAX_S = 15.0
+
+
+def body_fingerprint(body: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of a submission's body (sorted keys, no spaces)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A bulk submission as its pending logs' rows in the id map keep it (``detail``), so that a later
+    run can tell whether qTest's queue may still make them: the body's fingerprint and when it was sent."""
+
+    fingerprint: str
+    sent_at: datetime
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> Submission:
+        return cls(body_fingerprint(body), utc_now())
+
+    @classmethod
+    def from_detail(cls, detail: Mapping[str, Any]) -> Submission | None:
+        """The submission an id-map row names, or None (a row of an earlier version, or not sent)."""
+        fingerprint, sent_at = detail.get("submission"), detail.get("sent_at")
+        if not fingerprint or not sent_at:
+            return None
+        try:
+            when = datetime.fromisoformat(str(sent_at))
+        except ValueError:
+            return None
+        return cls(str(fingerprint), when if when.tzinfo else when.replace(tzinfo=UTC))
+
+    def detail(self) -> dict[str, Any]:
+        # queue_id null: a job id left by an earlier submission of these logs is not theirs any more.
+        return {"submission": self.fingerprint, "sent_at": self.sent_at.isoformat(), "queue_id": None}
+
+    def until(self, window_s: float) -> datetime:
+        """Until when qTest's queue may still make this submission's logs."""
+        return self.sent_at + timedelta(seconds=window_s)
+
+    def describe(self) -> str:
+        return f"bulk submission {self.fingerprint[:12]} (sent {stamp(self.sent_at)})"
+
+
+def stamp(when: datetime) -> str:
+    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def pending_reason(submission: Submission, window_s: float) -> str:
+    """Why a log of a submission whose answer was lost is pending, and why a re-run is safe."""
+    return (
+        f"the answer to {submission.describe()} was lost and its logs are not in qTest yet; qTest's queue "
+        f"may still make them until {stamp(submission.until(window_s))}: a re-run looks for them first, "
+        "waits for them until then, and sends them again only if they have not come"
+    )
 
 
 @dataclass
@@ -47,8 +122,12 @@ class AutomatedLogs:
     steps_by_case: Mapping[str, list[Row]]
     # Pending logs of an earlier run -> the queue job that may have created them.
     queued: dict[str, int] = field(default_factory=dict)
+    # Pending logs of an earlier run whose submission's answer was lost (no job id) -> that submission.
+    submissions: dict[str, Submission] = field(default_factory=dict)
     # A queue job's end, awaited once however many logs it carries.
     job_ends: dict[int, asyncio.Task[dict]] = field(default_factory=dict)
+    # The wait for a submission of unknown fate, shared by its logs (a job makes all of them or none).
+    waits: dict[Submission, asyncio.Task[bool]] = field(default_factory=dict)
     # The source keys of each case's steps, in order (built once per case, not once per log).
     step_keys_by_case: dict[str, list[str]] = field(init=False)
 
@@ -142,12 +221,16 @@ async def automated_logs(ctx: PublishContext) -> AutomatedLogs | None:
         if row.get("automation_module_names") is not None
     }
     steps = ctx.marts.by_parent("qtest_test_steps", STEP_ORDER)
-    queued = {
-        key: int(entry.detail["queue_id"])
-        for key, entry in (await ctx.id_map.load(TEST_LOG.name)).items()
-        if entry.state == "pending" and entry.detail.get("queue_id")
-    }
-    return AutomatedLogs(runs, steps, queued)
+    queued: dict[str, int] = {}
+    submissions: dict[str, Submission] = {}
+    for key, entry in (await ctx.id_map.load(TEST_LOG.name)).items():
+        if entry.state != "pending":
+            continue
+        if entry.detail.get("queue_id"):
+            queued[key] = int(entry.detail["queue_id"])
+        elif (submission := Submission.from_detail(entry.detail)) is not None:
+            submissions[key] = submission
+    return AutomatedLogs(runs, steps, queued, submissions)
 
 
 class AutomatedTestLogs:
@@ -167,8 +250,15 @@ class AutomatedTestLogs:
 
     async def lookup(self, row: Row) -> Created | None:
         """A pending log of an earlier run: after its queue job has ended (a job still in the queue has not
-        made its logs yet), on its run or anywhere by its Zephyr key."""
+        made its logs yet), on its run or anywhere by its Zephyr key. Without a job id (its submission's
+        answer was lost), it is looked for until found or until qTest's queue can no longer make it (the
+        window from the time it was sent); None (send it again) only after that."""
         queue_id = self.automation.queued.get(source_key(row))
+        submission = self.automation.submissions.get(source_key(row))
+        if queue_id is None and submission is not None:
+            count = sum(1 for other in self.automation.submissions.values() if other == submission)
+            deadline = submission.until(self.ctx.queue_window_s)
+            await self.shared_wait(submission, row, deadline, count)
         if queue_id is not None:
             try:
                 await self.job_end(queue_id)
@@ -222,17 +312,50 @@ class AutomatedTestLogs:
             manual,
         )
 
-    async def after_lost_submission(self, rows: Sequence[Row]) -> dict[str, Created]:
+    async def shared_wait(self, submission: Submission, row: Row, deadline: datetime, count: int) -> bool:
+        """`wait_for_logs` once per submission, however many of its logs ask (any one shows the job ran)."""
+        waits = self.automation.waits
+        if submission not in waits:
+            then = f"qTest's queue window ({self.ctx.queue_window_s:.0f}s) has passed: they are sent again"
+            waits[submission] = asyncio.ensure_future(
+                self.wait_for_logs(submission, row, deadline, count, then)
+            )
+        return await asyncio.shield(waits[submission])
+
+    async def wait_for_logs(
+        self, submission: Submission, row: Row, deadline: datetime, count: int, then: str
+    ) -> bool:
+        """Looks for `row`'s log (one of the `count` logs of `submission`) until it shows up (True) or
+        `deadline` passes (False), saying once what it waits for and until when, and at the deadline what
+        happens `then`."""
+        interval, told = LOOK_AGAIN_FIRST_S, False
+        while True:
+            if await self.manual.find(row) is not None:
+                return True
+            left = (deadline - utc_now()).total_seconds()
+            if left <= 0:
+                log.warning("the %d test logs of %s are not in qTest: %s", count, submission.describe(), then)
+                return False
+            if not told:
+                log.warning(
+                    "looking in qTest until %s for the %d test logs of %s, whose answer was lost: qTest's "
+                    "queue may still be making them, so they are not sent again before then",
+                    stamp(deadline), count, submission.describe(),
+                )  # fmt: skip
+                told = True
+            await asyncio.sleep(min(interval, left))
+            interval = min(interval * 2, LOOK_AGAIN_MAX_S)
+
+    async def after_lost_submission(self, rows: Sequence[Row], submission: Submission) -> dict[str, Created]:
         """A submission whose answer was lost may still be queued: give its logs time to show up (a job
-        makes all of them or none), then take those that did."""
-        first: Created | None = None
-        for attempt in range(LOST_SUBMISSION_CHECKS + 1):
-            first = await self.manual.find(rows[0])
-            if first is not None or attempt == LOST_SUBMISSION_CHECKS:
-                break
-            await asyncio.sleep(LOST_SUBMISSION_INTERVAL_S)
-        found = {source_key(rows[0]): first} if first is not None else {}
-        found.update(await self.manual.find_many(rows[1:], {first.qtest_id} if first else set()))
+        makes all of them or none; this run waits `LOST_SUBMISSION_WAIT_S` at most, a later run the rest
+        of the queue window), then take those that did."""
+        until = submission.until(self.ctx.queue_window_s)
+        deadline = min(until, utc_now() + timedelta(seconds=LOST_SUBMISSION_WAIT_S))
+        then = f"they stay pending, and are not sent again before {stamp(until)}"
+        if not await self.wait_for_logs(submission, rows[0], deadline, len(rows), then):
+            return {}
+        found = await self.manual.find_many(rows)
         for row in rows:
             if source_key(row) in found:
                 self.warn_if_elsewhere(row, found[source_key(row)], None)
@@ -250,19 +373,33 @@ class AutomatedTestLogs:
         except KeyError:
             error = KeyError(f"its cycle {cycle_key} is not in qTest (see that cycle's failure)")
             return {source_key(row): error for row in rows}
-        submission = {"test_cycle": test_cycle, "test_logs": [item for _, item in items]}
+        body = {"test_cycle": test_cycle, "test_logs": [item for _, item in items]}
+        keys = [source_key(row) for row in rows]
+        # Recorded before the call: a crash mid-send leaves the same trace as a lost answer.
+        submission = Submission.of(body)
+        await ctx.id_map.note_pending(TEST_LOG.name, keys, submission.detail())
         try:
-            job = await ctx.client.submit_auto_test_logs(ctx.project_id, submission)
+            job = await ctx.client.submit_auto_test_logs(ctx.project_id, body)
         except AmbiguousWriteError as exc:
-            # Sending again now could make every log twice if the job is only slow.
-            found: dict[str, Created | Exception] = dict(await self.after_lost_submission(rows))
-            return {source_key(row): found.get(source_key(row), exc) for row in rows}
+            # Sending again now could make every log twice if the job is only slow. It was sent by now at
+            # the latest: the queue window runs from here (a retried 429 may have sent it late).
+            submission = replace(submission, sent_at=utc_now())
+            await ctx.id_map.note_pending(TEST_LOG.name, keys, submission.detail())
+            try:
+                found: dict[str, Created | Exception] = dict(
+                    await self.after_lost_submission(rows, submission)
+                )
+            except ApiError as lookup_error:  # not looked for: pending, for the next run to look for
+                log.warning("%s not looked for: %s", submission.describe(), lookup_error)
+                found = {}
+            pending = AmbiguousWriteError(
+                exc.method, exc.url, exc.status, pending_reason(submission, ctx.queue_window_s)
+            )
+            return {key: found.get(key, pending) for key in keys}
         except ApiError as exc:  # refused: nothing was queued
-            return {source_key(row): exc for row in rows}
+            return {key: exc for key in keys}
         queue_id = int(job["id"])
-        await ctx.id_map.note_pending(
-            TEST_LOG.name, [source_key(row) for row in rows], {"queue_id": queue_id}
-        )
+        await ctx.id_map.note_pending(TEST_LOG.name, keys, {"queue_id": queue_id})
         try:
             outcome = await self.job_end(queue_id)
         except ApiError as exc:  # the job may still finish: the logs stay pending for the next run

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.comparison import Reconciliation
-from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary, publish
+from zephyr_qtest.lib.qtest.exactly_once import QUEUE_WINDOW_S, Created, ObjectKind, PublishSummary, publish
 from zephyr_qtest.lib.qtest.fields import FieldCatalog
 from zephyr_qtest.lib.qtest.id_map import IdMap
 from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE, TEST_RUN, ObjectType
@@ -135,6 +135,8 @@ class PublishContext:
     concurrency: int = 8
     # Automated executions per bulk auto-test-logs submission.
     auto_test_log_batch: int = 200
+    # How long after a bulk submission whose answer was lost qTest's queue may still make its logs.
+    queue_window_s: float = QUEUE_WINDOW_S
     test_case_fields: FieldCatalog = field(default_factory=lambda: FieldCatalog([]))
     test_run_fields: FieldCatalog = field(default_factory=lambda: FieldCatalog([]))
     execution_statuses: dict[str, int] = field(default_factory=dict)
