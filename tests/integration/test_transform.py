@@ -317,5 +317,5 @@ def test_bad_objects_are_kept_or_reported_never_crash(built: dict[str, Any], tra
         ("unknown_value", "status.statusType = WEIRD"),
         ("unknown_value", "testscript.type = markdown"),
         ("execution_status", "status id 424242"),
-        ("test_run_without_test_case", "?"),
+        ("test_run_without_test_case", "? (executions BAD-E1)"),
     } <= unmapped

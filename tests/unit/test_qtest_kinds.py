@@ -44,7 +44,7 @@ from zephyr_qtest.lib.qtest.kinds.automated_test_log import (
     automation_waves,
     pairs_by_position,
 )
-from zephyr_qtest.lib.qtest.kinds.base import PublishContext, encoded_properties
+from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext, encoded_properties
 from zephyr_qtest.lib.qtest.kinds.manual_test_log import (
     ManualTestLogs,
     expected_test_log,
@@ -155,9 +155,12 @@ def test_a_test_case_body_carries_its_steps_a_callee_and_its_module() -> None:
     steps = [
         {"description": "open the cart", "expected": "the cart shows", "called_test_case_source_key": None},
         {"description": None, "expected": None, "called_test_case_source_key": "SHOP-T1",
-         "is_called_test_case_in_project": True},
+         "linked_test_case_source_key": "SHOP-T1"},
         {"description": "call outside", "expected": "", "called_test_case_source_key": "OTHER-T9",
-         "is_called_test_case_in_project": False},
+         "linked_test_case_source_key": None},
+        # A call left unlinked to break a call cycle: a plain step, whose description says so.
+        {"description": "Call to test SHOP-T2 (not linked: call cycle SHOP-T2 -> SHOP-T2)", "expected": "",
+         "called_test_case_source_key": "SHOP-T2", "linked_test_case_source_key": None},
     ]  # fmt: skip
     ids = {"module": {"folder:1": 11}, "test_case": {"SHOP-T1": 21}}
     body = cases.test_case_body(row, steps, ids, [{"field_id": 9102, "field_value": "SHOP-T2"}])
@@ -170,6 +173,11 @@ def test_a_test_case_body_carries_its_steps_a_callee_and_its_module() -> None:
             {"description": "open the cart", "expected": "the cart shows", "order": 1},
             {"description": "", "expected": "", "order": 2, "called_test_case_id": 21},
             {"description": "call outside", "expected": "", "order": 3},
+            {
+                "description": "Call to test SHOP-T2 (not linked: call cycle SHOP-T2 -> SHOP-T2)",
+                "expected": "",
+                "order": 4,
+            },
         ],
         "parent_id": 11,
     }
@@ -216,13 +224,15 @@ def test_steps_are_paired_by_order_and_expected_with_their_callee() -> None:
         ("test_step", "SHOP-T2#2", 32, "h2"),
     ]
     step = {"description": "call", "expected": None, "called_test_case_source_key": "SHOP-T1",
-            "is_called_test_case_in_project": True}  # fmt: skip
+            "linked_test_case_source_key": "SHOP-T1"}  # fmt: skip
     expected = cases.expected_test_step(step, 2, {"SHOP-T1": 21})
     assert expected == {"description": "call", "expected": "", "order": 2, "called test case": 21}
     assert (
         cases.held_test_step({"description": "call", "expected": "", "order": 2, "called_test_case_id": 21})
         == expected
     )
+    unlinked = {**step, "linked_test_case_source_key": None}
+    assert cases.expected_test_step(unlinked, 2, {"SHOP-T1": 21})["called test case"] is None
 
 
 # -------------------------------------------------------------------------------- releases and cycles
@@ -273,6 +283,26 @@ def test_a_test_run_body_and_expectation() -> None:
     assert expected == {"cycle": 41, "test case": 21, "runs of this (cycle, case)": 1, "properties": {}}
     held = runs.held_test_run({"parentId": 41, "test_case": {"id": 21}, "_runs_of_pair": 2}, expected)
     assert held == {**expected, "runs of this (cycle, case)": 2}  # a duplicate shows
+
+
+def test_a_run_of_a_test_case_not_in_the_project_is_not_created() -> None:
+    """The mart's skip_reason (the case was deleted in Zephyr after it ran) keeps the run out of the
+    rows to create and to reconcile, instead of a KeyError on the missing case at every run."""
+
+    class Source:
+        def rows(self, table: str, project_key: str, order_by: Any) -> list[dict[str, Any]]:
+            return [
+                {"source_key": "SHOP-R1|SHOP-T2", "skip_reason": None},
+                {
+                    "source_key": "SHOP-R1|SHOP-T9",
+                    "skip_reason": "its test case SHOP-T9 is not in the project",
+                },
+            ]
+
+        def attachment_contents(self) -> Any:
+            raise AssertionError("not read")
+
+    assert [row["source_key"] for row in runs.test_run_rows(Marts(Source(), "SHOP"))] == ["SHOP-R1|SHOP-T2"]
 
 
 # --------------------------------------------------------------------------------------------- test logs

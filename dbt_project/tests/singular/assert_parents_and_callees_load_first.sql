@@ -1,5 +1,6 @@
--- load_order puts parents before children (modules, cycles) and callees before callers (test cases),
--- except where a loop was found and reported in mapping_issue. Releases are published before every cycle
+-- load_order puts parents before children (modules, cycles) and callees before the cases that link them
+-- (test cases; a call left unlinked to break a call cycle is no link), except below a call chain deeper
+-- than call_depth_cap, reported in mapping_issue. Releases are published before every cycle
 -- (their own kind, first in the stage), so a cycle under a release needs no later level.
 
 with
@@ -30,8 +31,7 @@ test_steps as (
     select * from {{ ref('qtest_test_steps') }}
     where
         project_key = '{{ zephyr_project_key() }}'
-        and step_type = 'call_to_test'
-        and is_called_test_case_in_project
+        and linked_test_case_source_key is not null
 
 ),
 
@@ -73,10 +73,10 @@ call_violations as (
     inner join test_cases as callers
         on test_steps.parent_source_key = callers.source_key
     inner join test_cases as callees
-        on test_steps.called_test_case_source_key = callees.source_key
+        on test_steps.linked_test_case_source_key = callees.source_key
     where
         callees.load_order >= callers.load_order
-        and callers.mapping_issue is null
+        and coalesce(callers.mapping_issue, '') not like 'call-to-test chain deeper than call_depth_cap%'
 
 )
 

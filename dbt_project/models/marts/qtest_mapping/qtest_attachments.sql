@@ -20,6 +20,13 @@ test_executions as not materialized (
 
 ),
 
+test_cases as (
+
+    select * from {{ ref('test_case') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
 test_execution_steps as (
 
     select * from {{ ref('test_execution_step') }}
@@ -50,7 +57,10 @@ owned as (
                     || '#' || test_execution_steps.step_order
         end as owner_source_key,
         coalesce(executions.actual_end_date, step_executions.actual_end_date) is null
-        and attachments.related_type in ('TestExecution', 'TestExecutionStep') as is_owner_log_skipped
+        and attachments.related_type in ('TestExecution', 'TestExecutionStep') as is_owner_log_skipped,
+        executed_cases.test_case_id is null
+        and coalesce(executions.execution_id, step_executions.execution_id) is not null
+            as is_owner_case_missing
     from attachments
     left join test_executions as executions
         on
@@ -62,6 +72,8 @@ owned as (
             and attachments.related_id = test_execution_steps.test_execution_step_id
     left join test_executions as step_executions
         on test_execution_steps.test_execution_id = step_executions.execution_id
+    left join test_cases as executed_cases
+        on coalesce(executions.test_case_key, step_executions.test_case_key) = executed_cases.key
 
 ),
 
@@ -86,6 +98,8 @@ final as (
                 then 'test plans become qTest test cycles (plans_as), which cannot hold attachments'
             when owner_source_key is null
                 then 'its owner is not in the project'
+            when is_owner_case_missing
+                then 'its test log is not created (the execution''s test case is not in the project)'
             when is_owner_log_skipped
                 then 'its test log is not created (the execution has no end date)'
             when size_bytes > {{ var('attachment_max_bytes') }}

@@ -1,7 +1,8 @@
 -- Zephyr test cases -> qTest test cases: name, description (the objective), precondition, and properties
 -- as {field_label, value} pairs that the loader resolves by field LABEL (and allowed value) through
 -- /settings/test-cases/fields. Callees of call-to-test steps come first: load_order is the length of the
--- longest call chain below the case.
+-- longest chain of linked calls below the case (qtest_test_steps leaves one call of every call cycle
+-- unlinked, so the chains end).
 
 with recursive
 
@@ -232,15 +233,30 @@ properties as (
 call_edges as (
 
     select distinct
-        test_steps.test_case_key as caller_key,
-        test_steps.called_test_case_key as callee_key
-    from test_steps
-    inner join test_cases as callees
-        on test_steps.called_test_case_key = callees.key
+        parent_source_key as caller_key,
+        linked_test_case_source_key as callee_key
+    from qtest_test_steps
+    where linked_test_case_source_key is not null
 
 ),
 
--- Every call chain below each case, stopped at a loop or at call_depth_cap.
+-- The calls left unlinked to break a call cycle, named on their caller.
+cut_calls as (
+
+    select
+        parent_source_key as test_case_key,
+        string_agg(distinct mapping_issue, '; ') as mapping_issue
+    from qtest_test_steps
+    where
+        step_type = 'call_to_test'
+        and is_called_test_case_in_project
+        and linked_test_case_source_key is null
+    group by parent_source_key
+
+),
+
+-- Every call chain below each case, stopped at call_depth_cap (and at a loop, which the linked calls
+-- never hold: the guard keeps a mistake from hanging the build).
 call_walk as (
 
     select
@@ -339,6 +355,8 @@ final as (
         coalesce(callees.called_source_keys, '[]'::jsonb) as called_test_case_source_keys,
         coalesce(call_depths.call_depth, 0)::integer as load_order,
         (case
+            when cut_calls.test_case_key is not null
+                then cut_calls.mapping_issue
             when call_loops.origin_key is not null
                 then 'its call-to-test chain contains a loop: one call of the loop must be left out in qTest'
             when call_depth_capped.origin_key is not null
@@ -362,6 +380,8 @@ final as (
         on test_cases.test_case_id = properties.test_case_id
     left join call_depths
         on test_cases.key = call_depths.origin_key
+    left join cut_calls
+        on test_cases.key = cut_calls.test_case_key
     left join call_loops
         on test_cases.key = call_loops.origin_key
     left join call_depth_capped

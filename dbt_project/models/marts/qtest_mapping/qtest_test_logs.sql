@@ -20,6 +20,13 @@ test_cycles as (
 
 ),
 
+test_cases as (
+
+    select * from {{ ref('test_case') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
 custom_fields as (
 
     select * from {{ ref('custom_field') }}
@@ -196,6 +203,9 @@ logs as (
         placed.automated,
         coalesce(properties.properties, '[]'::jsonb) as properties,
         case
+            when test_cases.test_case_id is null
+                then 'its test case ' || coalesce(placed.test_case_key, '?')
+                    || ' is not in the project (deleted in Zephyr?): no test run to log on'
             when placed.actual_end_date is null
                 then 'not executed yet (no actual end date): qTest needs exe_start_date and exe_end_date'
         end as skip_reason,
@@ -209,6 +219,8 @@ logs as (
         on placed.executed_by_id = executors.zephyr_account_id
     left join properties
         on placed.execution_id = properties.execution_id
+    left join test_cases
+        on placed.test_case_key = test_cases.key
 
 ),
 

@@ -3,6 +3,8 @@
 -- to send is an automation run: qTest's bulk auto-test-logs endpoint finds a run by its cycle followed by
 -- module_names (required, and made into modules in Test Design as well), so the run sits in one
 -- sub-cycle of its cycle named var('automation_folder_name'), and module_names is that one name.
+-- Executions of a test case that is not in the project (deleted in Zephyr after it ran) get a row with a
+-- skip_reason: qTest has no run without a test case, so it is not created, nor are its logs.
 
 with
 
@@ -113,6 +115,11 @@ final as (
             when runs.test_case_id is null
                 then 'test case ' || runs.case_source_key || ' is not in the project (deleted in Zephyr?): no run can be created'
         end)::text as mapping_issue,
+        (case
+            when runs.test_case_id is null
+                then 'its test case ' || runs.case_source_key || ' is not in the project (deleted in Zephyr?): '
+                    || 'a qTest run needs one'
+        end)::text as skip_reason,
         {{ payload_hash([
             "runs.cycle_source_key",
             "runs.case_source_key",

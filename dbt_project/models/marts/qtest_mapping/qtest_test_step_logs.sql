@@ -17,6 +17,13 @@ test_executions as (
 
 ),
 
+test_cases as (
+
+    select * from {{ ref('test_case') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
 test_steps as (
 
     select * from {{ ref('test_step') }}
@@ -67,6 +74,8 @@ final as (
         end)::varchar as test_step_source_key,
         test_execution_steps.step_order as load_order,
         (case
+            when test_cases.test_case_id is null
+                then 'its test log is not created (its test case is not in the project)'
             when test_executions.actual_end_date is null then 'its test log is not created (not executed yet)'
         end)::text as skip_reason,
         {{ payload_hash([
@@ -84,6 +93,8 @@ final as (
         on test_execution_steps.status = status_map.zephyr_name
     left join case_step_counts
         on test_executions.test_case_key = case_step_counts.test_case_key
+    left join test_cases
+        on test_executions.test_case_key = test_cases.key
 
 )
 

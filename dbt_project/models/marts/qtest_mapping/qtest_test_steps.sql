@@ -1,8 +1,12 @@
 -- The qTest test steps of each test case, in order: inline steps (description + test data, expected),
--- call-to-test steps (called_test_case_source_key; the callee is created first, see
+-- call-to-test steps (linked_test_case_source_key; the callee is created first, see
 -- qtest_test_cases.load_order) and, for a plain or BDD case, its script as one step.
+-- qTest creates a case's steps with the case, so the cases that call each other in a loop cannot all be
+-- linked: in each call cycle the calls from the case with the highest key to a case of the same cycle
+-- with a lower (or the same) key are left unlinked, written in the step's description and named in
+-- mapping_issue. The links left form no loop: each cycle keeps only calls from lower to higher keys.
 
-with
+with recursive
 
 test_cases as (
 
@@ -32,6 +36,115 @@ test_scripts as (
 
 ),
 
+----------  call cycles
+
+call_edges as (
+
+    select distinct
+        test_steps.test_case_key as caller_key,
+        test_steps.called_test_case_key as callee_key
+    from test_steps
+    inner join test_cases as callers
+        on test_steps.test_case_id = callers.test_case_id
+    inner join test_cases as callees
+        on test_steps.called_test_case_key = callees.key
+    where test_steps.step_type = 'call_to_test'
+
+),
+
+-- Which case reaches which through calls: each pair once (union), so the walk ends by itself, loops
+-- included.
+call_reach as (
+
+    select
+        caller_key as from_key,
+        callee_key as to_key
+    from call_edges
+
+    union
+
+    select
+        call_reach.from_key,
+        call_edges.callee_key as to_key
+    from call_reach
+    inner join call_edges
+        on call_reach.to_key = call_edges.caller_key
+
+),
+
+-- The calls left unlinked: those on a loop (the callee reaches the caller back) from a case to one whose
+-- key is not higher. Keys of one project differ only in their number: (length, key) is numeric order.
+cut_calls as (
+
+    select call_edges.*
+    from call_edges
+    inner join call_reach
+        on
+            call_edges.callee_key = call_reach.from_key
+            and call_edges.caller_key = call_reach.to_key
+    where (length(call_edges.caller_key), call_edges.caller_key) >= (length(call_edges.callee_key), call_edges.callee_key)
+
+),
+
+-- From each cut call back to its caller through the cycle, to name the cycle it closes.
+cut_cycle_walk as (
+
+    select
+        caller_key,
+        callee_key,
+        callee_key as current_key,
+        array[caller_key::text, callee_key::text] as key_path
+    from cut_calls
+
+    union all
+
+    select
+        cut_cycle_walk.caller_key,
+        cut_cycle_walk.callee_key,
+        call_edges.callee_key as current_key,
+        cut_cycle_walk.key_path || call_edges.callee_key::text as key_path
+    from cut_cycle_walk
+    inner join call_edges
+        on cut_cycle_walk.current_key = call_edges.caller_key
+    inner join call_reach
+        on
+            call_edges.callee_key = call_reach.from_key
+            and cut_cycle_walk.caller_key = call_reach.to_key
+    where
+        cut_cycle_walk.current_key <> cut_cycle_walk.caller_key
+        and cardinality(cut_cycle_walk.key_path) <= {{ var('call_depth_cap') }}
+        and (
+            call_edges.callee_key = cut_cycle_walk.caller_key
+            or not call_edges.callee_key = any(cut_cycle_walk.key_path)
+        )
+
+),
+
+-- The shortest cycle each cut call closes (a cycle longer than call_depth_cap is named by its call).
+cut_cycles as (
+
+    select
+        cut_calls.caller_key,
+        cut_calls.callee_key,
+        coalesce(
+            (
+                select array_to_string(cut_cycle_walk.key_path, ' -> ')
+                from cut_cycle_walk
+                where
+                    cut_cycle_walk.caller_key = cut_calls.caller_key
+                    and cut_cycle_walk.callee_key = cut_calls.callee_key
+                    and cut_cycle_walk.current_key = cut_cycle_walk.caller_key
+                order by cardinality(cut_cycle_walk.key_path), cut_cycle_walk.key_path
+                limit 1
+            ),
+            cut_calls.caller_key || ' -> ' || cut_calls.callee_key || ' -> ... -> ' || cut_calls.caller_key
+        ) as cycle_path
+    from cut_calls
+
+),
+
+----------  steps
+
 parameters as (
 
     select
@@ -55,6 +168,9 @@ steps as (
         test_steps.step_type,
         test_steps.step_order,
         case
+            when cut_cycles.cycle_path is not null
+                then 'Call to test ' || test_steps.called_test_case_key
+                    || ' (not linked: call cycle ' || cut_cycles.cycle_path || ')'
             when test_steps.step_type = 'call_to_test'
                 then 'Call to test ' || test_steps.called_test_case_key
             when nullif(test_steps.test_data, '') is not null
@@ -65,8 +181,18 @@ steps as (
         test_steps.test_data,
         test_steps.called_test_case_key as called_test_case_source_key,
         called.test_case_id is not null as is_called_test_case_in_project,
+        case
+            when
+                test_steps.step_type = 'call_to_test'
+                and called.test_case_id is not null
+                and cut_cycles.cycle_path is null
+                then test_steps.called_test_case_key
+        end as linked_test_case_source_key,
         coalesce(parameters.parameters, '[]'::jsonb) as parameters,
         case
+            when cut_cycles.cycle_path is not null
+                then 'the call ' || test_steps.test_case_key || ' -> ' || test_steps.called_test_case_key
+                    || ' is not linked in qTest: it closes the call cycle ' || cut_cycles.cycle_path
             when test_steps.step_type = 'call_to_test' and called.test_case_id is null
                 then 'calls ' || coalesce(test_steps.called_test_case_key, '(no key)')
                     || ', which is not a test case of this project: it must be migrated first (its own project)'
@@ -81,6 +207,11 @@ steps as (
         on test_steps.called_test_case_key = called.key
     left join parameters
         on test_steps.step_id = parameters.step_id
+    left join cut_cycles
+        on
+            test_steps.step_type = 'call_to_test'
+            and test_steps.test_case_key = cut_cycles.caller_key
+            and test_steps.called_test_case_key = cut_cycles.callee_key
 
 ),
 
@@ -112,6 +243,7 @@ scripts as (
         null as test_data,
         null as called_test_case_source_key,
         false as is_called_test_case_in_project,
+        null as linked_test_case_source_key,
         '[]'::jsonb as parameters,
         null as mapping_issue,
         test_scripts._loaded_at
@@ -145,6 +277,7 @@ final as (
         test_data::text as test_data,
         called_test_case_source_key::varchar as called_test_case_source_key,
         is_called_test_case_in_project,
+        linked_test_case_source_key::varchar as linked_test_case_source_key,
         parameters,
         step_order::integer as load_order,
         mapping_issue::text as mapping_issue,

@@ -52,9 +52,16 @@ qtest_test_steps as (
 
 ),
 
-qtest_test_runs as (
+qtest_modules as (
 
-    select * from {{ ref('qtest_test_runs') }}
+    select * from {{ ref('qtest_modules') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+qtest_test_cycles as (
+
+    select * from {{ ref('qtest_test_cycles') }}
     where project_key = '{{ zephyr_project_key() }}'
 
 ),
@@ -235,6 +242,44 @@ problems as (
 
     union all
 
+    -- One call of each call-to-test cycle, left unlinked (qtest_test_steps), each named with its cycle.
+    select
+        'call_cycle_cut' as what,
+        mapping_issue as value,
+        count(*) as object_count
+    from qtest_test_steps
+    where
+        step_type = 'call_to_test'
+        and is_called_test_case_in_project
+        and linked_test_case_source_key is null
+    group by 1, 2
+
+    union all
+
+    -- Folders Zephyr gives a parent that the tree cannot use (a parent loop, a parent not in the
+    -- project): each one by name, placed at the root.
+    select
+        'folder_placed_at_root' as what,
+        'test-case folder ' || folder_id || ' "' || name || '": ' || mapping_issue as value,
+        1 as object_count
+    from qtest_modules
+    where
+        folder_id is not null
+        and mapping_issue is not null
+
+    union all
+
+    select
+        'folder_placed_at_root' as what,
+        'test-cycle folder ' || zephyr_id || ' "' || name || '": ' || mapping_issue as value,
+        1 as object_count
+    from qtest_test_cycles
+    where
+        source_type = 'cycle_folder'
+        and mapping_issue is not null
+
+    union all
+
     select
         'attachment_skipped' as what,
         skip_reason as value,
@@ -255,13 +300,25 @@ problems as (
 
     union all
 
+    -- Executions of a test case that is not in the project (deleted in Zephyr after it ran), named.
     select
         'test_run_without_test_case' as what,
-        test_case_source_key as value,
-        sum(execution_count) as object_count
-    from qtest_test_runs
-    where test_case_id is null
-    group by 1, 2
+        coalesce(test_executions.test_case_key, '?') || ' (executions '
+        || array_to_string(
+            (array_agg(
+                {{ execution_source_key('test_executions.key', 'test_executions.execution_id') }}
+                order by test_executions.execution_id
+            ))[1:20],
+            ', '
+        )
+        || case when count(*) > 20 then ', and ' || (count(*) - 20) || ' more' else '' end
+        || ')' as value,
+        count(*) as object_count
+    from test_executions
+    left join test_cases
+        on test_executions.test_case_key = test_cases.key
+    where test_cases.test_case_id is null
+    group by test_executions.test_case_key
 
     union all
 

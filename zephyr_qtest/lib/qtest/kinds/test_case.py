@@ -35,12 +35,11 @@ from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE, TEST_CASE, TEST_STEP
 
 
 def called_test_case_id(step: Row, case_ids: Mapping[str, int]) -> int | None:
-    """The qTest id of the case a call-to-test step calls (callees are a level earlier); None for a plain
-    step or a callee outside the project. KeyError when the callee is not in qTest."""
-    callee = step.get("called_test_case_source_key")
-    if callee and step.get("is_called_test_case_in_project"):
-        return case_ids[callee]
-    return None
+    """The qTest id of the case a call-to-test step links (callees are a level earlier); None for a plain
+    step, a callee outside the project or a call left unlinked to break a call cycle (the mart's
+    ``linked_test_case_source_key``). KeyError when the callee is not in qTest."""
+    callee = step.get("linked_test_case_source_key")
+    return case_ids[callee] if callee else None
 
 
 def steps_body(steps: list[Row], case_ids: Mapping[str, int]) -> list[dict[str, Any]]:
@@ -97,14 +96,12 @@ def held_test_case(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dic
 
 def expected_test_step(step: Row, order: int, case_ids: Mapping[str, int]) -> dict[str, Any]:
     """What qTest must hold for the `order`-th step (from 1) of a case."""
-    callee = step.get("called_test_case_source_key")
+    callee = step.get("linked_test_case_source_key")
     return {
         "description": text(step.get("description")),
         "expected": text(step.get("expected")),
         "order": order,
-        "called test case": (
-            case_ids.get(callee) if callee and step.get("is_called_test_case_in_project") else None
-        ),
+        "called test case": case_ids.get(callee) if callee else None,
     }
 
 

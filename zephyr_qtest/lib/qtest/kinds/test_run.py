@@ -1,5 +1,6 @@
 """qTest test runs: one per (Zephyr cycle, test case) pair, in its cycle (or the cycle's automation
-sub-cycle once the pair has automated executions)."""
+sub-cycle once the pair has automated executions). A pair whose test case is not in the project has a
+skip_reason in the mart: no run, and no logs on it (the mart and the report name them)."""
 
 from __future__ import annotations
 
@@ -113,8 +114,9 @@ def test_run_protocol(ctx: PublishContext) -> ObjectKind[Row]:
 
 
 def test_run_rows(marts: Marts) -> list[Row]:
+    """The runs to create: not those the mart skips (a run of a test case that is not in the project)."""
     assert TEST_RUN.mart is not None
-    return marts.rows(TEST_RUN.mart)
+    return [row for row in marts.rows(TEST_RUN.mart) if not row.get("skip_reason")]
 
 
 async def publish_test_runs(ctx: PublishContext) -> PublishSummary:
