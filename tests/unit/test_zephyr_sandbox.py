@@ -488,14 +488,17 @@ def test_a_tenant_without_nextgen_answers_404_there(fresh: ZephyrSandboxHandle) 
         assert client.get("/testcases").status_code == 200
 
 
-def test_lone_surrogates_and_nul_in_a_fixture_are_served_as_escapes(tiny_doc: dict[str, Any]) -> None:
+def test_lone_surrogates_and_nul_in_a_fixture_are_served_as_escapes(
+    tiny_doc: dict[str, Any], tmp_path: Path
+) -> None:
     """A fixture holds what a tenant can: half an emoji (a lone surrogate) and a NUL. The listing answers
     200 with them as JSON escapes, as a JVM service's JSON writer does, not 500."""
     document = json.loads(json.dumps(tiny_doc))
     case = document["testcases"][0]
     case["name"] = "cut emoji \ud83d here"
     case["objective"] = "nul \x00 here"
-    with start_in_thread(fixture=document, seed=SEED) as handle, client_for(handle) as client:
+    saved = save_fixture(document, tmp_path / "odd.json")  # a file holds them as escapes too
+    with start_in_thread(fixture=saved, seed=SEED) as handle, client_for(handle) as client:
         for path in ("/testcases", "/testcases/nextgen", f"/testcases/{case['key']}"):
             response = client.get(path, params={"maxResults": 1000} if path == "/testcases" else None)
             assert response.status_code == 200, response.text

@@ -47,7 +47,10 @@ def _check_specs(entity: Entity) -> list[dg.AssetCheckSpec]:
             "row_count_matches_api", asset=key, description="Rows written equal the count the API reported."
         ),
         dg.AssetCheckSpec(
-            "ids_unique", asset=key, description="No Zephyr id or key appears twice in the project."
+            "ids_unique",
+            asset=key,
+            description="No Zephyr id or key appears twice in the project, and the listing served no object "
+            "twice with different content (edited between two pages; the later copy is kept).",
         ),
     ]
     specs += [

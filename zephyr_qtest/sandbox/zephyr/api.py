@@ -64,15 +64,10 @@ class ApiError(Exception):
 # of failing (UTF8JsonGenerator._outputMultiByteChar, read in its source), so the sandbox does the same: a
 # fixture's lone surrogate is served, not a 500 for the whole listing. JSON text holds surrogates only
 # inside strings, where the escape is valid.
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def json_bytes(body: str) -> bytes:
-    """JSON text as UTF-8, each lone surrogate as its ``\\uXXXX`` escape."""
-    try:
-        return body.encode("utf-8")
-    except UnicodeEncodeError:
-        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m[0]):04x}", body).encode("utf-8")
+    """JSON text as UTF-8, each lone surrogate as its ``\\uXXXX`` escape (the only characters UTF-8
+    cannot encode, so the only ones ``backslashreplace`` touches)."""
+    return body.encode("utf-8", "backslashreplace")
 
 
 def json_response(body: str | bytes, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

@@ -314,8 +314,9 @@ def load_fixture(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fixture_bytes(doc: Mapping[str, Any]) -> bytes:
-    """The canonical serialisation of a fixture: compact UTF-8 JSON, key order as given."""
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """The canonical serialisation of a fixture: compact UTF-8 JSON, key order as given (a lone surrogate,
+    which UTF-8 cannot hold, as its ``\\uXXXX`` escape)."""
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
 
 
 def save_fixture(doc: Mapping[str, Any], path: str | Path) -> Path:
