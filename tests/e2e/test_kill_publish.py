@@ -165,6 +165,10 @@ def test_sigkill_in_every_pooled_stage_then_one_rerun_leaves_every_object_once(
             "DAGSTER_HOME": str(tmp_path / "dagster_home"),
             "ZEPHYR_QTEST_HOME": str(tmp_path / "home"),
             "ZEPHYR_QTEST_REPORTS": str(tmp_path / "reports"),
+            # A kill between recording a bulk submission and sending it leaves its logs pending with no
+            # job: the next run waits out the queue window before sending them. The sandbox's queue makes
+            # a job's logs within queue_delay_s (2 s) even unpolled, so 30 s is safe here (not an hour).
+            "ZEPHYR_QTEST_QUEUE_WINDOW_S": "30",
         }
         # What `prepare_dagster_home` copies into a new home: one slot per pool.
         (tmp_path / "dagster_home").mkdir()

@@ -15,7 +15,7 @@ Item = dict[str, str]
 
 
 class Flaky:
-    """A kind whose creates lose their answer and whose lookups fail, as `broken` says."""
+    """A kind whose creates lose their answer (`lose_answer`) and whose lookups fail (`lookup_fails`)."""
 
     def __init__(self) -> None:
         self.creates: list[str] = []

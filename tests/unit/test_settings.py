@@ -240,3 +240,19 @@ def test_the_tree_is_frozen(environment: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError):
         settings.zephyr.base_url = "x"  # type: ignore[misc]
     assert MappingSettings().approve_test_cases is True
+
+
+def test_the_queue_window_defaults_to_an_hour_and_reaches_the_qtest_resource(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    from zephyr_qtest.defs.resources import qtest_resource
+
+    assert load_settings().qtest.queue_window_s == 3600.0
+    environment.setenv("ZEPHYR_QTEST_QUEUE_WINDOW_S", "30")
+    settings = load_settings()
+    assert settings.qtest.queue_window_s == 30.0
+    assert settings.environ()["ZEPHYR_QTEST_QUEUE_WINDOW_S"] == "30.0"
+    assert qtest_resource(settings).queue_window_s == 30.0
+    environment.setenv("ZEPHYR_QTEST_QUEUE_WINDOW_S", "-1")
+    with pytest.raises(ValidationError, match="ZEPHYR_QTEST_QUEUE_WINDOW_S"):
+        load_settings()
