@@ -67,6 +67,21 @@ def test_a_run_of_a_dead_process_is_failed_and_its_slot_freed(instance: dg.Dagst
     assert instance.event_log_storage.claim_concurrency_slot(POOL, "next", "qtest/test_case").is_claimed
 
 
+def test_an_owner_killed_but_not_reaped_counts_as_dead(instance: dg.DagsterInstance) -> None:
+    # A killed CLI's child is reparented to PID 1, which in a container may never reap it: a zombie.
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        owner.kill()
+        while Path(f"/proc/{owner.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            pass  # the kernel makes it a zombie at once; not reaped: no wait() yet
+        run_id = _started_run(instance, "SHOP", {**owner_tags(), PID_TAG: str(owner.pid)})
+
+        assert len(close_dead_runs(instance, ["SHOP"])) == 1
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+    finally:
+        owner.wait()
+
+
 def test_live_foreign_and_other_project_runs_are_left_alone(instance: dg.DagsterInstance) -> None:
     live = _started_run(instance, "SHOP", owner_tags())  # this process: alive
     from_ui = _started_run(instance, "SHOP", {})  # no owner tags: cannot be judged

@@ -26,6 +26,7 @@ import os
 import re
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.remote_origin import GrpcServerCodeLocationOrigin, ManagedGrpcPythonEnvCodeLocationOrigin
@@ -45,14 +46,26 @@ def owner_tags() -> dict[str, str]:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (signal 0 checks without signalling)."""
+    """Whether a process with this id runs on this host (signal 0 checks without signalling). A zombie
+    (killed, not yet reaped by its parent) does not count: a killed CLI's child is reparented to PID 1,
+    which in a container is often not an init that reaps, so the dead owner would look alive forever."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, under another user
-    return True
+        pass  # it exists, under another user
+    return _process_state(pid) not in ("Z", "X")
+
+
+def _process_state(pid: int) -> str | None:
+    """The process's state letter from /proc (Linux); None where /proc is not there to tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name, in parentheses, may itself hold spaces and parentheses: the state follows the last.
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def _local_code_server(run: dg.DagsterRun) -> bool:
