@@ -339,7 +339,8 @@ class AutomatedTestLogs:
             if not told:
                 log.warning(
                     "looking in qTest until %s for the %d test logs of %s, whose answer was lost: qTest's "
-                    "queue may still be making them, so they are not sent again before then",
+                    "queue may still be making them, so they are not sent again before then "
+                    "(ZEPHYR_QTEST_QUEUE_WINDOW_S sets how long qTest's queue is given)",
                     stamp(deadline), count, submission.describe(),
                 )  # fmt: skip
                 told = True
