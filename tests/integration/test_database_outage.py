@@ -27,7 +27,7 @@ from tests.integration.test_publish import expected_counts
 from zephyr_qtest.cli import explain
 from zephyr_qtest.lib.postgres import OUTAGE_SETTING, DatabaseUnavailable
 from zephyr_qtest.lib.qtest.id_map import site_of
-from zephyr_qtest.lib.qtest.one_writer import HoldLost, Writer, acquire
+from zephyr_qtest.lib.qtest.one_writer import HoldLost, Writer, acquire, release
 from zephyr_qtest.lib.store import Store
 from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 
@@ -299,6 +299,37 @@ def test_a_run_whose_hold_was_taken_during_the_outage_stops_naming_the_other_run
         assert conn.execute("select state from migration.id_map where source_key = 'M1'").fetchone() == (
             "pending",
         )
+
+
+def test_a_run_whose_project_another_run_held_and_let_go_during_the_outage_stops_too(
+    embedded_databases: Callable[[], str], proxy: OutageProxy
+) -> None:
+    database_url = embedded_databases()
+
+    async def scenario() -> str:
+        with Store(proxy.url(database_url), outage_seconds=PATIENT_SECONDS) as store:
+            id_map = await store.open_id_map("SHOP", SITE)
+            try:
+                await id_map.become_sole_writer(Writer("run-A", "modules"))
+                await id_map.pending("module", "M1", "h1")
+                proxy.cut()
+                # Run B publishes while run A is away, and is done before run A comes back.
+                other = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+                try:
+                    await acquire(other, site_of(SITE), "SHOP", Writer("run-B", "modules"))
+                    await release(other, site_of(SITE), "SHOP")
+                finally:
+                    await other.close()
+                proxy.restore()
+                with pytest.raises(HoldLost) as stopped:
+                    await id_map.done("module", "M1", 101, "h1")
+                return str(stopped.value)
+            finally:
+                await id_map.close()
+
+    message = asyncio.run(scenario())
+    assert message.startswith(f"SHOP on {site_of(SITE)}: this run (run-A) lost its hold"), message
+    assert "another run held it meanwhile" in message, message
 
 
 def test_after_a_partition_the_server_did_not_notice_the_run_ends_its_own_old_session_and_goes_on(
