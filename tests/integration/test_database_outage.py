@@ -27,7 +27,7 @@ from tests.integration.test_publish import expected_counts
 from zephyr_qtest.cli import explain
 from zephyr_qtest.lib.postgres import OUTAGE_SETTING, DatabaseUnavailable
 from zephyr_qtest.lib.qtest.id_map import site_of
-from zephyr_qtest.lib.qtest.one_writer import HoldLost, Writer, acquire
+from zephyr_qtest.lib.qtest.one_writer import HoldLost, Writer, acquire, release
 from zephyr_qtest.lib.store import Store
 from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 
@@ -39,7 +39,8 @@ PROGRESS_BOUND_SECONDS = 300.0
 
 class OutageProxy:
     """127.0.0.1:<port> -> the PostgreSQL server; ``cut()`` drops every connection and refuses new ones
-    (counting them), ``restore()`` lets them through again."""
+    (counting them), ``restore()`` lets them through again. ``cut(linger=True)`` is a network partition
+    the server has not noticed: the clients' side is dropped, the server's sessions stay open."""
 
     def __init__(self, server_url: str) -> None:
         info = conninfo_to_dict(server_url)
@@ -53,6 +54,7 @@ class OutageProxy:
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
+        self._lingering: set[socket.socket] = set()
         self._cut = False
         self.refused = 0
         self.refused_event = threading.Condition(self._lock)
@@ -65,10 +67,13 @@ class OutageProxy:
         dbname = conninfo_to_dict(database_url)["dbname"]
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def cut(self) -> None:
+    def cut(self, *, linger: bool = False) -> None:
         with self._lock:
             self._cut = True
             doomed, self._open = self._open, set()
+            if linger:
+                self._lingering |= {sock for sock in doomed if sock.family == self._upstream[0]}
+                doomed -= self._lingering
         for sock in doomed:
             _close(sock)
 
@@ -87,6 +92,8 @@ class OutageProxy:
         self._closed = True
         _close(self._listener)
         self.cut()
+        for sock in self._lingering:
+            _close(sock)
         self._thread.join()
 
     def _accept(self) -> None:
@@ -111,18 +118,18 @@ class OutageProxy:
             with self._lock:
                 self._open.update((client, upstream))
             for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
 
-
-def _pump(source: socket.socket, target: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            target.sendall(data)
-    except OSError:
-        pass
-    finally:
-        _close(source)
-        _close(target)
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                if sock not in self._lingering:
+                    _close(sock)
 
 
 def _close(sock: socket.socket) -> None:
@@ -133,8 +140,8 @@ def _close(sock: socket.socket) -> None:
 
 
 @pytest.fixture
-def proxy(transformed_database: TransformedDatabase) -> Iterator[OutageProxy]:
-    outage = OutageProxy(transformed_database.server_url)
+def proxy(embedded_server_url: str) -> Iterator[OutageProxy]:
+    outage = OutageProxy(embedded_server_url)
     yield outage
     outage.close()
 
@@ -187,7 +194,8 @@ def test_a_short_outage_mid_stage_is_ridden_out_and_every_object_arrives_once(
             wait_until(lambda: done_rows(database_url, "test_case") >= 3, "test cases recorded")
             proxy.cut()
             # The loader noticed and keeps trying to come back (refused twice: a retry after a refusal).
-            proxy.wait_for_refused(2)
+            wait_until(lambda: proxy.refused >= 2 or not loader.is_alive(), "reconnects tried")
+            assert loader.is_alive(), f"the run ended in the outage: {outcome.get('error')!r}"
             proxy.restore()
         finally:
             proxy.restore()
@@ -230,9 +238,9 @@ SITE = "https://outage.qtestnet.example"
 
 
 def test_an_outage_longer_than_the_window_ends_in_one_line_naming_the_setting(
-    transformed_database: TransformedDatabase, proxy: OutageProxy
+    embedded_databases: Callable[[], str], proxy: OutageProxy
 ) -> None:
-    database_url = transformed_database.copy("zq_outage_long")
+    database_url = embedded_databases()
     secret_url = proxy.url(database_url).replace("postgres@", "postgres:s3cret-pw@")
 
     async def scenario() -> DatabaseUnavailable:
@@ -259,9 +267,9 @@ def test_an_outage_longer_than_the_window_ends_in_one_line_naming_the_setting(
 
 
 def test_a_run_whose_hold_was_taken_during_the_outage_stops_naming_the_other_run(
-    transformed_database: TransformedDatabase, proxy: OutageProxy
+    embedded_databases: Callable[[], str], proxy: OutageProxy
 ) -> None:
-    database_url = transformed_database.copy("zq_outage_hold")
+    database_url = embedded_databases()
 
     async def scenario() -> str:
         with Store(proxy.url(database_url), outage_seconds=PATIENT_SECONDS) as store:
@@ -291,3 +299,78 @@ def test_a_run_whose_hold_was_taken_during_the_outage_stops_naming_the_other_run
         assert conn.execute("select state from migration.id_map where source_key = 'M1'").fetchone() == (
             "pending",
         )
+
+
+def test_a_run_whose_project_another_run_held_and_let_go_during_the_outage_stops_too(
+    embedded_databases: Callable[[], str], proxy: OutageProxy
+) -> None:
+    database_url = embedded_databases()
+
+    async def scenario() -> str:
+        with Store(proxy.url(database_url), outage_seconds=PATIENT_SECONDS) as store:
+            id_map = await store.open_id_map("SHOP", SITE)
+            try:
+                await id_map.become_sole_writer(Writer("run-A", "modules"))
+                await id_map.pending("module", "M1", "h1")
+                proxy.cut()
+                # Run B publishes while run A is away, and is done before run A comes back.
+                other = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+                try:
+                    await acquire(other, site_of(SITE), "SHOP", Writer("run-B", "modules"))
+                    await release(other, site_of(SITE), "SHOP")
+                finally:
+                    await other.close()
+                proxy.restore()
+                with pytest.raises(HoldLost) as stopped:
+                    await id_map.done("module", "M1", 101, "h1")
+                return str(stopped.value)
+            finally:
+                await id_map.close()
+
+    message = asyncio.run(scenario())
+    assert message.startswith(f"SHOP on {site_of(SITE)}: this run (run-A) lost its hold"), message
+    assert "another run held it meanwhile" in message, message
+
+
+def test_after_a_partition_the_server_did_not_notice_the_run_ends_its_own_old_session_and_goes_on(
+    embedded_databases: Callable[[], str], proxy: OutageProxy
+) -> None:
+    database_url = embedded_databases()
+    said: list[str] = []
+
+    async def scenario() -> tuple[int, int]:
+        with Store(proxy.url(database_url), outage_seconds=PATIENT_SECONDS) as store:
+            id_map = await store.open_id_map("SHOP", SITE)
+            try:
+                await id_map.become_sole_writer(Writer("run-A", "modules", log=said.append))
+                old_session = id_map._conn.info.backend_pid
+                await id_map.pending("module", "M1", "h1")
+                # The old session lives on in the server, holding the project for run A.
+                proxy.cut(linger=True)
+                proxy.restore()
+                await id_map.done("module", "M1", 101, "h1")
+                return old_session, id_map._conn.info.backend_pid
+            finally:
+                await id_map.close()
+
+    old_session, new_session = asyncio.run(scenario())
+    assert old_session != new_session
+    assert any(line.startswith("took the hold on SHOP at ") for line in said), said
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute(
+            "select state, qtest_id from migration.id_map where source_key = 'M1'"
+        ).fetchone() == (
+            "done",
+            101,
+        )
+    # The old session was ended rather than left holding the project (its socket is still open: only
+    # the run's pg_terminate_backend ends it).
+
+    def old_session_gone() -> bool:
+        with psycopg.connect(database_url) as conn:
+            return (
+                conn.execute("select 1 from pg_stat_activity where pid = %s", (old_session,)).fetchone()
+                is None
+            )
+
+    wait_until(old_session_gone, "the old session ended")

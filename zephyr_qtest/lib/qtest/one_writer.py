@@ -141,14 +141,27 @@ async def retake(
                 await asyncio.sleep(0.05)
                 continue
         holder = await _holder(conn, key, target_site, project_key)
-        raise HoldLost(
-            f"{project_key} on {target_site}: this run ({writer.run_id}) lost its hold on the project while "
-            f"the staging database was unreachable, and {holder or 'another run'} has taken it since: "
-            f"{writer.stage or 'this stage'} stops rather than publish beside it. Run it again when that run "
-            "has ended: it goes on from what both recorded in the id map."
-        )
+        raise _hold_lost(target_site, project_key, writer, f"{holder or 'another run'} has taken it since")
+    # A run that took the project and let it go again while this one was away overwrote, then deleted, the
+    # record of this run's hold: it may have recorded objects this run has not read, so this run stops too.
+    record = await conn.execute(
+        "select run_id, backend_pid from migration.writer where target_site = %s and project_key = %s",
+        (target_site, project_key),
+    )
+    if await record.fetchone() != (writer.run_id, lost_session):
+        await conn.execute("select pg_advisory_unlock(%s)", (key,))
+        raise _hold_lost(target_site, project_key, writer, "another run held it meanwhile")
     await _record(conn, target_site, project_key, writer)
     writer.log(f"took the hold on {project_key} at {target_site} again after the database came back")
+
+
+def _hold_lost(target_site: str, project_key: str, writer: Writer, since: str) -> HoldLost:
+    return HoldLost(
+        f"{project_key} on {target_site}: this run ({writer.run_id}) lost its hold on the project while the "
+        f"staging database was unreachable, and {since}: {writer.stage or 'this stage'} stops rather than "
+        "publish beside it. Run it again when no other run publishes the project: it goes on from what was "
+        "recorded in the id map."
+    )
 
 
 async def _holding_pid(conn: psycopg.AsyncConnection, key: int) -> int | None:
