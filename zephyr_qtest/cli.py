@@ -19,6 +19,7 @@ never through run config.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import signal
@@ -505,6 +506,10 @@ def explain(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.verbose:
+        # The connection pool warns of every failed attempt; the store retries them and an outage that
+        # outlasts ZEPHYR_QTEST_DATABASE_OUTAGE_S ends in the one line below, naming the database.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         return args.run(args)
     except KeyboardInterrupt:
