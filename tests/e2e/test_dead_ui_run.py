@@ -26,6 +26,7 @@ import dagster as dg
 import httpx
 import pytest
 
+from tests.e2e.processes import free_port, stop_group
 from zephyr_qtest.defs.partitions import zephyr_projects
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,12 +75,6 @@ def silent_zephyr() -> Iterator[str]:
     for connection in held:
         connection.close()
     server.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for(what: str, probe: Callable[[], Any], process: subprocess.Popen[str]) -> Any:
@@ -176,7 +171,7 @@ def test_a_dead_ui_run_is_closed_and_its_slot_freed(
     command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO / "workspace.yaml")]
 
     def start() -> tuple[subprocess.Popen[str], int]:
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(
             [*command, "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO,
@@ -231,10 +226,4 @@ def test_a_dead_ui_run_is_closed_and_its_slot_freed(
         second = _launch(port)
         _wait_for("the next run's step holding the slot", lambda: second in _slot_holders(home), process)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_group(process)

@@ -5,8 +5,6 @@ partitions."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.processes import free_port, stop_group
 from zephyr_qtest.definitions import defs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,15 +43,9 @@ query ($path: [String!]!) {
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.e2e
 def test_ui_loads_the_code_location_with_every_asset(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ZEPHYR_QTEST_HOME": str(tmp_path / "home")}
     env.pop("DAGSTER_HOME", None)
     # As a user runs `.venv/bin/zephyr-qtest ui` without activating the venv: its bin is not on PATH.
@@ -108,10 +101,4 @@ def test_ui_loads_the_code_location_with_every_asset(tmp_path: Path) -> None:
         assert keys, "the discovery sensor added no partition"
         assert all(key.isupper() for key in keys), keys
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_group(process)

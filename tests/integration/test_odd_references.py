@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import httpx
 import pytest
 
 from tests.graph_helpers import materialize_partition
+from tests.integration.test_publish import failures
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.publish.qtest import publish_assets, reconciliation
 from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
@@ -99,24 +99,6 @@ def odd_document() -> dict[str, Any]:
     moved = next(case for case in document["testcases"] if case["key"] == "SHOP-T10")
     moved["folder"] = {"id": UNDER_LOOP, "self": f"{API}/folders/{UNDER_LOOP}"}
     return document
-
-
-def failures(result: dg.ExecuteInProcessResult) -> list[str]:
-    found = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            messages = []
-            while error is not None:
-                messages.append(error.message.strip()[:600])
-                error = error.cause
-            found.append(f"{event.step_key}: {' <- '.join(messages)}")
-    found += [
-        f"{e.asset_key.to_user_string()}:{e.check_name} {e.description}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed and e.asset_key.path[0] == "qtest"
-    ]
-    return found
 
 
 @pytest.fixture(scope="module")
