@@ -1,6 +1,7 @@
 """A short outage of the staging database within a run is ridden out: the id map reconnects, takes the
 run's hold on the project again and redoes the write that was cut off, so the run finishes with every
-object in qTest once. Longer than ``ZEPHYR_QTEST_DATABASE_OUTAGE_S``, it ends in one line naming the
+object in qTest once; an extraction cut off is redone whole, and its partition is the same as without the
+outage. Longer than ``ZEPHYR_QTEST_DATABASE_OUTAGE_S``, it ends in one line naming the
 database (no password) and that setting; and a run whose hold another run took meanwhile stops.
 
 The outage is real: the loader reaches the (embedded) PostgreSQL server through a small TCP proxy that
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import dagster as dg
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
@@ -24,12 +26,14 @@ from psycopg.conninfo import conninfo_to_dict
 from tests.graph_helpers import TransformedDatabase
 from tests.integration.test_one_writer import reconciled
 from tests.integration.test_publish import expected_counts
+from tests.integration.test_raw_extraction import materialize, projects_of
 from zephyr_qtest.cli import explain
 from zephyr_qtest.lib.postgres import OUTAGE_SETTING, DatabaseUnavailable
 from zephyr_qtest.lib.qtest.id_map import site_of
 from zephyr_qtest.lib.qtest.one_writer import HoldLost, Writer, acquire, release
 from zephyr_qtest.lib.store import Store
 from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
+from zephyr_qtest.sandbox.zephyr.serve import start_in_thread
 
 # Long enough never to run out on a slow machine: the test ends each outage itself.
 PATIENT_SECONDS = 600.0
@@ -374,3 +378,72 @@ def test_after_a_partition_the_server_did_not_notice_the_run_ends_its_own_old_se
             )
 
     wait_until(old_session_gone, "the old session ended")
+
+
+def raw_step_ids(database_url: str, project: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "select id, key from zephyr_raw.test_steps where project_key = %s order by 1, 2", (project,)
+        ).fetchall()
+
+
+def copying_into(database_url: str, table: str) -> bool:
+    """Whether a session of this database is streaming rows into `table` (the raw writer's transaction)."""
+    dbname = conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "select count(*) from pg_stat_activity where datname = %s and query ilike %s",
+            (dbname, f"copy%{table}%from stdin%"),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_an_outage_during_an_extraction_redoes_it_and_the_partition_is_whole(
+    embedded_databases: Callable[[], str], proxy: OutageProxy
+) -> None:
+    database_url = embedded_databases()
+    through_proxy = proxy.url(database_url)
+    # A request takes a while, so the cut falls inside the partition's transaction.
+    with start_in_thread(seed=3, size="tiny", latency_ms=100) as zephyr:
+        project = projects_of(zephyr)[0]
+        cases = materialize(through_proxy, zephyr, project, selection=["zephyr_raw/test_cases"])
+        assert cases.success
+        plain = materialize(through_proxy, zephyr, project, selection=["zephyr_raw/test_steps"])
+        assert plain.success
+        whole = raw_step_ids(database_url, project)
+        assert whole
+
+        instance = dg.DagsterInstance.ephemeral()
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["result"] = materialize(
+                    through_proxy, zephyr, project, selection=["zephyr_raw/test_steps"], instance=instance
+                )
+            except BaseException as error:  # handed to the test thread
+                outcome["error"] = error
+
+        extraction = threading.Thread(target=run, name="extraction")
+        extraction.start()
+        try:
+            wait_until(
+                lambda: copying_into(database_url, "test_steps") or not extraction.is_alive(),
+                "the partition's transaction open",
+            )
+            assert extraction.is_alive(), f"the extraction ended first: {outcome}"
+            proxy.cut()
+            wait_until(lambda: proxy.refused >= 2 or not extraction.is_alive(), "reconnects tried")
+            assert extraction.is_alive(), f"the extraction ended in the outage: {outcome}"
+            proxy.restore()
+        finally:
+            proxy.restore()
+            extraction.join()
+
+    assert "error" not in outcome, outcome["error"]
+    result = outcome["result"]
+    assert result.success
+    said = [record.user_message for record in instance.all_logs(result.run_id)]
+    assert any("went away while extracting test_steps" in line for line in said), said
+    # The interrupted extraction left the same partition as the uninterrupted one.
+    assert raw_step_ids(database_url, project) == whole

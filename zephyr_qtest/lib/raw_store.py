@@ -413,9 +413,14 @@ class RawPartitionWriter:
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._conn is not None
         try:
+            # A connection the server dropped has nothing left to abandon (the server rolled back), and the
+            # error that reached here must stay the one raised: it tells the caller to wait for the
+            # database and redo the extraction (defs/ingest/assets.py).
+            if self._conn.broken:
+                return
             if self._copy_cm is not None:
                 # Abandon the COPY; the rollback below discards everything this writer did.
-                with contextlib.suppress(psycopg.Error):
+                with contextlib.suppress(psycopg.Error, RuntimeError):
                     await self._copy_cm.__aexit__(RuntimeError, RuntimeError("aborted"), None)
             await self._conn.rollback()
         finally:

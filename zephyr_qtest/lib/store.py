@@ -54,6 +54,11 @@ class Connections(Protocol):
 class AsyncConnections(Protocol):
     """Opening an async connection of one's own (the caller closes it)."""
 
+    def ping(self) -> None:
+        """One round trip to the database through the pool (which waits out an outage for a connection)."""
+        with self.connection() as conn:
+            conn.execute("select 1")
+
     async def connect_async(self, *, autocommit: bool = False) -> psycopg.AsyncConnection: ...
 
 
@@ -116,6 +121,11 @@ class Store:
             if autocommit:
                 conn.autocommit = True
             yield conn
+
+    def ping(self) -> None:
+        """One round trip to the database through the pool (which waits out an outage for a connection)."""
+        with self.connection() as conn:
+            conn.execute("select 1")
 
     async def connect_async(self, *, autocommit: bool = False) -> psycopg.AsyncConnection:
         return await connect_async(self.url, autocommit=autocommit)

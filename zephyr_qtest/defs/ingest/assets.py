@@ -4,13 +4,16 @@ The entity registry in ``lib/zephyr/extract.py`` drives this factory (what to fe
 this module only adds what Dagster needs: keys, partitions, pool, metadata and checks.
 """
 
+import asyncio
+from dataclasses import replace
 from typing import Any
 
 import dagster as dg
 
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
-from zephyr_qtest.lib.raw_store import RawQueries
+from zephyr_qtest.lib.postgres import connection_lost, retrying
+from zephyr_qtest.lib.raw_store import PartitionSummary, RawQueries
 from zephyr_qtest.lib.zephyr import raw_checks
 from zephyr_qtest.lib.zephyr.extract import ENTITIES, Entity, ExtractionSettings, extract_entity
 
@@ -89,19 +92,32 @@ def build_raw_asset(entity: Entity) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, zephyr: ZephyrResource, postgres: PostgresResource
     ):
         project_key = context.partition_key
-        raw = postgres.store().raw_rows()
+        store = postgres.store()
+        raw = store.raw_rows()
         settings = ExtractionSettings(
             concurrency=zephyr.concurrency, attachment_owners=tuple(zephyr.attachment_owners)
         )
-        async with zephyr.client() as client:
-            summary, stats = await extract_entity(
-                entity,
-                client=client,
-                raw=raw,
-                project_key=project_key,
-                run_id=context.run.run_id,
-                settings=settings,
-            )
+
+        async def extract() -> tuple[PartitionSummary, dict[str, float | int]]:
+            async with zephyr.client() as client:
+                return await extract_entity(
+                    entity,
+                    client=client,
+                    raw=raw,
+                    project_key=project_key,
+                    run_id=context.run.run_id,
+                    settings=settings,
+                )
+
+        # The partition is written in one transaction, which an outage of the staging database rolls back:
+        # the extraction is redone whole once the database answers again (ZEPHYR_QTEST_DATABASE_OUTAGE_S).
+        summary, stats = await retrying(
+            extract,
+            lambda: asyncio.to_thread(store.ping),
+            replace(store.outage, log=context.log.warning),
+            f"extracting {entity.name} of {project_key}",
+            connection_lost,
+        )
         for issue in summary.issues:
             log = context.log.error if issue.lost else context.log.warning
             log(f"{entity.name} {project_key}: {issue.describe()}")
