@@ -319,3 +319,40 @@ def test_bad_objects_are_kept_or_reported_never_crash(built: dict[str, Any], tra
         ("execution_status", "status id 424242"),
         ("test_run_without_test_case", "? (executions BAD-E1)"),
     } <= unmapped
+
+
+def test_a_mart_built_by_an_earlier_version_gains_the_new_column_on_the_next_run(
+    transformed_database: TransformedDatabase,
+) -> None:
+    """A staging database from an earlier version, whose mart lacks a column added since, is upgraded in
+    place by the next run (dbt appends the column: on_schema_change append_new_columns) instead of every
+    run failing until the table is dropped by hand; the other project's rows stay."""
+    url = transformed_database.copy("zq_upgrade")
+    project, other = transformed_database.projects
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("alter table qtest_mapping.qtest_test_runs drop column skip_reason")
+        (others,) = conn.execute(
+            "select count(*) from qtest_mapping.qtest_test_runs where project_key = %s", (other,)
+        ).fetchone()
+
+    result = materialize_partition(
+        [zephyr_dbt_models], project, database_url=url, selection=["qtest_mapping/qtest_test_runs"]
+    )
+
+    assert result.success, _failures(result)
+    with psycopg.connect(url) as conn:
+        counts = dict(
+            conn.execute(
+                "select project_key, count(*) from qtest_mapping.qtest_test_runs group by 1"
+            ).fetchall()
+        )
+        columns = [
+            name
+            for (name,) in conn.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = 'qtest_mapping' and table_name = 'qtest_test_runs'"
+            )
+        ]
+    assert "skip_reason" in columns
+    assert counts[other] == others
+    assert counts[project] > 0
