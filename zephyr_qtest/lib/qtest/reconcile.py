@@ -339,13 +339,17 @@ def print_reconciliation(
     rows = saved.read(projects, site)
     print(f"{'reconciliation (qTest read back)':<34} {'expected':>9} {'in qTest':>9} {'equal':>9} {'missing':>8} "
           f"{'extra':>6} {'diffs':>6}")  # fmt: skip
-    equal = bool(rows) and {row[0] for row in rows} == set(projects)
+    unreconciled = sorted(set(projects) - {row[0] for row in rows})
+    differences = False
     for project, kind, expected, found, matched, missing, extra, diffs in rows:
         print(
             f"{project + ' ' + kind:<34} {expected:>9} {found:>9} {matched:>9} {missing:>8} {extra:>6} {diffs:>6}"
         )
-        equal = equal and expected == matched and not (missing or extra or diffs)
-    for project in sorted(set(projects) - {row[0] for row in rows}):
-        print(f"{project}: not reconciled")
-    print("everything equal" if equal else "DIFFERENCES: see reports/<project>.md")
-    return equal
+        differences = differences or expected != matched or bool(missing or extra or diffs)
+    for project in unreconciled:
+        print(f"{project}: not reconciled on this site yet (the reconciliation runs after the qtest stages)")
+    if differences:
+        print("DIFFERENCES: see reports/<project>.md")
+    elif not unreconciled:
+        print("everything equal")
+    return bool(rows) and not differences and not unreconciled
