@@ -10,6 +10,11 @@ it. Once the status is mapped, a re-run sends only that one log and every check 
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -17,12 +22,13 @@ import pytest
 
 from tests.graph_helpers import TransformedDatabase, materialize_partition
 from tests.integration.test_publish import PUBLISH_ASSETS, published, qtest_project_id
-from zephyr_qtest.cli import failed_publish_checks
+from zephyr_qtest.cli import REPO_ROOT, failed_publish_checks
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle
 
 UNKNOWN = "Old Skip"
+CLI = Path(sys.executable).with_name("zephyr-qtest")
 
 
 def unmapped_log(database_url: str, project: str) -> str:
@@ -100,6 +106,34 @@ def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
         # What `migrate` prints and counts as failed (exit 1): one line, naming the check and the execution.
         (line,) = failed_publish_checks(first)
         assert line.startswith("check qtest/test_logs:test_logs_all_published failed: ") and key in line
+
+        # `migrate` itself (a re-run before the fix): exit 1, the check's line naming the execution, and
+        # what to do before the re-run that finishes it.
+        home = tmp_path_factory.mktemp("unknown_status_home")
+        (home / "dagster_home").mkdir()
+        shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster_home" / "dagster.yaml")
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "ZEPHYR_BASE_URL": shared_zephyr.base_url,
+            "ZEPHYR_API_TOKEN": shared_zephyr.token,
+            "QTEST_BASE_URL": qtest.base_url,
+            "QTEST_API_TOKEN": qtest.token,
+            "DAGSTER_HOME": str(home / "dagster_home"),
+            "ZEPHYR_QTEST_HOME": str(home / "home"),
+            "ZEPHYR_QTEST_REPORTS": str(home / "reports"),
+        }
+        migrate = subprocess.run(
+            [str(CLI), "migrate", "--project", project, "--only", "qtest"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        output = migrate.stdout + migrate.stderr
+        assert migrate.returncode == 1, output[-3000:]
+        (line,) = [line for line in output.splitlines() if "_all_published failed" in line]
+        assert line.startswith("check qtest/test_logs:test_logs_all_published failed: ") and key in line, line
+        assert f"failed: {project}: change what each failure above names" in output, output[-3000:]
 
         # The fix (a status_map.csv row for "Old Skip"; dbt then gives the mart qTest's name): the re-run
         # sends that one log, and nothing else.
