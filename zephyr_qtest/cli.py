@@ -187,12 +187,30 @@ def execute_migration_job(projects: list[str], *, groups: list[str] | None = Non
             asset_selection=selection,
             raise_on_error=False,
         )
-        status = "succeeded" if result.success else "FAILED"
+        unpublished = failed_publish_checks(result)
+        status = "succeeded" if result.success and not unpublished else "FAILED"
         print(f"run {result.run_id} {status} in {time.monotonic() - started:.1f}s", flush=True)
         print_created_fields(result)
-        if not result.success:
+        for line in unpublished:
+            print(line, flush=True)
+        if not result.success or unpublished:
             failed.append(project_key)
     return failed
+
+
+def failed_publish_checks(result) -> list[str]:  # type: ignore[no-untyped-def]
+    """One line per failed ``<stage>_all_published`` check of a run: the objects a publishing stage did not
+    send and why (the run itself succeeds, so that every later stage ran)."""
+    from zephyr_qtest.defs.publish.qtest import QTEST_GROUP
+
+    return [
+        f"check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} failed: "
+        + " ".join((evaluation.description or "no description").split())
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed
+        and evaluation.asset_key.path[0] == QTEST_GROUP
+        and evaluation.check_name.endswith("_all_published")
+    ]
 
 
 def print_created_fields(result) -> None:  # type: ignore[no-untyped-def]
@@ -284,9 +302,10 @@ def run_migrate(args: argparse.Namespace) -> int:
         equal = print_reports(db_url, args.project, settings.qtest.base_url)
     if failed:
         print(
-            f"\nfailed: {', '.join(failed)}: re-run the same command to finish them (each failure above says "
-            "what is pending; a re-run looks in qTest for what may have been made before sending anything "
-            "again, and waits for qTest's queue where it may still be working)",
+            f"\nfailed: {', '.join(failed)}: change what each failure above names (a refused value: its seed "
+            "or setting), then re-run the same command to finish them: a re-run sends only what is left, "
+            "looks in qTest for what may have been made (pending) before sending anything again, and waits "
+            "for qTest's queue where it may still be working",
             file=sys.stderr,
         )
         return 1

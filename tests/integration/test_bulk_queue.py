@@ -51,10 +51,15 @@ def publish(
 
 
 def step_failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The run's failed steps and its failed publish checks (a stage's refused or pending objects)."""
     return [
         f"{event.step_key}: {event.step_failure_data.error.message[:600]}"
         for event in result.all_events
         if event.is_step_failure and event.step_failure_data.error is not None
+    ] + [
+        f"{e.asset_key.to_user_string()}:{e.check_name} {e.description}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.check_name.endswith("_all_published")
     ]
 
 
@@ -286,13 +291,14 @@ def test_a_lost_bulk_answer_and_a_slow_queue_then_a_rerun_make_every_log_once(
     monkeypatch.setattr(automated, "LOST_SUBMISSION_WAIT_S", 0.0)
     pid, pending, first = lose_one_submission(database_url, project, zephyr, qtest)
 
-    # The first run ends with the logs pending: one submission, its fingerprint and send time recorded.
-    assert not first.success
+    # The first run ends with the logs pending (its check failed, the run went on): one submission, its
+    # fingerprint and send time recorded.
+    assert first.success
     submissions = {(detail["submission"], detail["sent_at"]) for detail in pending.values()}
     assert len(submissions) == 1 and all(detail["queue_id"] is None for detail in pending.values())
     ((fingerprint, sent_at),) = submissions
     assert len(fingerprint) == 64 and datetime.fromisoformat(sent_at).tzinfo is not None
-    # Its failure says what is pending, until when qTest may still make it, and that a re-run is safe.
+    # Its check says what is pending, until when qTest may still make it, and that a re-run is safe.
     (failure,) = step_failures(first)
     assert f"{len(pending)} pending" in failure and fingerprint[:12] in failure, failure
     assert f"sent {automated.stamp(datetime.fromisoformat(sent_at))}" in failure, failure

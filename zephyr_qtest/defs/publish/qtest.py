@@ -4,8 +4,11 @@ One asset per publishing stage of the registry of qTest kinds (``lib/qtest/kinds
 cases with their steps, releases and cycles, runs, logs with step logs, attachments): each stage reads
 its ``qtest_mapping`` tables and follows the exactly-once protocol of ``lib/qtest/exactly_once.py``, so a
 re-run skips what is done, updates what changed, and finds again what a killed run may have created. A
-failed object is recorded and the others go on; the asset fails at the end, naming them, so that a re-run
-finishes the rest. Each stage is the only writer of its project on its qTest site while it runs
+failed object (a status qTest does not know, a 400, a missing parent) is recorded in ``migration.id_map``
+with its reason and the others go on; the asset still materializes what it could and its check
+``<stage>_all_published`` fails, naming them, so that every later stage (attachments, the reconciliation)
+runs, and a re-run after the fix sends only what is left. Only what stops the whole stage (another writer,
+fields it cannot set up, an error before any object is sent) fails the asset. Each stage is the only writer of its project on its qTest site while it runs
 (``lib/qtest/one_writer.py``), and its metadata names that target (site and qTest project).
 """
 
@@ -66,7 +69,14 @@ def _target_metadata(postgres: PostgresResource, site_url: str, project_key: str
     return {"qtest_site": dg.MetadataValue.url(site), "qtest_project": f"{name} (id {qtest_id})"}
 
 
+def published_check_name(stage: str) -> str:
+    """The name of a publishing stage's check: every object of the stage is in qTest."""
+    return f"{stage}_all_published"
+
+
 def build_publish_asset(stage: str) -> dg.AssetsDefinition:
+    asset_key = dg.AssetKey([QTEST_GROUP, stage])
+
     @dg.asset(
         name=stage,
         key_prefix=[QTEST_GROUP],
@@ -78,10 +88,24 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
         kinds={"qtest", "postgres"},
         pool="qtest_api",
         backfill_policy=dg.BackfillPolicy.multi_run(1),
+        check_specs=[
+            dg.AssetCheckSpec(
+                published_check_name(stage),
+                asset=asset_key,
+                description=f"Every object of {stage} is in qTest: none refused (failed) and none left "
+                "pending; the description names those that are not, and what a re-run does.",
+                # Non-blocking: the later stages and the reconciliation run whatever this stage refused.
+                blocking=False,
+            )
+        ],
     )
     async def publish_asset(
         context: dg.AssetExecutionContext, qtest: QtestResource, postgres: PostgresResource
     ):
+        """One stage published (its description is the registry's). Per-object failures never fail the
+        asset: they are recorded in the id map and fail its check ``<stage>_all_published``, so the later
+        stages still run; only what stops the whole stage (ProjectBusy, FieldSetupError, an error out of
+        the loader) does."""
         project_key = context.partition_key
         # The only run publishing this project to this site while the stage runs: another one is waited
         # for, or stopped at, as ZEPHYR_QTEST_WHEN_BUSY says.
@@ -138,10 +162,23 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
                 for s in summary.not_uploaded[:50]
             ]
             metadata["not_uploaded"] = dg.MetadataValue.md("\n".join(lines))
+        check_metadata: dict[str, Any] = {"failed": summary.failed, "pending": len(summary.pending)}
         if summary.failures:
-            metadata["failures"] = dg.MetadataValue.md(_failures_markdown(summary.failures))
-            raise dg.Failure(description=summary.failure_text(f"{stage} of {project_key}"), metadata=metadata)
-        return dg.MaterializeResult(metadata=metadata)
+            table = dg.MetadataValue.md(_failures_markdown(summary.failures))
+            metadata["failures"] = check_metadata["failures"] = table
+            description = summary.failure_text(f"{stage} of {project_key}")
+            context.log.error(description)
+        else:
+            description = f"every object of {stage} of {project_key} is in qTest"
+        check = dg.AssetCheckResult(
+            check_name=published_check_name(stage),
+            asset_key=asset_key,
+            passed=not summary.failures,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=description,
+            metadata=check_metadata,
+        )
+        return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
     return publish_asset
 

@@ -1,0 +1,159 @@
+"""One bad value stops nothing else: an execution whose status qTest does not know.
+
+A project where one manual execution is in "Old Skip", a Zephyr status with no row in ``status_map.csv``:
+the mart passes the Zephyr name through (``coalesce(status_map.qtest_name, status)``, as it does for any
+unmapped status) and qTest has no such execution status. The publishing run goes on: ``test_logs``
+materializes with its check ``test_logs_all_published`` failed, naming the execution and the reason (also
+in ``migration.id_map``), every attachment arrives, the reconciliation runs, and the CLI's check lines name
+it. Once the status is mapped, a re-run sends only that one log and every check passes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from tests.graph_helpers import TransformedDatabase, materialize_partition
+from tests.integration.test_publish import PUBLISH_ASSETS, published, qtest_project_id
+from zephyr_qtest.cli import REPO_ROOT, failed_publish_checks
+from zephyr_qtest.lib.postgres import connect
+from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
+from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle
+
+UNKNOWN = "Old Skip"
+CLI = Path(sys.executable).with_name("zephyr-qtest")
+
+
+def unmapped_log(database_url: str, project: str) -> str:
+    """Gives one manual execution without attachments (its own or its step results') the status "Old Skip",
+    as the mart holds an unmapped Zephyr status; returns its source key."""
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "select logs.source_key from qtest_mapping.qtest_test_logs as logs "
+            "where logs.project_key = %s and not logs.automated and logs.skip_reason is null "
+            "and not exists (select 1 from qtest_mapping.qtest_attachments as a "
+            "  where a.owner_source_key = logs.source_key or a.owner_source_key in ("
+            "    select s.source_key from qtest_mapping.qtest_test_step_logs as s "
+            "    where s.parent_source_key = logs.source_key)) "
+            "order by logs.source_key limit 1",
+            (project,),
+        ).fetchone()
+        assert row, "no manual execution without attachments in the fixture"
+        conn.execute(
+            "update qtest_mapping.qtest_test_logs set status = %s, zephyr_status = %s "
+            "where project_key = %s and source_key = %s",
+            (UNKNOWN, UNKNOWN, project, row[0]),
+        )
+    return str(row[0])
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.path[0] == "qtest"}
+
+
+def attachments_expected(database_url: str, project: str) -> int:
+    with connect(database_url) as conn:
+        return conn.execute(
+            "select count(*) from qtest_mapping.qtest_attachments where project_key = %s "
+            "and skip_reason is null and qtest_object_type is not null",
+            (project,),
+        ).fetchone()[0]
+
+
+def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
+    transformed_database: TransformedDatabase,
+    shared_zephyr: ZephyrSandboxHandle,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    database_url = transformed_database.copy("zq_unknown_status")
+    project = transformed_database.projects[0]
+    key = unmapped_log(database_url, project)
+    with start_qtest_in_thread(tmp_path_factory.mktemp("qtest_unknown_status"), seed=1) as qtest:
+        first = materialize_partition(
+            PUBLISH_ASSETS, project, database_url=database_url, zephyr=shared_zephyr, qtest=qtest
+        )
+        # The run went on: every stage materialized, the reconciliation included.
+        assert first.success
+        metadata = published(first)
+        assert set(metadata) >= {"test_logs", "attachments", "reconciliation"}, set(metadata)
+        assert metadata["test_logs"]["failed"] == 1, metadata["test_logs"]
+        # The check names the execution and why; the id map keeps it as failed with that reason.
+        check = checks(first)["test_logs_all_published"]
+        assert not check.passed and key in check.description and UNKNOWN in check.description, check
+        assert "status_map.csv" in check.description and "a re-run sends them again" in check.description
+        assert key in str(check.metadata["failures"].value)
+        with connect(database_url) as conn:
+            state, error = conn.execute(
+                "select state, error from migration.id_map where project_key = %s and object_type = "
+                "'test_log' and source_key = %s",
+                (project, key),
+            ).fetchone()
+        assert state == "failed" and UNKNOWN in error, (state, error)
+        # Every other stage published everything, every attachment included, read back by the reconciliation.
+        assert all(e.passed for name, e in checks(first).items() if name != "test_logs_all_published"
+                   and name.endswith("_all_published")), checks(first)  # fmt: skip
+        pid = qtest_project_id(database_url, project)
+        expected = attachments_expected(database_url, project)
+        assert expected > 0 and qtest.counts(pid)["attachments"] == expected
+        assert checks(first)["attachment_equal"].passed and not checks(first)["test_log_equal"].passed
+        # What `migrate` prints and counts as failed (exit 1): one line, naming the check and the execution.
+        (line,) = failed_publish_checks(first)
+        assert line.startswith("check qtest/test_logs:test_logs_all_published failed: ") and key in line
+
+        # `migrate` itself (a re-run before the fix): exit 1, the check's line naming the execution, and
+        # what to do before the re-run that finishes it.
+        home = tmp_path_factory.mktemp("unknown_status_home")
+        (home / "dagster_home").mkdir()
+        shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster_home" / "dagster.yaml")
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "ZEPHYR_BASE_URL": shared_zephyr.base_url,
+            "ZEPHYR_API_TOKEN": shared_zephyr.token,
+            "QTEST_BASE_URL": qtest.base_url,
+            "QTEST_API_TOKEN": qtest.token,
+            "DAGSTER_HOME": str(home / "dagster_home"),
+            "ZEPHYR_QTEST_HOME": str(home / "home"),
+            "ZEPHYR_QTEST_REPORTS": str(home / "reports"),
+        }
+        migrate = subprocess.run(
+            [str(CLI), "migrate", "--project", project, "--only", "qtest"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        output = migrate.stdout + migrate.stderr
+        assert migrate.returncode == 1, output[-3000:]
+        (line,) = [line for line in output.splitlines() if "_all_published failed" in line]
+        assert line.startswith("check qtest/test_logs:test_logs_all_published failed: ") and key in line, line
+        assert f"failed: {project}: change what each failure above names" in output, output[-3000:]
+
+        # The fix (a status_map.csv row for "Old Skip"; dbt then gives the mart qTest's name): the re-run
+        # sends that one log, and nothing else.
+        with connect(database_url) as conn:
+            conn.execute(
+                "update qtest_mapping.qtest_test_logs set status = 'Incomplete' "
+                "where project_key = %s and source_key = %s",
+                (project, key),
+            )
+        again = materialize_partition(
+            PUBLISH_ASSETS, project, database_url=database_url, zephyr=shared_zephyr, qtest=qtest
+        )
+        assert again.success and failed_publish_checks(again) == []
+        sent: dict[str, Any] = published(again)
+        for stage, values in sent.items():
+            if stage == "reconciliation":
+                continue
+            created = values["created"] + values["updated"] + values["adopted"]
+            assert created == (1 if stage == "test_logs" else 0), (stage, values)
+        assert all(e.passed for e in checks(again).values()), {
+            name: e.description for name, e in checks(again).items() if not e.passed
+        }
+        assert qtest.counts(pid)["attachments"] == expected
