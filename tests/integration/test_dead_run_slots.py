@@ -69,7 +69,8 @@ def test_a_run_of_a_dead_process_is_failed_and_its_slot_freed(instance: dg.Dagst
 
 def test_an_owner_killed_but_not_reaped_counts_as_dead(instance: dg.DagsterInstance) -> None:
     # A killed CLI's child is reparented to PID 1, which in a container may never reap it: a zombie.
-    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    # A live process until it is killed (it waits for input that never comes), then a zombie.
+    owner = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
         owner.kill()
         while Path(f"/proc/{owner.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
@@ -80,6 +81,7 @@ def test_an_owner_killed_but_not_reaped_counts_as_dead(instance: dg.DagsterInsta
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
     finally:
         owner.wait()
+        owner.stdin.close()
 
 
 def test_live_foreign_and_other_project_runs_are_left_alone(instance: dg.DagsterInstance) -> None:

@@ -176,13 +176,11 @@ class IdMap:
 
         if outage is None:
             return cls(await connect(), project_key, site_of(target_site))
-        opened: list[psycopg.AsyncConnection] = []
-
-        async def first() -> None:
-            opened.append(await connect())
-
-        await retrying(first, _nothing, outage, f"opening the id map of {project_key}", connection_lost)
-        return cls(opened[0], project_key, site_of(target_site), reconnect=connect, outage=outage)
+        # Each attempt opens a connection of its own: nothing to reopen between attempts.
+        conn = await retrying(
+            connect, _nothing, outage, f"opening the id map of {project_key}", connection_lost
+        )
+        return cls(conn, project_key, site_of(target_site), reconnect=connect, outage=outage)
 
     async def close(self) -> None:
         """Closes the connection, which also ends this run's hold on the project (``become_sole_writer``)."""
