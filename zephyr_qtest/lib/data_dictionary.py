@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, prepare_manifest
+from zephyr_qtest.lib.proof.fates import Fate, fate_of
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "data-dictionary.md"
 _SCHEMAS = ("canonical", "qtest_mapping", "staging")
@@ -118,16 +119,31 @@ def render(manifest: Mapping[str, Any]) -> str:
 def _payload_section(meta: Mapping[str, Any]) -> list[str]:
     mapped: Mapping[str, str] = meta.get("payload_key_columns") or {}
     dropped: Mapping[str, str] = meta.get("dropped_payload_keys") or {}
+    entity = str(meta["raw_table"]).removeprefix("zephyr_raw.")
     lines = [
-        f"Payload keys of `{meta['raw_table']}`:",
+        f"Payload keys of `{meta['raw_table']}`, and their fate in qTest (`lib/proof/fates.py`, what the "
+        "reconciliation holds qTest to):",
         "",
-        "| payload key | lands in / dropped because |",
-        "|---|---|",
+        "| payload key | lands in / dropped because | fate in qTest |",
+        "|---|---|---|",
     ]
     for path in sorted({*mapped, *dropped}):
         where = f"`{mapped[path]}`" if path in mapped else f"dropped: {_cell(dropped[path])}"
-        lines.append(f"| `{path}` | {where} |")
+        lines.append(f"| `{path}` | {where} | {_cell(_fate_text(entity, path))} |")
     return [*lines, ""]
+
+
+def _fate_text(entity: str, path: str) -> str:
+    fate = fate_of(entity, path)
+    if fate is None:
+        return "none declared"
+    if fate.fate is Fate.CARRIED:
+        return f"carried to {fate.to}: {fate.rule}"
+    if fate.fate is Fate.IDENTITY:
+        return f"identifies or places it ({fate.to}): {fate.rule}"
+    if fate.fate is Fate.NOT_CARRIED:
+        return f"**not carried**: {fate.rule}"
+    return f"no value of its own: {fate.rule}"
 
 
 def render_from_project(project_dir: Path = DBT_PROJECT_DIR) -> str:

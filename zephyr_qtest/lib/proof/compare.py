@@ -1,26 +1,1139 @@
-"""Zephyr as extracted against qTest as read back (placeholder: the comparison lands in the next commits;
-until then the ledger holds only the objects the reconciliation found missing)."""
+"""Zephyr as extracted against qTest as read back, value by value: the ledger of what did not arrive.
+
+The Zephyr side is the raw payloads (``source.py``); the qTest side is what the reconciliation read back
+through the API (the same objects, paired through the id map). Each field follows its declared fate
+(``fates.py``): a carried value is compared with the qTest field the fate names, in one normal form (text
+as a reader sees it, numbers as numbers, instants as instants, lists item by item); a value that is not
+carried is a ledger line with the fate's reason. Every line then gets the most precise reason the run
+recorded: qTest refused the object, the qTest project lacks the field or the allowed value, no seed maps
+the value, the mapping skipped the object, or qTest simply holds something else.
+
+A Zephyr object that is not in qTest is ONE line (its values and children are not listed again).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import html
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
 
-from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason
+from zephyr_qtest.lib.proof.fates import Fate, fate_of
+from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason, shorten
+from zephyr_qtest.lib.proof.source import Payload, RawObject, Source, load_source
 from zephyr_qtest.lib.qtest.client import QtestClient
-from zephyr_qtest.lib.qtest.reconcile import Reconciliation, reconcile
+from zephyr_qtest.lib.qtest.comparison import instant
+from zephyr_qtest.lib.qtest.fields import PICKLIST_TYPES, USER_LIST, Field, FieldCatalog
+from zephyr_qtest.lib.qtest.kinds.base import ReadBack
+from zephyr_qtest.lib.qtest.kinds.manual_test_log import RUN_OF_LOG
+from zephyr_qtest.lib.qtest.kinds.vocabulary import (
+    ATTACHMENT,
+    MODULE,
+    RELEASE,
+    TEST_CASE,
+    TEST_CYCLE,
+    TEST_LOG,
+    TEST_RUN,
+)
+from zephyr_qtest.lib.qtest.reconcile import Reconciliation, read_back_and_reconcile
 
 if TYPE_CHECKING:
     from zephyr_qtest.lib.store import Store
 
+# The Zephyr object types in words, as ledger lines and counts name them.
+TEST_CASE_WORDS = "test case"
+TEST_STEP_WORDS = "test step"
+TEST_CYCLE_WORDS = "test cycle"
+TEST_PLAN_WORDS = "test plan"
+EXECUTION_WORDS = "test execution"
+RESULT_WORDS = "execution step"
+FOLDER_WORDS = "folder"
+ATTACHMENT_WORDS = "attachment"
+OBJECT = "(object)"
+
+RERUN = "re-run `zephyr-qtest migrate` for the project: a re-run sends only what is left"
+ACCEPT = "accept it in the acceptance file (ZEPHYR_QTEST_ACCEPTANCE)"
+SEEDS = "dbt_project/seeds"
+
 
 async def prove(store: Store, client: QtestClient, project_key: str) -> tuple[Reconciliation, Ledger]:
-    """The project reconciled (marts against qTest, for the loader's own check) and proven (raw payloads
+    """The project reconciled (marts against qTest: the loader's own check) and proven (raw payloads
     against qTest): the ledger of every value that did not arrive."""
-    outcome = await reconcile(store, client, project_key)
+    outcome, read_back = await read_back_and_reconcile(store, client, project_key)
+    source = load_source(store, project_key, outcome.target_site)
     ledger = Ledger(project_key, outcome.target, outcome.target_site)
-    for result in outcome.results.values():
-        count = ledger.count(result.object_type)
-        count.in_zephyr, count.in_qtest = result.expected, result.expected - len(result.missing)
-        for key in result.missing:
-            ledger.add(LedgerLine(result.object_type, key, "(object)", key, Reason.OBJECT_MISSING, "re-run"))
+    Proof(source, read_back, ledger).run()
     return outcome, ledger
+
+
+# ------------------------------------------------------------------------------------------ normal forms
+
+_BREAK = re.compile(r"<\s*(br|/p|/div|/li|/h\d)\s*/?\s*>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def reader_text(value: Any) -> str:
+    """Text as a reader sees it: tags gone (line breaks kept as spaces), entities decoded, blanks collapsed."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False) if isinstance(value, list | dict) else str(value)
+    text = _TAG.sub("", _BREAK.sub(" ", value))
+    return " ".join(html.unescape(text).split())
+
+
+def number(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value).strip()).normalize() if str(value).strip() != "" else None
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def same_value(expected: Any, held: str) -> bool:
+    """A Zephyr value against a qTest property value (text), compared in the value's normal form."""
+    if isinstance(expected, bool):
+        return held.strip().lower() == ("true" if expected else "false")
+    if isinstance(expected, int | float | Decimal):
+        return number(expected) == number(held)
+    left, right = reader_text(expected), reader_text(held)
+    return left == right or (left.lower() == right.lower() and bool(left))
+
+
+def is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+# ------------------------------------------------------------------------------------------ the comparison
+
+
+@dataclass
+class Properties:
+    """The properties of one qTest object, decoded by field label through the project's catalog."""
+
+    catalog: FieldCatalog
+    by_id: dict[int, Mapping[str, Any]]
+
+    @classmethod
+    def of(cls, catalog: FieldCatalog, found: Mapping[str, Any]) -> Properties:
+        return cls(
+            catalog,
+            {int(p["field_id"]): p for p in found.get("properties") or [] if p.get("field_id") is not None},
+        )
+
+    def values(self, qfield: Field) -> list[str]:
+        """The field's value(s) as a reader sees them: picklist labels, user names, or the text."""
+        prop = self.by_id.get(qfield.id)
+        if prop is None:
+            return []
+        raw = str(prop.get("field_value") or "").strip()
+        if raw == "":
+            return []
+        if qfield.data_type in PICKLIST_TYPES or qfield.data_type == USER_LIST or qfield.allowed:
+            try:
+                ids = json.loads(raw) if raw.startswith("[") else [raw]
+            except ValueError:
+                ids = [raw]
+            if qfield.data_type == USER_LIST:
+                users = {user_id: name for name, user_id in self.catalog.users.items()}
+                return [users.get(int(i), str(i)) if str(i).isdigit() else str(i) for i in ids]
+            labels = {value: label for label, value in qfield.allowed.items()}
+            return [labels.get(int(i), str(i)) if str(i).isdigit() else str(i) for i in ids]
+        return [raw]
+
+
+@dataclass
+class Proof:
+    source: Source
+    rb: ReadBack | None
+    ledger: Ledger
+    # qTest object id -> its parent's id, for modules and cycles (from the trees read back)
+    parents: dict[str, dict[int, int | None]] = field(default_factory=dict)
+    # Zephyr folder id -> name
+    folder_names: dict[int, str] = field(default_factory=dict)
+    # Zephyr plan id -> key
+    plan_keys: dict[int, str] = field(default_factory=dict)
+    # Zephyr case key -> its steps, in order
+    case_steps: dict[str, list[RawObject]] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- lines
+
+    def line(
+        self,
+        object_type: str,
+        key: str,
+        path: str,
+        value: Any,
+        reason: Reason,
+        remedy: str,
+        detail: str = "",
+    ) -> None:
+        self.ledger.add(
+            LedgerLine(object_type, key, path, shorten(value), reason, remedy, shorten(detail, 300))
+        )
+
+    def not_carried(self, entity: str, object_type: str, key: str, payload: Payload) -> None:
+        """A line for every non-empty value of a field whose fate is 'not carried': one per item of a list
+        and per field of a free-form map (custom fields)."""
+        seen: set[str] = set()
+        for path, _ in _leaves(payload):
+            fate = fate_of(entity, path)
+            if fate is None or fate.fate is not Fate.NOT_CARRIED or fate.path in seen:
+                continue
+            seen.add(fate.path)
+            whole = _at(payload, fate.path)
+            if fate.path.endswith("customFields") and isinstance(whole, Mapping):
+                items = [(f"{fate.path}.{name}", value) for name, value in whole.items()]
+            elif isinstance(whole, list):
+                items = [(fate.path, item) for item in whole]
+            else:
+                items = [(fate.path, whole)]
+            for item_path, value in items:
+                if not is_empty(value):
+                    self.line(
+                        object_type,
+                        key,
+                        item_path,
+                        self._describe(fate.path, value),
+                        Reason.NOT_CARRIED,
+                        fate.remedy or ACCEPT,
+                        fate.rule,
+                    )
+
+    def _describe(self, path: str, value: Any) -> str:
+        """A value that is not carried, as a reader knows it: a status, priority or folder by its name."""
+        if isinstance(value, Mapping) and value.get("id") is not None:
+            vocabulary = {"status": "statuses", "priority": "priorities", "environment": "environments"}
+            if path in vocabulary:
+                return self.source.name(vocabulary[path], value) or _describe(value)
+            if path == "folder":
+                return self.folder_names.get(int(value["id"]), _describe(value))
+        return _describe(value)
+
+    def missing_object(
+        self, object_type: str, key: str, value: Any, recorded_as: tuple[str, str], skipped_in: str | None
+    ) -> None:
+        """One line for a Zephyr object qTest does not hold, with the most precise reason recorded."""
+        id_map_type, source_key = recorded_as
+        recorded = self.source.recorded.get((id_map_type, source_key))
+        skip = self.source.skipped.get((skipped_in, source_key)) if skipped_in else None
+        if recorded is not None and recorded.state == "failed":
+            self.line(
+                object_type,
+                key,
+                OBJECT,
+                value,
+                Reason.REFUSED,
+                _remedy_for_refusal(recorded.error or ""),
+                recorded.error or "",
+            )
+        elif recorded is not None and recorded.state == "pending":
+            self.line(
+                object_type,
+                key,
+                OBJECT,
+                value,
+                Reason.OBJECT_MISSING,
+                "re-run: qTest is asked for it first and it is sent again only if qTest does not hold it",
+                "sent, but qTest's answer was lost (pending)",
+            )
+        elif skip:
+            self.line(object_type, key, OBJECT, value, Reason.NOT_CARRIED, ACCEPT, skip)
+        else:
+            detail = (
+                "never sent"
+                if recorded is None
+                else f"the id map says {recorded.state} but qTest does not hold it"
+            )
+            self.line(object_type, key, OBJECT, value, Reason.OBJECT_MISSING, RERUN, detail)
+
+    # ---------------------------------------------------------------- properties
+
+    def check_property(
+        self,
+        object_type: str,
+        key: str,
+        path: str,
+        label: str | None,
+        props: Properties,
+        expected: Any,
+        *,
+        seed: str | None = None,
+        seed_hit: bool = True,
+    ) -> None:
+        """A Zephyr value against the qTest property `label`. A list is compared item by item (one missing
+        label is one line and never hides the others). `seed`: the seed whose rule gave the value, and
+        `seed_hit` whether a row of it covered the value."""
+        if is_empty(expected):
+            return
+        items = expected if isinstance(expected, list) else [expected]
+        self.ledger.values_compared += len(items)
+        if not label:
+            self.line(
+                object_type,
+                key,
+                path,
+                expected,
+                Reason.NO_MAPPING,
+                f"give the field a qTest label in {SEEDS}/custom_field_map.csv, then re-run",
+                "custom_field_map.csv maps it to no qTest field",
+            )
+            return
+        qfield = props.catalog.get(label)
+        if qfield is None:
+            self.line(
+                object_type,
+                key,
+                path,
+                expected,
+                Reason.FIELD_MISSING,
+                f"create the field '{label}' on qTest {_qtest_type(object_type)} (Administration, "
+                "Field Settings) or map it to another label in custom_field_map.csv, then re-run",
+                f"the qTest project has no field '{label}'",
+            )
+            return
+        held = props.values(qfield)
+        if isinstance(expected, list) and qfield.data_type not in PICKLIST_TYPES:
+            # A list in a text field: the items as one text, in order.
+            items, held = [", ".join(reader_text(item) for item in expected)], [", ".join(held)]
+        for item in items:
+            if any(same_value(item, value) for value in held):
+                continue
+            allowed = not qfield.allowed or _label_of(item) in qfield.allowed
+            if qfield.data_type == USER_LIST and str(item).lower() not in props.catalog.users:
+                reason, remedy = (
+                    Reason.NO_MAPPING,
+                    (
+                        f"add a row for this account to {SEEDS}/user_map.csv (its qTest user name), then re-run"
+                        if not seed_hit
+                        else f"add the qTest user '{item}' to the project, then re-run"
+                    ),
+                )
+            elif not allowed and seed and not seed_hit:
+                reason, remedy = (
+                    Reason.NO_MAPPING,
+                    (
+                        f"add a row for '{item}' to {SEEDS}/{seed}.csv (the qTest value it becomes), then re-run"
+                    ),
+                )
+            elif not allowed:
+                reason, remedy = (
+                    Reason.VALUE_NOT_ALLOWED,
+                    (
+                        f"add '{item}' to the allowed values of qTest field '{label}'"
+                        + (f" or map it in {SEEDS}/{seed}.csv" if seed else "")
+                        + ", then re-run"
+                    ),
+                )
+            else:
+                reason, remedy = Reason.DIFFERS, RERUN
+            detail = f"qTest '{label}' holds {', '.join(held) if held else 'nothing'}"
+            self.line(object_type, key, path, item, reason, remedy, detail)
+
+    def check_value(
+        self, object_type: str, key: str, path: str, expected: Any, held: Any, *, contains: bool = False
+    ) -> None:
+        """A Zephyr value against a qTest attribute (text as a reader sees it; `contains`: the qTest text
+        holds it among other text, as a description that also names the Zephyr key)."""
+        if is_empty(expected) and is_empty(held):
+            return
+        self.ledger.values_compared += 1
+        want, got = reader_text(expected), reader_text(held)
+        if want == got or (contains and want in got):
+            return
+        self.line(
+            object_type,
+            key,
+            path,
+            expected,
+            Reason.DIFFERS,
+            RERUN,
+            f"qTest holds {shorten(got, 120) or 'nothing'}",
+        )
+
+    # ---------------------------------------------------------------- per Zephyr object type
+
+    def run(self) -> None:
+        if self.rb is None:
+            for entity, words in (
+                ("test_cases", TEST_CASE_WORDS),
+                ("test_cycles", TEST_CYCLE_WORDS),
+                ("test_plans", TEST_PLAN_WORDS),
+                ("test_executions", EXECUTION_WORDS),
+            ):
+                for obj in self.source.of(entity):
+                    self.ledger.count(words).in_zephyr += 1
+                    self.line(
+                        words,
+                        obj.key or str(obj.id),
+                        OBJECT,
+                        obj.key,
+                        Reason.OBJECT_MISSING,
+                        RERUN,
+                        "no qTest project holds the project yet",
+                    )
+            return
+        self.parents = {
+            MODULE.name: _tree_parents(self.rb.found.get(MODULE.name, {}), "children"),
+            TEST_CYCLE.name: _tree_parents(self.rb.found.get(TEST_CYCLE.name, {}), TEST_CYCLE.api_segment),
+        }
+        self.folder_names = {
+            int(folder.id): str(folder.payload.get("name") or "")
+            for folder in self.source.of("folders")
+            if folder.id
+        }
+        self.plan_keys = {int(plan.id): str(plan.key) for plan in self.source.of("test_plans") if plan.id}
+        steps: dict[str, list[RawObject]] = defaultdict(list)
+        for step in self.source.of("test_steps"):
+            steps[str(step.parent_key)].append(step)
+        self.case_steps = {key: sorted(items, key=lambda s: s.position or 0) for key, items in steps.items()}
+        self.folders()
+        self.test_cases()
+        self.test_cycles()
+        self.test_plans()
+        self.test_executions()
+        self.attachments()
+        self.replaced_characters()
+
+    def _found(self, id_map_type: str, source_key: str) -> Mapping[str, Any] | None:
+        assert self.rb is not None
+        qtest_id = self.rb.ids.get(id_map_type, {}).get(source_key)
+        return None if qtest_id is None else self.rb.found.get(id_map_type, {}).get(qtest_id)
+
+    def folders(self) -> None:
+        assert self.rb is not None
+        for obj in self.source.of("folders"):
+            payload, key = obj.payload, f"folder:{obj.id}"
+            folder_type = payload.get("folderType")
+            id_map_type = {"TEST_CASE": MODULE.name, "TEST_CYCLE": TEST_CYCLE.name}.get(str(folder_type))
+            count = self.ledger.count(FOLDER_WORDS)
+            count.in_zephyr += 1
+            if id_map_type is None:
+                self.line(
+                    FOLDER_WORDS,
+                    key,
+                    OBJECT,
+                    payload.get("name"),
+                    Reason.NOT_CARRIED,
+                    ACCEPT,
+                    f"qTest has nothing to make of a {folder_type} folder",
+                )
+                continue
+            found = self._found(id_map_type, key)
+            if found is None:
+                self.missing_object(FOLDER_WORDS, key, payload.get("name"), (id_map_type, key), None)
+                continue
+            count.in_qtest += 1
+            self.check_value(FOLDER_WORDS, key, "name", payload.get("name"), found.get("name"))
+            parent = payload.get("parentId")
+            if parent is not None:
+                self.ledger.values_compared += 1
+                expected_parent = self.rb.ids.get(id_map_type, {}).get(f"folder:{parent}")
+                held_parent = self.parents[id_map_type].get(int(found["id"]))
+                if expected_parent is not None and held_parent != expected_parent:
+                    self.line(
+                        FOLDER_WORDS,
+                        key,
+                        "parentId",
+                        parent,
+                        Reason.DIFFERS,
+                        RERUN,
+                        f"qTest has it under {held_parent or 'the root'}",
+                    )
+            self.not_carried("folders", FOLDER_WORDS, key, payload)
+
+    def test_cases(self) -> None:
+        assert self.rb is not None
+        steps = self.case_steps
+        scripts = {str(script.parent_key): script for script in self.source.of("test_scripts")}
+        seeds = self.source.seeds
+        for obj in self.source.of("test_cases"):
+            payload, key = obj.payload, str(obj.key)
+            count = self.ledger.count(TEST_CASE_WORDS)
+            count.in_zephyr += 1
+            self.ledger.count(TEST_STEP_WORDS).in_zephyr += len(steps.get(key, []))
+            found = self._found(TEST_CASE.name, key)
+            if found is None:
+                self.missing_object(TEST_CASE_WORDS, key, payload.get("name"), (TEST_CASE.name, key), None)
+                continue
+            count.in_qtest += 1
+            self.check_value(TEST_CASE_WORDS, key, "name", payload.get("name") or key, found.get("name"))
+            self.check_value(
+                TEST_CASE_WORDS, key, "objective", payload.get("objective"), found.get("description")
+            )
+            self.check_value(
+                TEST_CASE_WORDS, key, "precondition", payload.get("precondition"), found.get("precondition")
+            )
+            folder = (payload.get("folder") or {}).get("id")
+            if folder is not None:
+                self.ledger.values_compared += 1
+                module = self.rb.ids.get(MODULE.name, {}).get(f"folder:{folder}")
+                if module is None or found.get("parent_id") != module:
+                    self.line(
+                        TEST_CASE_WORDS,
+                        key,
+                        "folder",
+                        folder,
+                        Reason.DIFFERS,
+                        RERUN,
+                        f"qTest has it in module {found.get('parent_id')}",
+                    )
+            props = Properties.of(self.rb.test_case_fields, found)
+
+            def label(zephyr_field: str, default: str | None = None) -> str | None:
+                return seeds.labels.get(("TestCase", zephyr_field), default)
+
+            self.check_property(TEST_CASE_WORDS, key, "key", label("key"), props, key)
+            priority = self.source.name("priorities", payload.get("priority"))
+            if priority is not None:
+                self.check_property(
+                    TEST_CASE_WORDS,
+                    key,
+                    "priority",
+                    label("priority"),
+                    props,
+                    seeds.priorities.get(priority, priority),
+                    seed="priority_map",
+                    seed_hit=priority in seeds.priorities,
+                )
+            status = self.source.name("statuses", payload.get("status"))
+            if status is not None:
+                case_statuses = seeds.statuses.get("TEST_CASE", {})
+                self.check_property(
+                    TEST_CASE_WORDS,
+                    key,
+                    "status",
+                    label("status"),
+                    props,
+                    case_statuses.get(status, status),
+                    seed="status_map",
+                    seed_hit=status in case_statuses,
+                )
+            owner = (payload.get("owner") or {}).get("accountId")
+            if owner:
+                self.check_property(
+                    TEST_CASE_WORDS,
+                    key,
+                    "owner",
+                    label("owner"),
+                    props,
+                    seeds.users.get(owner, owner),
+                    seed="user_map",
+                    seed_hit=owner in seeds.users,
+                )
+            self.check_property(
+                TEST_CASE_WORDS, key, "labels", label("labels"), props, list(payload.get("labels") or [])
+            )
+            component = (payload.get("component") or {}).get("id")
+            self.check_property(TEST_CASE_WORDS, key, "component", label("component"), props, component)
+            self.check_property(
+                TEST_CASE_WORDS,
+                key,
+                "estimatedTime",
+                label("estimatedTime"),
+                props,
+                payload.get("estimatedTime"),
+            )
+            issues = [
+                link.get("target") or str(link.get("issueId"))
+                for link in (payload.get("links") or {}).get("issues") or []
+            ]
+            if issues:
+                self._check_issue_links(key, label("issueLinks"), props, issues)
+            for name, value in (payload.get("customFields") or {}).items():
+                path = f"customFields.{name}"
+                self.check_property(
+                    TEST_CASE_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
+                )
+            self.not_carried("test_cases", TEST_CASE_WORDS, key, payload)
+            self.test_steps(key, steps.get(key, []), scripts.get(key), found)
+
+    def _check_issue_links(self, key: str, label: str | None, props: Properties, issues: list[str]) -> None:
+        qfield = props.catalog.get(label) if label else None
+        if qfield is None:
+            self.check_property(TEST_CASE_WORDS, key, "links.issues", label, props, issues)
+            return
+        held = {item.strip() for value in props.values(qfield) for item in value.split(",")}
+        for issue in issues:
+            self.ledger.values_compared += 1
+            if issue not in held:
+                self.line(
+                    TEST_CASE_WORDS,
+                    key,
+                    "links.issues",
+                    issue,
+                    Reason.DIFFERS,
+                    RERUN,
+                    f"qTest '{label}' does not name it",
+                )
+
+    def test_steps(
+        self, case_key: str, steps: list[RawObject], script: RawObject | None, case: Mapping[str, Any]
+    ) -> None:
+        assert self.rb is not None
+        held = sorted(case.get("test_steps") or [], key=lambda step: int(step.get("order") or 0))
+        count = self.ledger.count(TEST_STEP_WORDS)
+        if script is not None and not steps:
+            self.ledger.values_compared += 1
+            text = reader_text(script.payload.get("text"))
+            if text and not any(text in reader_text(step.get("description")) for step in held):
+                self.line(
+                    TEST_STEP_WORDS,
+                    f"{case_key}#script",
+                    "text",
+                    text,
+                    Reason.DIFFERS,
+                    RERUN,
+                    "no step of the qTest case holds the script",
+                )
+            return
+        for index, step in enumerate(sorted(steps, key=lambda s: s.position or 0)):
+            key = f"{case_key}#{step.position}"
+            payload = step.payload
+            if index >= len(held):
+                self.missing_object(TEST_STEP_WORDS, key, _step_words(payload), ("test_step", key), None)
+                continue
+            count.in_qtest += 1
+            actual = held[index]
+            inline = payload.get("inline")
+            if isinstance(inline, Mapping):
+                description = reader_text(actual.get("description"))
+                self.check_value(
+                    TEST_STEP_WORDS,
+                    key,
+                    "inline.description",
+                    inline.get("description"),
+                    actual.get("description"),
+                    contains=True,
+                )
+                data = reader_text(inline.get("testData"))
+                if data:
+                    self.ledger.values_compared += 1
+                    if data not in description:
+                        self.line(
+                            TEST_STEP_WORDS,
+                            key,
+                            "inline.testData",
+                            data,
+                            Reason.DIFFERS,
+                            RERUN,
+                            "the qTest step's description does not hold it",
+                        )
+                self.check_value(
+                    TEST_STEP_WORDS,
+                    key,
+                    "inline.expectedResult",
+                    inline.get("expectedResult"),
+                    actual.get("expected"),
+                )
+            call = payload.get("testCase")
+            if isinstance(call, Mapping) and call.get("testCaseKey"):
+                self._check_call(key, str(call["testCaseKey"]), actual)
+            self.not_carried("test_steps", TEST_STEP_WORDS, key, payload)
+
+    def _check_call(self, key: str, callee: str, actual: Mapping[str, Any]) -> None:
+        assert self.rb is not None
+        self.ledger.values_compared += 1
+        callee_id = self.rb.ids.get(TEST_CASE.name, {}).get(callee)
+        held = actual.get("called_test_case_id")
+        if callee_id is not None and held == callee_id:
+            return
+        text = reader_text(actual.get("description"))
+        if callee_id is None and not callee.startswith(f"{self.source.project_key}-"):
+            reason, remedy, detail = (
+                Reason.NOT_CARRIED,
+                ACCEPT,
+                (
+                    "the called case is in another Zephyr project; qTest links calls within one project only "
+                    "(the step's text names it)"
+                ),
+            )
+        elif callee_id is None:
+            reason, remedy, detail = Reason.OBJECT_MISSING, RERUN, f"the called case {callee} is not in qTest"
+        elif "call cycle" in text:
+            reason, remedy, detail = (
+                Reason.NOT_CARRIED,
+                ACCEPT,
+                (
+                    "the cases call each other in a loop, which qTest cannot link; the step's text names the call"
+                ),
+            )
+        else:
+            reason, remedy, detail = Reason.DIFFERS, RERUN, f"qTest's step calls {held or 'nothing'}"
+        self.line(TEST_STEP_WORDS, key, "testCase.testCaseKey", callee, reason, remedy, detail)
+
+    def test_cycles(self) -> None:
+        assert self.rb is not None
+        for obj in self.source.of("test_cycles"):
+            payload, key = obj.payload, str(obj.key)
+            count = self.ledger.count(TEST_CYCLE_WORDS)
+            count.in_zephyr += 1
+            found = self._found(TEST_CYCLE.name, key)
+            if found is None:
+                self.missing_object(TEST_CYCLE_WORDS, key, payload.get("name"), (TEST_CYCLE.name, key), None)
+                continue
+            count.in_qtest += 1
+            self.check_value(TEST_CYCLE_WORDS, key, "name", payload.get("name") or key, found.get("name"))
+            self.check_value(
+                TEST_CYCLE_WORDS,
+                key,
+                "description",
+                payload.get("description"),
+                found.get("description"),
+                contains=True,
+            )
+            folder = (payload.get("folder") or {}).get("id")
+            plans = (payload.get("links") or {}).get("testPlans") or []
+            plan_keys = [
+                self.plan_keys.get(int(link.get("testPlanId") or 0), str(link.get("testPlanId")))
+                for link in plans
+            ]
+            if plans and not self.rb.ids.get(RELEASE.name):
+                for plan_key in plan_keys:
+                    self.line(
+                        TEST_CYCLE_WORDS,
+                        key,
+                        "links.testPlans",
+                        plan_key,
+                        Reason.NOT_CARRIED,
+                        "set ZEPHYR_QTEST_PLANS_AS=release to place each cycle under its plan's release, "
+                        "then re-run; or accept it",
+                        "plans_as is test_cycle: the plan is a cycle of its own, without its cycles",
+                    )
+            if folder is not None and not (plans and self.rb.ids.get(RELEASE.name)):
+                self.ledger.values_compared += 1
+                expected_parent = self.rb.ids.get(TEST_CYCLE.name, {}).get(f"folder:{folder}")
+                held_parent = self.parents[TEST_CYCLE.name].get(int(found["id"]))
+                if expected_parent is not None and held_parent != expected_parent:
+                    self.line(
+                        TEST_CYCLE_WORDS,
+                        key,
+                        "folder",
+                        folder,
+                        Reason.DIFFERS,
+                        RERUN,
+                        f"qTest has it under {held_parent or 'the root'}",
+                    )
+            self.not_carried("test_cycles", TEST_CYCLE_WORDS, key, payload)
+
+    def test_plans(self) -> None:
+        assert self.rb is not None
+        for obj in self.source.of("test_plans"):
+            payload, key = obj.payload, str(obj.key)
+            count = self.ledger.count(TEST_PLAN_WORDS)
+            count.in_zephyr += 1
+            found = self._found(RELEASE.name, key) or self._found(TEST_CYCLE.name, key)
+            if found is None:
+                id_map_type = RELEASE.name if (RELEASE.name, key) in self.source.recorded else TEST_CYCLE.name
+                self.missing_object(TEST_PLAN_WORDS, key, payload.get("name"), (id_map_type, key), None)
+                continue
+            count.in_qtest += 1
+            self.check_value(TEST_PLAN_WORDS, key, "name", payload.get("name") or key, found.get("name"))
+            self.check_value(
+                TEST_PLAN_WORDS,
+                key,
+                "objective",
+                payload.get("objective"),
+                found.get("description"),
+                contains=True,
+            )
+            self.not_carried("test_plans", TEST_PLAN_WORDS, key, payload)
+
+    def test_executions(self) -> None:
+        assert self.rb is not None
+        cases = {int(case.id): str(case.key) for case in self.source.of("test_cases") if case.id is not None}
+        cycles = {
+            int(cycle.id): str(cycle.key) for cycle in self.source.of("test_cycles") if cycle.id is not None
+        }
+        results: dict[str, list[RawObject]] = defaultdict(list)
+        for result in self.source.of("test_execution_steps"):
+            results[str(result.parent_key)].append(result)
+        seeds = self.source.seeds
+        statuses = seeds.statuses.get("TEST_EXECUTION", {})
+        qtest_statuses = {name.lower() for name in self.rb.statuses}
+        for obj in self.source.of("test_executions"):
+            payload = obj.payload
+            key = str(obj.key) if obj.key else f"execution:{obj.id}"
+            count = self.ledger.count(EXECUTION_WORDS)
+            count.in_zephyr += 1
+            own_results = sorted(results.get(str(obj.id), []), key=lambda r: r.position or 0)
+            self.ledger.count(RESULT_WORDS).in_zephyr += len(own_results)
+            case_key = cases.get(int((payload.get("testCase") or {}).get("id") or 0)) or _case_key_of(payload)
+            cycle_id = (payload.get("testCycle") or {}).get("id")
+            # The run of (cycle, case); executions outside any cycle of the project are in the ad-hoc one.
+            cycle_key = cycles.get(int(cycle_id)) if cycle_id else None
+            run_key = f"{cycle_key or 'adhoc:' + self.source.project_key}|{case_key or '?'}"
+            status = self.source.name("statuses", payload.get("testExecutionStatus"))
+            log = self._found(TEST_LOG.name, key)
+            if log is None:
+                if self._found(TEST_RUN.name, run_key) is None:
+                    self.missing_object(
+                        EXECUTION_WORDS,
+                        key,
+                        f"run of {case_key}",
+                        (TEST_RUN.name, run_key),
+                        "qtest_test_runs",
+                    )
+                    continue
+                if not payload.get("actualEndDate"):
+                    # Not run yet: its run is all qTest holds of it (qTest makes a log only of a result).
+                    count.in_qtest += 1
+                    self._unexecuted(key, payload, status)
+                    for result in own_results:
+                        self.line(
+                            RESULT_WORDS,
+                            f"{key}#{result.position}",
+                            OBJECT,
+                            self._result_words(result),
+                            Reason.NOT_CARRIED,
+                            ACCEPT,
+                            "its execution has not run yet: qTest makes no test log, so no step logs",
+                        )
+                    continue
+                mapped = statuses.get(status or "", status or "")
+                if status and mapped.lower() not in qtest_statuses:
+                    self.line(
+                        EXECUTION_WORDS,
+                        key,
+                        "testExecutionStatus",
+                        status,
+                        Reason.NO_MAPPING,
+                        f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv "
+                        "(or the status to qTest's execution statuses), then re-run",
+                        "qTest knows no such execution status: the test log was not made",
+                    )
+                    continue
+                self.missing_object(EXECUTION_WORDS, key, status, (TEST_LOG.name, key), "qtest_test_logs")
+                continue
+            count.in_qtest += 1
+            self.ledger.values_compared += 1
+            expected_run = self.rb.ids.get(TEST_RUN.name, {}).get(run_key)
+            if expected_run is not None and log.get(RUN_OF_LOG) != expected_run:
+                self.line(
+                    EXECUTION_WORDS,
+                    key,
+                    "testCycle",
+                    run_key,
+                    Reason.DIFFERS,
+                    RERUN,
+                    f"the qTest log is on run {log.get(RUN_OF_LOG)}",
+                )
+            if status is not None:
+                self.ledger.values_compared += 1
+                held_status = str((log.get("status") or {}).get("name") or "")
+                mapped = statuses.get(status, status)
+                if held_status.lower() != mapped.lower():
+                    reason = Reason.NO_MAPPING if status not in statuses else Reason.DIFFERS
+                    remedy = (
+                        f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv, then re-run"
+                        if status not in statuses
+                        else RERUN
+                    )
+                    self.line(
+                        EXECUTION_WORDS,
+                        key,
+                        "testExecutionStatus",
+                        status,
+                        reason,
+                        remedy,
+                        f"qTest's log is {held_status or 'without status'}",
+                    )
+            end = payload.get("actualEndDate")
+            self._check_instant(key, "actualEndDate", end, log.get("exe_end_date"))
+            taken = payload.get("executionTime")
+            if end and taken is not None and instant(end) is not None:
+                start = instant(end) - timedelta(milliseconds=int(taken))  # type: ignore[operator]
+                self._check_instant(
+                    key, "executionTime", start.isoformat(), log.get("exe_start_date"), shown=taken
+                )
+            comment = payload.get("comment")
+            if comment:
+                self.check_value(EXECUTION_WORDS, key, "comment", comment, log.get("note"), contains=True)
+            props = Properties.of(self.rb.test_run_fields, log)
+
+            def label(zephyr_field: str, default: str | None = None) -> str | None:
+                return seeds.labels.get(("TestExecution", zephyr_field), default)
+
+            self.check_property(EXECUTION_WORDS, key, "key", label("key"), props, key)
+            environment = self.source.name("environments", payload.get("environment"))
+            self.check_property(EXECUTION_WORDS, key, "environment", label("environment"), props, environment)
+            for person in ("executedById", "assignedToId"):
+                account = payload.get(person)
+                if account:
+                    self.check_property(
+                        EXECUTION_WORDS,
+                        key,
+                        person,
+                        label(person),
+                        props,
+                        seeds.users.get(account, account),
+                        seed="user_map",
+                        seed_hit=account in seeds.users,
+                    )
+            for name, value in (payload.get("customFields") or {}).items():
+                path = f"customFields.{name}"
+                self.check_property(
+                    EXECUTION_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
+                )
+            self.not_carried("test_executions", EXECUTION_WORDS, key, payload)
+            self.step_results(key, own_results, log, statuses, self.case_steps.get(case_key or "", []))
+
+    def _unexecuted(self, key: str, payload: Payload, status: str | None) -> None:
+        """The values of an execution without a result: qTest has no log to hold them."""
+        why = "not run yet in Zephyr: qTest makes no test log for it, and its run holds none of its values"
+        for path in ("environment", "executedById", "assignedToId", "comment", "customFields"):
+            value = payload.get(path)
+            if path == "environment":
+                value = self.source.name("environments", value)
+            if path == "customFields":
+                for name, item in (value or {}).items():
+                    if not is_empty(item):
+                        self.line(
+                            EXECUTION_WORDS,
+                            key,
+                            f"customFields.{name}",
+                            item,
+                            Reason.NOT_CARRIED,
+                            ACCEPT,
+                            why,
+                        )
+                continue
+            if not is_empty(value):
+                self.line(EXECUTION_WORDS, key, path, value, Reason.NOT_CARRIED, ACCEPT, why)
+        self.not_carried("test_executions", EXECUTION_WORDS, key, payload)
+
+    def _check_instant(self, key: str, path: str, expected: Any, held: Any, shown: Any = None) -> None:
+        if not expected:
+            return
+        self.ledger.values_compared += 1
+        try:
+            same = instant(expected) == instant(held)
+        except ValueError:
+            same = False
+        if not same:
+            self.line(
+                EXECUTION_WORDS,
+                key,
+                path,
+                shown if shown is not None else expected,
+                Reason.DIFFERS,
+                RERUN,
+                f"qTest holds {held or 'nothing'}",
+            )
+
+    def _result_words(self, result: RawObject) -> str:
+        inline = result.payload.get("inline") or {}
+        status = self.source.name("statuses", inline.get("status"))
+        actual = reader_text(inline.get("actualResult"))
+        return f"{status or 'no status'}" + (f": {actual}" if actual else "")
+
+    def step_results(
+        self,
+        key: str,
+        results: list[RawObject],
+        log: Mapping[str, Any],
+        statuses: Mapping[str, str],
+        case_steps: list[RawObject],
+    ) -> None:
+        held = sorted(log.get("test_step_logs") or [], key=lambda step: int(step.get("order") or 0))
+        count = self.ledger.count(RESULT_WORDS)
+        calls = any(isinstance(step.payload.get("testCase"), Mapping) for step in case_steps)
+        for index, result in enumerate(results):
+            result_key = f"{key}#{result.position}"
+            inline = result.payload.get("inline") or {}
+            status = self.source.name("statuses", inline.get("status"))
+            if index >= len(held):
+                skip = self.source.skipped.get(("qtest_test_step_logs", result_key))
+                if skip:
+                    detail = skip
+                elif calls:
+                    detail = (
+                        "the case has call-to-test steps: Zephyr flattens the called steps into the results, "
+                        "and qTest's step logs must name a step of the case itself"
+                    )
+                elif (result.position or 0) > len(case_steps):
+                    detail = (
+                        f"the case has {len(case_steps)} steps now: qTest's step logs must name a step of "
+                        "the case, and this result's step is gone"
+                    )
+                else:
+                    detail = "qTest's test log holds no step log at this position"
+                self.line(
+                    RESULT_WORDS,
+                    result_key,
+                    OBJECT,
+                    self._result_words(result),
+                    Reason.NOT_CARRIED,
+                    ACCEPT,
+                    detail,
+                )
+                continue
+            count.in_qtest += 1
+            actual = held[index]
+            if status is not None:
+                self.ledger.values_compared += 1
+                mapped = statuses.get(status, status)
+                held_status = str((actual.get("status") or {}).get("name") or "")
+                if held_status.lower() != mapped.lower():
+                    reason = Reason.NO_MAPPING if status not in statuses else Reason.DIFFERS
+                    self.line(
+                        RESULT_WORDS,
+                        result_key,
+                        "inline.status",
+                        status,
+                        reason,
+                        f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv, then re-run"
+                        if reason is Reason.NO_MAPPING
+                        else RERUN,
+                        f"qTest's step log is {held_status or 'without status'}",
+                    )
+            self.check_value(
+                RESULT_WORDS,
+                result_key,
+                "inline.actualResult",
+                inline.get("actualResult"),
+                actual.get("actual_result"),
+            )
+            self.not_carried("test_execution_steps", RESULT_WORDS, result_key, result.payload)
+
+    def attachments(self) -> None:
+        assert self.rb is not None
+        for obj in self.source.of("attachments"):
+            key = str(obj.key)
+            count = self.ledger.count(ATTACHMENT_WORDS)
+            count.in_zephyr += 1
+            found = self._found(ATTACHMENT.name, key)
+            name = obj.payload.get("name")
+            if found is None:
+                self.missing_object(ATTACHMENT_WORDS, key, name, (ATTACHMENT.name, key), "qtest_attachments")
+                continue
+            count.in_qtest += 1
+            self.check_value(ATTACHMENT_WORDS, key, "name", name, found.get("name"))
+            self.ledger.values_compared += 1
+            if (found.get("size"), found.get("sha256")) != (obj.size_bytes, obj.sha256):
+                self.line(
+                    ATTACHMENT_WORDS,
+                    key,
+                    "(bytes)",
+                    name,
+                    Reason.DIFFERS,
+                    RERUN,
+                    f"qTest holds {found.get('size')} bytes with another SHA-256",
+                )
+
+    def replaced_characters(self) -> None:
+        """The characters the raw layer could not store (NUL, lone surrogates): named, object by object."""
+        for (entity, object_ref), fields in sorted(self.source.replaced.items()):
+            for path, reason in fields:
+                self.line(
+                    _ENTITY_WORDS.get(entity, entity),
+                    object_ref,
+                    path or OBJECT,
+                    reason,
+                    Reason.REPLACED,
+                    "correct the text in Zephyr and re-run, or accept it",
+                    reason,
+                )
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+_ENTITY_WORDS = {
+    "test_cases": TEST_CASE_WORDS,
+    "test_steps": TEST_STEP_WORDS,
+    "test_scripts": TEST_STEP_WORDS,
+    "test_cycles": TEST_CYCLE_WORDS,
+    "test_plans": TEST_PLAN_WORDS,
+    "test_executions": EXECUTION_WORDS,
+    "test_execution_steps": RESULT_WORDS,
+    "folders": FOLDER_WORDS,
+    "attachments": ATTACHMENT_WORDS,
+}
+
+
+def _leaves(payload: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """(path, value) of every field, maps walked (`a.b`), lists kept whole."""
+    if isinstance(payload, Mapping):
+        for name, value in payload.items():
+            path = f"{prefix}.{name}" if prefix else str(name)
+            if isinstance(value, Mapping) and value:
+                yield from _leaves(value, path)
+            else:
+                yield path, value
+    else:
+        yield prefix, payload
+
+
+def _at(payload: Payload, path: str) -> Any:
+    value: Any = payload
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _describe(value: Any) -> str:
+    """A value of a field that is not carried, shown as a reader would want it."""
+    if isinstance(value, Mapping):
+        for name in ("url", "target", "accountId", "name", "testCaseKey"):
+            if value.get(name):
+                shown = str(value[name])
+                if value.get("description"):
+                    shown += f" ({value['description']})"
+                return shown
+        if "value" in value and "name" in value:
+            return f"{value['name']}={value['value']}"
+        if value.get("id") is not None:
+            return f"id {value['id']}"
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return "" if value is None else str(value)
+
+
+def _custom_value(value: Any, seeds: Any) -> Any:
+    """A Zephyr custom-field value as qTest should hold it: a user's account through user_map."""
+    if isinstance(value, str) and value in seeds.users:
+        return seeds.users[value]
+    return value
+
+
+def _label_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip().lower()
+
+
+def _qtest_type(object_type: str) -> str:
+    return "test cases" if object_type in (TEST_CASE_WORDS, TEST_STEP_WORDS) else "test runs"
+
+
+def _remedy_for_refusal(error: str) -> str:
+    return f"change what qTest refused (see the detail), then {RERUN}" if error else RERUN
+
+
+def _step_words(payload: Payload) -> str:
+    inline = payload.get("inline")
+    if isinstance(inline, Mapping):
+        return reader_text(inline.get("description"))
+    call = payload.get("testCase")
+    return f"call to {call.get('testCaseKey')}" if isinstance(call, Mapping) else ""
+
+
+def _case_key_of(payload: Payload) -> str | None:
+    """The case key in an execution's testCase link (``.../testcases/<key>/versions/<n>``)."""
+    link = str((payload.get("testCase") or {}).get("self") or "")
+    match = re.search(r"/testcases/([^/]+)", link)
+    return match.group(1) if match else None
+
+
+def _tree_parents(found: Mapping[int, Mapping[str, Any]], children_key: str) -> dict[int, int | None]:
+    parents: dict[int, int | None] = {int(qtest_id): None for qtest_id in found}
+    for qtest_id, item in found.items():
+        for child in item.get(children_key) or []:
+            if child.get("id") is not None:
+                parents[int(child["id"])] = int(qtest_id)
+    return parents

@@ -26,7 +26,16 @@ from zephyr_qtest.lib.qtest.kinds.vocabulary import OBJECT_TYPES, PROJECT
 if TYPE_CHECKING:
     from zephyr_qtest.lib.store import Connections, Store
 
-__all__ = ["Mismatch", "Reconciliation", "TypeResult", "html", "markdown", "reconcile", "save"]
+__all__ = [
+    "Mismatch",
+    "Reconciliation",
+    "TypeResult",
+    "html",
+    "markdown",
+    "read_back_and_reconcile",
+    "reconcile",
+    "save",
+]
 
 # The schema named literally: no identifier is interpolated into the statement text. Like the id map,
 # the results belong to a target: a run against another qTest site keeps its own.
@@ -88,6 +97,15 @@ $$;
 async def reconcile(store: Store, client: QtestClient, project_key: str) -> Reconciliation:
     """qTest read back, kind by kind in load order, and compared with the marts through the id map of the
     client's site. Nothing published there yet: every expected object is missing."""
+    outcome, _ = await read_back_and_reconcile(store, client, project_key)
+    return outcome
+
+
+async def read_back_and_reconcile(
+    store: Store, client: QtestClient, project_key: str
+) -> tuple[Reconciliation, ReadBack | None]:
+    """`reconcile`, with what qTest was read back as (None when no qTest project holds the project yet):
+    the proof compares the same objects with the raw payloads."""
     id_map = await store.open_id_map(project_key, client.site_url)
     try:
         maps = {object_type.name: await id_map.load(object_type.name) for object_type in OBJECT_TYPES}
@@ -108,7 +126,7 @@ async def reconcile(store: Store, client: QtestClient, project_key: str) -> Reco
             keys = [str(row["source_key"]) for row in kind.rows(marts)]
             result.expected += len(keys)
             result.missing += keys
-        return outcome
+        return outcome, None
     pid = outcome.qtest_project_id
     case_fields, run_fields = await field_catalogs(client, pid)
     statuses = await execution_statuses(client, pid)
@@ -116,7 +134,7 @@ async def reconcile(store: Store, client: QtestClient, project_key: str) -> Reco
     for kind in KINDS:
         await reconcile_kind(kind, read_back)
     outcome.skipped_attachments = not_uploaded(all_attachment_rows(marts), "no qTest target")
-    return outcome
+    return outcome, read_back
 
 
 async def reconcile_kind(kind: Kind, rb: ReadBack) -> None:

@@ -1,0 +1,272 @@
+"""Every Zephyr field's declared fate: carried (to which qTest field, by which rule) or not (and why).
+
+One registry: the proof (``compare.py``) takes the reason and remedy of a value that is not carried from
+here, the data dictionary renders it per raw table, and a test holds it against the payload keys the
+staging models declare (``payload_key_columns`` and ``dropped_payload_keys``): a key the API sends with no
+fate here fails the test, so a new field cannot be dropped without a word.
+
+Paths are the staging models' payload paths (object keys joined with ``.``, ``[]`` for an array's
+elements, ``*`` for any key of a free-form map); a fate covers its path and everything below it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Fate(StrEnum):
+    # Compared with qTest value by value; what is not there is a ledger line.
+    CARRIED = "carried"
+    # Finds or places the object (its key, its owner, its folder): checked through the object's pairing.
+    IDENTITY = "identity"
+    # Not carried: every non-empty value is a ledger line with the fate's reason and remedy.
+    NOT_CARRIED = "not carried"
+    # An API link or a value only other fields need (a self URL, an id whose name is carried): no value of
+    # its own to lose.
+    STRUCTURAL = "structural"
+
+
+@dataclass(frozen=True)
+class FieldFate:
+    # The raw table (``zephyr_raw.<entity>``) and the payload path.
+    entity: str
+    path: str
+    fate: Fate
+    # Carried: the qTest field it lands in. Not carried: empty.
+    to: str
+    # Carried: the rule. Otherwise: why.
+    rule: str
+    # What the user can do about a value that is not carried (empty for carried fields: the ledger line
+    # then names the remedy of its own reason).
+    remedy: str = ""
+
+    def covers(self, path: str) -> bool:
+        return path == self.path or path.startswith(self.path + ".") or path.startswith(self.path + "[")
+
+
+ACCEPT = "accept it in the acceptance file (ZEPHYR_QTEST_ACCEPTANCE)"
+CREATED_BY_QTEST = "qTest sets it itself when the object is created; its API cannot set it"
+SELF = "the API's link to the object itself"
+
+
+def _fates() -> tuple[FieldFate, ...]:
+    C, ID, N, S = Fate.CARRIED, Fate.IDENTITY, Fate.NOT_CARRIED, Fate.STRUCTURAL
+    f = FieldFate
+    cases = "test_cases"
+    steps = "test_steps"
+    cycles = "test_cycles"
+    plans = "test_plans"
+    executions = "test_executions"
+    results = "test_execution_steps"
+    return (
+        # ---------------------------------------------------------------- test cases -> qTest test cases
+        f(cases, "id", S, "", "Zephyr's internal id; the key identifies the case"),
+        f(cases, "key", ID, "test case property 'Zephyr Key'", "the key, as written (custom_field_map)"),
+        f(cases, "name", C, "test case name", "as written; an empty name becomes the key"),
+        f(cases, "objective", C, "test case description", "as written (HTML kept)"),
+        f(cases, "precondition", C, "test case precondition", "as written (HTML kept)"),
+        f(cases, "folder", ID, "test case module", "the module made of the test-case folder"),
+        f(cases, "priority", C, "test case property 'Priority'", "the priority's name through priority_map"),
+        f(cases, "status", C, "test case property 'Status'", "the status's name through status_map"),
+        f(cases, "owner", C, "test case property 'Assigned To'", "the account through user_map"),
+        f(cases, "labels", C, "test case property 'Labels'", "each label, one allowed value each"),
+        f(cases, "component", C, "test case property 'Component'", "the Jira component's id, as text"),
+        f(cases, "estimatedTime", C, "test case property 'Estimated Time (ms)'", "milliseconds, a number"),
+        f(
+            cases,
+            "customFields",
+            C,
+            "test case property of the same label",
+            "custom_field_map may rename it; a value of its type (allowed values for lists and check boxes)",
+        ),
+        f(cases, "links.issues", C, "test case property 'Jira Issues'", "each issue's URL, comma-separated"),
+        f(
+            cases,
+            "links.webLinks",
+            N,
+            "",
+            "qTest test cases have no web-link field in this version",
+            f"{ACCEPT}, or add the links to the cases by hand",
+        ),
+        f(cases, "links.self", S, "", SELF),
+        f(cases, "testScript", S, "", "a link to the steps, which test_steps and test_scripts hold"),
+        f(cases, "project", S, "", "the project, which the whole run is about"),
+        f(cases, "createdOn", N, "", CREATED_BY_QTEST, ACCEPT),
+        # ---------------------------------------------------------------- steps -> qTest test steps
+        f(steps, "id", S, "", "Zephyr's internal id; the step's position identifies it"),
+        f(steps, "inline.description", C, "test step description", "as written, by position"),
+        f(steps, "inline.testData", C, "test step description", "after the description: 'Test data: ...'"),
+        f(steps, "inline.expectedResult", C, "test step expected result", "as written"),
+        f(steps, "inline.customFields", N, "", "qTest test steps have no custom fields", ACCEPT),
+        f(
+            steps,
+            "inline.reflectRef",
+            N,
+            "",
+            "Zephyr's reference to an AI suggestion; qTest has none",
+            ACCEPT,
+        ),
+        f(
+            steps,
+            "testCase.testCaseKey",
+            C,
+            "test step called_test_case_id",
+            "the called case, linked (one call of a call cycle stays unlinked, named in the step's text)",
+        ),
+        f(steps, "testCase.parameters", N, "", "qTest's call-to-test steps take no parameters", ACCEPT),
+        f(steps, "testCase.self", S, "", "a link to the called case"),
+        # ---------------------------------------------------------------- scripts -> one qTest step
+        f("test_scripts", "id", S, "", "Zephyr's internal id"),
+        f("test_scripts", "text", C, "the case's single test step description", "as written"),
+        f("test_scripts", "type", S, "", "plain text or BDD: both become one step"),
+        # ---------------------------------------------------------------- cycles -> qTest test cycles
+        f(cycles, "id", S, "", "Zephyr's internal id; the key identifies the cycle"),
+        f(cycles, "key", ID, "test cycle description", "'Zephyr test cycle <key>' in the description"),
+        f(cycles, "name", C, "test cycle name", "as written; an empty name becomes the key"),
+        f(cycles, "description", C, "test cycle description", "as written, before the Zephyr key"),
+        f(cycles, "folder", ID, "test cycle parent", "the cycle made of the test-cycle folder"),
+        f(cycles, "plannedStartDate", N, "", "qTest test cycles have no planned dates", ACCEPT),
+        f(cycles, "plannedEndDate", N, "", "qTest test cycles have no planned dates", ACCEPT),
+        f(cycles, "status", N, "", "qTest test cycles have no status", ACCEPT),
+        f(cycles, "owner", N, "", "qTest test cycles have no owner", ACCEPT),
+        f(cycles, "customFields", N, "", "qTest test cycles have no custom fields", ACCEPT),
+        f(cycles, "jiraProjectVersion", N, "", "qTest test cycles have no Jira version", ACCEPT),
+        f(cycles, "links.issues", N, "", "qTest test cycles hold no issue links", ACCEPT),
+        f(cycles, "links.webLinks", N, "", "qTest test cycles hold no web links", ACCEPT),
+        f(
+            cycles,
+            "links.testPlans",
+            ID,
+            "test cycle parent (plans_as: release)",
+            "under the release of its first plan; with plans_as test_cycle the plan is a cycle of its own",
+        ),
+        f(cycles, "links.self", S, "", SELF),
+        f(cycles, "project", S, "", "the project, which the whole run is about"),
+        # ---------------------------------------------------------------- plans -> qTest test cycles / releases
+        f(plans, "id", S, "", "Zephyr's internal id; the key identifies the plan"),
+        f(
+            plans,
+            "key",
+            ID,
+            "test cycle (or release) description",
+            "'Zephyr test plan <key>' in the description",
+        ),
+        f(plans, "name", C, "test cycle (or release) name", "as written; an empty name becomes the key"),
+        f(plans, "objective", C, "test cycle (or release) description", "as written, before the Zephyr key"),
+        f(plans, "folder", N, "", "qTest has no folders of plans: every plan is at the top", ACCEPT),
+        f(plans, "status", N, "", "qTest test cycles have no status", ACCEPT),
+        f(plans, "owner", N, "", "qTest test cycles have no owner", ACCEPT),
+        f(plans, "labels", N, "", "qTest test cycles have no labels", ACCEPT),
+        f(plans, "customFields", N, "", "qTest test cycles have no custom fields", ACCEPT),
+        f(plans, "links.issues", N, "", "qTest test cycles hold no issue links", ACCEPT),
+        f(plans, "links.webLinks", N, "", "qTest test cycles hold no web links", ACCEPT),
+        f(plans, "links.testCycles", S, "", "the cycles' own links.testPlans place them"),
+        f(plans, "links.self", S, "", SELF),
+        f(plans, "project", S, "", "the project, which the whole run is about"),
+        # ---------------------------------------------------------------- executions -> qTest runs and logs
+        f(executions, "id", S, "", "Zephyr's internal id; the key identifies the execution"),
+        f(executions, "key", ID, "test log property 'Zephyr Key'", "the key, as written"),
+        f(executions, "testCase", ID, "test run's test case", "the run of (cycle, case) holds the log"),
+        f(
+            executions,
+            "testCycle",
+            ID,
+            "test run's cycle",
+            "the run sits in the cycle (ad hoc: 'Ad-hoc executions')",
+        ),
+        f(executions, "testExecutionStatus", C, "test log status", "the status's name through status_map"),
+        f(executions, "actualEndDate", C, "test log exe_end_date", "the same instant"),
+        f(executions, "executionTime", C, "test log exe_start_date", "exe_end_date minus the time taken"),
+        f(executions, "comment", C, "test log note", "as written"),
+        f(executions, "environment", C, "test log property 'Environment'", "the environment's name"),
+        f(executions, "executedById", C, "test log property 'Executed By'", "the account through user_map"),
+        f(executions, "assignedToId", C, "test log property 'Assigned To'", "the account through user_map"),
+        f(
+            executions,
+            "customFields",
+            C,
+            "test log property of the same label",
+            "custom_field_map may rename it",
+        ),
+        f(executions, "automated", S, "", "decides how the log is made (qTest's automation endpoint)"),
+        f(executions, "estimatedTime", N, "", "qTest test logs have no estimated time", ACCEPT),
+        f(executions, "jiraProjectVersion", N, "", "qTest test logs have no Jira version", ACCEPT),
+        f(executions, "links.issues", N, "", "qTest test logs hold no issue links in this version", ACCEPT),
+        f(executions, "links.self", S, "", SELF),
+        f(executions, "project", S, "", "the project, which the whole run is about"),
+        # ---------------------------------------------------------------- step results -> qTest step logs
+        f(results, "id", S, "", "Zephyr's internal id; the position identifies the result"),
+        f(results, "inline.status", C, "test step log status", "the status's name through status_map"),
+        f(results, "inline.actualResult", C, "test step log actual_result", "as written"),
+        f(results, "inline.description", S, "", "a copy of the case step's text, which the step log shows"),
+        f(results, "inline.expectedResult", S, "", "a copy of the case step's expected result"),
+        f(results, "inline.testData", S, "", "a copy of the case step's test data"),
+        f(results, "inline.testDataRowNumber", N, "", "qTest step logs have no data row", ACCEPT),
+        f(
+            results,
+            "inline.reflectRef",
+            N,
+            "",
+            "Zephyr's reference to an AI suggestion; qTest has none",
+            ACCEPT,
+        ),
+        # ---------------------------------------------------------------- folders -> modules, cycles
+        f(
+            "folders",
+            "id",
+            ID,
+            "module / test cycle",
+            "test-case folders become modules, test-cycle folders cycles",
+        ),
+        f("folders", "name", C, "module / test cycle name", "as written"),
+        f("folders", "parentId", ID, "module / test cycle parent", "under the parent folder's"),
+        f("folders", "folderType", S, "", "decides what the folder becomes"),
+        f(
+            "folders",
+            "index",
+            N,
+            "",
+            "qTest orders modules and cycles by creation, not by a position",
+            ACCEPT,
+        ),
+        f("folders", "project", S, "", "the project, which the whole run is about"),
+        # ---------------------------------------------------------------- attachments
+        f("attachments", "id", S, "", "Zephyr's internal id; the owner's path and the id identify it"),
+        f("attachments", "name", C, "attachment name, with the same bytes", "name, size and SHA-256"),
+        # ---------------------------------------------------------------- vocabularies: carried through the
+        # objects that use them (a priority's name on each case); their own attributes have no qTest place.
+        *(
+            f(entity, path, S, "", "an attribute of the value list, not of a test object")
+            for entity in ("priorities", "statuses", "environments")
+            for path in (
+                "id",
+                "name",
+                "description",
+                "index",
+                "color",
+                "default",
+                "archived",
+                "project",
+                "statusType",
+            )
+        ),
+        *(
+            f("projects", path, S, "", "the project, which the whole run is about")
+            for path in ("id", "key", "jiraProjectId", "enabled")
+        ),
+    )
+
+
+FATES: tuple[FieldFate, ...] = _fates()
+
+
+def fate_of(entity: str, path: str) -> FieldFate | None:
+    """The fate that covers `path` of `entity` (the longest declared path), None when there is none."""
+    found = [fate for fate in FATES if fate.entity == entity and fate.covers(path)]
+    return max(found, key=lambda fate: len(fate.path), default=None)
+
+
+def fates_of(entity: str) -> Iterable[FieldFate]:
+    return (fate for fate in FATES if fate.entity == entity)
