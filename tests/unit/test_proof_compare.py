@@ -313,3 +313,24 @@ def test_values_are_compared_in_their_normal_form(expected: Any, held: str, same
 def test_reader_text_drops_tags_and_decodes_entities() -> None:
     assert reader_text("<b>html</b> &amp; more<br/>next") == "html & more next"
     assert reader_text(None) == ""
+
+
+def test_a_payload_of_an_unexpected_shape_stops_only_its_own_comparison() -> None:
+    ledger = prove_offline(
+        {
+            "test_cases": [
+                raw("P-T1", case_payload(customFields=["not", "a", "map"]), id_=100),
+                raw(
+                    "P-T2",
+                    case_payload(key="P-T2", links={"webLinks": [{"url": "https://a.example"}]}),
+                    id_=101,
+                ),
+            ]
+        },
+        {"test_case": {900: qtest_case({}), 901: qtest_case({}, id=901)}},
+        {"test_case": {"P-T1": 900, "P-T2": 901}},
+    )
+    unreadable = [line for line in ledger.lines if line.reason is Reason.UNREADABLE]
+    assert [(line.object_key, line.field) for line in unreadable] == [("P-T1", "(object)")]
+    assert "AttributeError" in unreadable[0].detail
+    assert [line.object_key for line in lines_of(ledger, "links.webLinks")] == ["P-T2"]
