@@ -228,7 +228,7 @@ def verdict(ledger: Ledger, acceptance: Acceptance | None = None) -> Verdict:
             f"incomplete: {plural(len(result.open), 'value')} in {plural(fields, 'field')} did not arrive"
         )
     elif result.unexplained:
-        missing = ", ".join(f"{count} {type_key(t)}" for t, count in sorted(result.unexplained.items()))
+        missing = ", ".join(f"{type_key(t)}: {count}" for t, count in sorted(result.unexplained.items()))
         result.text = f"incomplete: objects missing in qTest that the ledger does not explain ({missing})"
     elif result.accepted and acceptance is not None:
         result.text = f"complete: {plural(len(result.accepted), 'value')} accepted by {acceptance.path}"
