@@ -87,7 +87,9 @@ class LedgerGroup:
 
     def examples(self, limit: int = EXAMPLES) -> list[str]:
         return [
-            f"{line.object_key}: {line.value}" if line.value and line.value != line.object_key else line.object_key
+            f"{line.object_key}: {line.value}"
+            if line.value and line.value != line.object_key
+            else line.object_key
             for line in self.lines[:limit]
         ]
 
