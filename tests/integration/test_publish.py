@@ -240,6 +240,37 @@ def test_the_report_is_this_runs_verdict_with_the_loaders_check_below(migrated: 
         assert "## Per-stage timings" in text and "test_cases" in text.split("## Per-stage timings")[1]
 
 
+def test_the_acceptance_file_is_named_in_the_verdict_and_an_unreadable_one_fails_the_reconciliation(
+    migrated: dict[str, Any], zephyr: ZephyrSandboxHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = migrated["projects"][0]
+    database_url, qtest = migrated["database_url"], migrated["qtest"]
+    rules = tmp_path / "acceptance.toml"
+    monkeypatch.setenv("ZEPHYR_QTEST_ACCEPTANCE", str(rules))
+    # A rule without a note: a configuration error, so the asset fails, naming the file, rule and setting.
+    rules.write_text('[[accept]]\nfield = "labels"\nreason = "no mapping"\n')
+    refused = run(database_url, project, zephyr, qtest, [reconciliation])
+    assert not refused.success
+    text = " ".join(failures(refused))
+    assert f"acceptance file {rules.resolve()}, rule 1 (the 1st [[accept]]): has no note" in text, text
+    assert "ZEPHYR_QTEST_ACCEPTANCE" in text
+    # A reviewed file that accepts every reason of every field: complete, the file named in the verdict,
+    # the report and every accepted line.
+    rules.write_text('[[accept]]\nfield = "*"\nreason = "*"\nnote = "rehearsal: all accepted"\n')
+    accepted = run(database_url, project, zephyr, qtest, [reconciliation])
+    assert accepted.success, failures(accepted)
+    metadata = proof_of(accepted, database_url)
+    assert metadata["complete"] is True and metadata["acceptance_file"] == str(rules.resolve())
+    assert metadata["verdict"] in ("complete", f"complete: {metadata['accepted_lines']} values accepted by {rules.resolve()}",
+                                   f"complete: 1 value accepted by {rules.resolve()}")  # fmt: skip
+    assert f"Acceptance file: {rules.resolve()} (1 rule" in Path(metadata["report_markdown"]).read_text()
+    with connect(database_url) as conn:
+        (open_lines,) = conn.execute(
+            "select count(*) from migration.ledger where project_key = %s and accepted_by is null", (project,)
+        ).fetchone()
+    assert open_lines == 0
+
+
 def test_a_rerun_creates_and_updates_nothing(migrated: dict[str, Any], zephyr: ZephyrSandboxHandle) -> None:
     project = migrated["projects"][0]
     qtest = migrated["qtest"]
