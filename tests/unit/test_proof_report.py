@@ -97,7 +97,7 @@ def test_an_empty_ledger_says_so_and_complete() -> None:
     count.in_zephyr = count.in_qtest = 3
     text = render_markdown(ledger, verdict(ledger), RUN)
     assert "Verdict: **complete**" in text and "the ledger is empty" in text
-    assert "Acceptance file: none" in text
+    assert "Acceptance file: none" in text and "### By reason" not in text
 
 
 def test_the_html_has_both_charts_inline_and_escapes_once() -> None:

@@ -210,13 +210,15 @@ def render_markdown(
         ]
     if len(groups) > GROUPS_SHOWN:
         lines += ["", f"… {len(groups) - GROUPS_SHOWN} more groups in the CSV."]
-    lines += ["", "### By reason", "", "| reason | open | accepted |", "|---|---:|---:|"]
-    open_by, accepted_by = counts_by_reason(verdict.open), counts_by_reason(a.line for a in verdict.accepted)
-    for reason in Reason:
-        if reason in open_by or reason in accepted_by:
-            lines.append(
-                f"| {cell(reason.value)} | {open_by.get(reason, 0)} | {accepted_by.get(reason, 0)} |"
-            )
+    if verdict.lines:
+        lines += ["", "### By reason", "", "| reason | open | accepted |", "|---|---:|---:|"]
+        open_by = counts_by_reason(verdict.open)
+        accepted_by = counts_by_reason(a.line for a in verdict.accepted)
+        lines += [
+            f"| {cell(reason.value)} | {open_by.get(reason, 0)} | {accepted_by.get(reason, 0)} |"
+            for reason in Reason
+            if reason in open_by or reason in accepted_by
+        ]
     if run.step_seconds:
         lines += ["", "## Per-stage timings", "", "| step | seconds |", "|---|---:|"]
         lines += [f"| {cell(step)} | {_seconds(s)} |" for step, s in run.step_seconds.items()]
