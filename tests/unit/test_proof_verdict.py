@@ -189,3 +189,28 @@ def test_the_setting_points_at_the_file_and_the_default_is_acceptance_toml_when_
     monkeypatch.setenv(SETTING, str(tmp_path / "elsewhere.toml"))
     # Named but missing: the path is kept, and reading it fails loudly (never "nothing accepted").
     assert load_settings().paths.acceptance_file() == (tmp_path / "elsewhere.toml").resolve()
+
+
+def test_each_object_type_check_answers_for_the_ledger_types_that_become_it() -> None:
+    from zephyr_qtest.defs.publish.qtest import RECONCILED_TYPES, check_of, type_check
+    from zephyr_qtest.lib.qtest.comparison import TypeResult
+
+    assert {check_of(t) for t in ("folder", "test case", "test step", "test cycle", "test plan", "test execution",
+                                  "execution step", "attachment")} <= set(RECONCILED_TYPES)  # fmt: skip
+    execution = line("environment", Reason.NOT_CARRIED, key="PAY-E1", object_type="test execution")
+    result = line("actualResult", Reason.NO_MAPPING, key="PAY-E1#1", object_type="execution step")
+    acceptance = parse_acceptance(
+        '[[accept]]\nfield = "environment"\nreason = "*"\nnote = "kept in a field"\n', FILE
+    )
+    judged = verdict(ledger(execution, result, LABEL), acceptance)
+    loader = TypeResult("test_log", expected=2, found=2, matched=2)
+    passed, description, metadata = type_check("test_log", judged, loader)
+    assert not passed and metadata["open_lines"] == 1 and metadata["accepted_lines"] == 1
+    assert description.startswith(
+        "1 open ledger lines (no mapping 1); 1 accepted; loader check: 2 of 2 equal"
+    )
+    # Nothing open for the runs, and the loader's check equal: it passes; a loader difference fails it.
+    assert type_check("test_run", judged, TypeResult("test_run", expected=1, found=1, matched=1))[0]
+    assert not type_check(
+        "test_run", judged, TypeResult("test_run", expected=1, found=1, matched=0, missing=["x"])
+    )[0]

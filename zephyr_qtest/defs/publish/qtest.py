@@ -207,14 +207,31 @@ def step_seconds(context: dg.AssetExecutionContext) -> dict[str, float | None]:
     }
 
 
+# The Zephyr object types the ledger names (in words) -> the check ``<object_type>_equal`` that answers for
+# them: the qTest object type each becomes (a plan becomes a top-level cycle, or a release, which has no
+# check of its own; an execution and its step results become a test log). A type not named here answers
+# to the check of its own name ("test case" -> test_case).
+CHECK_OF_LEDGER_TYPE = {
+    "folder": "module",
+    "test plan": "test_cycle",
+    "test execution": "test_log",
+    "execution step": "test_log",
+}
+
+
+def check_of(ledger_type: str) -> str:
+    words = type_key(ledger_type)
+    return CHECK_OF_LEDGER_TYPE.get(words, words.replace(" ", "_"))
+
+
 def type_check(
     object_type: str, verdict: Verdict, loader: reconcile.TypeResult
 ) -> tuple[bool, str, dict[str, Any]]:
     """One object type's check, saying what the report says: it fails when the type has open (not
     accepted) ledger lines, objects missing that no line explains, or a difference in the loader's check."""
-    open_lines = [line for line in verdict.open if type_key(line.object_type) == type_key(object_type)]
-    accepted = sum(1 for a in verdict.accepted if type_key(a.line.object_type) == type_key(object_type))
-    unexplained = sum(n for t, n in verdict.unexplained.items() if type_key(t) == type_key(object_type))
+    open_lines = [line for line in verdict.open if check_of(line.object_type) == object_type]
+    accepted = sum(1 for a in verdict.accepted if check_of(a.line.object_type) == object_type)
+    unexplained = sum(n for t, n in verdict.unexplained.items() if check_of(t) == object_type)
     by_reason = counts_by_reason(open_lines)
     parts = [
         f"{len(open_lines)} open ledger lines"
