@@ -102,7 +102,8 @@ def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
         pid = qtest_project_id(database_url, project)
         expected = attachments_expected(database_url, project)
         assert expected > 0 and qtest.counts(pid)["attachments"] == expected
-        assert checks(first)["attachment_equal"].passed and not checks(first)["test_log_equal"].passed
+        assert checks(first)["attachment_equal"].metadata["loader_equal"].value
+        assert not checks(first)["test_log_equal"].passed
         # What `migrate` prints and counts as failed (exit 1): one line, naming the check and the execution.
         (line,) = failed_publish_checks(first)
         assert line.startswith("check qtest/test_logs:test_logs_all_published failed: ") and key in line

@@ -250,6 +250,8 @@ def type_check(
     )
     passed = not open_lines and not unexplained and loader.ok
     metadata = {
+        # The loader's own check alone (qTest against the marts), for who needs it apart from the ledger.
+        "loader_equal": loader.ok,
         "open_lines": len(open_lines),
         "accepted_lines": accepted,
         "expected": loader.expected,
