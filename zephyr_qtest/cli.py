@@ -301,7 +301,9 @@ def run_demo(args: argparse.Namespace) -> int:
     if not proven:
         # The generated tenant holds values qTest cannot take (as real ones do): the demo has worked when it
         # names them. `migrate` exits 1 on the same verdict, which is what a cut-over script checks.
-        print(f"\n{NOT_PROVEN}\n(the demo exits 0: its tenant is made to hold such values; `migrate` exits 1)")
+        print(
+            f"\n{NOT_PROVEN}\n(the demo exits 0: its tenant is made to hold such values; `migrate` exits 1)"
+        )
     return 0
 
 

@@ -27,6 +27,7 @@ from tests.graph_helpers import TransformedDatabase, materialize_partition
 from zephyr_qtest.defs.publish.snowflake import CHECKSUM_CHECK, ROW_COUNT_CHECK, snowflake_assets
 from zephyr_qtest.defs.resources import SnowflakeWarehouse
 from zephyr_qtest.lib import snowflake as warehouse
+from zephyr_qtest.lib.proof.saved import PROOF_DDL
 from zephyr_qtest.lib.qtest.id_map import ID_MAP_DDL
 from zephyr_qtest.lib.qtest.reconcile import RECONCILIATION_DDL
 
@@ -249,6 +250,18 @@ def test_id_map_and_reconciliation_carry_json_as_variant_and_time_as_utc(copied:
             "('https://a.qtestnet.com', %s, 'test_case', %s, 'name', 'a', 'b')",
             (first, f"{first}-T1"),
         )
+        conn.execute(PROOF_DDL)
+        conn.execute(
+            "insert into migration.proof (target_site, project_key, run_id, checked_at, complete, verdict, "
+            "open_lines, accepted_lines, report) values ('https://a.qtestnet.com', %s, 'r1', now(), false, "
+            "'incomplete: 1 values in 1 fields did not arrive', 1, 0, '/reports/x.md')",
+            (first,),
+        )
+        conn.execute(
+            "insert into migration.ledger values ('https://a.qtestnet.com', %s, 'test case', %s, "
+            "'links.webLinks', 'https://a.example', 'not carried by design', 'accept it', '', null)",
+            (first, f"{first}-T1"),
+        )
     migration_assets = [a for a in snowflake_assets if a.key.path[1] in ("id_map", "reconciliation")]
     result = _run(copied["url"], first, migration_assets, snowflake_dir=copied["directory"])
     assert result.success, _failures(result)
@@ -264,13 +277,13 @@ def test_id_map_and_reconciliation_carry_json_as_variant_and_time_as_utc(copied:
             conn.execute(
                 f'select count(*) from migration."{table}" where "PROJECT_KEY" = ?', [first]
             ).fetchone()
-            for table in ("RECONCILIATION", "RECONCILIATION_MISMATCH")
+            for table in ("RECONCILIATION", "RECONCILIATION_MISMATCH", "PROOF", "LEDGER")
         ]
     assert rows == [
         (f"{first}-F1", datetime(2024, 3, 2, 4, 30), None, "OBJECT"),
         (f"{first}-T1", datetime(2024, 3, 1, 10, 0), "2", "OBJECT"),
     ]
-    assert counts == [(1,), (1,)]
+    assert counts == [(1,), (1,), (1,), (1,)]
 
 
 @pytest.mark.skipif(

@@ -133,7 +133,8 @@ def test_attachment_bytes_stay_behind_but_their_description_travels() -> None:
 
 def test_migration_tables_come_from_their_postgres_ddl() -> None:
     contracts = warehouse.migration_contracts()
-    assert set(contracts) == {"id_map", "reconciliation", "reconciliation_mismatch"}
+    assert set(contracts) == {"id_map", "reconciliation", "reconciliation_mismatch", "proof", "ledger"}
+    assert contracts["proof"].primary_key == ("target_site", "project_key")
     # The id map belongs to a qTest site: its rows are keyed by site too.
     assert contracts["id_map"].primary_key == ("target_site", "project_key", "object_type", "source_key")
     _, columns, primary_key = _parsed_columns(warehouse.create_table_sql(contracts["id_map"]))

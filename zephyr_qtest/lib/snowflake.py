@@ -266,14 +266,17 @@ def contracts_from_ddl(ddl: str, origin: str) -> dict[str, TableContract]:
 
 
 def migration_contracts() -> dict[str, TableContract]:
-    """``migration.id_map``, ``migration.reconciliation`` and ``migration.reconciliation_mismatch``, from the
-    DDL that creates them in PostgreSQL."""
+    """``migration.id_map``, ``migration.reconciliation`` and ``migration.reconciliation_mismatch`` (the
+    loader's own check), ``migration.proof`` and ``migration.ledger`` (the verdict and every value that did
+    not arrive), from the DDL that creates them in PostgreSQL."""
+    from zephyr_qtest.lib.proof.saved import PROOF_DDL
     from zephyr_qtest.lib.qtest.id_map import ID_MAP_DDL
     from zephyr_qtest.lib.qtest.reconcile import RECONCILIATION_DDL
 
     return {
         **contracts_from_ddl(ID_MAP_DDL, "zephyr_qtest.lib.qtest.id_map.ID_MAP_DDL"),
         **contracts_from_ddl(RECONCILIATION_DDL, "zephyr_qtest.lib.qtest.reconcile.RECONCILIATION_DDL"),
+        **contracts_from_ddl(PROOF_DDL, "zephyr_qtest.lib.proof.saved.PROOF_DDL"),
     }
 
 

@@ -187,11 +187,17 @@ def _migration_assets() -> list[dg.AssetsDefinition]:
         ),
         build_snowflake_asset(
             "reconciliation",
-            [contracts["reconciliation"], contracts["reconciliation_mismatch"]],
+            [
+                contracts["reconciliation"],
+                contracts["reconciliation_mismatch"],
+                contracts["proof"],
+                contracts["ledger"],
+            ],
             [dg.AssetKey([QTEST_GROUP, "reconciliation"])],
-            "Snowflake copies of migration.reconciliation (counts per object type) and "
-            "migration.reconciliation_mismatch (every field that differs), replaced together in one "
-            "transaction for the project.",
+            "Snowflake copies of the reconciliation: migration.proof (each site's verdict), migration.ledger "
+            "(every Zephyr value that did not arrive, its reason, remedy and acceptance), and the loader's own "
+            "check, migration.reconciliation (counts per object type) and migration.reconciliation_mismatch "
+            "(every field that differs from the marts), replaced together in one transaction for the project.",
         ),
     ]
 
