@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.graph_helpers import materialize_partition
-from tests.integration.test_publish import failures
+from tests.integration.test_publish import loader_failures
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.publish.qtest import publish_assets, reconciliation
 from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
@@ -153,7 +153,7 @@ def test_every_other_object_arrives_once_and_equal(odd_run: dict[str, Any]) -> N
     """No stage fails, and the reconciliation finds every object the marts send in qTest, equal: the odd
     references stop nothing (runs, logs and attachments of the other cases included)."""
     result, database_url = odd_run["result"], odd_run["database_url"]
-    assert failures(result) == [] and result.success
+    assert loader_failures(result) == [] and result.success, loader_failures(result)
     checks = {
         e.check_name: e.passed for e in result.get_asset_check_evaluations() if e.asset_key.path[0] == "qtest"
     }
@@ -322,7 +322,7 @@ def test_a_rerun_publishes_nothing_again_and_fails_nothing(odd_run: dict[str, An
         zephyr=odd_run["zephyr"],
         qtest=odd_run["qtest"],
     )
-    assert failures(result) == [] and result.success
+    assert loader_failures(result) == [] and result.success, loader_failures(result)
     for event in result.get_asset_materialization_events():
         metadata = event.materialization.metadata
         if event.materialization.asset_key.path[1] != "reconciliation":
