@@ -29,7 +29,9 @@ def test_the_staging_models_declare_payload_keys() -> None:
 
 @pytest.mark.parametrize(("entity", "path"), declared_payload_paths())
 def test_every_payload_key_has_a_fate(entity: str, path: str) -> None:
-    assert fate_of(entity, path) is not None, f"zephyr_raw.{entity} payload key {path!r} has no fate in fates.py"
+    assert fate_of(entity, path) is not None, (
+        f"zephyr_raw.{entity} payload key {path!r} has no fate in fates.py"
+    )
 
 
 def test_a_field_that_is_not_carried_says_why_and_what_to_do() -> None:

@@ -17,7 +17,8 @@ import html
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -203,6 +204,25 @@ class Proof:
                         fate.remedy or ACCEPT,
                         fate.rule,
                     )
+
+    @contextmanager
+    def guard(self, object_type: str, obj: RawObject) -> Iterator[None]:
+        """One object compared: a payload of a shape the comparison does not expect becomes a line naming
+        the object and the error, and every other object is still compared."""
+        try:
+            yield
+        # Any error: one odd payload must not stop the proof of every other object.
+        except Exception as error:
+            key = obj.key or (f"folder:{obj.id}" if object_type == FOLDER_WORDS else str(obj.id))
+            self.line(
+                object_type,
+                key,
+                OBJECT,
+                key,
+                Reason.UNREADABLE,
+                "report it with the object's payload (zephyr_raw); the other objects were compared",
+                f"{type(error).__name__}: {error}",
+            )
 
     def _describe(self, path: str, value: Any) -> str:
         """A value that is not carried, as a reader knows it: a status, priority or folder by its name."""
@@ -407,44 +427,45 @@ class Proof:
     def folders(self) -> None:
         assert self.rb is not None
         for obj in self.source.of("folders"):
-            payload, key = obj.payload, f"folder:{obj.id}"
-            folder_type = payload.get("folderType")
-            id_map_type = {"TEST_CASE": MODULE.name, "TEST_CYCLE": TEST_CYCLE.name}.get(str(folder_type))
-            count = self.ledger.count(FOLDER_WORDS)
-            count.in_zephyr += 1
-            if id_map_type is None:
-                self.line(
-                    FOLDER_WORDS,
-                    key,
-                    OBJECT,
-                    payload.get("name"),
-                    Reason.NOT_CARRIED,
-                    ACCEPT,
-                    f"qTest has nothing to make of a {folder_type} folder",
-                )
-                continue
-            found = self._found(id_map_type, key)
-            if found is None:
-                self.missing_object(FOLDER_WORDS, key, payload.get("name"), (id_map_type, key), None)
-                continue
-            count.in_qtest += 1
-            self.check_value(FOLDER_WORDS, key, "name", payload.get("name"), found.get("name"))
-            parent = payload.get("parentId")
-            if parent is not None:
-                self.ledger.values_compared += 1
-                expected_parent = self.rb.ids.get(id_map_type, {}).get(f"folder:{parent}")
-                held_parent = self.parents[id_map_type].get(int(found["id"]))
-                if expected_parent is not None and held_parent != expected_parent:
+            with self.guard(FOLDER_WORDS, obj):
+                payload, key = obj.payload, f"folder:{obj.id}"
+                folder_type = payload.get("folderType")
+                id_map_type = {"TEST_CASE": MODULE.name, "TEST_CYCLE": TEST_CYCLE.name}.get(str(folder_type))
+                count = self.ledger.count(FOLDER_WORDS)
+                count.in_zephyr += 1
+                if id_map_type is None:
                     self.line(
                         FOLDER_WORDS,
                         key,
-                        "parentId",
-                        parent,
-                        Reason.DIFFERS,
-                        RERUN,
-                        f"qTest has it under {held_parent or 'the root'}",
+                        OBJECT,
+                        payload.get("name"),
+                        Reason.NOT_CARRIED,
+                        ACCEPT,
+                        f"qTest has nothing to make of a {folder_type} folder",
                     )
-            self.not_carried("folders", FOLDER_WORDS, key, payload)
+                    continue
+                found = self._found(id_map_type, key)
+                if found is None:
+                    self.missing_object(FOLDER_WORDS, key, payload.get("name"), (id_map_type, key), None)
+                    continue
+                count.in_qtest += 1
+                self.check_value(FOLDER_WORDS, key, "name", payload.get("name"), found.get("name"))
+                parent = payload.get("parentId")
+                if parent is not None:
+                    self.ledger.values_compared += 1
+                    expected_parent = self.rb.ids.get(id_map_type, {}).get(f"folder:{parent}")
+                    held_parent = self.parents[id_map_type].get(int(found["id"]))
+                    if expected_parent is not None and held_parent != expected_parent:
+                        self.line(
+                            FOLDER_WORDS,
+                            key,
+                            "parentId",
+                            parent,
+                            Reason.DIFFERS,
+                            RERUN,
+                            f"qTest has it under {held_parent or 'the root'}",
+                        )
+                self.not_carried("folders", FOLDER_WORDS, key, payload)
 
     def test_cases(self) -> None:
         assert self.rb is not None
@@ -452,105 +473,112 @@ class Proof:
         scripts = {str(script.parent_key): script for script in self.source.of("test_scripts")}
         seeds = self.source.seeds
         for obj in self.source.of("test_cases"):
-            payload, key = obj.payload, str(obj.key)
-            count = self.ledger.count(TEST_CASE_WORDS)
-            count.in_zephyr += 1
-            self.ledger.count(TEST_STEP_WORDS).in_zephyr += len(steps.get(key, []))
-            found = self._found(TEST_CASE.name, key)
-            if found is None:
-                self.missing_object(TEST_CASE_WORDS, key, payload.get("name"), (TEST_CASE.name, key), None)
-                continue
-            count.in_qtest += 1
-            self.check_value(TEST_CASE_WORDS, key, "name", payload.get("name") or key, found.get("name"))
-            self.check_value(
-                TEST_CASE_WORDS, key, "objective", payload.get("objective"), found.get("description")
-            )
-            self.check_value(
-                TEST_CASE_WORDS, key, "precondition", payload.get("precondition"), found.get("precondition")
-            )
-            folder = (payload.get("folder") or {}).get("id")
-            if folder is not None:
-                self.ledger.values_compared += 1
-                module = self.rb.ids.get(MODULE.name, {}).get(f"folder:{folder}")
-                if module is None or found.get("parent_id") != module:
-                    self.line(
+            with self.guard(TEST_CASE_WORDS, obj):
+                payload, key = obj.payload, str(obj.key)
+                count = self.ledger.count(TEST_CASE_WORDS)
+                count.in_zephyr += 1
+                self.ledger.count(TEST_STEP_WORDS).in_zephyr += len(steps.get(key, []))
+                found = self._found(TEST_CASE.name, key)
+                if found is None:
+                    self.missing_object(
+                        TEST_CASE_WORDS, key, payload.get("name"), (TEST_CASE.name, key), None
+                    )
+                    continue
+                count.in_qtest += 1
+                self.check_value(TEST_CASE_WORDS, key, "name", payload.get("name") or key, found.get("name"))
+                self.check_value(
+                    TEST_CASE_WORDS, key, "objective", payload.get("objective"), found.get("description")
+                )
+                self.check_value(
+                    TEST_CASE_WORDS,
+                    key,
+                    "precondition",
+                    payload.get("precondition"),
+                    found.get("precondition"),
+                )
+                folder = (payload.get("folder") or {}).get("id")
+                if folder is not None:
+                    self.ledger.values_compared += 1
+                    module = self.rb.ids.get(MODULE.name, {}).get(f"folder:{folder}")
+                    if module is None or found.get("parent_id") != module:
+                        self.line(
+                            TEST_CASE_WORDS,
+                            key,
+                            "folder",
+                            folder,
+                            Reason.DIFFERS,
+                            RERUN,
+                            f"qTest has it in module {found.get('parent_id')}",
+                        )
+                props = Properties.of(self.rb.test_case_fields, found)
+
+                def label(zephyr_field: str, default: str | None = None) -> str | None:
+                    return seeds.labels.get(("TestCase", zephyr_field), default)
+
+                self.check_property(TEST_CASE_WORDS, key, "key", label("key"), props, key)
+                priority = self.source.name("priorities", payload.get("priority"))
+                if priority is not None:
+                    self.check_property(
                         TEST_CASE_WORDS,
                         key,
-                        "folder",
-                        folder,
-                        Reason.DIFFERS,
-                        RERUN,
-                        f"qTest has it in module {found.get('parent_id')}",
+                        "priority",
+                        label("priority"),
+                        props,
+                        seeds.priorities.get(priority, priority),
+                        seed="priority_map",
+                        seed_hit=priority in seeds.priorities,
                     )
-            props = Properties.of(self.rb.test_case_fields, found)
-
-            def label(zephyr_field: str, default: str | None = None) -> str | None:
-                return seeds.labels.get(("TestCase", zephyr_field), default)
-
-            self.check_property(TEST_CASE_WORDS, key, "key", label("key"), props, key)
-            priority = self.source.name("priorities", payload.get("priority"))
-            if priority is not None:
+                status = self.source.name("statuses", payload.get("status"))
+                if status is not None:
+                    case_statuses = seeds.statuses.get("TEST_CASE", {})
+                    self.check_property(
+                        TEST_CASE_WORDS,
+                        key,
+                        "status",
+                        label("status"),
+                        props,
+                        case_statuses.get(status, status),
+                        seed="status_map",
+                        seed_hit=status in case_statuses,
+                    )
+                owner = (payload.get("owner") or {}).get("accountId")
+                if owner:
+                    self.check_property(
+                        TEST_CASE_WORDS,
+                        key,
+                        "owner",
+                        label("owner"),
+                        props,
+                        seeds.users.get(owner, owner),
+                        seed="user_map",
+                        seed_hit=owner in seeds.users,
+                    )
+                self.check_property(
+                    TEST_CASE_WORDS, key, "labels", label("labels"), props, list(payload.get("labels") or [])
+                )
+                component = (payload.get("component") or {}).get("id")
+                self.check_property(TEST_CASE_WORDS, key, "component", label("component"), props, component)
                 self.check_property(
                     TEST_CASE_WORDS,
                     key,
-                    "priority",
-                    label("priority"),
+                    "estimatedTime",
+                    label("estimatedTime"),
                     props,
-                    seeds.priorities.get(priority, priority),
-                    seed="priority_map",
-                    seed_hit=priority in seeds.priorities,
+                    payload.get("estimatedTime"),
                 )
-            status = self.source.name("statuses", payload.get("status"))
-            if status is not None:
-                case_statuses = seeds.statuses.get("TEST_CASE", {})
-                self.check_property(
-                    TEST_CASE_WORDS,
-                    key,
-                    "status",
-                    label("status"),
-                    props,
-                    case_statuses.get(status, status),
-                    seed="status_map",
-                    seed_hit=status in case_statuses,
-                )
-            owner = (payload.get("owner") or {}).get("accountId")
-            if owner:
-                self.check_property(
-                    TEST_CASE_WORDS,
-                    key,
-                    "owner",
-                    label("owner"),
-                    props,
-                    seeds.users.get(owner, owner),
-                    seed="user_map",
-                    seed_hit=owner in seeds.users,
-                )
-            self.check_property(
-                TEST_CASE_WORDS, key, "labels", label("labels"), props, list(payload.get("labels") or [])
-            )
-            component = (payload.get("component") or {}).get("id")
-            self.check_property(TEST_CASE_WORDS, key, "component", label("component"), props, component)
-            self.check_property(
-                TEST_CASE_WORDS,
-                key,
-                "estimatedTime",
-                label("estimatedTime"),
-                props,
-                payload.get("estimatedTime"),
-            )
-            issues = [
-                link.get("target") or str(link.get("issueId"))
-                for link in (payload.get("links") or {}).get("issues") or []
-            ]
-            if issues:
-                self._check_issue_links(key, label("issueLinks"), props, issues)
-            for name, value in (payload.get("customFields") or {}).items():
-                path = f"customFields.{name}"
-                self.check_property(
-                    TEST_CASE_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
-                )
-            self.not_carried("test_cases", TEST_CASE_WORDS, key, payload)
-            self.test_steps(key, steps.get(key, []), scripts.get(key), found)
+                issues = [
+                    link.get("target") or str(link.get("issueId"))
+                    for link in (payload.get("links") or {}).get("issues") or []
+                ]
+                if issues:
+                    self._check_issue_links(key, label("issueLinks"), props, issues)
+                for name, value in (payload.get("customFields") or {}).items():
+                    path = f"customFields.{name}"
+                    self.check_property(
+                        TEST_CASE_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
+                    )
+                self.not_carried("test_cases", TEST_CASE_WORDS, key, payload)
+                self.test_steps(key, steps.get(key, []), scripts.get(key), found)
 
     def _check_issue_links(self, key: str, label: str | None, props: Properties, issues: list[str]) -> None:
         qfield = props.catalog.get(label) if label else None
@@ -669,79 +697,85 @@ class Proof:
     def test_cycles(self) -> None:
         assert self.rb is not None
         for obj in self.source.of("test_cycles"):
-            payload, key = obj.payload, str(obj.key)
-            count = self.ledger.count(TEST_CYCLE_WORDS)
-            count.in_zephyr += 1
-            found = self._found(TEST_CYCLE.name, key)
-            if found is None:
-                self.missing_object(TEST_CYCLE_WORDS, key, payload.get("name"), (TEST_CYCLE.name, key), None)
-                continue
-            count.in_qtest += 1
-            self.check_value(TEST_CYCLE_WORDS, key, "name", payload.get("name") or key, found.get("name"))
-            self.check_value(
-                TEST_CYCLE_WORDS,
-                key,
-                "description",
-                payload.get("description"),
-                found.get("description"),
-                contains=True,
-            )
-            folder = (payload.get("folder") or {}).get("id")
-            plans = (payload.get("links") or {}).get("testPlans") or []
-            plan_keys = [
-                self.plan_keys.get(int(link.get("testPlanId") or 0), str(link.get("testPlanId")))
-                for link in plans
-            ]
-            if plans and not self.rb.ids.get(RELEASE.name):
-                for plan_key in plan_keys:
-                    self.line(
-                        TEST_CYCLE_WORDS,
-                        key,
-                        "links.testPlans",
-                        plan_key,
-                        Reason.NOT_CARRIED,
-                        "set ZEPHYR_QTEST_PLANS_AS=release to place each cycle under its plan's release, "
-                        "then re-run; or accept it",
-                        "plans_as is test_cycle: the plan is a cycle of its own, without its cycles",
+            with self.guard(TEST_CYCLE_WORDS, obj):
+                payload, key = obj.payload, str(obj.key)
+                count = self.ledger.count(TEST_CYCLE_WORDS)
+                count.in_zephyr += 1
+                found = self._found(TEST_CYCLE.name, key)
+                if found is None:
+                    self.missing_object(
+                        TEST_CYCLE_WORDS, key, payload.get("name"), (TEST_CYCLE.name, key), None
                     )
-            if folder is not None and not (plans and self.rb.ids.get(RELEASE.name)):
-                self.ledger.values_compared += 1
-                expected_parent = self.rb.ids.get(TEST_CYCLE.name, {}).get(f"folder:{folder}")
-                held_parent = self.parents[TEST_CYCLE.name].get(int(found["id"]))
-                if expected_parent is not None and held_parent != expected_parent:
-                    self.line(
-                        TEST_CYCLE_WORDS,
-                        key,
-                        "folder",
-                        folder,
-                        Reason.DIFFERS,
-                        RERUN,
-                        f"qTest has it under {held_parent or 'the root'}",
-                    )
-            self.not_carried("test_cycles", TEST_CYCLE_WORDS, key, payload)
+                    continue
+                count.in_qtest += 1
+                self.check_value(TEST_CYCLE_WORDS, key, "name", payload.get("name") or key, found.get("name"))
+                self.check_value(
+                    TEST_CYCLE_WORDS,
+                    key,
+                    "description",
+                    payload.get("description"),
+                    found.get("description"),
+                    contains=True,
+                )
+                folder = (payload.get("folder") or {}).get("id")
+                plans = (payload.get("links") or {}).get("testPlans") or []
+                plan_keys = [
+                    self.plan_keys.get(int(link.get("testPlanId") or 0), str(link.get("testPlanId")))
+                    for link in plans
+                ]
+                if plans and not self.rb.ids.get(RELEASE.name):
+                    for plan_key in plan_keys:
+                        self.line(
+                            TEST_CYCLE_WORDS,
+                            key,
+                            "links.testPlans",
+                            plan_key,
+                            Reason.NOT_CARRIED,
+                            "set ZEPHYR_QTEST_PLANS_AS=release to place each cycle under its plan's release, "
+                            "then re-run; or accept it",
+                            "plans_as is test_cycle: the plan is a cycle of its own, without its cycles",
+                        )
+                if folder is not None and not (plans and self.rb.ids.get(RELEASE.name)):
+                    self.ledger.values_compared += 1
+                    expected_parent = self.rb.ids.get(TEST_CYCLE.name, {}).get(f"folder:{folder}")
+                    held_parent = self.parents[TEST_CYCLE.name].get(int(found["id"]))
+                    if expected_parent is not None and held_parent != expected_parent:
+                        self.line(
+                            TEST_CYCLE_WORDS,
+                            key,
+                            "folder",
+                            folder,
+                            Reason.DIFFERS,
+                            RERUN,
+                            f"qTest has it under {held_parent or 'the root'}",
+                        )
+                self.not_carried("test_cycles", TEST_CYCLE_WORDS, key, payload)
 
     def test_plans(self) -> None:
         assert self.rb is not None
         for obj in self.source.of("test_plans"):
-            payload, key = obj.payload, str(obj.key)
-            count = self.ledger.count(TEST_PLAN_WORDS)
-            count.in_zephyr += 1
-            found = self._found(RELEASE.name, key) or self._found(TEST_CYCLE.name, key)
-            if found is None:
-                id_map_type = RELEASE.name if (RELEASE.name, key) in self.source.recorded else TEST_CYCLE.name
-                self.missing_object(TEST_PLAN_WORDS, key, payload.get("name"), (id_map_type, key), None)
-                continue
-            count.in_qtest += 1
-            self.check_value(TEST_PLAN_WORDS, key, "name", payload.get("name") or key, found.get("name"))
-            self.check_value(
-                TEST_PLAN_WORDS,
-                key,
-                "objective",
-                payload.get("objective"),
-                found.get("description"),
-                contains=True,
-            )
-            self.not_carried("test_plans", TEST_PLAN_WORDS, key, payload)
+            with self.guard(TEST_PLAN_WORDS, obj):
+                payload, key = obj.payload, str(obj.key)
+                count = self.ledger.count(TEST_PLAN_WORDS)
+                count.in_zephyr += 1
+                found = self._found(RELEASE.name, key) or self._found(TEST_CYCLE.name, key)
+                if found is None:
+                    id_map_type = (
+                        RELEASE.name if (RELEASE.name, key) in self.source.recorded else TEST_CYCLE.name
+                    )
+                    self.missing_object(TEST_PLAN_WORDS, key, payload.get("name"), (id_map_type, key), None)
+                    continue
+                count.in_qtest += 1
+                self.check_value(TEST_PLAN_WORDS, key, "name", payload.get("name") or key, found.get("name"))
+                self.check_value(
+                    TEST_PLAN_WORDS,
+                    key,
+                    "objective",
+                    payload.get("objective"),
+                    found.get("description"),
+                    contains=True,
+                )
+                self.not_carried("test_plans", TEST_PLAN_WORDS, key, payload)
 
     def test_executions(self) -> None:
         assert self.rb is not None
@@ -756,131 +790,136 @@ class Proof:
         statuses = seeds.statuses.get("TEST_EXECUTION", {})
         qtest_statuses = {name.lower() for name in self.rb.statuses}
         for obj in self.source.of("test_executions"):
-            payload = obj.payload
-            key = str(obj.key) if obj.key else f"execution:{obj.id}"
-            count = self.ledger.count(EXECUTION_WORDS)
-            count.in_zephyr += 1
-            own_results = sorted(results.get(str(obj.id), []), key=lambda r: r.position or 0)
-            self.ledger.count(RESULT_WORDS).in_zephyr += len(own_results)
-            case_key = cases.get(int((payload.get("testCase") or {}).get("id") or 0)) or _case_key_of(payload)
-            cycle_id = (payload.get("testCycle") or {}).get("id")
-            # The run of (cycle, case); executions outside any cycle of the project are in the ad-hoc one.
-            cycle_key = cycles.get(int(cycle_id)) if cycle_id else None
-            run_key = f"{cycle_key or 'adhoc:' + self.source.project_key}|{case_key or '?'}"
-            status = self.source.name("statuses", payload.get("testExecutionStatus"))
-            log = self._found(TEST_LOG.name, key)
-            if log is None:
-                if self._found(TEST_RUN.name, run_key) is None:
-                    self.missing_object(
-                        EXECUTION_WORDS,
-                        key,
-                        f"run of {case_key}",
-                        (TEST_RUN.name, run_key),
-                        "qtest_test_runs",
-                    )
-                    continue
-                if not payload.get("actualEndDate"):
-                    # Not run yet: its run is all qTest holds of it (qTest makes a log only of a result).
-                    count.in_qtest += 1
-                    self._unexecuted(key, payload, status)
-                    for result in own_results:
-                        self.line(
-                            RESULT_WORDS,
-                            f"{key}#{result.position}",
-                            OBJECT,
-                            self._result_words(result),
-                            Reason.NOT_CARRIED,
-                            ACCEPT,
-                            "its execution has not run yet: qTest makes no test log, so no step logs",
+            with self.guard(EXECUTION_WORDS, obj):
+                payload = obj.payload
+                key = str(obj.key) if obj.key else f"execution:{obj.id}"
+                count = self.ledger.count(EXECUTION_WORDS)
+                count.in_zephyr += 1
+                own_results = sorted(results.get(str(obj.id), []), key=lambda r: r.position or 0)
+                self.ledger.count(RESULT_WORDS).in_zephyr += len(own_results)
+                case_key = cases.get(int((payload.get("testCase") or {}).get("id") or 0)) or _case_key_of(
+                    payload
+                )
+                cycle_id = (payload.get("testCycle") or {}).get("id")
+                # The run of (cycle, case); executions outside any cycle of the project are in the ad-hoc one.
+                cycle_key = cycles.get(int(cycle_id)) if cycle_id else None
+                run_key = f"{cycle_key or 'adhoc:' + self.source.project_key}|{case_key or '?'}"
+                status = self.source.name("statuses", payload.get("testExecutionStatus"))
+                log = self._found(TEST_LOG.name, key)
+                if log is None:
+                    if self._found(TEST_RUN.name, run_key) is None:
+                        self.missing_object(
+                            EXECUTION_WORDS,
+                            key,
+                            f"run of {case_key}",
+                            (TEST_RUN.name, run_key),
+                            "qtest_test_runs",
                         )
+                        continue
+                    if not payload.get("actualEndDate"):
+                        # Not run yet: its run is all qTest holds of it (qTest makes a log only of a result).
+                        count.in_qtest += 1
+                        self._unexecuted(key, payload, status)
+                        for result in own_results:
+                            self.line(
+                                RESULT_WORDS,
+                                f"{key}#{result.position}",
+                                OBJECT,
+                                self._result_words(result),
+                                Reason.NOT_CARRIED,
+                                ACCEPT,
+                                "its execution has not run yet: qTest makes no test log, so no step logs",
+                            )
+                        continue
+                    mapped = statuses.get(status or "", status or "")
+                    if status and mapped.lower() not in qtest_statuses:
+                        self.line(
+                            EXECUTION_WORDS,
+                            key,
+                            "testExecutionStatus",
+                            status,
+                            Reason.NO_MAPPING,
+                            f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv "
+                            "(or the status to qTest's execution statuses), then re-run",
+                            "qTest knows no such execution status: the test log was not made",
+                        )
+                        continue
+                    self.missing_object(EXECUTION_WORDS, key, status, (TEST_LOG.name, key), "qtest_test_logs")
                     continue
-                mapped = statuses.get(status or "", status or "")
-                if status and mapped.lower() not in qtest_statuses:
-                    self.line(
-                        EXECUTION_WORDS,
-                        key,
-                        "testExecutionStatus",
-                        status,
-                        Reason.NO_MAPPING,
-                        f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv "
-                        "(or the status to qTest's execution statuses), then re-run",
-                        "qTest knows no such execution status: the test log was not made",
-                    )
-                    continue
-                self.missing_object(EXECUTION_WORDS, key, status, (TEST_LOG.name, key), "qtest_test_logs")
-                continue
-            count.in_qtest += 1
-            self.ledger.values_compared += 1
-            expected_run = self.rb.ids.get(TEST_RUN.name, {}).get(run_key)
-            if expected_run is not None and log.get(RUN_OF_LOG) != expected_run:
-                self.line(
-                    EXECUTION_WORDS,
-                    key,
-                    "testCycle",
-                    run_key,
-                    Reason.DIFFERS,
-                    RERUN,
-                    f"the qTest log is on run {log.get(RUN_OF_LOG)}",
-                )
-            if status is not None:
+                count.in_qtest += 1
                 self.ledger.values_compared += 1
-                held_status = str((log.get("status") or {}).get("name") or "")
-                mapped = statuses.get(status, status)
-                if held_status.lower() != mapped.lower():
-                    reason = Reason.NO_MAPPING if status not in statuses else Reason.DIFFERS
-                    remedy = (
-                        f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv, then re-run"
-                        if status not in statuses
-                        else RERUN
-                    )
+                expected_run = self.rb.ids.get(TEST_RUN.name, {}).get(run_key)
+                if expected_run is not None and log.get(RUN_OF_LOG) != expected_run:
                     self.line(
                         EXECUTION_WORDS,
                         key,
-                        "testExecutionStatus",
-                        status,
-                        reason,
-                        remedy,
-                        f"qTest's log is {held_status or 'without status'}",
+                        "testCycle",
+                        run_key,
+                        Reason.DIFFERS,
+                        RERUN,
+                        f"the qTest log is on run {log.get(RUN_OF_LOG)}",
                     )
-            end = payload.get("actualEndDate")
-            self._check_instant(key, "actualEndDate", end, log.get("exe_end_date"))
-            taken = payload.get("executionTime")
-            if end and taken is not None and instant(end) is not None:
-                start = instant(end) - timedelta(milliseconds=int(taken))  # type: ignore[operator]
-                self._check_instant(
-                    key, "executionTime", start.isoformat(), log.get("exe_start_date"), shown=taken
-                )
-            comment = payload.get("comment")
-            if comment:
-                self.check_value(EXECUTION_WORDS, key, "comment", comment, log.get("note"), contains=True)
-            props = Properties.of(self.rb.test_run_fields, log)
-
-            def label(zephyr_field: str, default: str | None = None) -> str | None:
-                return seeds.labels.get(("TestExecution", zephyr_field), default)
-
-            self.check_property(EXECUTION_WORDS, key, "key", label("key"), props, key)
-            environment = self.source.name("environments", payload.get("environment"))
-            self.check_property(EXECUTION_WORDS, key, "environment", label("environment"), props, environment)
-            for person in ("executedById", "assignedToId"):
-                account = payload.get(person)
-                if account:
-                    self.check_property(
-                        EXECUTION_WORDS,
-                        key,
-                        person,
-                        label(person),
-                        props,
-                        seeds.users.get(account, account),
-                        seed="user_map",
-                        seed_hit=account in seeds.users,
+                if status is not None:
+                    self.ledger.values_compared += 1
+                    held_status = str((log.get("status") or {}).get("name") or "")
+                    mapped = statuses.get(status, status)
+                    if held_status.lower() != mapped.lower():
+                        reason = Reason.NO_MAPPING if status not in statuses else Reason.DIFFERS
+                        remedy = (
+                            f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv, then re-run"
+                            if status not in statuses
+                            else RERUN
+                        )
+                        self.line(
+                            EXECUTION_WORDS,
+                            key,
+                            "testExecutionStatus",
+                            status,
+                            reason,
+                            remedy,
+                            f"qTest's log is {held_status or 'without status'}",
+                        )
+                end = payload.get("actualEndDate")
+                self._check_instant(key, "actualEndDate", end, log.get("exe_end_date"))
+                taken = payload.get("executionTime")
+                if end and taken is not None and instant(end) is not None:
+                    start = instant(end) - timedelta(milliseconds=int(taken))  # type: ignore[operator]
+                    self._check_instant(
+                        key, "executionTime", start.isoformat(), log.get("exe_start_date"), shown=taken
                     )
-            for name, value in (payload.get("customFields") or {}).items():
-                path = f"customFields.{name}"
+                comment = payload.get("comment")
+                if comment:
+                    self.check_value(EXECUTION_WORDS, key, "comment", comment, log.get("note"), contains=True)
+                props = Properties.of(self.rb.test_run_fields, log)
+
+                def label(zephyr_field: str, default: str | None = None) -> str | None:
+                    return seeds.labels.get(("TestExecution", zephyr_field), default)
+
+                self.check_property(EXECUTION_WORDS, key, "key", label("key"), props, key)
+                environment = self.source.name("environments", payload.get("environment"))
                 self.check_property(
-                    EXECUTION_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
+                    EXECUTION_WORDS, key, "environment", label("environment"), props, environment
                 )
-            self.not_carried("test_executions", EXECUTION_WORDS, key, payload)
-            self.step_results(key, own_results, log, statuses, self.case_steps.get(case_key or "", []))
+                for person in ("executedById", "assignedToId"):
+                    account = payload.get(person)
+                    if account:
+                        self.check_property(
+                            EXECUTION_WORDS,
+                            key,
+                            person,
+                            label(person),
+                            props,
+                            seeds.users.get(account, account),
+                            seed="user_map",
+                            seed_hit=account in seeds.users,
+                        )
+                for name, value in (payload.get("customFields") or {}).items():
+                    path = f"customFields.{name}"
+                    self.check_property(
+                        EXECUTION_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
+                    )
+                self.not_carried("test_executions", EXECUTION_WORDS, key, payload)
+                self.step_results(key, own_results, log, statuses, self.case_steps.get(case_key or "", []))
 
     def _unexecuted(self, key: str, payload: Payload, status: str | None) -> None:
         """The values of an execution without a result: qTest has no log to hold them."""
@@ -1003,27 +1042,30 @@ class Proof:
     def attachments(self) -> None:
         assert self.rb is not None
         for obj in self.source.of("attachments"):
-            key = str(obj.key)
-            count = self.ledger.count(ATTACHMENT_WORDS)
-            count.in_zephyr += 1
-            found = self._found(ATTACHMENT.name, key)
-            name = obj.payload.get("name")
-            if found is None:
-                self.missing_object(ATTACHMENT_WORDS, key, name, (ATTACHMENT.name, key), "qtest_attachments")
-                continue
-            count.in_qtest += 1
-            self.check_value(ATTACHMENT_WORDS, key, "name", name, found.get("name"))
-            self.ledger.values_compared += 1
-            if (found.get("size"), found.get("sha256")) != (obj.size_bytes, obj.sha256):
-                self.line(
-                    ATTACHMENT_WORDS,
-                    key,
-                    "(bytes)",
-                    name,
-                    Reason.DIFFERS,
-                    RERUN,
-                    f"qTest holds {found.get('size')} bytes with another SHA-256",
-                )
+            with self.guard(ATTACHMENT_WORDS, obj):
+                key = str(obj.key)
+                count = self.ledger.count(ATTACHMENT_WORDS)
+                count.in_zephyr += 1
+                found = self._found(ATTACHMENT.name, key)
+                name = obj.payload.get("name")
+                if found is None:
+                    self.missing_object(
+                        ATTACHMENT_WORDS, key, name, (ATTACHMENT.name, key), "qtest_attachments"
+                    )
+                    continue
+                count.in_qtest += 1
+                self.check_value(ATTACHMENT_WORDS, key, "name", name, found.get("name"))
+                self.ledger.values_compared += 1
+                if (found.get("size"), found.get("sha256")) != (obj.size_bytes, obj.sha256):
+                    self.line(
+                        ATTACHMENT_WORDS,
+                        key,
+                        "(bytes)",
+                        name,
+                        Reason.DIFFERS,
+                        RERUN,
+                        f"qTest holds {found.get('size')} bytes with another SHA-256",
+                    )
 
     def replaced_characters(self) -> None:
         """The characters the raw layer could not store (NUL, lone surrogates): named, object by object."""

@@ -31,6 +31,8 @@ class Reason(StrEnum):
     DIFFERS = "differs in qTest"
     # Characters PostgreSQL or qTest cannot hold (NUL, lone surrogates) were replaced by U+FFFD.
     REPLACED = "characters replaced"
+    # The payload has a shape the comparison does not know: the object could not be compared.
+    UNREADABLE = "could not be compared"
 
 
 @dataclass(frozen=True)

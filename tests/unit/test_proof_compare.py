@@ -1,0 +1,336 @@
+"""The proof's comparison, on payloads and qTest objects written here: each kind of loss gets its line and
+its reason, what arrived gets none, and values are compared as a reader sees them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from zephyr_qtest.lib.proof.compare import Proof, reader_text, same_value
+from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason
+from zephyr_qtest.lib.proof.source import RawObject, Recorded, Seeds, Source
+from zephyr_qtest.lib.qtest.comparison import Reconciliation
+from zephyr_qtest.lib.qtest.fields import FieldCatalog
+from zephyr_qtest.lib.qtest.kinds.base import ReadBack
+
+CASE_FIELDS = [
+    {"id": 1, "label": "Zephyr Key", "data_type": 1},
+    {"id": 2, "label": "Priority", "data_type": 3, "allowed_values": [
+        {"label": "Low", "value": 21}, {"label": "Medium", "value": 22}, {"label": "High", "value": 23}]},
+    {"id": 3, "label": "Labels", "data_type": 17, "multiple": True, "allowed_values": [
+        {"label": "smoke", "value": 31}, {"label": "api", "value": 32}]},
+    {"id": 4, "label": "Risk Score", "data_type": 7},
+    {"id": 5, "label": "Implemented", "data_type": 3, "allowed_values": [
+        {"label": "true", "value": 51}, {"label": "false", "value": 52}]},
+]  # fmt: skip
+RUN_FIELDS = [
+    {"id": 11, "label": "Zephyr Key", "data_type": 1},
+    {"id": 12, "label": "Environment", "data_type": 3, "allowed_values": [{"label": "Chrome", "value": 121}]},
+]
+
+
+def raw(key: str | None, payload: dict[str, Any], *, id_: int | None = None, parent: str | None = None,
+        position: int | None = None) -> RawObject:  # fmt: skip
+    return RawObject(key, id_, parent, position, payload)
+
+
+def case_payload(**fields: Any) -> dict[str, Any]:
+    return {"id": 100, "key": "P-T1", "name": "Login", "objective": None, "precondition": None, **fields}
+
+
+def qtest_case(properties: dict[int, str], **fields: Any) -> dict[str, Any]:
+    return {
+        "id": 900,
+        "name": "Login",
+        "description": "",
+        "precondition": "",
+        "properties": [{"field_id": fid, "field_value": value} for fid, value in properties.items()],
+        "test_steps": [],
+        **fields,
+    }
+
+
+def prove_offline(
+    objects: dict[str, list[RawObject]],
+    found: dict[str, dict[int, Any]],
+    ids: dict[str, dict[str, int]],
+    *,
+    seeds: Seeds | None = None,
+    names: dict[str, dict[int, str]] | None = None,
+    recorded: dict[tuple[str, str], Recorded] | None = None,
+    replaced: dict[tuple[str, str], list[tuple[str, str]]] | None = None,
+    statuses: dict[str, int] | None = None,
+) -> Ledger:
+    source = Source("P", objects, names or {}, seeds or Seeds(), recorded or {}, {}, replaced or {})
+    read_back = ReadBack(
+        client=None,  # type: ignore[arg-type]  # the comparison reads nothing more from qTest
+        project_id=1,
+        marts=None,  # type: ignore[arg-type]
+        ids=ids,
+        outcome=Reconciliation("P", 1),
+        test_case_fields=FieldCatalog(CASE_FIELDS),
+        test_run_fields=FieldCatalog(RUN_FIELDS),
+        statuses=statuses or {"passed": 1, "failed": 2},
+        found=found,
+    )
+    ledger = Ledger("P", "site", "site")
+    Proof(source, read_back, ledger).run()
+    return ledger
+
+
+def lines_of(ledger: Ledger, field: str) -> list[LedgerLine]:
+    return [line for line in ledger.lines if line.field == field]
+
+
+def test_each_label_is_compared_on_its_own() -> None:
+    ledger = prove_offline(
+        {"test_cases": [raw("P-T1", case_payload(labels=["smoke", "nightly"]), id_=100)]},
+        {"test_case": {900: qtest_case({1: "P-T1", 3: "[31]"})}},
+        {"test_case": {"P-T1": 900}},
+        seeds=Seeds(labels={("TestCase", "labels"): "Labels", ("TestCase", "key"): "Zephyr Key"}),
+    )
+    [line] = lines_of(ledger, "labels")
+    assert (line.object_key, line.value, line.reason) == ("P-T1", "nightly", Reason.VALUE_NOT_ALLOWED)
+    assert "allowed values of qTest field 'Labels'" in line.remedy
+    assert ledger.count("test case").in_qtest == 1
+
+
+def test_an_unmapped_priority_names_the_seed_and_a_mapped_one_arrives() -> None:
+    seeds = Seeds(priorities={"Highest": "High"}, labels={("TestCase", "priority"): "Priority"})
+    names = {"priorities": {7: "Blocker", 8: "Highest"}}
+    objects = {
+        "test_cases": [
+            raw("P-T1", case_payload(priority={"id": 7}), id_=100),
+            raw("P-T2", case_payload(key="P-T2", priority={"id": 8}), id_=101),
+        ]
+    }
+    found = {"test_case": {900: qtest_case({2: "22"}), 901: qtest_case({2: "23"}, id=901)}}
+    ledger = prove_offline(
+        objects, found, {"test_case": {"P-T1": 900, "P-T2": 901}}, seeds=seeds, names=names
+    )
+    [line] = lines_of(ledger, "priority")
+    assert (line.object_key, line.value, line.reason) == ("P-T1", "Blocker", Reason.NO_MAPPING)
+    assert "priority_map.csv" in line.remedy
+    assert "medium" in line.detail.lower()
+
+
+def test_a_field_the_qtest_project_lacks_is_named_with_what_to_create() -> None:
+    ledger = prove_offline(
+        {
+            "test_cases": [
+                raw("P-T1", case_payload(customFields={"Reviewer notes": "ok", "Risk Score": 9.650}))
+            ]
+        },
+        {"test_case": {900: qtest_case({4: "9.65"})}},
+        {"test_case": {"P-T1": 900}},
+    )
+    [line] = [line for line in ledger.lines if line.field.startswith("customFields.")]
+    assert (line.field, line.reason) == ("customFields.Reviewer notes", Reason.FIELD_MISSING)
+    assert "create the field 'Reviewer notes'" in line.remedy
+
+
+def test_fields_that_are_not_carried_give_a_line_per_value() -> None:
+    links = {"webLinks": [{"url": "https://a.example", "description": "spec"}, {"url": "https://b.example"}]}
+    ledger = prove_offline(
+        {"test_cases": [raw("P-T1", case_payload(links=links, createdOn="2023-01-02T03:04:05Z"))]},
+        {"test_case": {900: qtest_case({})}},
+        {"test_case": {"P-T1": 900}},
+    )
+    web = lines_of(ledger, "links.webLinks")
+    assert [line.value for line in web] == ["https://a.example (spec)", "https://b.example"]
+    assert {line.reason for line in web} == {Reason.NOT_CARRIED}
+    assert lines_of(ledger, "createdOn")[0].value == "2023-01-02T03:04:05Z"
+
+
+def test_a_refused_object_is_one_line_with_qtests_answer() -> None:
+    ledger = prove_offline(
+        {"test_cases": [raw("P-T1", case_payload(labels=["smoke"]), id_=100)]},
+        {"test_case": {}},
+        {"test_case": {}},
+        recorded={("test_case", "P-T1"): Recorded("failed", "400: name too long")},
+    )
+    assert [(line.field, line.reason, line.detail) for line in ledger.lines] == [
+        ("(object)", Reason.REFUSED, "400: name too long")
+    ]
+    assert (ledger.count("test case").in_zephyr, ledger.count("test case").in_qtest) == (1, 0)
+
+
+def test_an_execution_in_a_status_qtest_does_not_know_names_status_map() -> None:
+    execution = {
+        "id": 5,
+        "key": "P-E1",
+        "testCase": {"id": 100},
+        "testCycle": None,
+        "testExecutionStatus": {"id": 77},
+        "actualEndDate": "2024-01-01T00:00:00Z",
+    }
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(), id_=100)],
+            "test_executions": [raw("P-E1", execution, id_=5)],
+        },
+        {"test_case": {900: qtest_case({})}, "test_run": {950: {"id": 950}}, "test_log": {}},
+        {"test_case": {"P-T1": 900}, "test_run": {"adhoc:P|P-T1": 950}},
+        names={"statuses": {77: "Old Skip"}},
+        recorded={("test_log", "P-E1"): Recorded("failed", "400: unknown status")},
+    )
+    [line] = lines_of(ledger, "testExecutionStatus")
+    assert (line.object_key, line.value, line.reason) == ("P-E1", "Old Skip", Reason.NO_MAPPING)
+    assert "status_map.csv" in line.remedy
+
+
+def test_what_arrived_gives_no_line() -> None:
+    execution = {
+        "id": 5,
+        "key": "P-E1",
+        "testCase": {"id": 100},
+        "testCycle": None,
+        "testExecutionStatus": {"id": 70},
+        "environment": {"id": 3},
+        "actualEndDate": "2024-01-01T00:10:00Z",
+        "executionTime": 600000,
+        "comment": "<p>All &amp; well</p>",
+    }
+    log = {
+        "id": 960,
+        "_run_id": 950,
+        "status": {"name": "Passed"},
+        "exe_end_date": "2024-01-01T00:10:00.000+00:00",
+        "exe_start_date": "2024-01-01T00:00:00Z",
+        "note": "All & well",
+        "properties": [{"field_id": 11, "field_value": "P-E1"}, {"field_id": 12, "field_value": "121"}],
+        "test_step_logs": [],
+    }
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(), id_=100)],
+            "test_executions": [raw("P-E1", execution, id_=5)],
+        },
+        {"test_case": {900: qtest_case({1: "P-T1"})}, "test_run": {950: {"id": 950}}, "test_log": {960: log}},
+        {"test_case": {"P-T1": 900}, "test_run": {"adhoc:P|P-T1": 950}, "test_log": {"P-E1": 960}},
+        seeds=Seeds(
+            statuses={"TEST_EXECUTION": {"Pass": "Passed"}},
+            labels={
+                ("TestCase", "key"): "Zephyr Key",
+                ("TestExecution", "key"): "Zephyr Key",
+                ("TestExecution", "environment"): "Environment",
+            },
+        ),
+        names={"statuses": {70: "Pass"}, "environments": {3: "Chrome"}},
+    )
+    assert ledger.lines == []
+    assert ledger.values_compared >= 6
+
+
+def test_a_changed_value_is_a_difference_with_what_qtest_holds() -> None:
+    ledger = prove_offline(
+        {"test_cases": [raw("P-T1", case_payload(objective="<p>Check the <b>login</b></p>"))]},
+        {"test_case": {900: qtest_case({}, description="Check the logout")}},
+        {"test_case": {"P-T1": 900}},
+    )
+    [line] = lines_of(ledger, "objective")
+    assert line.reason is Reason.DIFFERS
+    assert "Check the logout" in line.detail
+
+
+def test_step_results_of_a_case_with_calls_are_named_with_why() -> None:
+    steps = [
+        raw(None, {"id": 1, "inline": {"description": "open", "expectedResult": "", "testData": None}},
+            parent="P-T1", position=1),
+        raw(None, {"id": 2, "testCase": {"testCaseKey": "P-T2"}}, parent="P-T1", position=2),
+    ]  # fmt: skip
+    execution = {"id": 5, "key": "P-E1", "testCase": {"id": 100}, "actualEndDate": "2024-01-01T00:00:00Z"}
+    result = {"id": 9, "inline": {"status": {"id": 70}, "actualResult": "it broke"}}
+    case = qtest_case({}, test_steps=[{"order": 1, "description": "open", "expected": ""},
+                                      {"order": 2, "description": "", "expected": "", "called_test_case_id": 901}])  # fmt: skip
+    ledger = prove_offline(
+        {
+            "test_cases": [
+                raw("P-T1", case_payload(), id_=100),
+                raw("P-T2", case_payload(key="P-T2"), id_=101),
+            ],
+            "test_steps": steps,
+            "test_executions": [raw("P-E1", execution, id_=5)],
+            "test_execution_steps": [raw(None, result, parent="5", position=1)],
+        },
+        {
+            "test_case": {900: case, 901: qtest_case({}, id=901)},
+            "test_run": {950: {"id": 950}},
+            "test_log": {
+                960: {"id": 960, "_run_id": 950, "status": {"name": "Passed"}, "test_step_logs": []}
+            },
+        },
+        {
+            "test_case": {"P-T1": 900, "P-T2": 901},
+            "test_run": {"adhoc:P|P-T1": 950},
+            "test_log": {"P-E1": 960},
+        },
+        seeds=Seeds(statuses={"TEST_EXECUTION": {"Pass": "Passed"}}),
+        names={"statuses": {70: "Pass"}},
+    )
+    [line] = [line for line in ledger.lines if line.object_type == "execution step"]
+    assert (line.object_key, line.value, line.reason) == ("P-E1#1", "Pass: it broke", Reason.NOT_CARRIED)
+    assert "call-to-test" in line.detail
+    assert not [line for line in ledger.lines if line.object_type == "test step"]
+
+
+def test_replaced_characters_are_named_per_field() -> None:
+    ledger = prove_offline(
+        {},
+        {},
+        {},
+        replaced={
+            ("test_cases", "P-T1"): [("name", "held a lone surrogate; stored with U+FFFD in its place")]
+        },
+    )
+    [line] = ledger.lines
+    assert (line.object_type, line.object_key, line.field, line.reason) == (
+        "test case",
+        "P-T1",
+        "name",
+        Reason.REPLACED,
+    )
+
+
+@pytest.mark.parametrize(
+    ("expected", "held", "same"),
+    [
+        ("<p>A &amp; B</p>", "A & B", True),
+        ("Zeile 1<br>Zeile 2", "Zeile 1 Zeile 2", True),
+        (9.65, "9.650", True),
+        (4260, "4260", True),
+        (True, "true", True),
+        (False, "true", False),
+        ("Regression", "regression", True),
+        ("a", "b", False),
+    ],
+)
+def test_values_are_compared_in_their_normal_form(expected: Any, held: str, same: bool) -> None:
+    assert same_value(expected, held) is same
+
+
+def test_reader_text_drops_tags_and_decodes_entities() -> None:
+    assert reader_text("<b>html</b> &amp; more<br/>next") == "html & more next"
+    assert reader_text(None) == ""
+
+
+def test_a_payload_of_an_unexpected_shape_stops_only_its_own_comparison() -> None:
+    ledger = prove_offline(
+        {
+            "test_cases": [
+                raw("P-T1", case_payload(customFields=["not", "a", "map"]), id_=100),
+                raw(
+                    "P-T2",
+                    case_payload(key="P-T2", links={"webLinks": [{"url": "https://a.example"}]}),
+                    id_=101,
+                ),
+            ]
+        },
+        {"test_case": {900: qtest_case({}), 901: qtest_case({}, id=901)}},
+        {"test_case": {"P-T1": 900, "P-T2": 901}},
+    )
+    unreadable = [line for line in ledger.lines if line.reason is Reason.UNREADABLE]
+    assert [(line.object_key, line.field) for line in unreadable] == [("P-T1", "(object)")]
+    assert "AttributeError" in unreadable[0].detail
+    assert [line.object_key for line in lines_of(ledger, "links.webLinks")] == ["P-T2"]
