@@ -180,6 +180,60 @@ def test_an_execution_in_a_status_qtest_does_not_know_names_status_map() -> None
     assert "status_map.csv" in line.remedy
 
 
+def test_an_unmapped_executor_names_user_map_even_where_qtest_lacks_the_field() -> None:
+    """The mapping leaves an account without user_map row out, so no run ever needed 'Executed By': the
+    remedy is the seed row (the run then creates the field), not the field."""
+    execution = {
+        "id": 5,
+        "key": "P-E1",
+        "testCase": {"id": 100},
+        "testCycle": None,
+        "testExecutionStatus": {"id": 70},
+        "actualEndDate": "2024-01-01T00:10:00Z",
+        "executedById": "5b10ac8d82e05b22cc7d4ef5",
+    }
+    log = {"id": 960, "_run_id": 950, "status": {"name": "Passed"}, "exe_end_date": "2024-01-01T00:10:00Z",
+           "properties": [], "test_step_logs": []}  # fmt: skip
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(), id_=100)],
+            "test_executions": [raw("P-E1", execution, id_=5)],
+        },
+        {"test_case": {900: qtest_case({})}, "test_run": {950: {"id": 950}}, "test_log": {960: log}},
+        {"test_case": {"P-T1": 900}, "test_run": {"adhoc:P|P-T1": 950}, "test_log": {"P-E1": 960}},
+        seeds=Seeds(
+            statuses={"TEST_EXECUTION": {"Pass": "Passed"}},
+            labels={("TestExecution", "executedById"): "Executed By"},
+        ),
+        names={"statuses": {70: "Pass"}},
+    )
+    [line] = lines_of(ledger, "executedById")
+    assert (line.value, line.reason) == ("5b10ac8d82e05b22cc7d4ef5", Reason.NO_MAPPING)
+    assert "user_map.csv" in line.remedy and "Executed By" in line.detail
+
+
+def test_a_call_parameter_is_shown_with_its_value() -> None:
+    call = {
+        "testCaseKey": "P-T2",
+        "parameters": [{"name": "amount", "type": "DEFAULT_VALUE", "value": "19.99"}],
+    }
+    steps = [raw(None, {"id": 1, "testCase": call}, parent="P-T1", position=1)]
+    held = [{"id": 1, "order": 1, "description": "", "called_test_case_id": 901}]
+    ledger = prove_offline(
+        {
+            "test_cases": [
+                raw("P-T1", case_payload(), id_=100),
+                raw("P-T2", case_payload(key="P-T2"), id_=101),
+            ],
+            "test_steps": steps,
+        },
+        {"test_case": {900: qtest_case({}, test_steps=held), 901: qtest_case({}, id=901)}},
+        {"test_case": {"P-T1": 900, "P-T2": 901}},
+    )
+    [line] = lines_of(ledger, "testCase.parameters")
+    assert (line.object_key, line.value, line.reason) == ("P-T1#1", "amount=19.99", Reason.NOT_CARRIED)
+
+
 def test_what_arrived_gives_no_line() -> None:
     execution = {
         "id": 5,

@@ -304,6 +304,19 @@ class Proof:
             )
             return
         qfield = props.catalog.get(label)
+        if qfield is None and seed and not seed_hit:
+            # The mapping left the value out (no seed row), so the run never needed the field: creating it
+            # would not bring the value; the seed row would (and the run then creates the field).
+            self.line(
+                object_type,
+                key,
+                path,
+                expected,
+                Reason.NO_MAPPING,
+                f"add a row for '{expected}' to {SEEDS}/{seed}.csv, then re-run",
+                f"{seed}.csv has no row for it, and the qTest project has no field '{label}'",
+            )
+            return
         if qfield is None:
             self.line(
                 object_type,
@@ -1122,14 +1135,15 @@ def _at(payload: Payload, path: str) -> Any:
 def _describe(value: Any) -> str:
     """A value of a field that is not carried, shown as a reader would want it."""
     if isinstance(value, Mapping):
+        if "value" in value and "name" in value:
+            # A call-to-test parameter: its value is what is lost, not only its name.
+            return f"{value['name']}={value['value']}"
         for name in ("url", "target", "accountId", "name", "testCaseKey"):
             if value.get(name):
                 shown = str(value[name])
                 if value.get("description"):
                     shown += f" ({value['description']})"
                 return shown
-        if "value" in value and "name" in value:
-            return f"{value['name']}={value['value']}"
         if value.get("id") is not None:
             return f"id {value['id']}"
         return json.dumps(value, ensure_ascii=False, default=str)
