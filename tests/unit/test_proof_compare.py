@@ -156,6 +156,20 @@ def test_a_refused_object_is_one_line_with_qtests_answer() -> None:
     assert (ledger.count("test case").in_zephyr, ledger.count("test case").in_qtest) == (1, 0)
 
 
+def test_an_object_not_sent_for_want_of_its_parent_is_missing_not_refused() -> None:
+    """qTest refused the module; the case in it was never sent (the run recorded a KeyError, not an answer
+    of qTest): 'object not in qTest', naming what it needs, not 'refused by qTest'."""
+    ledger = prove_offline(
+        {"test_cases": [raw("P-T1", case_payload(), id_=100)]},
+        {"test_case": {}},
+        {"test_case": {}},
+        recorded={("test_case", "P-T1"): Recorded("failed", "KeyError: 'folder:20006'")},
+    )
+    [line] = ledger.lines
+    assert (line.field, line.reason) == ("(object)", Reason.OBJECT_MISSING)
+    assert "folder:20006" in line.detail and "its own line" in line.remedy
+
+
 def test_an_execution_in_a_status_qtest_does_not_know_names_status_map() -> None:
     execution = {
         "id": 5,
@@ -345,6 +359,31 @@ def test_replaced_characters_are_named_per_field() -> None:
         "name",
         Reason.REPLACED,
     )
+
+
+def test_replaced_characters_are_named_by_the_keys_the_other_lines_use() -> None:
+    """The extraction names objects "<entity> <key>" (a step result by its execution's id): the ledger
+    names them by their Zephyr keys, with the text as stored."""
+    result = {"id": 9, "inline": {"actualResult": "stopped at \ufffd byte"}}
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(name="Pay with \ufffd"), id_=100)],
+            "test_executions": [raw("P-E1", {"id": 5, "key": "P-E1", "testCase": {"id": 100}}, id_=5)],
+            "test_execution_steps": [raw("5#1", result, id_=9, parent="5", position=1)],
+        },
+        {},
+        {},
+        replaced={
+            ("test_cases", "test_cases P-T1"): [("name", "held a lone UTF-16 surrogate ...")],
+            ("test_execution_steps", "test_execution_steps 5#1"): [("inline.actualResult", "held a NUL ...")],
+        },
+    )
+    replaced = {(line.object_type, line.object_key, line.field, line.value) for line in ledger.lines
+                if line.reason is Reason.REPLACED}  # fmt: skip
+    assert replaced == {
+        ("test case", "P-T1", "name", "Pay with \ufffd"),
+        ("execution step", "P-E1#1", "inline.actualResult", "stopped at \ufffd byte"),
+    }
 
 
 @pytest.mark.parametrize(

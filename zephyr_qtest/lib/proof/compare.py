@@ -241,7 +241,19 @@ class Proof:
         id_map_type, source_key = recorded_as
         recorded = self.source.recorded.get((id_map_type, source_key))
         skip = self.source.skipped.get((skipped_in, source_key)) if skipped_in else None
-        if recorded is not None and recorded.state == "failed":
+        if recorded is not None and recorded.state == "failed" and _not_sent(recorded.error or ""):
+            # The run never asked qTest: something the object needs (its module, cycle, run, case or
+            # owner) is not in qTest, and that object has its own line.
+            self.line(
+                object_type,
+                key,
+                OBJECT,
+                value,
+                Reason.OBJECT_MISSING,
+                f"change what kept the object it needs out of qTest (its own line), then {RERUN}",
+                f"not sent: what it needs is not in qTest ({recorded.error})",
+            )
+        elif recorded is not None and recorded.state == "failed":
             self.line(
                 object_type,
                 key,
@@ -1081,14 +1093,30 @@ class Proof:
                     )
 
     def replaced_characters(self) -> None:
-        """The characters the raw layer could not store (NUL, lone surrogates): named, object by object."""
+        """The characters the raw layer could not store (NUL, lone surrogates): named, object by object,
+        under the object's key as the other lines name it, with the text as stored (U+FFFD in place)."""
+        execution_keys = {
+            str(execution.id): str(execution.key)
+            for execution in self.source.of("test_executions")
+            if execution.id is not None and execution.key
+        }
         for (entity, object_ref), fields in sorted(self.source.replaced.items()):
+            # The extraction names an object "<entity> <key or id>" (raw_store's object ref).
+            raw_key = object_ref.removeprefix(f"{entity} ")
+            stored = next(
+                (obj for obj in self.source.of(entity) if (obj.key or str(obj.id)) == raw_key), None
+            )
+            key = raw_key
+            if entity == "test_execution_steps" and stored is not None:
+                # A step result is "<execution key>#<position>", as step_results names it.
+                key = f"{execution_keys.get(str(stored.parent_key), stored.parent_key)}#{stored.position}"
             for path, reason in fields:
+                value = _at(stored.payload, path) if stored is not None and path else None
                 self.line(
                     _ENTITY_WORDS.get(entity, entity),
-                    object_ref,
+                    key,
                     path or OBJECT,
-                    reason,
+                    value if isinstance(value, str) else reason,
                     Reason.REPLACED,
                     "correct the text in Zephyr and re-run, or accept it",
                     reason,
@@ -1165,6 +1193,12 @@ def _label_of(value: Any) -> str:
 
 def _qtest_type(object_type: str) -> str:
     return "test cases" if object_type in (TEST_CASE_WORDS, TEST_STEP_WORDS) else "test runs"
+
+
+def _not_sent(error: str) -> bool:
+    """A failure the run recorded without asking qTest: an object it needs has no qTest id (a KeyError of
+    the mapping), as opposed to qTest's own answer (``POST ... -> 400: ...``)."""
+    return error.startswith("KeyError:")
 
 
 def _remedy_for_refusal(error: str) -> str:

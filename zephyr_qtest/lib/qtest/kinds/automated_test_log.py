@@ -303,6 +303,11 @@ class AutomatedTestLogs:
         if case_key not in self.ctx.ids[TEST_CASE.name]:
             # The endpoint would make a new case for an unknown fingerprint.
             raise KeyError(f"its test case {case_key} is not in qTest (see that case's failure)")
+        if str(row["parent_source_key"]) not in self.ctx.ids[TEST_RUN.name]:
+            # qTest would put the log on a run of its own making, and reading it back needs the run.
+            raise KeyError(
+                f"its test run {row['parent_source_key']} is not in qTest (see that run's failure)"
+            )
         manual = self.manual.body(row)  # checks the statuses and encodes the properties
         return automation_item(
             row,
