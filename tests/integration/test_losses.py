@@ -13,7 +13,6 @@ module, a test case, a test cycle, a test run, a manual test log and an attachme
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections import Counter
 from collections.abc import Iterator
@@ -26,11 +25,9 @@ from psycopg.rows import dict_row
 
 from tests.graph_helpers import materialize_partition
 from tests.integration.test_publish import ALL_ASSETS, failures, qtest_project_id
+from tests.proof_helpers import ledger_of
 from zephyr_qtest.lib.postgres import connect
-from zephyr_qtest.lib.proof.compare import prove
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason
-from zephyr_qtest.lib.qtest.client import QtestClient
-from zephyr_qtest.lib.store import Store
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
 from zephyr_qtest.sandbox.zephyr.generator import generate
 from zephyr_qtest.sandbox.zephyr.generator.hard_cases import (
@@ -255,12 +252,7 @@ def migrated(new_embedded_database: Any, tmp_path_factory: pytest.TempPathFactor
             ALL_ASSETS, tenant.project, database_url=database_url, zephyr=zephyr, qtest=qtest
         )
 
-        async def proof() -> Ledger:
-            with Store(database_url) as store:
-                async with QtestClient(qtest.base_url, qtest.token) as client:
-                    return (await prove(store, client, tenant.project))[1]
-
-        ledger = asyncio.run(proof())
+        ledger = ledger_of(database_url, qtest, tenant.project)
         yield Migrated(tenant, database_url, result, ledger, zephyr, qtest)
 
 

@@ -12,7 +12,6 @@ re-run sends only that one log and every check passes.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import os
 import shutil
@@ -28,13 +27,11 @@ import pytest
 from tests.conftest import SHARED_ZEPHYR_SEED, SHARED_ZEPHYR_SIZE
 from tests.graph_helpers import materialize_partition
 from tests.integration.test_publish import ALL_ASSETS, PUBLISH_ASSETS, published, qtest_project_id
+from tests.proof_helpers import ledger_of
 from zephyr_qtest.cli import REPO_ROOT, failed_publish_checks
 from zephyr_qtest.lib.postgres import connect
-from zephyr_qtest.lib.proof.compare import prove
-from zephyr_qtest.lib.proof.ledger import Ledger, Reason
-from zephyr_qtest.lib.qtest.client import QtestClient
-from zephyr_qtest.lib.store import Store
-from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
+from zephyr_qtest.lib.proof.ledger import Reason
+from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 from zephyr_qtest.sandbox.zephyr.generator import generate
 from zephyr_qtest.sandbox.zephyr.generator.hard_cases import (
     UNKNOWN_EXECUTION_STATUS,
@@ -44,17 +41,6 @@ from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thre
 
 UNKNOWN = UNKNOWN_EXECUTION_STATUS
 CLI = Path(sys.executable).with_name("zephyr-qtest")
-
-
-def proof(database_url: str, qtest: QTestSandboxHandle, project: str) -> Ledger:
-    """The ledger of what did not arrive, as the reconciliation proves it (raw payloads against qTest)."""
-
-    async def run() -> Ledger:
-        with Store(database_url) as store:
-            async with QtestClient(qtest.base_url, qtest.token) as client:
-                return (await prove(store, client, project))[1]
-
-    return asyncio.run(run())
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +97,7 @@ def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
             ).fetchone()
         assert state == "failed" and UNKNOWN in error, (state, error)
         # The proof (raw payloads against qTest) names the status, once, with the seed to edit.
-        (line,) = [line for line in proof(database_url, qtest, project).lines if line.object_key == key]
+        (line,) = [line for line in ledger_of(database_url, qtest, project).lines if line.object_key == key]
         assert (line.field, line.value, line.reason) == ("testExecutionStatus", UNKNOWN, Reason.NO_MAPPING), (
             line
         )
