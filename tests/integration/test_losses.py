@@ -14,9 +14,14 @@ module, a test case, a test cycle, a test run, a manual test log and an attachme
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -26,6 +31,7 @@ from psycopg.rows import dict_row
 from tests.graph_helpers import materialize_partition
 from tests.integration.test_publish import ALL_ASSETS, failures, qtest_project_id
 from tests.proof_helpers import ledger_of
+from zephyr_qtest.cli import REPO_ROOT
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
@@ -40,6 +46,7 @@ from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thre
 pytestmark = pytest.mark.e2e
 
 SEED = 11
+CLI = Path(sys.executable).with_name("zephyr-qtest")
 SURROGATE_NAME = "Pay with \ud800"  # half an emoji: a truncation cut the pair
 NUL_RESULT = "stopped at \x00 byte"
 REFUSED_FILE = "scan (refused by qTest).pdf"
@@ -398,3 +405,62 @@ def test_every_other_object_arrived(migrated: Migrated) -> None:
     # Every attachment whose owner arrived is in qTest, byte for byte (the proof compares size and SHA-256).
     assert ledger.count("attachment").in_qtest == tenant.attachments_expected
     assert migrated.qtest.counts(migrated.qtest_project_id())["attachments"] == tenant.attachments_expected
+
+
+def migrate(migrated: Migrated, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`zephyr-qtest migrate --project <project> --only qtest` on the migrated tenant's database and sandboxes:
+    a re-run, which sends only what is left (qTest refuses the same objects again) and proves the project."""
+    (home / "dagster_home").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster_home" / "dagster.yaml")
+    environment = {
+        **os.environ,
+        "DATABASE_URL": migrated.database_url,
+        "ZEPHYR_BASE_URL": migrated.zephyr.base_url,
+        "ZEPHYR_API_TOKEN": migrated.zephyr.token,
+        "QTEST_BASE_URL": migrated.qtest.base_url,
+        "QTEST_API_TOKEN": migrated.qtest.token,
+        "DAGSTER_HOME": str(home / "dagster_home"),
+        "ZEPHYR_QTEST_HOME": str(home / "home"),
+        "ZEPHYR_QTEST_REPORTS": str(home / "reports"),
+        **env,
+    }
+    return subprocess.run(
+        [str(CLI), "migrate", "--project", migrated.tenant.project, "--only", "qtest"],
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+
+
+def verdict_line(output: str, project: str) -> str:
+    (line,) = [line for line in output.splitlines() if line.startswith(f"  {project}: ")]
+    return line.split(": ", 1)[1]
+
+
+def test_the_verdict_is_incomplete_until_every_line_is_accepted(
+    migrated: Migrated, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`migrate` exits non-zero with the verdict "incomplete"; with an acceptance file that covers every
+    line, one rule per (object type, field, reason) with what was decided, "complete" and exit 0."""
+    project = migrated.tenant.project
+    first = migrate(migrated, tmp_path_factory.mktemp("losses_migrate"))
+    output = first.stdout + first.stderr
+    assert first.returncode != 0, output[-3000:]
+    assert verdict_line(output, project).startswith("incomplete: "), output[-3000:]
+
+    rules = tmp_path_factory.mktemp("losses_acceptance") / "acceptance.toml"
+    kinds = sorted({(line.object_type, line.field, line.reason.value) for line in migrated.ledger.lines})
+    rules.write_text(
+        "".join(
+            f'[[accept]]\nobject_type = "{object_type}"\nfield = "{field}"\nreason = "{reason}"\n'
+            f'note = "rehearsal {SEED}: reviewed, left behind"\n\n'
+            for object_type, field, reason in kinds
+        ),
+        encoding="utf-8",
+    )
+    accepted = migrate(
+        migrated, tmp_path_factory.mktemp("losses_migrate_accepted"), ZEPHYR_QTEST_ACCEPTANCE=str(rules)
+    )
+    output = accepted.stdout + accepted.stderr
+    assert verdict_line(output, project).startswith("complete"), output[-3000:]
+    assert accepted.returncode == 0, output[-3000:]
