@@ -170,6 +170,35 @@ def test_an_object_not_sent_for_want_of_its_parent_is_missing_not_refused() -> N
     assert "folder:20006" in line.detail and "its own line" in line.remedy
 
 
+def test_what_a_missing_objects_line_accounts_for_is_counted() -> None:
+    """A missing case's steps and a missing execution's step results have no lines of their own (the one
+    line of their parent says it): the counts say how many the parent's line accounts for, so that
+    Zephyr against qTest per type adds up."""
+    steps = [
+        raw(None, {"id": n, "inline": {"description": f"s{n}"}}, parent="P-T1", position=n) for n in (1, 2)
+    ]
+    execution = {"id": 5, "key": "P-E1", "testCase": {"id": 100}, "testCycle": None,
+                 "testExecutionStatus": {"id": 77}, "actualEndDate": "2024-01-01T00:00:00Z"}  # fmt: skip
+    results = [raw(None, {"id": 9, "inline": {}}, parent="5", position=1)]
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(), id_=100)],
+            "test_steps": steps,
+            "test_executions": [raw("P-E1", execution, id_=5)],
+            "test_execution_steps": results,
+        },
+        {"test_case": {}, "test_run": {950: {"id": 950}}, "test_log": {}},
+        {"test_case": {}, "test_run": {"adhoc:P|P-T1": 950}},
+        names={"statuses": {77: "Old Skip"}},
+        recorded={("test_case", "P-T1"): Recorded("failed", "400: no")},
+    )
+    counts = {kind: (c.in_zephyr, c.in_qtest, c.accounted) for kind, c in ledger.counts.items()}
+    assert counts["test step"] == (2, 0, 2) and counts["execution step"] == (1, 0, 1)
+    # The execution's line is on its status (qTest knows no "Old Skip"): it accounts for the execution.
+    assert counts["test execution"] == (1, 0, 1)
+    assert [line.field for line in ledger.lines] == ["(object)", "testExecutionStatus"]
+
+
 def test_an_execution_in_a_status_qtest_does_not_know_names_status_map() -> None:
     execution = {
         "id": 5,

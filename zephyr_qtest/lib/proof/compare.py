@@ -508,6 +508,8 @@ class Proof:
                     self.missing_object(
                         TEST_CASE_WORDS, key, payload.get("name"), (TEST_CASE.name, key), None
                     )
+                    # Its steps are missing with it: the case's line accounts for them.
+                    self.ledger.count(TEST_STEP_WORDS).accounted += len(steps.get(key, []))
                     continue
                 count.in_qtest += 1
                 self.check_value(TEST_CASE_WORDS, key, "name", payload.get("name") or key, found.get("name"))
@@ -840,6 +842,8 @@ class Proof:
                             (TEST_RUN.name, run_key),
                             "qtest_test_runs",
                         )
+                        # Its step results are missing with it: its line accounts for them.
+                        self.ledger.count(RESULT_WORDS).accounted += len(own_results)
                         continue
                     if not payload.get("actualEndDate"):
                         # Not run yet: its run is all qTest holds of it (qTest makes a log only of a result).
@@ -868,8 +872,12 @@ class Proof:
                             "(or the status to qTest's execution statuses), then re-run",
                             "qTest knows no such execution status: the test log was not made",
                         )
+                        # Not in qTest, its line on its status; its step results missing with it.
+                        count.accounted += 1
+                        self.ledger.count(RESULT_WORDS).accounted += len(own_results)
                         continue
                     self.missing_object(EXECUTION_WORDS, key, status, (TEST_LOG.name, key), "qtest_test_logs")
+                    self.ledger.count(RESULT_WORDS).accounted += len(own_results)
                     continue
                 count.in_qtest += 1
                 self.ledger.values_compared += 1
