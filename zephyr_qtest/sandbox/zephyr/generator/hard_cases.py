@@ -4,11 +4,12 @@
 add one of the values that cannot, each named by what it returns, so that a test can look for it:
 
 - ``add_unknown_execution_status``: an archived TEST_EXECUTION status that no status map knows ("Old
-  Skip"), used by one manual, executed execution without attachments. It rests on the real API: a status has
-  ``archived`` (the spec's ``Status`` schema; REAL_SHAPES.md, Zephyr Scale Cloud 1), an archived status stays
-  listed under its ``statusType`` filter, and the executions that used it keep pointing at its id (the 2026
-  ``TestExecution`` schema refers to the status by id only, archived or not). The generator's own archived
-  execution status ("Retest") has a row in the shipped ``status_map.csv``; this one has none.
+  Skip"), used by one manual, executed execution without attachments. What it rests on: a status has
+  ``archived`` and answers under its ``statusType`` filter (REAL_SHAPES.md, Zephyr Scale Cloud 1: the 2026
+  ``Status`` schema), and an execution refers to its status by id only (the ``TestExecution`` schema), so
+  nothing in the API stops an old execution from pointing at a status archived since. That real tenants hold
+  such executions is our reading of those schemas (no recorded answer shows one). The generator's own
+  archived execution status ("Retest") has a row in the shipped ``status_map.csv``; this one has none.
 - ``put_text``: any text into a payload field, for the characters PostgreSQL cannot store (a lone UTF-16
   surrogate, as a truncated emoji leaves behind, and NUL). JSON can carry both (``\\ud800``, ``\\u0000``)
   and the real API serialises whatever the user typed (the 2026 schemas type these fields as plain strings);
