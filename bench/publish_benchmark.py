@@ -15,6 +15,9 @@ retries included), and compares:
 
 Aims (issue 4): at least 85% of the rate limit; no more requests than the minimum above.
 
+After the stages, the reconciliation's proof (``lib/proof``: the raw payloads against qTest read back) runs
+once on the published project; the report gives its time, requests and peak Python memory (``proof``).
+
     .venv/bin/python bench/publish_benchmark.py [--rate-limit 100] [--cases 5000] [--executions 20000]
 """
 
@@ -93,6 +96,40 @@ def mapping_counts(database_url: str, project_key: str) -> dict[str, int]:
     }
     with psycopg.connect(database_url) as conn:
         return {stage: conn.execute(query, (project_key,)).fetchone()[0] for stage, query in queries.items()}
+
+
+def measure_proof(database_url: str, base_url: str, token: str, project_key: str) -> dict[str, Any]:
+    """The reconciliation's proof (raw payloads against qTest read back) on the published project: its time,
+    the requests it made, the Python memory it peaked at, and what it compared."""
+    import asyncio
+    import tracemalloc
+
+    from zephyr_qtest.lib.proof.compare import prove
+    from zephyr_qtest.lib.qtest.client import QtestClient
+    from zephyr_qtest.lib.store import Store
+
+    async def run() -> Any:
+        with Store(database_url) as store:
+            async with QtestClient(base_url, token) as client:
+                return await prove(store, client, project_key)
+
+    httpx.post(f"{base_url}/_sandbox/stats/reset")
+    tracemalloc.start()
+    started = time.monotonic()
+    _, ledger = asyncio.run(run())
+    seconds = time.monotonic() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    stats = httpx.get(f"{base_url}/_sandbox/stats").json()
+    return {
+        "seconds": round(seconds, 1),
+        "requests": stats["requests"],
+        "rate_limited_429": stats["rate_limited"],
+        "peak_python_mib": round(peak / 2**20, 1),
+        "values_compared": ledger.values_compared,
+        "ledger_lines": len(ledger.lines),
+        "objects": {name: count.in_zephyr for name, count in ledger.counts.items()},
+    }
 
 
 def main() -> int:
@@ -195,6 +232,8 @@ def main() -> int:
             print(stage, json.dumps({k: v for k, v in per_stage[stage].items() if k != "requests_by_path"}),
                   flush=True)  # fmt: skip
         wall_all = time.monotonic() - started_all
+        proof = measure_proof(database_url, base_url, token, project_key)
+        print("proof", json.dumps(proof), flush=True)
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)
@@ -232,6 +271,7 @@ def main() -> int:
             "floor_minimum_requests_over_rate": round(floor, 1),
         },
         "utilisation_of_rate_limit": round(floor / in_stages, 3),
+        "proof": proof,
         "aims": {
             "at_least_85pct_of_rate_limit": floor / in_stages >= 0.85,
             "no_requests_beyond_objects_approvals_lookups_and_bulk_calls": requests - limited <= minimum,

@@ -32,6 +32,7 @@ from zephyr_qtest.lib.qtest.exactly_once import QUEUE_WINDOW_S
 from zephyr_qtest.lib.qtest.one_writer import WhenBusy
 
 DEFAULT_ENV_FILE = ".env"
+DEFAULT_ACCEPTANCE_FILENAME = "acceptance.toml"
 
 
 class _Group(BaseSettings):
@@ -61,6 +62,12 @@ class PathSettings(_Group):
         validation_alias="ZEPHYR_QTEST_REPORTS",
         description="Where the reconciliation reports go (default: reports/ beside the home).",
     )
+    acceptance: Path | None = Field(
+        default=None,
+        validation_alias="ZEPHYR_QTEST_ACCEPTANCE",
+        description="The reviewed acceptance file (TOML) of ledger lines the verdict accepts "
+        "(default: acceptance.toml in the working directory, if there is one).",
+    )
 
     def home_dir(self) -> Path:
         """``ZEPHYR_QTEST_HOME``, else ``.zephyr_qtest`` in the working directory; absolute."""
@@ -69,6 +76,14 @@ class PathSettings(_Group):
     def reports_dir(self) -> Path:
         """``ZEPHYR_QTEST_REPORTS``, else ``reports/`` beside the project home."""
         return self.reports if self.reports else self.home_dir().parent / "reports"
+
+    def acceptance_file(self) -> Path | None:
+        """``ZEPHYR_QTEST_ACCEPTANCE`` (absolute; an error later if it cannot be read, never ignored), else
+        ``acceptance.toml`` in the working directory if it exists, else none: nothing accepted."""
+        if self.acceptance:
+            return self.acceptance.resolve()
+        default = Path.cwd() / DEFAULT_ACCEPTANCE_FILENAME
+        return default.resolve() if default.is_file() else None
 
 
 class DagsterSettings(_Group):

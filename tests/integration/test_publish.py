@@ -1,8 +1,9 @@
 """Publishing into qTest end to end, through Dagster: Zephyr sandbox -> raw -> dbt -> qTest sandbox, then
 reconciliation read back from qTest.
 
-Proves: two projects arrive with every object once and equal field for field (the reconciliation checks
-pass); a re-run creates and updates nothing; an edit in Zephyr updates only the edited object; a qTest
+Proves: two projects arrive with every object once and equal field for field (the loader's own check
+finds no difference); each run's proof (verdict, report files, saved rows, checks) is that run's and
+says the same everywhere; a re-run creates and updates nothing; an edit in Zephyr updates only the edited object; a qTest
 that answers 429, 5xx and loses the answers of writes ends identical to a clean run.
 
 Raw and dbt for both projects come from the session's shared transformed database (a copy of it).
@@ -24,8 +25,10 @@ from zephyr_qtest.cli import failed_publish_checks
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.publish.qtest import publish_assets, reconciliation
 from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
+from zephyr_qtest.lib.markdown import cell
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.proof.ledger import Reason
+from zephyr_qtest.lib.qtest.id_map import site_of
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
 from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle
 
@@ -89,6 +92,53 @@ def published(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
     }
 
 
+def proof_of(result: dg.ExecuteInProcessResult, database_url: str) -> dict[str, Any]:
+    """The reconciliation's metadata, after checking that the run's proof says one thing everywhere: the
+    check ``complete`` and the metadata carry the verdict, the saved ``migration.proof`` row is this run's,
+    the report files exist with that verdict (the HTML with its two charts, the CSV with every saved
+    ledger line), and no ``<type>_equal`` check passes with open ledger lines. Not which verdict: that
+    depends on what the comparison finds in the fixture."""
+    project = result.dagster_run.tags["dagster/partition"]
+    metadata = published(result)["reconciliation"]
+    evaluations = {
+        e.check_name: e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.path == ["qtest", "reconciliation"]
+    }
+    complete = evaluations["complete"]
+    assert complete.passed is metadata["complete"] and complete.description == metadata["verdict"], complete
+    for name, evaluation in evaluations.items():
+        if name.endswith("_equal") and evaluation.metadata["open_lines"].value:
+            assert not evaluation.passed, evaluation
+    if not metadata["loader_check_equal"]:
+        assert not all(e.passed for name, e in evaluations.items() if name.endswith("_equal")), evaluations
+    with connect(database_url) as conn:
+        run_id, saved_complete, verdict, report, open_lines = conn.execute(
+            "select run_id, complete, verdict, report, open_lines from migration.proof "
+            "where target_site = %s and project_key = %s",
+            (site_of(metadata["qtest_site"]), project),
+        ).fetchone()
+        (lines,) = conn.execute(
+            "select count(*) from migration.ledger where target_site = %s and project_key = %s",
+            (site_of(metadata["qtest_site"]), project),
+        ).fetchone()
+    assert (
+        run_id == result.run_id and saved_complete is metadata["complete"] and verdict == metadata["verdict"]
+    )
+    assert open_lines == metadata["open_lines"] and not (open_lines and saved_complete)
+    markdown = Path(report)
+    assert markdown.is_absolute() and markdown == Path(metadata["report_markdown"])
+    assert (
+        f"Verdict: **{cell(verdict, 400)}**" in markdown.read_text() and result.run_id in markdown.read_text()
+    )
+    assert markdown.with_suffix(".html").read_text().count("<svg") == 2
+    csv_lines = Path(metadata["ledger_csv"]).read_text().splitlines()
+    assert len(csv_lines) - 1 == lines and csv_lines[0].startswith(
+        "object_type,object_key,field,value,reason"
+    )
+    return metadata
+
+
 def qtest_project_id(database_url: str, project_key: str) -> int:
     with connect(database_url) as conn:
         row = conn.execute(
@@ -146,14 +196,10 @@ def migrated(
 
 def test_both_projects_arrive_once_and_equal(migrated: dict[str, Any]) -> None:
     for project, result in migrated["results"].items():
-        assert result.success and failures(result) == [], (project, failures(result))
-        checks = {
-            e.check_name: e.passed
-            for e in result.get_asset_check_evaluations()
-            if e.asset_key.path[0] == "qtest"
-        }
-        assert checks and all(checks.values()), checks
+        assert result.success and failed_publish_checks(result) == [], (project, failures(result))
         database_url = migrated["database_url"]
+        # Every object arrived as the marts said (the loader's check); the verdict is this run's.
+        assert proof_of(result, database_url)["loader_check_equal"] is True
         counts = migrated["qtest"].counts(qtest_project_id(database_url, project))
         expected = expected_counts(database_url, project)
         assert expected["test_case"] > 0 and expected["test_log"] > 0 and expected["attachment"] > 0
@@ -182,13 +228,49 @@ def test_both_projects_arrive_once_and_equal(migrated: dict[str, Any]) -> None:
         assert 0 < in_qtest["queue-jobs"] < expected["automated_test_log"], (project, in_qtest)
 
 
-def test_the_report_says_everything_equal(migrated: dict[str, Any]) -> None:
-    for result in migrated["results"].values():
-        metadata = published(result)["reconciliation"]
-        assert metadata["everything_equal"] is True, metadata["summary"]
+def test_the_report_is_this_runs_verdict_with_the_loaders_check_below(migrated: dict[str, Any]) -> None:
+    for project, result in migrated["results"].items():
+        metadata = proof_of(result, migrated["database_url"])
         report = Path(metadata["report"])
-        assert report.is_file() and report.with_suffix(".md").is_file()
-        assert "everything equal" in report.with_suffix(".md").read_text()
+        assert report.is_file() and report == Path(metadata["report_markdown"]).with_suffix(".html")
+        text = report.with_suffix(".md").read_text()
+        assert text.startswith(f"# Proof of {project}\n") and metadata["summary"] == text[:60000]
+        # The loader's own check comes after the verdict and the ledger, titled as what it is.
+        assert text.index("## What did not arrive") < text.index("## The loader's own check")
+        assert "Loader check: **equal**" in text and "everything equal" not in text
+        # Seconds per step of this run, the publishing stages included.
+        assert "## Per-stage timings" in text and "test_cases" in text.split("## Per-stage timings")[1]
+
+
+def test_the_acceptance_file_is_named_in_the_verdict_and_an_unreadable_one_fails_the_reconciliation(
+    migrated: dict[str, Any], zephyr: ZephyrSandboxHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = migrated["projects"][0]
+    database_url, qtest = migrated["database_url"], migrated["qtest"]
+    rules = tmp_path / "acceptance.toml"
+    monkeypatch.setenv("ZEPHYR_QTEST_ACCEPTANCE", str(rules))
+    # A rule without a note: a configuration error, so the asset fails, naming the file, rule and setting.
+    rules.write_text('[[accept]]\nfield = "labels"\nreason = "no mapping"\n')
+    refused = run(database_url, project, zephyr, qtest, [reconciliation])
+    assert not refused.success
+    text = " ".join(failures(refused))
+    assert f"acceptance file {rules.resolve()}, rule 1 (the 1st [[accept]]): has no note" in text, text
+    assert "ZEPHYR_QTEST_ACCEPTANCE" in text
+    # A reviewed file that accepts every reason of every field: complete, the file named in the verdict,
+    # the report and every accepted line.
+    rules.write_text('[[accept]]\nfield = "*"\nreason = "*"\nnote = "rehearsal: all accepted"\n')
+    accepted = run(database_url, project, zephyr, qtest, [reconciliation])
+    assert accepted.success, failures(accepted)
+    metadata = proof_of(accepted, database_url)
+    assert metadata["complete"] is True and metadata["acceptance_file"] == str(rules.resolve())
+    assert metadata["verdict"] in ("complete", f"complete: {metadata['accepted_lines']} values accepted by {rules.resolve()}",
+                                   f"complete: 1 value accepted by {rules.resolve()}")  # fmt: skip
+    assert f"Acceptance file: {rules.resolve()} (1 rule" in Path(metadata["report_markdown"]).read_text()
+    with connect(database_url) as conn:
+        (open_lines,) = conn.execute(
+            "select count(*) from migration.ledger where project_key = %s and accepted_by is null", (project,)
+        ).fetchone()
+    assert open_lines == 0
 
 
 def test_a_rerun_creates_and_updates_nothing(migrated: dict[str, Any], zephyr: ZephyrSandboxHandle) -> None:
@@ -271,7 +353,7 @@ def test_edits_in_zephyr_update_only_their_objects(
     assert metadata["test_cycles"]["updated"] == 0 and metadata["test_cycles"]["created"] <= 1
     for stage in ("modules", "attachments"):
         assert (metadata[stage]["created"], metadata[stage]["updated"]) == (0, 0), stage
-    assert metadata["reconciliation"]["everything_equal"] is True
+    assert proof_of(result, database_url)["loader_check_equal"] is True
     pid = qtest_project_id(database_url, project)
     moved = httpx.get(f"{qtest.api_url}/projects/{pid}/test-runs/{run_id}", headers=qtest.headers).json()
     assert moved["parentId"] == folder_id, moved
@@ -300,8 +382,12 @@ def test_the_reconciliation_sees_a_property_changed_in_qtest(
     )
     assert answer.status_code == 200, answer.text
     result = run(database_url, project, zephyr, qtest, [reconciliation])
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["test_run_equal"] is False and checks["test_case_equal"] is True, checks
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    # The loader's check of the runs sees it (whatever the ledger holds); the cases' has nothing to say.
+    assert checks["test_run_equal"].passed is False, checks["test_run_equal"]
+    assert "1 mismatched fields" in str(checks["test_run_equal"].description)
+    assert checks["test_case_equal"].metadata["loader_equal"].value is True, checks["test_case_equal"]
+    assert proof_of(result, database_url)["loader_check_equal"] is False
     with connect(database_url) as conn:
         mismatches = conn.execute(
             "select source_key, field, actual from migration.reconciliation_mismatch "
@@ -332,7 +418,7 @@ def test_a_faulty_qtest_ends_identical_to_a_clean_run(
                 break
         qtest.set_faults(fault_rate=0.0, lost_answer_rate=0.0, rate_limited_rate=0.0)
         assert result.success and not failed_publish_checks(result), failures(result)
-        assert published(result)["reconciliation"]["everything_equal"] is True
+        assert proof_of(result, database_url)["loader_check_equal"] is True
         faulty_counts = qtest.counts(qtest_project_id(database_url, project))
         stats = qtest.stats()
     clean = migrated["qtest"].counts(qtest_project_id(migrated["database_url"], project))

@@ -21,7 +21,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.graph_helpers import TransformedDatabase
-from tests.integration.test_publish import PUBLISH_ASSETS, expected_counts, failures, published, run
+from tests.integration.test_publish import PUBLISH_ASSETS, expected_counts, failures, proof_of, published, run
 from zephyr_qtest.cli import print_reports
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.id_map import NO_SITE, site_of
@@ -99,7 +99,7 @@ def test_the_live_site_gets_every_object_of_its_own(two_sites: dict[str, Any]) -
         assert metadata[stage]["skipped"] == 0 and metadata[stage]["created"] > 0, (stage, metadata[stage])
         assert metadata[stage]["qtest_site"] == site_of(live.base_url)
     # The reconciliation read the live site back through its API: every object there once, equal.
-    assert metadata["reconciliation"]["everything_equal"] is True, metadata["reconciliation"]["summary"]
+    assert proof_of(result, database_url)["loader_check_equal"] is True, metadata["reconciliation"]["summary"]
     live_rows = map_rows(database_url, live.base_url)
     (project_row,) = [row for row in live_rows if row[1] == "project"]
     live_project_id = project_row[3]
@@ -132,14 +132,23 @@ def test_the_report_and_the_summary_name_the_target(
     assert reconciliation["target"] == target
     assert f"Target: {target}." in Path(reconciliation["report"]).with_suffix(".md").read_text()
 
-    assert print_reports(database_url, [project], live.base_url)
+    this_run = {project: two_sites["live_result"].run_id}
+    assert print_reports(database_url, [project], live.base_url, this_run) is reconciliation["complete"]
     out = capsys.readouterr().out
     assert (
         f"target: qTest site {site}\n  {project} -> qTest project '{project}' (id {live_project_id})" in out
     )
-    assert out.rstrip().endswith("everything equal")
+    assert "loader check: equal" in out
+    # The verdict of this run, and the report's real path.
+    assert f"  {project}: {reconciliation['verdict']}\n" in out
+    assert out.rstrip().endswith(f"report: {reconciliation['report_markdown']}")
+    assert Path(reconciliation["report_markdown"]).is_absolute()
+    # Another run's proof is not this one's: none of its numbers are shown.
+    assert not print_reports(database_url, [project], live.base_url, {project: "another-run"})
+    out = capsys.readouterr().out
+    assert f"{project}: not reconciled in this run" in out and reconciliation["verdict"] not in out
     # A site nothing was published to has nothing reconciled: the summary does not borrow another's.
-    assert not print_reports(database_url, [project], "https://live.qtestnet.invalid")
+    assert not print_reports(database_url, [project], "https://live.qtestnet.invalid", this_run)
     out = capsys.readouterr().out
     assert f"{project} -> no qTest project there yet" in out and f"{project}: not reconciled" in out
 

@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import SHARED_ZEPHYR_SEED, SHARED_ZEPHYR_SIZE
 from tests.graph_helpers import materialize_partition
-from tests.integration.test_publish import ALL_ASSETS, PUBLISH_ASSETS, published, qtest_project_id
+from tests.integration.test_publish import ALL_ASSETS, PUBLISH_ASSETS, proof_of, published, qtest_project_id
 from tests.proof_helpers import ledger_of
 from zephyr_qtest.cli import REPO_ROOT, failed_publish_checks
 from zephyr_qtest.lib.postgres import connect
@@ -108,7 +108,8 @@ def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
         pid = qtest_project_id(database_url, project)
         expected = attachments_expected(database_url, project)
         assert expected > 0 and qtest.counts(pid)["attachments"] == expected
-        assert checks(first)["attachment_equal"].passed and not checks(first)["test_log_equal"].passed
+        assert checks(first)["attachment_equal"].metadata["loader_equal"].value
+        assert not checks(first)["test_log_equal"].passed
         # What `migrate` prints and counts as failed (exit 1): one line, naming the check and the execution.
         (line,) = failed_publish_checks(first)
         assert line.startswith("check qtest/test_logs:test_logs_all_published failed: ") and key in line
@@ -140,6 +141,12 @@ def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
         (line,) = [line for line in output.splitlines() if "_all_published failed" in line]
         assert line.startswith("check qtest/test_logs:test_logs_all_published failed: ") and key in line, line
         assert f"failed: {project}: change what each failure above names" in output, output[-3000:]
+        # The reconciliation ran in that run too: its verdict is printed with the report's real path.
+        (verdict,) = [line for line in output.splitlines() if line.startswith(f"  {project}: ")]
+        assert verdict.split(": ", 1)[1].startswith(("complete", "incomplete")), verdict
+        (report,) = [line.split("report: ", 1)[1] for line in output.splitlines() if "    report: " in line]
+        assert Path(report).is_absolute() and Path(report).is_file()
+        assert Path(report).parent == (home / "reports").resolve()
 
         # The fix (a status_map.csv row for "Old Skip"; dbt then gives the mart qTest's name): the re-run
         # sends that one log, and nothing else.
@@ -159,7 +166,9 @@ def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
                 continue
             created = values["created"] + values["updated"] + values["adopted"]
             assert created == (1 if stage == "test_logs" else 0), (stage, values)
-        assert all(e.passed for e in checks(again).values()), {
+        # Every publishing check passes now, and the loader's check finds nothing missing.
+        assert all(e.passed for name, e in checks(again).items() if name.endswith("_all_published")), {
             name: e.description for name, e in checks(again).items() if not e.passed
         }
+        assert proof_of(again, database_url)["loader_check_equal"] is True
         assert qtest.counts(pid)["attachments"] == expected

@@ -24,6 +24,7 @@ SECRET = "s3cret-t0ken-value"
 VARIABLES = {
     "ZEPHYR_QTEST_HOME",
     "ZEPHYR_QTEST_REPORTS",
+    "ZEPHYR_QTEST_ACCEPTANCE",
     "DAGSTER_HOME",
     "DAGSTER_PG_URL",
     "DATABASE_URL",
@@ -87,6 +88,8 @@ def test_nothing_set_gives_the_embedded_and_sandbox_defaults(environment: pytest
     settings = load_settings()
     assert settings.paths.home_dir() == (Path.cwd() / ".zephyr_qtest").resolve()
     assert settings.paths.reports_dir() == Path.cwd().resolve() / "reports"
+    # No acceptance file in the working directory: nothing accepted.
+    assert settings.paths.acceptance_file() is None
     assert settings.postgres.live_url() is None and not settings.postgres.is_live
     assert settings.zephyr.base_url == "" and settings.zephyr.api_token is None
     assert not settings.qtest.is_configured

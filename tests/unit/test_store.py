@@ -65,7 +65,7 @@ def test_the_saved_reconciliation_prints_equal_only_when_every_project_is(
     saved.replace("ALPHA", [("ALPHA", "module", 2, 2, 2, 0, 0, 0)], [], SITE)
     assert reconcile.print_reconciliation(saved, ["ALPHA"], SITE + "/api/v3/", {"ALPHA": (7, "Alpha")})  # type: ignore[arg-type]
     out = capsys.readouterr().out
-    assert out.rstrip().endswith("everything equal")
+    assert out.rstrip().endswith("loader check: equal")
     assert f"target: qTest site {SITE}" in out and "ALPHA -> qTest project 'Alpha' (id 7)" in out
     assert not reconcile.print_reconciliation(saved, ["ALPHA", "BETA"], SITE)  # type: ignore[arg-type]
     assert "BETA: not reconciled" in capsys.readouterr().out

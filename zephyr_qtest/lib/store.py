@@ -9,7 +9,8 @@ uses them), never on a URL, so a unit test can pass a fake:
   transform report's counts;
 - the id map (``qtest.id_map.IdMap``) of one project on one qTest site, one async connection per publishing
   stage (which also holds the project for its run, ``qtest.one_writer``) or reconciliation;
-- reports (``qtest.reconcile.ReconciliationRows``): the saved reconciliation.
+- reports (``qtest.reconcile.ReconciliationRows``): the saved reconciliation (the loader's own check);
+- proofs (``proof.saved.ProofRows``): each project's verdict and ledger, per target site and run.
 
 Synchronous work borrows connections from one ``psycopg_pool.ConnectionPool``, opened on first use and
 closed by ``close()`` (the Dagster resource's teardown). Async work (the id map, the raw partition writer)
@@ -36,6 +37,7 @@ from zephyr_qtest.lib.postgres import (
     connect_async,
     redact_url,
 )
+from zephyr_qtest.lib.proof.saved import ProofRows
 from zephyr_qtest.lib.qtest.id_map import IdMap
 from zephyr_qtest.lib.qtest.reconcile import ReconciliationRows
 from zephyr_qtest.lib.raw_store import RawRows
@@ -138,6 +140,9 @@ class Store:
 
     def reconciliations(self) -> ReconciliationRows:
         return ReconciliationRows(self)
+
+    def proofs(self) -> ProofRows:
+        return ProofRows(self)
 
     async def open_id_map(self, project_key: str, target_site: str) -> IdMap:
         """The id map of one project on one qTest site (its base URL), on a connection of its own (close it

@@ -12,6 +12,7 @@ fields it cannot set up, an error before any object is sent) fails the asset. Ea
 (``lib/qtest/one_writer.py``), and its metadata names that target (site and qTest project).
 """
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ import dagster as dg
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource
 from zephyr_qtest.lib.markdown import cell
+from zephyr_qtest.lib.proof.acceptance import AcceptanceError, Verdict, load_acceptance, type_key, verdict
+from zephyr_qtest.lib.proof.compare import prove
+from zephyr_qtest.lib.proof.report import RunInfo, counts_by_reason, write_report
+from zephyr_qtest.lib.proof.saved import save_proof
 from zephyr_qtest.lib.qtest import reconcile
 from zephyr_qtest.lib.qtest.field_setup import FieldSetupError
 from zephyr_qtest.lib.qtest.id_map import project_targets, site_of
@@ -190,6 +195,72 @@ publish_assets = [build_publish_asset(stage) for stage in STAGES]
 RECONCILED_TYPES: tuple[str, ...] = reconciled_types()
 
 
+def step_seconds(context: dg.AssetExecutionContext) -> dict[str, float | None]:
+    """Seconds per step of this run, in the order they started (None: still running, like this one)."""
+    stats = context.instance.get_run_step_stats(context.run.run_id)
+    ordered = sorted(stats, key=lambda s: s.start_time or float("inf"))
+    return {
+        s.step_key: (s.end_time - s.start_time)
+        if s.start_time is not None and s.end_time is not None
+        else None
+        for s in ordered
+    }
+
+
+# The Zephyr object types the ledger names (in words) -> the check ``<object_type>_equal`` that answers for
+# them: the qTest object type each becomes (a plan becomes a top-level cycle, or a release, which has no
+# check of its own; an execution and its step results become a test log). A type not named here answers
+# to the check of its own name ("test case" -> test_case).
+CHECK_OF_LEDGER_TYPE = {
+    "folder": "module",
+    "test plan": "test_cycle",
+    "test execution": "test_log",
+    "execution step": "test_log",
+}
+
+
+def check_of(ledger_type: str) -> str:
+    words = type_key(ledger_type)
+    return CHECK_OF_LEDGER_TYPE.get(words, words.replace(" ", "_"))
+
+
+def type_check(
+    object_type: str, verdict: Verdict, loader: reconcile.TypeResult
+) -> tuple[bool, str, dict[str, Any]]:
+    """One object type's check, saying what the report says: it fails when the type has open (not
+    accepted) ledger lines, objects missing that no line explains, or a difference in the loader's check."""
+    open_lines = [line for line in verdict.open if check_of(line.object_type) == object_type]
+    accepted = sum(1 for a in verdict.accepted if check_of(a.line.object_type) == object_type)
+    unexplained = sum(n for t, n in verdict.unexplained.items() if check_of(t) == object_type)
+    by_reason = counts_by_reason(open_lines)
+    parts = [
+        f"{len(open_lines)} open ledger lines"
+        + (
+            " (" + ", ".join(f"{reason.value} {n}" for reason, n in by_reason.items()) + ")"
+            if by_reason
+            else ""
+        ),
+        f"{accepted} accepted",
+    ]
+    if unexplained:
+        parts.append(f"{unexplained} missing in qTest without a ledger line")
+    parts.append(
+        f"loader check: {loader.matched} of {loader.expected} equal, {len(loader.missing)} missing, "
+        f"{len(loader.unaccounted)} not accounted for, {len(loader.mismatches)} mismatched fields"
+    )
+    passed = not open_lines and not unexplained and loader.ok
+    metadata = {
+        # The loader's own check alone (qTest against the marts), for who needs it apart from the ledger.
+        "loader_equal": loader.ok,
+        "open_lines": len(open_lines),
+        "accepted_lines": accepted,
+        "expected": loader.expected,
+        "found": loader.found,
+        "matched": loader.matched,
+    }
+    return passed, "; ".join(parts), metadata
+
+
 @dg.asset(
     name="reconciliation",
     key_prefix=[QTEST_GROUP],
@@ -203,46 +274,79 @@ RECONCILED_TYPES: tuple[str, ...] = reconciled_types()
         dg.AssetCheckSpec(
             f"{object_type}_equal",
             asset=dg.AssetKey([QTEST_GROUP, "reconciliation"]),
-            description=f"Every {BY_NAME[object_type].display_name} is in qTest once, field for field equal to "
-            "canonical.",
+            description=f"Every {BY_NAME[object_type].display_name} of Zephyr is in qTest with every value, or "
+            "its ledger lines are accepted; and the loader's own check found no difference.",
         )
         for object_type in RECONCILED_TYPES
+    ]
+    + [
+        dg.AssetCheckSpec(
+            "complete",
+            asset=dg.AssetKey([QTEST_GROUP, "reconciliation"]),
+            description="The verdict: every Zephyr value arrived in qTest, or the acceptance file covers "
+            "every one that did not.",
+        )
     ],
 )
 async def reconciliation(context: dg.AssetExecutionContext, qtest: QtestResource, postgres: PostgresResource):
-    """qTest read back and compared with the canonical schema (through the mapping marts), count for count
-    and field for field; the result goes to ``migration.reconciliation`` and to ``reports/<project>.md``
-    and ``.html`` (counts per object type, every mismatch, unmapped values, skipped attachments)."""
+    """The proof of one project: Zephyr as extracted (the raw payloads) against qTest read back, value by
+    value, judged against the acceptance file (``ZEPHYR_QTEST_ACCEPTANCE``) into a verdict, complete or
+    incomplete. Writes ``reports/<project>.md``, ``.html`` (with its charts) and ``-ledger.csv`` (every
+    value that did not arrive), saves ``migration.proof`` and ``migration.ledger``, and keeps the loader's
+    own check (qTest against the mapping marts) in ``migration.reconciliation`` and below in the report. An
+    unreadable acceptance file fails the asset: it is the configuration, not an object, that is wrong."""
     project_key = context.partition_key
+    settings = load_settings()
+    try:
+        acceptance = load_acceptance(settings.paths.acceptance_file())
+    except AcceptanceError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
     store = postgres.store()
     async with qtest.client() as client:
-        outcome = await reconcile.reconcile(store, client, project_key)
+        outcome, ledger = await prove(store, client, project_key)
         calls = client.stats.as_metadata()
     reconcile.save(store.reconciliations(), outcome)
-    unmapped = store.marts().unmapped(project_key)
-    report = reconcile.markdown(outcome, unmapped, outcome.skipped_attachments)
-    directory = reports_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{project_key}.md").write_text(report)
-    (directory / f"{project_key}.html").write_text(
-        reconcile.html(outcome, unmapped, outcome.skipped_attachments)
+    judged = verdict(ledger, acceptance)
+    run = RunInfo(context.run.run_id, datetime.now(UTC), step_seconds(context))
+    files, summary = write_report(
+        reports_dir(),
+        ledger,
+        judged,
+        run,
+        outcome,
+        store.marts().unmapped(project_key),
+        outcome.skipped_attachments,
     )
+    save_proof(
+        store.proofs(), ledger, judged, run_id=run.run_id, checked_at=run.checked_at, report=files.markdown
+    )
+    context.log.info(f"{project_key}: {judged.text}; report {files.markdown}")
     yield dg.MaterializeResult(
         metadata={
-            "summary": dg.MetadataValue.md(report[:60000]),
-            "everything_equal": outcome.ok,
+            "summary": dg.MetadataValue.md(summary[:60000]),
+            "verdict": judged.text,
+            "complete": judged.complete,
+            "open_lines": len(judged.open),
+            "accepted_lines": len(judged.accepted),
+            "acceptance_file": str(acceptance.path) if acceptance else "none",
+            "loader_check_equal": outcome.ok,
             "qtest_site": dg.MetadataValue.url(outcome.target_site),
             "target": outcome.target,
-            "report": dg.MetadataValue.path(str(directory / f"{project_key}.html")),
+            "report": dg.MetadataValue.path(str(files.html)),
+            "report_markdown": dg.MetadataValue.path(str(files.markdown)),
+            "ledger_csv": dg.MetadataValue.path(str(files.csv)),
             **{f"api_{k}": v for k, v in calls.items()},
         }
     )
     for object_type in RECONCILED_TYPES:
         result = outcome.results.get(object_type) or reconcile.TypeResult(object_type)
+        passed, description, metadata = type_check(object_type, judged, result)
         yield dg.AssetCheckResult(
-            check_name=f"{object_type}_equal",
-            passed=result.ok,
-            description=f"{result.matched} of {result.expected} equal; {len(result.missing)} missing, "
-            f"{len(result.unaccounted)} not accounted for, {len(result.mismatches)} mismatched fields",
-            metadata={"expected": result.expected, "found": result.found, "matched": result.matched},
+            check_name=f"{object_type}_equal", passed=passed, description=description, metadata=metadata
         )
+    yield dg.AssetCheckResult(
+        check_name="complete",
+        passed=judged.complete,
+        description=judged.text,
+        metadata={"open_lines": len(judged.open), "accepted_lines": len(judged.accepted)},
+    )

@@ -31,6 +31,7 @@ __all__ = [
     "Reconciliation",
     "TypeResult",
     "html",
+    "loader_check_text",
     "markdown",
     "read_back_and_reconcile",
     "reconcile",
@@ -238,16 +239,25 @@ def save(rows: ReconciliationWriter, outcome: Reconciliation) -> None:
     rows.replace(outcome.project_key, counts, mismatches, outcome.target_site)
 
 
+LOADER_CHECK_TITLE = "The loader's own check: qTest against the mapping marts"
+
+
+def loader_check_text(outcome: Reconciliation) -> str:
+    return "equal" if outcome.ok else "differences"
+
+
 def markdown(
     outcome: Reconciliation, unmapped: Iterable[Any] = (), skipped: Iterable[Mapping[str, Any]] = ()
 ) -> str:
-    """The report: counts per object type, every mismatch (up to 200), unmapped values, skipped attachments."""
+    """The loader's own check as a section of the report (``proof.report``): counts per object type, every
+    mismatch (up to 200), unmapped values, skipped attachments. It compares qTest with the mapping marts, so
+    it says whether the loader did what the marts said, never whether Zephyr arrived (that is the verdict)."""
     lines = [
-        f"# Reconciliation of {outcome.project_key}",
+        f"## {LOADER_CHECK_TITLE}",
         "",
         f"Target: {outcome.target}.",
         "",
-        f"Result: **{'everything equal' if outcome.ok else 'DIFFERENCES'}**.",
+        f"Loader check: **{loader_check_text(outcome)}**.",
         "",
         "| object | expected | found in qTest | equal | missing | not accounted for | mismatched fields |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -259,21 +269,21 @@ def markdown(
         )
     mismatches = [m for r in outcome.results.values() for m in r.mismatches]
     if mismatches:
-        lines += ["", "## Mismatches", "", "| object | field | expected | in qTest |", "|---|---|---|---|"]
+        lines += ["", "### Mismatches", "", "| object | field | expected | in qTest |", "|---|---|---|---|"]
         for m in mismatches[:200]:
             lines.append(
                 f"| {cell(m.source_key)} | {cell(m.field)} | {cell(m.expected)} | {cell(m.actual)} |"
             )
     missing = [(r.object_type, key) for r in outcome.results.values() for key in r.missing]
     if missing:
-        lines += ["", "## Missing in qTest", ""] + [f"- {kind} {cell(key)}" for kind, key in missing[:200]]
+        lines += ["", "### Missing in qTest", ""] + [f"- {kind} {cell(key)}" for kind, key in missing[:200]]
     unmapped = list(unmapped)
     if unmapped:
-        lines += ["", "## Values without a mapping", "", "| what | value | objects |", "|---|---|---:|"]
+        lines += ["", "### Values without a mapping", "", "| what | value | objects |", "|---|---|---:|"]
         lines += [f"| {cell(u.what)} | {cell(u.value)} | {u.count} |" for u in unmapped]
     skipped = list(skipped)
     if skipped:
-        lines += ["", "## Attachments not uploaded", "", "| attachment | size | reason |", "|---|---:|---|"]
+        lines += ["", "### Attachments not uploaded", "", "| attachment | size | reason |", "|---|---:|---|"]
         lines += [f"| {cell(s['name'])} | {s['size_bytes']} | {cell(s['skip_reason'])} |" for s in skipped]
     return "\n".join(lines) + "\n"
 
@@ -281,7 +291,7 @@ def markdown(
 def html(
     outcome: Reconciliation, unmapped: Iterable[Any] = (), skipped: Iterable[Mapping[str, Any]] = ()
 ) -> str:
-    """The same report as a standalone HTML page."""
+    """The same section in HTML (a fragment of the report's page)."""
     from html import escape
 
     def table(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
@@ -294,14 +304,9 @@ def html(
         )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
-    verdict = "everything equal" if outcome.ok else "DIFFERENCES"
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Reconciliation of {escape(outcome.project_key)}</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style></head><body>",
-        f"<h1>Reconciliation of {escape(outcome.project_key)}</h1>",
-        f"<p>Target: {escape(outcome.target)}. Result: <strong>{verdict}</strong>.</p>",
+        f"<section><h2>{escape(LOADER_CHECK_TITLE)}</h2>",
+        f"<p>Target: {escape(outcome.target)}. Loader check: <strong>{loader_check_text(outcome)}</strong>.</p>",
         table(
             [
                 "object",
@@ -328,16 +333,16 @@ def html(
     ]
     mismatches = [m for r in outcome.results.values() for m in r.mismatches]
     if mismatches:
-        parts += ["<h2>Mismatches</h2>", table(["object", "field", "expected", "in qTest"],
+        parts += ["<h3>Mismatches</h3>", table(["object", "field", "expected", "in qTest"],
                                                [[m.source_key, m.field, m.expected, m.actual] for m in mismatches[:200]])]  # fmt: skip
     unmapped = list(unmapped)
     if unmapped:
-        parts += ["<h2>Values without a mapping</h2>", table(["what", "value", "objects"], [[u.what, u.value, u.count] for u in unmapped])]  # fmt: skip
+        parts += ["<h3>Values without a mapping</h3>", table(["what", "value", "objects"], [[u.what, u.value, u.count] for u in unmapped])]  # fmt: skip
     skipped = list(skipped)
     if skipped:
-        parts += ["<h2>Attachments not uploaded</h2>",
+        parts += ["<h3>Attachments not uploaded</h3>",
                   table(["attachment", "size", "reason"], [[s["name"], s["size_bytes"], s["skip_reason"]] for s in skipped])]  # fmt: skip
-    return "".join(parts) + "</body></html>\n"
+    return "".join(parts) + "</section>"
 
 
 def print_reconciliation(
@@ -346,8 +351,9 @@ def print_reconciliation(
     target_site: str,
     targets: Mapping[str, tuple[int, str | None]] | None = None,
 ) -> bool:
-    """The reconciliation of each project on `target_site` (its qTest project from `targets`: key -> id,
-    name), as the last run against that site saved it; True when everything is equal there."""
+    """The loader's own check of each project on `target_site` (its qTest project from `targets`: key -> id,
+    name), as the last run against that site saved it; True when everything is equal there. The verdict
+    (Zephyr against qTest) is ``proof.saved.print_proofs``'s."""
     site = site_of(target_site)
     print(f"target: qTest site {site}")
     for project in projects:
@@ -355,7 +361,7 @@ def print_reconciliation(
         where = f"qTest project '{name}' (id {qtest_id})" if qtest_id else "no qTest project there yet"
         print(f"  {project} -> {where}")
     rows = saved.read(projects, site)
-    print(f"{'reconciliation (qTest read back)':<34} {'expected':>9} {'in qTest':>9} {'equal':>9} {'missing':>8} "
+    print(f"{'loader check (qTest read back)':<34} {'expected':>9} {'in qTest':>9} {'equal':>9} {'missing':>8} "
           f"{'extra':>6} {'diffs':>6}")  # fmt: skip
     unreconciled = sorted(set(projects) - {row[0] for row in rows})
     differences = False
@@ -367,7 +373,7 @@ def print_reconciliation(
     for project in unreconciled:
         print(f"{project}: not reconciled on this site yet (the reconciliation runs after the qtest stages)")
     if differences:
-        print("DIFFERENCES: see reports/<project>.md")
+        print("loader check: differences (see the report's loader section)")
     elif not unreconciled:
-        print("everything equal")
+        print("loader check: equal")
     return bool(rows) and not differences and not unreconciled
