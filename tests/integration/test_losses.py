@@ -135,8 +135,12 @@ def build_tenant() -> Tenant:
 
     # A test run: (cycle, case) of one execution that is the only one of its run.
     per_run = Counter(((e.get("testCycle") or {}).get("id"), _case_key_of(e)) for e in executions)
+    # (A manual one: an automated log goes through qTest's bulk endpoint, which puts it on a run of its own
+    # choosing when its run is not there.)
     run_execution = next(
-        e for e in executions if free(e) and per_run[(e["testCycle"]["id"], _case_key_of(e))] == 1
+        e
+        for e in executions
+        if free(e) and not e.get("automated") and per_run[(e["testCycle"]["id"], _case_key_of(e))] == 1
     )
     run_key = f"{cycles[run_execution['testCycle']['id']]['key']}|{_case_key_of(run_execution)}"
     # A manual test log, executed, in another run.

@@ -276,7 +276,7 @@ class AutomatedTestLogs:
 
     def warn_if_elsewhere(self, row: Row, found: Created, queue_id: int | None) -> None:
         """A log on another run than its own is recorded (never sent twice); the reconciliation shows it."""
-        own_run = self.manual.run_id(row)
+        own_run = self.ctx.ids[TEST_RUN.name].get(row["parent_source_key"])
         on_run = found.detail.get("test_run_id")
         if on_run is not None and on_run != own_run:
             log.warning(
@@ -303,11 +303,6 @@ class AutomatedTestLogs:
         if case_key not in self.ctx.ids[TEST_CASE.name]:
             # The endpoint would make a new case for an unknown fingerprint.
             raise KeyError(f"its test case {case_key} is not in qTest (see that case's failure)")
-        if str(row["parent_source_key"]) not in self.ctx.ids[TEST_RUN.name]:
-            # qTest would put the log on a run of its own making, and reading it back needs the run.
-            raise KeyError(
-                f"its test run {row['parent_source_key']} is not in qTest (see that run's failure)"
-            )
         manual = self.manual.body(row)  # checks the statuses and encodes the properties
         return automation_item(
             row,
