@@ -456,3 +456,29 @@ def test_migrate_exits_non_zero_and_the_verdict_is_incomplete(
     assert verdict.startswith("incomplete: ") and "did not arrive" in verdict, output[-3000:]
     (report,) = [line.split("report: ", 1)[1] for line in output.splitlines() if "    report: " in line]
     assert Path(report).is_file() and "refused by qTest" in Path(report).read_text()
+
+
+def test_an_acceptance_file_covering_every_line_makes_it_complete_and_exit_0(
+    migrated: Migrated, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A reviewed acceptance file, one rule per (object type, field, reason) of the ledger with what was
+    decided: "complete" and exit 0, though qTest still refuses the same objects."""
+    project = migrated.tenant.project
+    rules = tmp_path_factory.mktemp("losses_acceptance") / "acceptance.toml"
+    kinds = sorted({(line.object_type, line.field, line.reason.value) for line in migrated.ledger.lines})
+    rules.write_text(
+        "".join(
+            f'[[accept]]\nobject_type = "{object_type}"\nfield = "{field}"\nreason = "{reason}"\n'
+            f'note = "rehearsal {SEED}: reviewed, left behind"\n\n'
+            for object_type, field, reason in kinds
+        ),
+        encoding="utf-8",
+    )
+    accepted = migrate(
+        migrated, tmp_path_factory.mktemp("losses_migrate_accepted"), ZEPHYR_QTEST_ACCEPTANCE=str(rules)
+    )
+    output = accepted.stdout + accepted.stderr
+    assert verdict_line(output, project).startswith(
+        f"complete: {len(migrated.ledger.lines)} values accepted by"
+    )
+    assert accepted.returncode == 0, output[-3000:]
