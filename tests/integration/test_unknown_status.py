@@ -1,57 +1,57 @@
 """One bad value stops nothing else: an execution whose status qTest does not know.
 
-A project where one manual execution is in "Old Skip", a Zephyr status with no row in ``status_map.csv``:
-the mart passes the Zephyr name through (``coalesce(status_map.qtest_name, status)``, as it does for any
-unmapped status) and qTest has no such execution status. The publishing run goes on: ``test_logs``
-materializes with its check ``test_logs_all_published`` failed, naming the execution and the reason (also
-in ``migration.id_map``), every attachment arrives, the reconciliation runs, and the CLI's check lines name
-it. Once the status is mapped, a re-run sends only that one log and every check passes.
+A tenant where one manual execution is in "Old Skip", an archived Zephyr status with no row in
+``status_map.csv`` (the Zephyr sandbox's hard case ``add_unknown_execution_status``), extracted, built and
+published like any other: the mart passes the Zephyr name through (``coalesce(status_map.qtest_name,
+status)``, as it does for any unmapped status) and qTest has no such execution status. The publishing run
+goes on: ``test_logs`` materializes with its check ``test_logs_all_published`` failed, naming the execution
+and the reason (also in ``migration.id_map``), every attachment arrives, the reconciliation runs, the
+ledger names the status with its remedy, and the CLI's check lines name it. Once the status is mapped, a
+re-run sends only that one log and every check passes.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
-from tests.graph_helpers import TransformedDatabase, materialize_partition
-from tests.integration.test_publish import PUBLISH_ASSETS, proof_of, published, qtest_project_id
+from tests.conftest import SHARED_ZEPHYR_SEED, SHARED_ZEPHYR_SIZE
+from tests.graph_helpers import materialize_partition
+from tests.integration.test_publish import ALL_ASSETS, PUBLISH_ASSETS, proof_of, published, qtest_project_id
+from tests.proof_helpers import ledger_of
 from zephyr_qtest.cli import REPO_ROOT, failed_publish_checks
 from zephyr_qtest.lib.postgres import connect
+from zephyr_qtest.lib.proof.ledger import Reason
 from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
-from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle
+from zephyr_qtest.sandbox.zephyr.generator import generate
+from zephyr_qtest.sandbox.zephyr.generator.hard_cases import (
+    UNKNOWN_EXECUTION_STATUS,
+    add_unknown_execution_status,
+)
+from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
-UNKNOWN = "Old Skip"
+UNKNOWN = UNKNOWN_EXECUTION_STATUS
 CLI = Path(sys.executable).with_name("zephyr-qtest")
 
 
-def unmapped_log(database_url: str, project: str) -> str:
-    """Gives one manual execution without attachments (its own or its step results') the status "Old Skip",
-    as the mart holds an unmapped Zephyr status; returns its source key."""
-    with connect(database_url) as conn:
-        row = conn.execute(
-            "select logs.source_key from qtest_mapping.qtest_test_logs as logs "
-            "where logs.project_key = %s and not logs.automated and logs.skip_reason is null "
-            "and not exists (select 1 from qtest_mapping.qtest_attachments as a "
-            "  where a.owner_source_key = logs.source_key or a.owner_source_key in ("
-            "    select s.source_key from qtest_mapping.qtest_test_step_logs as s "
-            "    where s.parent_source_key = logs.source_key)) "
-            "order by logs.source_key limit 1",
-            (project,),
-        ).fetchone()
-        assert row, "no manual execution without attachments in the fixture"
-        conn.execute(
-            "update qtest_mapping.qtest_test_logs set status = %s, zephyr_status = %s "
-            "where project_key = %s and source_key = %s",
-            (UNKNOWN, UNKNOWN, project, row[0]),
-        )
-    return str(row[0])
+@pytest.fixture(scope="module")
+def tenant() -> Iterator[tuple[ZephyrSandboxHandle, str, str]]:
+    """The session's generated tenant with one execution of its first project in "Old Skip": the sandbox,
+    the project and the execution's key."""
+    doc = copy.deepcopy(generate(SHARED_ZEPHYR_SEED, SHARED_ZEPHYR_SIZE))
+    project = sorted(p["key"] for p in doc["projects"])[0]
+    key = add_unknown_execution_status(doc, project)
+    with start_in_thread(fixture=doc) as zephyr:
+        yield zephyr, project, key
 
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -68,16 +68,16 @@ def attachments_expected(database_url: str, project: str) -> int:
 
 
 def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
-    transformed_database: TransformedDatabase,
-    shared_zephyr: ZephyrSandboxHandle,
+    tenant: tuple[ZephyrSandboxHandle, str, str],
+    new_embedded_database: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    database_url = transformed_database.copy("zq_unknown_status")
-    project = transformed_database.projects[0]
-    key = unmapped_log(database_url, project)
+    zephyr, project, key = tenant
+    database_url = new_embedded_database("zq_unknown_status")
     with start_qtest_in_thread(tmp_path_factory.mktemp("qtest_unknown_status"), seed=1) as qtest:
+        # Extracted, built and published in one run: raw and dbt give the mart the unmapped name.
         first = materialize_partition(
-            PUBLISH_ASSETS, project, database_url=database_url, zephyr=shared_zephyr, qtest=qtest
+            ALL_ASSETS, project, database_url=database_url, zephyr=zephyr, qtest=qtest
         )
         # The run went on: every stage materialized, the reconciliation included.
         assert first.success
@@ -96,6 +96,12 @@ def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
                 (project, key),
             ).fetchone()
         assert state == "failed" and UNKNOWN in error, (state, error)
+        # The proof (raw payloads against qTest) names the status, once, with the seed to edit.
+        (line,) = [line for line in ledger_of(database_url, qtest, project).lines if line.object_key == key]
+        assert (line.field, line.value, line.reason) == ("testExecutionStatus", UNKNOWN, Reason.NO_MAPPING), (
+            line
+        )
+        assert "status_map.csv" in line.remedy and f"TEST_EXECUTION,{UNKNOWN}," in line.remedy, line
         # Every other stage published everything, every attachment included, read back by the reconciliation.
         assert all(e.passed for name, e in checks(first).items() if name != "test_logs_all_published"
                    and name.endswith("_all_published")), checks(first)  # fmt: skip
@@ -116,8 +122,8 @@ def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
-            "ZEPHYR_BASE_URL": shared_zephyr.base_url,
-            "ZEPHYR_API_TOKEN": shared_zephyr.token,
+            "ZEPHYR_BASE_URL": zephyr.base_url,
+            "ZEPHYR_API_TOKEN": zephyr.token,
             "QTEST_BASE_URL": qtest.base_url,
             "QTEST_API_TOKEN": qtest.token,
             "DAGSTER_HOME": str(home / "dagster_home"),
@@ -151,7 +157,7 @@ def test_an_unknown_status_fails_its_check_and_stops_nothing_else(
                 (project, key),
             )
         again = materialize_partition(
-            PUBLISH_ASSETS, project, database_url=database_url, zephyr=shared_zephyr, qtest=qtest
+            PUBLISH_ASSETS, project, database_url=database_url, zephyr=zephyr, qtest=qtest
         )
         assert again.success and failed_publish_checks(again) == []
         sent: dict[str, Any] = published(again)

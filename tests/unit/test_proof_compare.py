@@ -156,6 +156,49 @@ def test_a_refused_object_is_one_line_with_qtests_answer() -> None:
     assert (ledger.count("test case").in_zephyr, ledger.count("test case").in_qtest) == (1, 0)
 
 
+def test_an_object_not_sent_for_want_of_its_parent_is_missing_not_refused() -> None:
+    """qTest refused the module; the case in it was never sent (the run recorded a KeyError, not an answer
+    of qTest): 'object not in qTest', naming what it needs, not 'refused by qTest'."""
+    ledger = prove_offline(
+        {"test_cases": [raw("P-T1", case_payload(), id_=100)]},
+        {"test_case": {}},
+        {"test_case": {}},
+        recorded={("test_case", "P-T1"): Recorded("failed", "KeyError: 'folder:20006'")},
+    )
+    [line] = ledger.lines
+    assert (line.field, line.reason) == ("(object)", Reason.OBJECT_MISSING)
+    assert "folder:20006" in line.detail and "its own line" in line.remedy
+
+
+def test_what_a_missing_objects_line_accounts_for_is_counted() -> None:
+    """A missing case's steps and a missing execution's step results have no lines of their own (the one
+    line of their parent says it): the counts say how many the parent's line accounts for, so that
+    Zephyr against qTest per type adds up."""
+    steps = [
+        raw(None, {"id": n, "inline": {"description": f"s{n}"}}, parent="P-T1", position=n) for n in (1, 2)
+    ]
+    execution = {"id": 5, "key": "P-E1", "testCase": {"id": 100}, "testCycle": None,
+                 "testExecutionStatus": {"id": 77}, "actualEndDate": "2024-01-01T00:00:00Z"}  # fmt: skip
+    results = [raw(None, {"id": 9, "inline": {}}, parent="5", position=1)]
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(), id_=100)],
+            "test_steps": steps,
+            "test_executions": [raw("P-E1", execution, id_=5)],
+            "test_execution_steps": results,
+        },
+        {"test_case": {}, "test_run": {950: {"id": 950}}, "test_log": {}},
+        {"test_case": {}, "test_run": {"adhoc:P|P-T1": 950}},
+        names={"statuses": {77: "Old Skip"}},
+        recorded={("test_case", "P-T1"): Recorded("failed", "400: no")},
+    )
+    counts = {kind: (c.in_zephyr, c.in_qtest, c.accounted) for kind, c in ledger.counts.items()}
+    assert counts["test step"] == (2, 0, 2) and counts["execution step"] == (1, 0, 1)
+    # The execution's line is on its status (qTest knows no "Old Skip"): it accounts for the execution.
+    assert counts["test execution"] == (1, 0, 1)
+    assert [line.field for line in ledger.lines] == ["(object)", "testExecutionStatus"]
+
+
 def test_an_execution_in_a_status_qtest_does_not_know_names_status_map() -> None:
     execution = {
         "id": 5,
@@ -178,6 +221,60 @@ def test_an_execution_in_a_status_qtest_does_not_know_names_status_map() -> None
     [line] = lines_of(ledger, "testExecutionStatus")
     assert (line.object_key, line.value, line.reason) == ("P-E1", "Old Skip", Reason.NO_MAPPING)
     assert "status_map.csv" in line.remedy
+
+
+def test_an_unmapped_executor_names_user_map_even_where_qtest_lacks_the_field() -> None:
+    """The mapping leaves an account without user_map row out, so no run ever needed 'Executed By': the
+    remedy is the seed row (the run then creates the field), not the field."""
+    execution = {
+        "id": 5,
+        "key": "P-E1",
+        "testCase": {"id": 100},
+        "testCycle": None,
+        "testExecutionStatus": {"id": 70},
+        "actualEndDate": "2024-01-01T00:10:00Z",
+        "executedById": "5b10ac8d82e05b22cc7d4ef5",
+    }
+    log = {"id": 960, "_run_id": 950, "status": {"name": "Passed"}, "exe_end_date": "2024-01-01T00:10:00Z",
+           "properties": [], "test_step_logs": []}  # fmt: skip
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(), id_=100)],
+            "test_executions": [raw("P-E1", execution, id_=5)],
+        },
+        {"test_case": {900: qtest_case({})}, "test_run": {950: {"id": 950}}, "test_log": {960: log}},
+        {"test_case": {"P-T1": 900}, "test_run": {"adhoc:P|P-T1": 950}, "test_log": {"P-E1": 960}},
+        seeds=Seeds(
+            statuses={"TEST_EXECUTION": {"Pass": "Passed"}},
+            labels={("TestExecution", "executedById"): "Executed By"},
+        ),
+        names={"statuses": {70: "Pass"}},
+    )
+    [line] = lines_of(ledger, "executedById")
+    assert (line.value, line.reason) == ("5b10ac8d82e05b22cc7d4ef5", Reason.NO_MAPPING)
+    assert "user_map.csv" in line.remedy and "Executed By" in line.detail
+
+
+def test_a_call_parameter_is_shown_with_its_value() -> None:
+    call = {
+        "testCaseKey": "P-T2",
+        "parameters": [{"name": "amount", "type": "DEFAULT_VALUE", "value": "19.99"}],
+    }
+    steps = [raw(None, {"id": 1, "testCase": call}, parent="P-T1", position=1)]
+    held = [{"id": 1, "order": 1, "description": "", "called_test_case_id": 901}]
+    ledger = prove_offline(
+        {
+            "test_cases": [
+                raw("P-T1", case_payload(), id_=100),
+                raw("P-T2", case_payload(key="P-T2"), id_=101),
+            ],
+            "test_steps": steps,
+        },
+        {"test_case": {900: qtest_case({}, test_steps=held), 901: qtest_case({}, id=901)}},
+        {"test_case": {"P-T1": 900, "P-T2": 901}},
+    )
+    [line] = lines_of(ledger, "testCase.parameters")
+    assert (line.object_key, line.value, line.reason) == ("P-T1#1", "amount=19.99", Reason.NOT_CARRIED)
 
 
 def test_what_arrived_gives_no_line() -> None:
@@ -291,6 +388,31 @@ def test_replaced_characters_are_named_per_field() -> None:
         "name",
         Reason.REPLACED,
     )
+
+
+def test_replaced_characters_are_named_by_the_keys_the_other_lines_use() -> None:
+    """The extraction names objects "<entity> <key>" (a step result by its execution's id): the ledger
+    names them by their Zephyr keys, with the text as stored."""
+    result = {"id": 9, "inline": {"actualResult": "stopped at \ufffd byte"}}
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(name="Pay with \ufffd"), id_=100)],
+            "test_executions": [raw("P-E1", {"id": 5, "key": "P-E1", "testCase": {"id": 100}}, id_=5)],
+            "test_execution_steps": [raw("5#1", result, id_=9, parent="5", position=1)],
+        },
+        {},
+        {},
+        replaced={
+            ("test_cases", "test_cases P-T1"): [("name", "held a lone UTF-16 surrogate ...")],
+            ("test_execution_steps", "test_execution_steps 5#1"): [("inline.actualResult", "held a NUL ...")],
+        },
+    )
+    replaced = {(line.object_type, line.object_key, line.field, line.value) for line in ledger.lines
+                if line.reason is Reason.REPLACED}  # fmt: skip
+    assert replaced == {
+        ("test case", "P-T1", "name", "Pay with \ufffd"),
+        ("execution step", "P-E1#1", "inline.actualResult", "stopped at \ufffd byte"),
+    }
 
 
 @pytest.mark.parametrize(

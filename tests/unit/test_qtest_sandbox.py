@@ -1262,6 +1262,80 @@ def test_faults_and_drops_are_not_applied(fresh: QTestSandboxHandle) -> None:
         assert bad.status_code == 400 and "fault_rate" in bad.json()["message"]
 
 
+def test_the_refuse_switch_answers_400_to_the_create_calls_it_names(tmp_path: Path) -> None:
+    """One object of each kind refused by what names it (a module's name, a property value, a word of a
+    cycle's description, a file name): 400 with qTest's error shape, nothing stored; a neighbour whose text
+    merely contains the refused one is created."""
+    refuse = {
+        "modules": ["Payments"],
+        "test-cases": ["SHOP-T1"],
+        "test-cycles": ["SHOP-R1"],
+        "test-runs": ["SHOP-R2|SHOP-T2"],
+        "test-logs": ["SHOP-E1"],
+        "attachments": ["refused.pdf"],
+    }
+    with (
+        start_qtest_in_thread(
+            tmp_path / "state", seed=3, projects=["Refusing"], template="rich", refuse=refuse
+        ) as handle,
+        client_for(handle) as api,
+    ):
+        pid = api.get("/projects").json()[0]["id"]
+        proj = Project(api, pid)
+        before = handle.counts(pid)
+
+        def refused(response: httpx.Response, text: str) -> None:
+            assert response.status_code == 400, response.text
+            body = response.json()
+            assert set(body) == {"message"} and f"'{text}'" in body["message"], body
+
+        refused(api.post(f"/projects/{pid}/modules", json={"name": "Payments"}), "Payments")
+        assert api.post(f"/projects/{pid}/modules", json={"name": "Payments v2"}).status_code == 201
+        key = proj.prop("test-cases", "Zephyr Key", "SHOP-T1")
+        refused(api.post(f"/projects/{pid}/test-cases", json={"name": "A", "properties": [key]}), "SHOP-T1")
+        case = proj.case("B", "SHOP-T10", test_steps=[{"description": "a", "expected": "b"}])
+        cycle_url = f"/projects/{pid}/test-cycles?parentId=0&parentType=root"
+        refused(
+            api.post(cycle_url, json={"name": "S", "description": "x<br>Zephyr test cycle SHOP-R1"}),
+            "SHOP-R1",
+        )
+        cycle = api.post(cycle_url, json={"name": "S", "description": "Zephyr test cycle SHOP-R10"})
+        assert cycle.status_code == 201
+        run_body = {
+            "name": "Run",
+            "test_case": {"id": case["id"]},
+            "properties": [proj.prop("test-runs", "Zephyr Key", "SHOP-R2|SHOP-T2")],
+        }
+        runs_url = f"/projects/{pid}/test-runs?parentId={cycle.json()['id']}&parentType=test-cycle"
+        refused(api.post(runs_url, json=run_body), "SHOP-R2|SHOP-T2")
+        run = api.post(runs_url, json={**run_body, "properties": []}).json()
+        log_body = {
+            "status": {"id": proj.statuses["Passed"]},
+            "exe_start_date": "2026-05-29T10:00:00Z",
+            "exe_end_date": "2026-05-29T10:05:00Z",
+            "properties": [proj.prop("test-runs", "Zephyr Key", "SHOP-E1")],
+        }
+        refused(api.post(f"/projects/{pid}/test-runs/{run['id']}/test-logs", json=log_body), "SHOP-E1")
+        blob = f"/projects/{pid}/test-cases/{case['id']}/blob-handles"
+        for name, status in (("refused.pdf", 400), ("not refused.pdf", 201)):
+            answer = api.post(
+                blob, content=b"%PDF", headers={"File-Name": name, "Content-Type": "application/pdf"}
+            )
+            assert answer.status_code == status, answer.text
+        after = handle.counts(pid)
+        # What was created: the neighbours only.
+        made = {kind: after[kind] - before[kind] for kind in ("test-cases", "test-cycles", "test-runs")}
+        assert made == {"test-cases": 1, "test-cycles": 1, "test-runs": 1}
+        modules = {module["name"] for module in api.get(f"/projects/{pid}/modules").json()}
+        assert "Payments v2" in modules and "Payments" not in modules
+        assert (after["test-logs"], after["attachments"]) == (0, 1)
+        # The switch can be changed while the sandbox runs; a bad value names it.
+        handle.set_faults(refuse={})
+        assert api.post(f"/projects/{pid}/modules", json={"name": "Payments"}).status_code == 201
+        bad = httpx.post(f"{handle.base_url}/_sandbox/faults", json={"refuse": {"tests": ["x"]}}, timeout=10)
+        assert bad.status_code == 400 and "refuse" in bad.json()["message"]
+
+
 def test_admin_counts_dump_and_reset(fresh: QTestSandboxHandle) -> None:
     with client_for(fresh) as api:
         project_id = api.get("/projects").json()[0]["id"]

@@ -8,6 +8,7 @@ scripts, attachments) and the switches (429, 5xx, drops, malformed pages, page c
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 import time
@@ -35,6 +36,10 @@ from zephyr_qtest.sandbox.zephyr.fixture import (
     save_fixture,
 )
 from zephyr_qtest.sandbox.zephyr.generator import generate
+from zephyr_qtest.sandbox.zephyr.generator.hard_cases import (
+    UNKNOWN_EXECUTION_STATUS,
+    add_unknown_execution_status,
+)
 from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread
 
 SEED = 3
@@ -546,6 +551,27 @@ def test_statuses_carry_no_type_and_answer_under_their_one_type_filter(
     assert not any("statusType" in status for status in unfiltered)
     sample = unfiltered[0]
     assert "statusType" not in api.get(f"/statuses/{sample['id']}").json()
+
+
+def test_an_unknown_archived_execution_status_is_served_on_one_manual_execution(
+    tiny_doc: dict[str, Any],
+) -> None:
+    """The hard case ``add_unknown_execution_status``: the archived status answers under its filter like any
+    other, and one manual, executed execution without attachments points at it; nothing else changed."""
+    doc = copy.deepcopy(tiny_doc)
+    key = add_unknown_execution_status(doc, "SHOP")
+    changed = [
+        e["key"] for e, o in zip(doc["testexecutions"], tiny_doc["testexecutions"], strict=True) if e != o
+    ]
+    assert changed == [key]
+    with start_in_thread(fixture=doc, seed=SEED) as handle, client_for(handle) as client:
+        statuses = all_pages(client, "/statuses", {"projectKey": "SHOP", "statusType": "TEST_EXECUTION"})
+        (old_skip,) = [s for s in statuses if s["name"] == UNKNOWN_EXECUTION_STATUS]
+        assert old_skip["archived"] is True and set(old_skip) <= STATUS_KEYS
+        execution = client.get(f"/testexecutions/{key}").json()
+        assert execution["testExecutionStatus"]["id"] == old_skip["id"]
+        assert execution["automated"] is False and execution["actualEndDate"]
+        assert client.get(f"/testexecutions/{key}/attachments").json() == {"attachments": []}
 
 
 def test_a_status_type_cannot_be_set_on_a_status(

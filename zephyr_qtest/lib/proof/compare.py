@@ -241,7 +241,19 @@ class Proof:
         id_map_type, source_key = recorded_as
         recorded = self.source.recorded.get((id_map_type, source_key))
         skip = self.source.skipped.get((skipped_in, source_key)) if skipped_in else None
-        if recorded is not None and recorded.state == "failed":
+        if recorded is not None and recorded.state == "failed" and _not_sent(recorded.error or ""):
+            # The run never asked qTest: something the object needs (its module, cycle, run, case or
+            # owner) is not in qTest, and that object has its own line.
+            self.line(
+                object_type,
+                key,
+                OBJECT,
+                value,
+                Reason.OBJECT_MISSING,
+                f"change what kept the object it needs out of qTest (its own line), then {RERUN}",
+                f"not sent: what it needs is not in qTest ({recorded.error})",
+            )
+        elif recorded is not None and recorded.state == "failed":
             self.line(
                 object_type,
                 key,
@@ -304,6 +316,19 @@ class Proof:
             )
             return
         qfield = props.catalog.get(label)
+        if qfield is None and seed and not seed_hit:
+            # The mapping left the value out (no seed row), so the run never needed the field: creating it
+            # would not bring the value; the seed row would (and the run then creates the field).
+            self.line(
+                object_type,
+                key,
+                path,
+                expected,
+                Reason.NO_MAPPING,
+                f"add a row for '{expected}' to {SEEDS}/{seed}.csv, then re-run",
+                f"{seed}.csv has no row for it, and the qTest project has no field '{label}'",
+            )
+            return
         if qfield is None:
             self.line(
                 object_type,
@@ -483,6 +508,8 @@ class Proof:
                     self.missing_object(
                         TEST_CASE_WORDS, key, payload.get("name"), (TEST_CASE.name, key), None
                     )
+                    # Its steps are missing with it: the case's line accounts for them.
+                    self.ledger.count(TEST_STEP_WORDS).accounted += len(steps.get(key, []))
                     continue
                 count.in_qtest += 1
                 self.check_value(TEST_CASE_WORDS, key, "name", payload.get("name") or key, found.get("name"))
@@ -815,6 +842,8 @@ class Proof:
                             (TEST_RUN.name, run_key),
                             "qtest_test_runs",
                         )
+                        # Its step results are missing with it: its line accounts for them.
+                        self.ledger.count(RESULT_WORDS).accounted += len(own_results)
                         continue
                     if not payload.get("actualEndDate"):
                         # Not run yet: its run is all qTest holds of it (qTest makes a log only of a result).
@@ -843,8 +872,12 @@ class Proof:
                             "(or the status to qTest's execution statuses), then re-run",
                             "qTest knows no such execution status: the test log was not made",
                         )
+                        # Not in qTest, its line on its status; its step results missing with it.
+                        count.accounted += 1
+                        self.ledger.count(RESULT_WORDS).accounted += len(own_results)
                         continue
                     self.missing_object(EXECUTION_WORDS, key, status, (TEST_LOG.name, key), "qtest_test_logs")
+                    self.ledger.count(RESULT_WORDS).accounted += len(own_results)
                     continue
                 count.in_qtest += 1
                 self.ledger.values_compared += 1
@@ -1068,14 +1101,30 @@ class Proof:
                     )
 
     def replaced_characters(self) -> None:
-        """The characters the raw layer could not store (NUL, lone surrogates): named, object by object."""
+        """The characters the raw layer could not store (NUL, lone surrogates): named, object by object,
+        under the object's key as the other lines name it, with the text as stored (U+FFFD in place)."""
+        execution_keys = {
+            str(execution.id): str(execution.key)
+            for execution in self.source.of("test_executions")
+            if execution.id is not None and execution.key
+        }
         for (entity, object_ref), fields in sorted(self.source.replaced.items()):
+            # The extraction names an object "<entity> <key or id>" (raw_store's object ref).
+            raw_key = object_ref.removeprefix(f"{entity} ")
+            stored = next(
+                (obj for obj in self.source.of(entity) if (obj.key or str(obj.id)) == raw_key), None
+            )
+            key = raw_key
+            if entity == "test_execution_steps" and stored is not None:
+                # A step result is "<execution key>#<position>", as step_results names it.
+                key = f"{execution_keys.get(str(stored.parent_key), stored.parent_key)}#{stored.position}"
             for path, reason in fields:
+                value = _at(stored.payload, path) if stored is not None and path else None
                 self.line(
                     _ENTITY_WORDS.get(entity, entity),
-                    object_ref,
+                    key,
                     path or OBJECT,
-                    reason,
+                    value if isinstance(value, str) else reason,
                     Reason.REPLACED,
                     "correct the text in Zephyr and re-run, or accept it",
                     reason,
@@ -1122,14 +1171,15 @@ def _at(payload: Payload, path: str) -> Any:
 def _describe(value: Any) -> str:
     """A value of a field that is not carried, shown as a reader would want it."""
     if isinstance(value, Mapping):
+        if "value" in value and "name" in value:
+            # A call-to-test parameter: its value is what is lost, not only its name.
+            return f"{value['name']}={value['value']}"
         for name in ("url", "target", "accountId", "name", "testCaseKey"):
             if value.get(name):
                 shown = str(value[name])
                 if value.get("description"):
                     shown += f" ({value['description']})"
                 return shown
-        if "value" in value and "name" in value:
-            return f"{value['name']}={value['value']}"
         if value.get("id") is not None:
             return f"id {value['id']}"
         return json.dumps(value, ensure_ascii=False, default=str)
@@ -1151,6 +1201,12 @@ def _label_of(value: Any) -> str:
 
 def _qtest_type(object_type: str) -> str:
     return "test cases" if object_type in (TEST_CASE_WORDS, TEST_STEP_WORDS) else "test runs"
+
+
+def _not_sent(error: str) -> bool:
+    """A failure the run recorded without asking qTest: an object it needs has no qTest id (a KeyError of
+    the mapping), as opposed to qTest's own answer (``POST ... -> 400: ...``)."""
+    return error.startswith("KeyError:")
 
 
 def _remedy_for_refusal(error: str) -> str:

@@ -7,6 +7,15 @@ a migration must survive without duplicates (DESIGN §6), so it has its own swit
 (a share of writes), ``lose_next`` (the next N writes, deterministic) and ``lost_answer_match`` (only
 paths containing this text).
 
+``refuse`` makes qTest answer one object's create call with a 400, as a real site may for a call it will not
+take (the swagger declares 400 on every create call, API_NOTES Q-2, without saying when): per kind of object (the API
+segment: ``modules``, ``test-cases``, ``test-cycles``, ``test-runs``, ``test-logs``, ``attachments``), the
+texts that name the objects to refuse. A create call names a text when it is the object's ``name``, the
+value of one of its properties (the migration's ``Zephyr Key``), a whole word of its ``description`` or
+``note`` (a cycle's "Zephyr test cycle <key>"), or, for an attachment, its ``File-Name``. The answer is the
+shape real qTest errors have, ``{"message": "..."}`` (REAL_SHAPES.md, qTest Manager 8); its text is the
+sandbox's own (no public source records qTest's wording for such a refusal).
+
 Every switch can be set when the sandbox starts and changed while it runs (``POST /_sandbox/faults``).
 Random decisions come from ``random.Random(seed)``, so a single-client run sees the same faults each time.
 The switch checks, the token bucket, latency, 5xx and drops are the ones every sandbox shares
@@ -15,9 +24,10 @@ The switch checks, the token bucket, latency, 5xx and drops are the ones every s
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from zephyr_qtest.sandbox.common import (
@@ -65,6 +75,8 @@ class FaultConfig:
     lost_answer_rate: float = 0.0  # share of writes applied and committed, then the connection closed
     lose_next: int = 0  # the next N writes (matching lost_answer_match) lose their answer
     lost_answer_match: str = ""  # only writes whose path contains this text; "" = every write
+    # kind of object (API segment) -> texts naming the objects whose create call is answered 400
+    refuse: dict[str, list[str]] = field(default_factory=dict)
     seed: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -89,6 +101,30 @@ def _check_text(name: str, value: Any) -> str:
     return value
 
 
+# The kinds of object whose create call `refuse` can refuse (the API segments of their create calls).
+REFUSABLE_KINDS: tuple[str, ...] = (
+    "modules",
+    "test-cases",
+    "test-cycles",
+    "test-runs",
+    "test-logs",
+    "attachments",
+)
+
+
+def _check_refuse(name: str, value: Any) -> dict[str, list[str]]:
+    if not isinstance(value, Mapping):
+        raise FaultConfigError(f"{name} must be an object of kind -> list of texts, got {value!r}")
+    checked: dict[str, list[str]] = {}
+    for kind, texts in value.items():
+        if kind not in REFUSABLE_KINDS:
+            raise FaultConfigError(f"{name}: unknown kind {kind!r} (known: {', '.join(REFUSABLE_KINDS)})")
+        if not isinstance(texts, list) or not all(isinstance(text, str) and text for text in texts):
+            raise FaultConfigError(f"{name}[{kind!r}] must be a list of non-empty texts, got {texts!r}")
+        checked[kind] = list(texts)
+    return checked
+
+
 # The check of every switch (a bad value or an unknown switch is a FaultConfigError naming it).
 SWITCH_CHECKS: dict[str, SwitchCheck] = {
     **COMMON_SWITCH_CHECKS,
@@ -98,6 +134,7 @@ SWITCH_CHECKS: dict[str, SwitchCheck] = {
     "lost_answer_rate": check_share,
     "lose_next": _check_lose_next,
     "lost_answer_match": _check_text,
+    "refuse": _check_refuse,
 }
 
 
@@ -200,3 +237,32 @@ class FaultInjector(FaultInjectorBase[FaultConfig]):
             config.lose_next -= 1
             return True
         return self.draw(config.lost_answer_rate)
+
+    # -- refusals --------------------------------------------------------------------------------------
+    def refusal(self, kind: str, body: Any = None, *, file_name: str | None = None) -> str | None:
+        """The message of the 400 that refuses this create call of ``kind``, None when it is not refused."""
+        texts = self.config.refuse.get(kind)
+        if not texts:
+            return None
+        for text in texts:
+            if _names(text, body, file_name):
+                return f"{kind.rstrip('s').replace('-', ' ')} '{text}' was refused by this site (sandbox switch refuse)"
+        return None
+
+
+def _names(text: str, body: Any, file_name: str | None) -> bool:
+    """Whether a create call names ``text``: its name, a property's value, a word of its description or
+    note, or its file name."""
+    if file_name is not None and file_name == text:
+        return True
+    if not isinstance(body, Mapping):
+        return False
+    if body.get("name") == text:
+        return True
+    for prop in body.get("properties") or []:
+        if isinstance(prop, Mapping) and str(prop.get("field_value") or "") == text:
+            return True
+    word = re.compile(rf"(?<![\w-]){re.escape(text)}(?![\w-])")
+    return any(
+        isinstance(body.get(name), str) and word.search(body[name]) for name in ("description", "note")
+    )

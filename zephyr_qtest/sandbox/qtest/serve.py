@@ -13,7 +13,7 @@ answering (``app.ABORT_EXTENSION``): that is how a dropped connection and a lost
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,6 +53,7 @@ def build_qtest_sandbox(
     fault_rate: float = 0.0,
     drop_rate: float = 0.0,
     lost_answer_rate: float = 0.0,
+    refuse: Mapping[str, list[str]] | None = None,
     attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES,
     queue_polls: int = 2,
     queue_delay_s: float | None = 2.0,
@@ -72,6 +73,7 @@ def build_qtest_sandbox(
         "fault_rate": fault_rate,
         "drop_rate": drop_rate,
         "lost_answer_rate": lost_answer_rate,
+        "refuse": dict(refuse or {}),
         "seed": seed,
     }
     faults = common.apply_switches(FaultConfig(), switches, SWITCH_CHECKS)  # naming a bad switch
@@ -141,6 +143,7 @@ def start_qtest_in_thread(
     fault_rate: float = 0.0,
     drop_rate: float = 0.0,
     lost_answer_rate: float = 0.0,
+    refuse: Mapping[str, list[str]] | None = None,
     attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES,
     queue_polls: int = 2,
     queue_delay_s: float | None = 2.0,
@@ -176,6 +179,7 @@ def start_qtest_in_thread(
             fault_rate=fault_rate,
             drop_rate=drop_rate,
             lost_answer_rate=lost_answer_rate,
+            refuse=refuse,
             attachment_max_bytes=attachment_max_bytes,
             queue_polls=queue_polls,
             queue_delay_s=queue_delay_s,
@@ -221,6 +225,7 @@ def serve_qtest(
     fault_rate: float = 0.0,
     drop_rate: float = 0.0,
     lost_answer_rate: float = 0.0,
+    refuse: Mapping[str, list[str]] | None = None,
     attachment_max_bytes: int = DEFAULT_ATTACHMENT_MAX_BYTES,
     queue_polls: int = 2,
     queue_delay_s: float | None = 2.0,
@@ -248,6 +253,7 @@ def serve_qtest(
         fault_rate: share of requests answered 500/502/503 (not applied).
         drop_rate: share of requests whose connection is closed before they are applied.
         lost_answer_rate: share of writes applied and committed whose answer is never sent.
+        refuse: kind of object -> texts naming the objects whose create call is answered 400 (faults.py).
         attachment_max_bytes: the attachment size limit (413 over it); 50 MB like qTest SaaS.
         queue_polls / queue_delay_s: a bulk auto-test-logs job finishes at its Nth poll or after this
             many seconds, whichever comes first.
@@ -275,6 +281,7 @@ def serve_qtest(
         fault_rate=fault_rate,
         drop_rate=drop_rate,
         lost_answer_rate=lost_answer_rate,
+        refuse=refuse,
         attachment_max_bytes=attachment_max_bytes,
         queue_polls=queue_polls,
         queue_delay_s=queue_delay_s,

@@ -276,7 +276,7 @@ class AutomatedTestLogs:
 
     def warn_if_elsewhere(self, row: Row, found: Created, queue_id: int | None) -> None:
         """A log on another run than its own is recorded (never sent twice); the reconciliation shows it."""
-        own_run = self.manual.run_id(row)
+        own_run = self.ctx.ids[TEST_RUN.name].get(row["parent_source_key"])
         on_run = found.detail.get("test_run_id")
         if on_run is not None and on_run != own_run:
             log.warning(

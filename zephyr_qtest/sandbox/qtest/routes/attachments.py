@@ -19,6 +19,7 @@ from zephyr_qtest.sandbox.qtest.routes.http import (
     page_query,
     paged,
     path_int,
+    refuse,
     request_user_id,
 )
 from zephyr_qtest.sandbox.qtest.store import QTestError
@@ -87,6 +88,7 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
             raise QTestError(400, "the File-Name header is required")
         if not content_type:
             raise QTestError(400, "the Content-Type header is required")
+        refuse(sandbox, "attachments", file_name=name)
         cap = store.attachment_max_bytes
         chunks: list[bytes] = []
         size = 0

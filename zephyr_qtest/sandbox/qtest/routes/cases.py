@@ -18,6 +18,7 @@ from zephyr_qtest.sandbox.qtest.routes.http import (
     json_response,
     page_query,
     path_int,
+    refuse,
     request_user_id,
 )
 from zephyr_qtest.sandbox.qtest.store import QTestError
@@ -33,9 +34,9 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
     async def test_cases(request: Request) -> Response:
         project_id = path_int(request, "projectId")
         if request.method == "POST":
-            return json_response(
-                store.create_test_case(project_id, await json_body(request), request_user_id(request))
-            )
+            body = await json_body(request)
+            refuse(sandbox, "test-cases", body)
+            return json_response(store.create_test_case(project_id, body, request_user_id(request)))
         page, size = page_query(request, size_name="size", default_size=20)
         raw_after = request.query_params.get("modifiedAfter")
         modified_after = None

@@ -18,6 +18,7 @@ from zephyr_qtest.sandbox.qtest.routes.http import (
     json_response,
     parent_type_query,
     path_int,
+    refuse,
 )
 from zephyr_qtest.sandbox.qtest.store import QTestError
 
@@ -51,6 +52,7 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         parent_id = int_query(request, "parentId", None)
         if request.method == "POST":
             body = await json_body(request)
+            refuse(sandbox, "test-cycles", body)
             return json_response(
                 store.create_cycle(project_id, body, parent_id, parent_type_query(request)), 201
             )

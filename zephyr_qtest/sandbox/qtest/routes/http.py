@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from zephyr_qtest.sandbox.qtest.store import QTestError
+
+if TYPE_CHECKING:
+    from zephyr_qtest.sandbox.qtest.app import QTestSandbox
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,13 @@ def json_response(
 
 def error_body(message: str) -> bytes:
     return json.dumps({"message": message}, ensure_ascii=False).encode("utf-8")
+
+
+def refuse(sandbox: QTestSandbox, kind: str, body: Any = None, *, file_name: str | None = None) -> None:
+    """A 400 when the switch ``refuse`` names this create call (before anything is stored)."""
+    message = sandbox.faults.refusal(kind, body, file_name=file_name)
+    if message is not None:
+        raise QTestError(400, message)
 
 
 # ---------------------------------------------------------------------------- request parsing

@@ -16,6 +16,7 @@ from zephyr_qtest.sandbox.qtest.routes.http import (
     page_query,
     paged,
     path_int,
+    refuse,
     request_user_id,
 )
 
@@ -32,6 +33,7 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         run_id = path_int(request, "testRunId")
         if request.method == "POST":
             body = await json_body(request)
+            refuse(sandbox, "test-logs", body)
             return json_response(store.create_log(project_id, run_id, body, request_user_id(request)), 201)
         page, size = page_query(request)
         total, items = store.test_logs(project_id, run_id, page=page, page_size=size)

@@ -16,6 +16,7 @@ from zephyr_qtest.sandbox.qtest.routes.http import (
     json_body,
     json_response,
     path_int,
+    refuse,
 )
 
 if TYPE_CHECKING:
@@ -30,7 +31,9 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         project_id = path_int(request, "projectId")
         parent_id = int_query(request, "parentId", None)
         if request.method == "POST":
-            return json_response(store.create_module(project_id, await json_body(request), parent_id), 201)
+            body = await json_body(request)
+            refuse(sandbox, "modules", body)
+            return json_response(store.create_module(project_id, body, parent_id), 201)
         return json_response(
             store.modules(
                 project_id,

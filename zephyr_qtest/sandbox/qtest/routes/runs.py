@@ -18,6 +18,7 @@ from zephyr_qtest.sandbox.qtest.routes.http import (
     paged,
     parent_type_query,
     path_int,
+    refuse,
     request_user_id,
 )
 
@@ -34,6 +35,7 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         parent_id = int_query(request, "parentId", None)
         if request.method == "POST":
             body = await json_body(request)
+            refuse(sandbox, "test-runs", body)
             run = store.create_run(
                 project_id, body, parent_id, parent_type_query(request), request_user_id(request)
             )
