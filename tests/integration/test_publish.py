@@ -93,7 +93,9 @@ def loader_failures(result: dg.ExecuteInProcessResult) -> list[str]:
             loader_equal = evaluation.metadata.get("loader_equal")
             if evaluation.check_name == "complete" or (loader_equal is not None and loader_equal.value):
                 continue
-        found.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} {evaluation.description}")
+        found.append(
+            f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} {evaluation.description}"
+        )
     return found
 
 
