@@ -122,7 +122,82 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
             where project_key = %(p)s"""
         for name in ("issues", "webLinks")
     },
+    # Test plans become cycles (plans_as test_cycle, the default) or releases: neither holds these.
+    **{
+        ("test plan", name, Reason.NOT_CARRIED): f"""
+            select count(*) from zephyr_raw.test_plans
+            where project_key = %(p)s and {_nonempty(f"payload->'{name}'")}"""
+        for name in ("status", "owner", "folder")
+    },
+    ("test plan", "labels", Reason.NOT_CARRIED): f"""
+        select coalesce(sum({_items("payload->'labels'")}), 0) from zephyr_raw.test_plans
+        where project_key = %(p)s""",
+    **{
+        ("test plan", f"links.{name}", Reason.NOT_CARRIED): f"""
+            select coalesce(sum({_items(f"payload->'links'->'{name}'")}), 0) from zephyr_raw.test_plans
+            where project_key = %(p)s"""
+        for name in ("issues", "webLinks")
+    },
+    ("test execution", "jiraProjectVersion", Reason.NOT_CARRIED): f"""
+        select count(*) from zephyr_raw.test_executions
+        where project_key = %(p)s and {_nonempty("payload->'jiraProjectVersion'")}""",
+    # Executions not run yet: qTest makes no log of them, and their run holds none of their values.
+    **{
+        ("test execution", name, Reason.NOT_CARRIED): f"""
+            with executions as ({_EXECUTIONS})
+            select count(*) from executions where not ran and {_nonempty(f"payload->'{name}'")}"""
+        for name in ("comment", "assignedToId")
+    },
+    # With plans_as test_cycle (the default) a plan is a cycle of its own, without the cycles it links.
+    ("test cycle", "links.testPlans", Reason.NOT_CARRIED): f"""
+        select coalesce(sum({_items("payload->'links'->'testPlans'")}), 0) from zephyr_raw.test_cycles
+        where project_key = %(p)s""",
+    # qTest takes no files on test cycles (nor on plans made cycles), and an execution not run yet has no
+    # test log to hold its files or its step results' files.
+    ("attachment", "(object)", Reason.NOT_CARRIED): f"""
+        with executions as ({_EXECUTIONS})
+        select count(*) from zephyr_raw.attachments
+        where project_key = %(p)s and (
+            key like 'testcycles/%%' or key like 'testplans/%%'
+            or (key like 'testexecutions/%%' and split_part(key, '/', 2) in (
+                select id::text from executions where not ran)))""",
+    # Folders of plans have no qTest counterpart at all; the others lose their position among siblings.
+    ("folder", "(object)", Reason.NOT_CARRIED): """
+        select count(*) from zephyr_raw.folders
+        where project_key = %(p)s and payload->>'folderType' not in ('TEST_CASE', 'TEST_CYCLE')""",
+    ("folder", "index", Reason.NOT_CARRIED): f"""
+        select count(*) from zephyr_raw.folders
+        where project_key = %(p)s and payload->>'folderType' in ('TEST_CASE', 'TEST_CYCLE')
+        and {_nonempty("payload->'index'")}""",
 }
+
+
+# Custom-field values that have no qTest place, per Zephyr object type (their field names are the tenant's
+# own, so they are counted together): of cycles and plans (neither takes properties), of executions not run
+# yet, and of steps (qTest steps have no fields). The ledger names each under its own field.
+RAW_CUSTOM_FIELD_LOSSES: dict[str, str] = {
+    "test cycle": "select payload->'customFields' as values from zephyr_raw.test_cycles where project_key = %(p)s",
+    "test plan": "select payload->'customFields' as values from zephyr_raw.test_plans where project_key = %(p)s",
+    "test execution": f"with executions as ({_EXECUTIONS}) "
+    "select payload->'customFields' as values from executions where not ran",
+    "test step": "select payload->'inline'->'customFields' as values from zephyr_raw.test_steps "
+    "where project_key = %(p)s",
+}
+
+
+def raw_custom_field_losses(database_url: str, project: str) -> dict[str, int]:
+    """Per object type, the non-empty custom-field values of ``RAW_CUSTOM_FIELD_LOSSES``."""
+    with connect(database_url) as conn:
+        return {
+            object_type: int(
+                conn.execute(  # type: ignore[index]
+                    f"with fields as ({values}) select count(*) from fields, jsonb_each(fields.values) as item "
+                    f"where jsonb_typeof(fields.values) = 'object' and {_nonempty('item.value')}",
+                    {"p": project},
+                ).fetchone()[0]
+            )
+            for object_type, values in RAW_CUSTOM_FIELD_LOSSES.items()
+        }
 
 
 def raw_loss_counts(database_url: str, project: str) -> dict[tuple[str, str, Reason], int]:

@@ -11,6 +11,7 @@ Raw and dbt for both projects come from the session's shared transformed databas
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import httpx
 import pytest
 
 from tests.graph_helpers import TransformedDatabase, materialize_partition
-from tests.proof_helpers import ledger_of, raw_loss_counts
+from tests.proof_helpers import ledger_of, raw_custom_field_losses, raw_loss_counts
 from zephyr_qtest.cli import failed_publish_checks
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.publish.qtest import publish_assets, reconciliation
@@ -318,6 +319,15 @@ def test_the_ledger_counts_what_the_raw_payloads_hold(migrated: dict[str, Any]) 
         expected = raw_loss_counts(migrated["database_url"], project)
         assert {kind: held.get(kind, 0) for kind in expected} == expected, project
         assert sum(expected.values()) > 100 and expected[("test case", "priority", Reason.NO_MAPPING)] > 0
+        # Custom-field values with no qTest place, counted together per object type (the tenant names them).
+        custom = Counter(
+            line.object_type
+            for line in ledger.lines
+            if "customFields." in line.field and line.reason is Reason.NOT_CARRIED
+        )
+        assert dict(custom) == {
+            k: v for k, v in raw_custom_field_losses(migrated["database_url"], project).items() if v
+        }, project
         assert [line for line in ledger.lines if line.reason is Reason.DIFFERS] == [], project
 
 
