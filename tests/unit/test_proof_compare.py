@@ -456,3 +456,24 @@ def test_a_payload_of_an_unexpected_shape_stops_only_its_own_comparison() -> Non
     assert [(line.object_key, line.field) for line in unreadable] == [("P-T1", "(object)")]
     assert "AttributeError" in unreadable[0].detail
     assert [line.object_key for line in lines_of(ledger, "links.webLinks")] == ["P-T2"]
+
+
+def test_a_folder_under_another_parent_in_qtest_is_a_difference() -> None:
+    folders = [
+        raw(None, {"id": 1, "name": "Root", "folderType": "TEST_CASE", "parentId": None}, id_=1),
+        raw(None, {"id": 2, "name": "Child", "folderType": "TEST_CASE", "parentId": 1}, id_=2),
+        raw(None, {"id": 3, "name": "Other", "folderType": "TEST_CASE", "parentId": None}, id_=3),
+    ]
+    modules = {
+        800: {"id": 800, "name": "Root", "children": []},
+        802: {"id": 802, "name": "Other", "children": [{"id": 801}]},
+        801: {"id": 801, "name": "Child", "children": []},
+    }
+    ledger = prove_offline(
+        {"folders": folders},
+        {"module": modules},
+        {"module": {"folder:1": 800, "folder:2": 801, "folder:3": 802}},
+    )
+    [line] = ledger.lines
+    assert (line.object_key, line.field, line.reason) == ("folder:2", "parentId", Reason.DIFFERS)
+    assert "802" in line.detail

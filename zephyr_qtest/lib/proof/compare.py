@@ -400,6 +400,25 @@ class Proof:
             f"qTest holds {shorten(got, 120) or 'nothing'}",
         )
 
+    def check_parent(
+        self, object_type: str, key: str, path: str, folder: Any, id_map_type: str, found: Mapping[str, Any]
+    ) -> None:
+        """The object sits under what its Zephyr folder became (a module, or a cycle), as qTest's tree says."""
+        assert self.rb is not None
+        self.ledger.values_compared += 1
+        expected_parent = self.rb.ids.get(id_map_type, {}).get(f"folder:{folder}")
+        held_parent = self.parents[id_map_type].get(int(found["id"]))
+        if expected_parent is not None and held_parent != expected_parent:
+            self.line(
+                object_type,
+                key,
+                path,
+                folder,
+                Reason.DIFFERS,
+                RERUN,
+                f"qTest has it under {held_parent or 'the root'}",
+            )
+
     # ---------------------------------------------------------------- per Zephyr object type
 
     def run(self) -> None:
@@ -477,19 +496,7 @@ class Proof:
                 self.check_value(FOLDER_WORDS, key, "name", payload.get("name"), found.get("name"))
                 parent = payload.get("parentId")
                 if parent is not None:
-                    self.ledger.values_compared += 1
-                    expected_parent = self.rb.ids.get(id_map_type, {}).get(f"folder:{parent}")
-                    held_parent = self.parents[id_map_type].get(int(found["id"]))
-                    if expected_parent is not None and held_parent != expected_parent:
-                        self.line(
-                            FOLDER_WORDS,
-                            key,
-                            "parentId",
-                            parent,
-                            Reason.DIFFERS,
-                            RERUN,
-                            f"qTest has it under {held_parent or 'the root'}",
-                        )
+                    self.check_parent(FOLDER_WORDS, key, "parentId", parent, id_map_type, found)
                 self.not_carried("folders", FOLDER_WORDS, key, payload)
 
     def test_cases(self) -> None:
@@ -763,19 +770,7 @@ class Proof:
                             "plans_as is test_cycle: the plan is a cycle of its own, without its cycles",
                         )
                 if folder is not None and not (plans and self.rb.ids.get(RELEASE.name)):
-                    self.ledger.values_compared += 1
-                    expected_parent = self.rb.ids.get(TEST_CYCLE.name, {}).get(f"folder:{folder}")
-                    held_parent = self.parents[TEST_CYCLE.name].get(int(found["id"]))
-                    if expected_parent is not None and held_parent != expected_parent:
-                        self.line(
-                            TEST_CYCLE_WORDS,
-                            key,
-                            "folder",
-                            folder,
-                            Reason.DIFFERS,
-                            RERUN,
-                            f"qTest has it under {held_parent or 'the root'}",
-                        )
+                    self.check_parent(TEST_CYCLE_WORDS, key, "folder", folder, TEST_CYCLE.name, found)
                 self.not_carried("test_cycles", TEST_CYCLE_WORDS, key, payload)
 
     def test_plans(self) -> None:
