@@ -69,6 +69,10 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
     ("test step", "testCase.parameters", Reason.NOT_CARRIED): f"""
         select coalesce(sum({_items("payload->'testCase'->'parameters'")}), 0) from zephyr_raw.test_steps
         where project_key = %(p)s""",
+    # A call to a case of another Zephyr project: qTest links calls within one project only.
+    ("test step", "testCase.testCaseKey", Reason.NOT_CARRIED): """
+        select count(*) from zephyr_raw.test_steps
+        where project_key = %(p)s and payload->'testCase'->>'testCaseKey' not like %(p)s || '-%%'""",
     ("test execution", "environment", Reason.VALUE_NOT_ALLOWED): f"""
         with executions as ({_EXECUTIONS})
         select count(*) from executions where ran and {_nonempty("payload->'environment'")}""",
