@@ -379,6 +379,30 @@ class Proof:
             detail = f"qTest '{label}' holds {', '.join(held) if held else 'nothing'}"
             self.line(object_type, key, path, item, reason, remedy, detail)
 
+    def check_mapped(
+        self,
+        object_type: str,
+        key: str,
+        path: str,
+        label: str | None,
+        props: Properties,
+        value: str,
+        mapping: Mapping[str, str],
+        seed: str,
+    ) -> None:
+        """A Zephyr value that a seed maps (a priority, a status, an account): qTest must hold what the seed's
+        row makes of it, or the value itself where no row covers it."""
+        self.check_property(
+            object_type,
+            key,
+            path,
+            label,
+            props,
+            mapping.get(value, value),
+            seed=seed,
+            seed_hit=value in mapping,
+        )
+
     def check_value(
         self, object_type: str, key: str, path: str, expected: Any, held: Any, *, contains: bool = False
     ) -> None:
@@ -552,40 +576,32 @@ class Proof:
                 self.check_property(TEST_CASE_WORDS, key, "key", label("key"), props, key)
                 priority = self.source.name("priorities", payload.get("priority"))
                 if priority is not None:
-                    self.check_property(
+                    self.check_mapped(
                         TEST_CASE_WORDS,
                         key,
                         "priority",
                         label("priority"),
                         props,
-                        seeds.priorities.get(priority, priority),
-                        seed="priority_map",
-                        seed_hit=priority in seeds.priorities,
+                        priority,
+                        seeds.priorities,
+                        "priority_map",
                     )
                 status = self.source.name("statuses", payload.get("status"))
                 if status is not None:
-                    case_statuses = seeds.statuses.get("TEST_CASE", {})
-                    self.check_property(
+                    self.check_mapped(
                         TEST_CASE_WORDS,
                         key,
                         "status",
                         label("status"),
                         props,
-                        case_statuses.get(status, status),
-                        seed="status_map",
-                        seed_hit=status in case_statuses,
+                        status,
+                        seeds.statuses.get("TEST_CASE", {}),
+                        "status_map",
                     )
                 owner = (payload.get("owner") or {}).get("accountId")
                 if owner:
-                    self.check_property(
-                        TEST_CASE_WORDS,
-                        key,
-                        "owner",
-                        label("owner"),
-                        props,
-                        seeds.users.get(owner, owner),
-                        seed="user_map",
-                        seed_hit=owner in seeds.users,
+                    self.check_mapped(
+                        TEST_CASE_WORDS, key, "owner", label("owner"), props, owner, seeds.users, "user_map"
                     )
                 self.check_property(
                     TEST_CASE_WORDS, key, "labels", label("labels"), props, list(payload.get("labels") or [])
@@ -863,8 +879,7 @@ class Proof:
                             "testExecutionStatus",
                             status,
                             Reason.NO_MAPPING,
-                            f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv "
-                            "(or the status to qTest's execution statuses), then re-run",
+                            status_map_remedy(status, " (or the status to qTest's execution statuses)"),
                             "qTest knows no such execution status: the test log was not made",
                         )
                         # Not in qTest, its line on its status; its step results missing with it.
@@ -893,11 +908,7 @@ class Proof:
                     mapped = statuses.get(status, status)
                     if held_status.lower() != mapped.lower():
                         reason = Reason.NO_MAPPING if status not in statuses else Reason.DIFFERS
-                        remedy = (
-                            f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv, then re-run"
-                            if status not in statuses
-                            else RERUN
-                        )
+                        remedy = status_map_remedy(status) if status not in statuses else RERUN
                         self.line(
                             EXECUTION_WORDS,
                             key,
@@ -931,15 +942,15 @@ class Proof:
                 for person in ("executedById", "assignedToId"):
                     account = payload.get(person)
                     if account:
-                        self.check_property(
+                        self.check_mapped(
                             EXECUTION_WORDS,
                             key,
                             person,
                             label(person),
                             props,
-                            seeds.users.get(account, account),
-                            seed="user_map",
-                            seed_hit=account in seeds.users,
+                            account,
+                            seeds.users,
+                            "user_map",
                         )
                 for name, value in (payload.get("customFields") or {}).items():
                     path = f"customFields.{name}"
@@ -1053,9 +1064,7 @@ class Proof:
                         "inline.status",
                         status,
                         reason,
-                        f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv, then re-run"
-                        if reason is Reason.NO_MAPPING
-                        else RERUN,
+                        status_map_remedy(status) if reason is Reason.NO_MAPPING else RERUN,
                         f"qTest's step log is {held_status or 'without status'}",
                     )
             self.check_value(
@@ -1202,6 +1211,11 @@ def _not_sent(error: str) -> bool:
     """A failure the run recorded without asking qTest: an object it needs has no qTest id (a KeyError of
     the mapping), as opposed to qTest's own answer (``POST ... -> 400: ...``)."""
     return error.startswith("KeyError:")
+
+
+def status_map_remedy(status: str, alternative: str = "") -> str:
+    """The remedy of an execution status no row of status_map.csv covers."""
+    return f"add a row TEST_EXECUTION,{status},<qTest status> to {SEEDS}/status_map.csv{alternative}, then re-run"
 
 
 def _remedy_for_refusal(error: str) -> str:
