@@ -176,6 +176,27 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
 }
 
 
+# Pictures embedded in rich text (<img src=...>): their text arrives, they do not (SmartBear's CDN). One line
+# per picture, per (object type, field): counted with a regular expression over the raw text.
+_RICH_TEXT_WITH_IMAGES = (
+    ("test case", "test_cases", "objective"),
+    ("test case", "test_cases", "precondition"),
+    ("test step", "test_steps", "inline.description"),
+    ("test step", "test_steps", "inline.testData"),
+    ("test step", "test_steps", "inline.expectedResult"),
+    ("test step", "test_scripts", "text"),
+    ("test cycle", "test_cycles", "description"),
+    ("test plan", "test_plans", "objective"),
+    ("test execution", "test_executions", "comment"),
+    ("execution step", "test_execution_steps", "inline.actualResult"),
+)
+for _object_type, _table, _path in _RICH_TEXT_WITH_IMAGES:
+    _text = "payload #>> '{" + _path.replace(".", ",") + "}'"
+    RAW_LOSSES[(_object_type, f"{_path} (inline image)", Reason.NOT_CARRIED)] = f"""
+        select count(*) from zephyr_raw.{_table},
+            regexp_matches(coalesce({_text}, ''), '<img[^>]*src\\s*=', 'gi')
+        where project_key = %(p)s"""
+
 # Custom-field values that have no qTest place, per Zephyr object type (their field names are the tenant's
 # own, so they are counted together): of cycles and plans (neither takes properties), of executions not run
 # yet, and of steps (qTest steps have no fields). The ledger names each under its own field.

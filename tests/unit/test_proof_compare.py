@@ -477,3 +477,30 @@ def test_a_folder_under_another_parent_in_qtest_is_a_difference() -> None:
     [line] = ledger.lines
     assert (line.object_key, line.field, line.reason) == ("folder:2", "parentId", Reason.DIFFERS)
     assert "802" in line.detail
+
+
+def test_an_inline_image_is_a_line_even_though_its_text_arrived() -> None:
+    """The objective arrives as written, so the text compares equal; the picture still points at SmartBear's
+    CDN, which the API token cannot read: a line per picture, named by object, field and address."""
+    picture = "https://cloudfront.tm4j.smartbear.com/tenant/t1/project/10/embedded-ab12-1566319668503.png"
+    objective = f'<p>Log in</p><img src="{picture}" width="40"><IMG alt=x SRC=\'{picture}?v=2\'>'
+    step = {"inline": {"description": f'Open <img src="{picture}">', "expectedResult": "Shown"}}
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(objective=objective))],
+            "test_steps": [raw(None, step, parent="P-T1", position=2)],
+        },
+        {"test_case": {900: qtest_case({1: "P-T1"}, description=objective)}},
+        {"test_case": {"P-T1": 900}},
+    )
+    assert [(line.object_key, line.value) for line in lines_of(ledger, "objective (inline image)")] == [
+        ("P-T1", picture),
+        ("P-T1", f"{picture}?v=2"),
+    ]
+    [step_line] = lines_of(ledger, "inline.description (inline image)")
+    assert (step_line.object_type, step_line.object_key, step_line.reason) == (
+        "test step",
+        "P-T1#2",
+        Reason.NOT_CARRIED,
+    )
+    assert lines_of(ledger, "objective") == []

@@ -24,6 +24,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from zephyr_qtest.lib.proof import images
 from zephyr_qtest.lib.proof.fates import Fate, fate_of
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason, shorten
 from zephyr_qtest.lib.proof.source import Payload, RawObject, Source, load_source
@@ -485,6 +486,7 @@ class Proof:
         self.test_plans()
         self.test_executions()
         self.attachments()
+        self.inline_images()
         self.replaced_characters()
 
     def _found(self, id_map_type: str, source_key: str) -> Mapping[str, Any] | None:
@@ -1103,6 +1105,35 @@ class Proof:
                         RERUN,
                         f"qTest holds {found.get('size')} bytes with another SHA-256",
                     )
+
+    def inline_images(self) -> None:
+        """A line per picture embedded in rich text (`images.py`): the text arrives, its pictures do not."""
+        execution_keys = {
+            str(execution.id): str(execution.key)
+            for execution in self.source.of("test_executions")
+            if execution.id is not None and execution.key
+        }
+        for entity, paths in images.RICH_TEXT.items():
+            for obj in self.source.of(entity):
+                if entity == "test_steps":
+                    key = f"{obj.parent_key}#{obj.position}"
+                elif entity == "test_execution_steps":
+                    key = f"{execution_keys.get(str(obj.parent_key), obj.parent_key)}#{obj.position}"
+                elif entity == "test_scripts":
+                    key = str(obj.parent_key)
+                else:
+                    key = obj.key or str(obj.id)
+                for path in paths:
+                    for source in images.image_sources(_at(obj.payload, path)):
+                        self.line(
+                            _ENTITY_WORDS[entity],
+                            key,
+                            f"{path} (inline image)",
+                            source,
+                            images.REASON,
+                            images.REMEDY,
+                            images.DETAIL,
+                        )
 
     def replaced_characters(self) -> None:
         """The characters the raw layer could not store (NUL, lone surrogates): named, object by object,
