@@ -3,6 +3,8 @@
 Everything comes from the parsed manifest: each model's description, columns (type, constraints, tests,
 description), and, for the staging models, where every raw payload key lands or why it is dropped. A test
 regenerates it and fails when the committed file differs, so the document cannot drift from the models.
+The README's mapping table (what each Zephyr field becomes in qTest, or why it does not arrive) is rendered
+from the same registry of fates, between two markers, and checked the same way.
 
     python -m zephyr_qtest.lib.data_dictionary [--check]
 """
@@ -17,9 +19,26 @@ from pathlib import Path
 from typing import Any
 
 from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, prepare_manifest
-from zephyr_qtest.lib.proof.fates import Fate, fate_of
+from zephyr_qtest.lib.proof.fates import FATES, Fate, fate_of
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "data-dictionary.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
+MAPPING_START = (
+    "<!-- mapping table: generated from lib/proof/fates.py by python -m zephyr_qtest.lib.data_dictionary -->"
+)
+MAPPING_END = "<!-- end of the mapping table -->"
+# The raw tables as the ledger names their objects, in the table's order.
+_OBJECT_WORDS = {
+    "test_cases": "test case",
+    "test_steps": "test step",
+    "test_scripts": "test script",
+    "test_cycles": "test cycle",
+    "test_plans": "test plan",
+    "test_executions": "test execution",
+    "test_execution_steps": "execution step",
+    "folders": "folder",
+    "attachments": "attachment",
+}
 _SCHEMAS = ("canonical", "qtest_mapping", "staging")
 _SCHEMA_TITLES = {
     "canonical": "Canonical schema (`canonical.*`)",
@@ -146,6 +165,30 @@ def _fate_text(entity: str, path: str) -> str:
     return f"no value of its own: {fate.rule}"
 
 
+def render_mapping_table() -> str:
+    """The README's mapping table: every Zephyr field with a value of its own (not the API's links and ids),
+    where it lands in qTest and by which rule, or, in bold, that it does not arrive and why."""
+    lines = [
+        MAPPING_START,
+        "| Zephyr | in qTest | rule, or why it does not arrive |",
+        "|---|---|---|",
+    ]
+    for entity, words in _OBJECT_WORDS.items():
+        for fate in FATES:
+            if fate.entity != entity or fate.fate is Fate.STRUCTURAL:
+                continue
+            where = "**not carried**" if fate.fate is Fate.NOT_CARRIED else _cell(fate.to)
+            lines.append(f"| {words} `{fate.path}` | {where} | {_cell(fate.rule)} |")
+    lines.append(MAPPING_END)
+    return "\n".join(lines)
+
+
+def readme_with_mapping_table(readme: str) -> str:
+    """The README with its mapping table (between the markers) rendered anew."""
+    start, end = readme.index(MAPPING_START), readme.index(MAPPING_END) + len(MAPPING_END)
+    return readme[:start] + render_mapping_table() + readme[end:]
+
+
 def render_from_project(project_dir: Path = DBT_PROJECT_DIR) -> str:
     manifest = json.loads(prepare_manifest(project_dir).read_text())
     return render(manifest)
@@ -153,13 +196,20 @@ def render_from_project(project_dir: Path = DBT_PROJECT_DIR) -> str:
 
 def main(argv: list[str]) -> int:
     text = render_from_project()
+    readme = readme_with_mapping_table(README.read_text())
     if "--check" in argv:
-        if not DOCUMENT.is_file() or DOCUMENT.read_text() != text:
-            print(f"{DOCUMENT} is out of date: run `python -m zephyr_qtest.lib.data_dictionary`")
-            return 1
-        return 0
+        stale = [
+            path
+            for path, content in ((DOCUMENT, text), (README, readme))
+            if not path.is_file() or path.read_text() != content
+        ]
+        for path in stale:
+            print(f"{path} is out of date: run `python -m zephyr_qtest.lib.data_dictionary`")
+        return 1 if stale else 0
     DOCUMENT.write_text(text)
+    README.write_text(readme)
     print(DOCUMENT)
+    print(README)
     return 0
 
 
