@@ -173,6 +173,17 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         select count(*) from zephyr_raw.folders
         where project_key = %(p)s and payload->>'folderType' in ('TEST_CASE', 'TEST_CYCLE')
         and {_nonempty("payload->'index'")}""",
+    # Older versions of the cases: qTest holds the current one; and the executions that ran against one.
+    ("test case version", "(object)", Reason.NOT_CARRIED): """
+        select count(*) from zephyr_raw.test_case_versions where project_key = %(p)s""",
+    ("test execution", "testCase (version)", Reason.NOT_CARRIED): f"""
+        with executions as ({_EXECUTIONS}),
+        newest as (
+            select parent_key as case_key, max(position) + 1 as number from zephyr_raw.test_case_versions
+            where project_key = %(p)s group by parent_key
+        )
+        select count(*) from executions join newest using (case_key)
+        where substring(payload->'testCase'->>'self' from '/versions/([0-9]+)')::int < newest.number""",
 }
 
 

@@ -32,6 +32,7 @@ SANDBOX_COUNTS = {
     "test_executions": "testexecutions",
     "test_steps": "teststeps",
     "test_scripts": "testscripts",
+    "test_case_versions": "testcase_versions",
     "test_execution_steps": "testexecution_steps",
 }
 

@@ -504,3 +504,33 @@ def test_an_inline_image_is_a_line_even_though_its_text_arrived() -> None:
         Reason.NOT_CARRIED,
     )
     assert lines_of(ledger, "objective") == []
+
+
+def test_each_older_version_and_each_execution_that_ran_against_one_is_a_line() -> None:
+    """qTest holds the case's current version: the older ones are named one by one, and so is an execution
+    that ran against one (its log sits on the current version); one that ran against the current one is not."""
+
+    def execution(key: str, version: int) -> RawObject:
+        link = f"https://api.zephyrscale.smartbear.com/v2/testcases/P-T1/versions/{version}"
+        return raw(key, {"id": int(key[-1]), "key": key, "testCase": {"self": link}})
+
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload())],
+            "test_case_versions": [
+                raw("P-T1@1", {"id": 7, "name": "Login (first)"}, parent="P-T1", position=1),
+                raw("P-T1@2", {"id": 8, "name": "Login (second)"}, parent="P-T1", position=2),
+            ],
+            "test_executions": [execution("P-E1", 1), execution("P-E2", 3)],
+        },
+        {"test_case": {900: qtest_case({1: "P-T1"})}},
+        {"test_case": {"P-T1": 900}},
+    )
+    versions = [line for line in ledger.lines if line.object_type == "test case version"]
+    assert [(line.object_key, line.value, line.reason) for line in versions] == [
+        ("P-T1 version 1", "Login (first)", Reason.NOT_CARRIED),
+        ("P-T1 version 2", "Login (second)", Reason.NOT_CARRIED),
+    ]
+    [ran_against_old] = lines_of(ledger, "testCase (version)")
+    assert (ran_against_old.object_key, ran_against_old.value) == ("P-E1", "P-T1 version 1")
+    assert "version 3" in ran_against_old.detail

@@ -30,6 +30,7 @@ MAPPING_END = "<!-- end of the mapping table -->"
 # The raw tables as the ledger names their objects, in the table's order.
 _OBJECT_WORDS = {
     "test_cases": "test case",
+    "test_case_versions": "test case version",
     "test_steps": "test step",
     "test_scripts": "test script",
     "test_cycles": "test cycle",

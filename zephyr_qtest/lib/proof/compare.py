@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 # The Zephyr object types in words, as ledger lines and counts name them.
 TEST_CASE_WORDS = "test case"
+VERSION_WORDS = "test case version"
 TEST_STEP_WORDS = "test step"
 TEST_CYCLE_WORDS = "test cycle"
 TEST_PLAN_WORDS = "test plan"
@@ -482,6 +483,7 @@ class Proof:
         self.case_steps = {key: sorted(items, key=lambda s: s.position or 0) for key, items in steps.items()}
         self.folders()
         self.test_cases()
+        self.test_case_versions()
         self.test_cycles()
         self.test_plans()
         self.test_executions()
@@ -1106,6 +1108,39 @@ class Proof:
                         f"qTest holds {found.get('size')} bytes with another SHA-256",
                     )
 
+    def test_case_versions(self) -> None:
+        """A line per older version of a case (qTest holds the current one), and per execution that ran
+        against one: its qTest log is on the case's current version."""
+        newest: dict[str, int] = defaultdict(lambda: 1)
+        for version in self.source.of("test_case_versions"):
+            key = f"{version.parent_key} version {version.position}"
+            self.ledger.count(VERSION_WORDS).in_zephyr += 1
+            newest[str(version.parent_key)] = max(
+                newest[str(version.parent_key)], (version.position or 0) + 1
+            )
+            self.line(
+                VERSION_WORDS,
+                key,
+                OBJECT,
+                version.payload.get("name"),
+                Reason.NOT_CARRIED,
+                ACCEPT,
+                fate_of("test_case_versions", "name").rule,  # type: ignore[union-attr]
+            )
+        for execution in self.source.of("test_executions"):
+            case_key, number = _case_version_of(execution.payload)
+            if case_key in newest and number is not None and number < newest[case_key]:
+                self.line(
+                    EXECUTION_WORDS,
+                    execution.key or str(execution.id),
+                    "testCase (version)",
+                    f"{case_key} version {number}",
+                    Reason.NOT_CARRIED,
+                    ACCEPT,
+                    f"it ran against an older version of the case; qTest holds version {newest[case_key]} "
+                    "only, and its log is there",
+                )
+
     def inline_images(self) -> None:
         """A line per picture embedded in rich text (`images.py`): the text arrives, its pictures do not."""
         execution_keys = {
@@ -1259,6 +1294,15 @@ def _step_words(payload: Payload) -> str:
         return reader_text(inline.get("description"))
     call = payload.get("testCase")
     return f"call to {call.get('testCaseKey')}" if isinstance(call, Mapping) else ""
+
+
+_VERSION_LINK = re.compile(r"/testcases/([^/]+)/versions/([0-9]+)")
+
+
+def _case_version_of(payload: Payload) -> tuple[str | None, int | None]:
+    """The case and version number an execution ran against, from its ``testCase.self`` link."""
+    match = _VERSION_LINK.search(str((payload.get("testCase") or {}).get("self") or ""))
+    return (match.group(1), int(match.group(2))) if match else (None, None)
 
 
 def _case_key_of(payload: Payload) -> str | None:

@@ -94,6 +94,24 @@ def _fates() -> tuple[FieldFate, ...]:
         f(cases, "testScript", S, "", "a link to the steps, which test_steps and test_scripts hold"),
         f(cases, "project", S, "", "the project, which the whole run is about"),
         f(cases, "createdOn", N, "", CREATED_BY_QTEST, ACCEPT),
+        # ---------------------------------------------------------------- older versions of the cases
+        f(
+            "test_case_versions",
+            "id",
+            S,
+            "",
+            "Zephyr's id of the version; the case key and number identify it",
+        ),
+        f(
+            "test_case_versions",
+            "name",
+            N,
+            "",
+            "an older version of the case: qTest holds the current version only (older versions are not "
+            "replayed, and Zephyr's v2 API gives no steps of them); one ledger line per version",
+            ACCEPT,
+        ),
+        f("test_case_versions", "key", S, "", "the case's key, which the version's row holds as well"),
         # ---------------------------------------------------------------- steps -> qTest test steps
         f(steps, "id", S, "", "Zephyr's internal id; the step's position identifies it"),
         f(steps, "inline.description", C, "test step description", "as written, by position"),

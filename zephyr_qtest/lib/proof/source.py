@@ -87,6 +87,7 @@ class Source:
 OBJECT_ENTITIES = (
     "folders",
     "test_cases",
+    "test_case_versions",
     "test_steps",
     "test_scripts",
     "test_cycles",

@@ -172,6 +172,17 @@ class ZephyrClient(ApiClient):
         """Every step of a test case, all pages, in order (the server serves at most 100 a page)."""
         return await self._collect(f"testcases/{_segment(test_case_key)}/teststeps")
 
+    async def list_test_case_versions(self, test_case_key: str) -> list[dict]:
+        """The versions of a test case as ``{id, self}`` references, most recent first (the spec's
+        listTestCaseVersions); the version's number is the last segment of ``self``."""
+        return await self._collect(f"testcases/{_segment(test_case_key)}/versions")
+
+    async def get_test_case_version(self, test_case_key: str, version: int) -> dict:
+        """One version of a test case, as a whole TestCase (its fields then; its steps are not in it)."""
+        return await self.get_json(
+            f"testcases/{_segment(test_case_key)}/versions/{int(version)}", validate=_object
+        )
+
     async def get_test_script(self, test_case_key: str) -> dict | None:
         """The plain or BDD script of a test case; None when it has none: 422 (a step-by-step case, 2026
         schema) or 404. Neither is retried; a step-by-step case's steps come from `get_test_steps`, which

@@ -9,6 +9,7 @@ not be read is recorded as *lost*, everything else goes on.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -334,6 +335,61 @@ async def extract_test_scripts(ctx: ExtractContext) -> None:
     ctx.writer.summary.api_reported = reported
 
 
+_VERSION_NUMBER = re.compile(r"/versions/([0-9]+)/?$")
+
+
+async def extract_test_case_versions(ctx: ExtractContext) -> None:
+    """The older versions of every test case (the current one is the test case itself): the listing of each
+    case, then each version but the newest, stored with its number as position."""
+    cases = [key for _, key, _ in ctx.upstream_rows("test_cases") if key]
+    reported = 0
+
+    async def fetch(case_key: str) -> None:
+        nonlocal reported
+        ref = f"test case {case_key}"
+        try:
+            listed = await ctx.client.list_test_case_versions(case_key)
+        except NotFoundError:
+            ctx.record(Issue(ref, "deleted in Zephyr during the run (404); no versions to keep"))
+            return
+        except ApiError as error:
+            ctx.record(Issue(ref, f"versions could not be listed: {error}", field="versions", lost=True))
+            return
+        numbers = []
+        for item in listed:
+            match = _VERSION_NUMBER.search(str((item or {}).get("self") or ""))
+            if match is None:
+                ctx.record(
+                    Issue(ref, f"a version without a number in its self link: {item!r}", field="versions")
+                )
+            else:
+                numbers.append(int(match.group(1)))
+        # The newest is the test case as listed; the older ones are fetched one by one.
+        for number in sorted(numbers)[:-1]:
+            try:
+                version = await ctx.client.get_test_case_version(case_key, number)
+            except ApiError as error:
+                ctx.record(
+                    Issue(
+                        f"{ref} version {number}", f"could not be read: {error}", field="versions", lost=True
+                    )
+                )
+                continue
+            reported += 1
+            await ctx.writer.add(
+                RawRow(
+                    payload=version,
+                    id=int_or_none(version.get("id")),
+                    key=f"{case_key}@{number}",
+                    parent_key=case_key,
+                    position=number,
+                )
+            )
+
+    await _for_each(cases, fetch, ctx.settings.concurrency)
+    ctx.writer.summary.api_reported = reported
+
+
 async def extract_test_execution_steps(ctx: ExtractContext) -> None:
     executions = [ident for ident, _, _ in ctx.upstream_rows("test_executions") if ident is not None]
     reported = 0
@@ -505,6 +561,13 @@ ENTITIES: tuple[Entity, ...] = (
         "test_scripts",
         "The plain-text and BDD scripts of the test cases that have one.",
         extract_test_scripts,
+        upstream=("test_cases",),
+    ),
+    Entity(
+        "test_case_versions",
+        "The older versions of every test case (its fields as they were; the API gives no steps of them), "
+        "numbered as Zephyr numbers them.",
+        extract_test_case_versions,
         upstream=("test_cases",),
     ),
     Entity(

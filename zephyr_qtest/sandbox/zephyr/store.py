@@ -376,6 +376,10 @@ class ZephyrStore:
             execution_ids = [r.oid for r in self.collections["testexecutions"].by_project.get(pid, [])]
             counts["teststeps"] = sum(len(self.steps.get(key or "", [])) for key in case_keys)
             counts["testscripts"] = sum(1 for key in case_keys if key in self.scripts)
+            # The versions before the current one (the current one is the case itself).
+            counts["testcase_versions"] = sum(
+                len(self.versions.get(key or "", [None])) - 1 for key in case_keys
+            )
             counts["testexecution_steps"] = sum(
                 len(self.execution_steps.get(i or 0, [])) for i in execution_ids
             )
