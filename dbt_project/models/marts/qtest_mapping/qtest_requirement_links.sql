@@ -22,19 +22,31 @@ test_cases as (
 
 ),
 
+test_logs as (
+
+    select * from {{ ref('qtest_test_logs') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+test_runs as (
+
+    select * from {{ ref('qtest_test_runs') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
 -- The run of each execution: the log mart's parent, when the run is made (not skipped).
 execution_runs as (
 
     select
         test_logs.execution_id,
         test_logs.parent_source_key as run_source_key
-    from {{ ref('qtest_test_logs') }} as test_logs
-    inner join {{ ref('qtest_test_runs') }} as test_runs
+    from test_logs
+    inner join test_runs
         on
             test_logs.parent_source_key = test_runs.source_key
-            and test_runs.project_key = '{{ zephyr_project_key() }}'
             and test_runs.skip_reason is null
-    where test_logs.project_key = '{{ zephyr_project_key() }}'
 
 ),
 
