@@ -58,7 +58,11 @@ def test_each_issue_link_of_a_case_is_its_requirement_linked_with_its_type(
         },
         {"test_case": {"P-T1": 900}},
         seeds=Seeds(labels={("TestCase", "issueLinks"): "Jira Issues"}),
-        recorded={("requirement_link", "jira-issue:4|test-cases:P-T1"): Recorded("failed", "KeyError: gone")},
+        recorded={
+            ("requirement_link", "jira-issue:4|test-cases:P-T1"): Recorded(
+                "failed", "POST requirements/1/link -> 400: gone"
+            )
+        },
     )
     lines = {(line.field, line.value): line for line in ledger.lines if line.field.startswith("links.issues")}
     assert set(lines) == {("links.issues.type", "2 (BLOCKS)"), ("links.issues", "3 (COVERAGE)"),

@@ -59,6 +59,7 @@ class LinkProof:
             compare.EXECUTION_WORDS,
             compare.RERUN,
         )
+        self.not_sent = compare._not_sent
         self.proof = proof
         self.rb = proof.rb
         found = self.rb.found.get(REQUIREMENT.name, {})
@@ -121,7 +122,7 @@ class LinkProof:
                 key,
                 "links.issues",
                 shown,
-                Reason.REFUSED if error else Reason.OBJECT_MISSING,
+                Reason.REFUSED if error and not self.not_sent(error) else Reason.OBJECT_MISSING,
                 self.rerun,
                 f"{detail} ({error})" if error else detail,
             )
