@@ -51,7 +51,7 @@ def requirement(issue: int) -> Row:
 def link(issue: int, object_type: str, object_key: str) -> Row:
     return {
         "source_key": f"jira-issue:{issue}|{object_type}:{object_key}",
-        "requirement_source_key": f"jira-issue:{issue}",
+        "parent_source_key": f"jira-issue:{issue}",
         "qtest_object_type": object_type,
         "object_source_key": object_key,
         "load_order": 0,

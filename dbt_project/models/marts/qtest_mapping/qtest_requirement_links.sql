@@ -84,7 +84,7 @@ final as (
         project_key::varchar as project_key,
         ('jira-issue:' || issue_id::text || '|' || qtest_object_type || ':' || object_source_key)::varchar
             as source_key,
-        ('jira-issue:' || issue_id::text)::varchar as requirement_source_key,
+        ('jira-issue:' || issue_id::text)::varchar as parent_source_key,
         qtest_object_type::varchar as qtest_object_type,
         object_source_key::varchar as object_source_key,
         0 as load_order,

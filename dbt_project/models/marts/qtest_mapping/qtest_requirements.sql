@@ -16,7 +16,7 @@ issue_links as (
 
 links as (
 
-    select distinct requirement_source_key from {{ ref('qtest_requirement_links') }}
+    select distinct parent_source_key from {{ ref('qtest_requirement_links') }}
     where project_key = '{{ zephyr_project_key() }}'
 
 ),
@@ -35,7 +35,7 @@ linking as (
         issue_links._loaded_at
     from issue_links
     inner join links
-        on links.requirement_source_key = 'jira-issue:' || issue_links.issue_id::text
+        on links.parent_source_key = 'jira-issue:' || issue_links.issue_id::text
     where issue_links.object_type in ('TestCase', 'TestExecution')
 
 ),

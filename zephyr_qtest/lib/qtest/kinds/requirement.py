@@ -23,11 +23,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.comparison import Mismatch, compare
 from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary
 from zephyr_qtest.lib.qtest.fields import FieldCatalog
 from zephyr_qtest.lib.qtest.id_map import Entry
 from zephyr_qtest.lib.qtest.kinds.base import (
+    LOAD_ORDER,
     Ids,
     Kind,
     Marts,
@@ -64,9 +66,9 @@ def requirement_properties(row: Row) -> list[dict[str, Any]]:
 def linked_object(row: Row, ids: Ids) -> tuple[int, str, int]:
     """(requirement id, linkArtifacts type, linked object id) of a link; KeyError when either is not in
     qTest (its own failure says why)."""
-    requirement_id = ids.get(REQUIREMENT.name, {}).get(row["requirement_source_key"])
+    requirement_id = ids.get(REQUIREMENT.name, {}).get(row["parent_source_key"])
     if requirement_id is None:
-        raise KeyError(f"requirement {row['requirement_source_key']} is not in qTest")
+        raise KeyError(f"requirement {row['parent_source_key']} is not in qTest")
     linked_type = str(row["qtest_object_type"])
     object_id = ids.get(LINKED_TYPES[linked_type], {}).get(row["object_source_key"])
     if object_id is None:
@@ -157,10 +159,8 @@ def requirement_link_rows(marts: Marts) -> list[Row]:
 
 
 def links_by_requirement(marts: Marts) -> dict[str, list[Row]]:
-    grouped: dict[str, list[Row]] = defaultdict(list)
-    for row in requirement_link_rows(marts):
-        grouped[str(row["requirement_source_key"])].append(row)
-    return grouped
+    assert REQUIREMENT_LINK.mart is not None
+    return marts.by_parent(REQUIREMENT_LINK.mart, LOAD_ORDER)
 
 
 async def publish_requirements(ctx: PublishContext) -> PublishSummary:
@@ -170,7 +170,9 @@ async def publish_requirements(ctx: PublishContext) -> PublishSummary:
     return summary.absorb(await ctx.run(requirement_link_protocol(ctx), requirement_link_rows(ctx.marts)))
 
 
-async def read_links(client: Any, project_id: int, requirement_ids: Sequence[int]) -> dict[int, set]:
+async def read_links(
+    client: QtestClient, project_id: int, requirement_ids: Sequence[int]
+) -> dict[int, set[tuple[str, int]]]:
     """The test cases and runs each requirement is linked to, as qTest answers."""
     links: dict[int, set[tuple[str, int]]] = defaultdict(set)
     ids = sorted(requirement_ids)
