@@ -69,7 +69,6 @@ described as (
             ''
         )
         || '<p><b>{{ details_header() }}</b><br>Jira issue id: ' || issue_id::text
-        || coalesce('<br>Jira issue: ' || {{ html_escape("target_url") }}, '')
         || linked_from_lines || '</p>' as requirement_description
     from issues
 
