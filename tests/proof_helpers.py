@@ -52,9 +52,6 @@ def _items(path: str) -> str:
 
 # (object type, field, reason) -> a query of one number: what the ledger must hold.
 RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
-    ("test case", "links.webLinks", Reason.NOT_CARRIED): f"""
-        select coalesce(sum({_items("payload->'links'->'webLinks'")}), 0) from zephyr_raw.test_cases
-        where project_key = %(p)s""",
     ("test case", "createdOn", Reason.NOT_CARRIED): f"""
         select count(*) from zephyr_raw.test_cases where project_key = %(p)s and {_nonempty("payload->'createdOn'")}""",
     ("test case", "owner", Reason.NO_MAPPING): f"""
@@ -87,9 +84,6 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         with executions as ({_EXECUTIONS})
         select count(*) from executions
         where ran and payload->>'assignedToId' is not null and payload->>'assignedToId' {_UNMAPPED_ACCOUNT}""",
-    ("test execution", "links.issues", Reason.NOT_CARRIED): f"""
-        select coalesce(sum({_items("payload->'links'->'issues'")}), 0) from zephyr_raw.test_executions
-        where project_key = %(p)s""",
     ("test execution", "estimatedTime", Reason.NOT_CARRIED): f"""
         select count(*) from zephyr_raw.test_executions
         where project_key = %(p)s and {_nonempty("payload->'estimatedTime'")}""",

@@ -269,7 +269,6 @@ def migrated(new_embedded_database: Any, tmp_path_factory: pytest.TempPathFactor
 
 # (object type, field, reason, what the remedy names): the losses generated data already holds.
 LOSS_KINDS = [
-    ("test case", "links.webLinks", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test case", "createdOn", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test case", "priority", Reason.NO_MAPPING, "seeds/priority_map.csv"),
     ("test case", "owner", Reason.NO_MAPPING, "seeds/user_map.csv"),
@@ -281,7 +280,6 @@ LOSS_KINDS = [
         Reason.VALUE_NOT_ALLOWED,
         "allowed values of qTest field 'Environment'",
     ),
-    ("test execution", "links.issues", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("execution step", "(object)", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test step", "testCase.parameters", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test cycle", "plannedStartDate", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),

@@ -44,6 +44,8 @@ MAPPED = {
     "qtest_test_cycles": "test_cycle",
     "qtest_test_runs": "test_run",
     "qtest_test_logs": "test_log",
+    "qtest_requirements": "requirement",
+    "qtest_requirement_links": "requirement_link",
 }
 
 
@@ -226,6 +228,13 @@ def test_both_projects_arrive_once_and_equal(migrated: dict[str, Any]) -> None:
         for stage, kind in (("modules", "module"), ("test_cases", "test_case"), ("test_cycles", "test_cycle"),
                             ("test_runs", "test_run"), ("test_logs", "test_log"), ("attachments", "attachment")):  # fmt: skip
             assert metadata[stage]["created"] + metadata[stage]["adopted"] == expected[kind], (project, stage)
+        # Jira issue links: one requirement per issue and one link per (issue, case or run), each made once.
+        assert expected["requirement"] > 0 and expected["requirement_link"] >= expected["requirement"]
+        assert metadata["requirements"]["created"] == expected["requirement"] + expected["requirement_link"]
+        assert (counts["requirements"], counts["object-links"]) == (
+            expected["requirement"],
+            expected["requirement_link"],
+        ), project
         # The sandbox starts from the default template: the run brought the fields it sets, reported them,
         # and set every property it has a field for.
         stages = [stage for stage in metadata if stage != "reconciliation"]

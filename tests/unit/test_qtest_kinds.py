@@ -78,7 +78,9 @@ STATUSES = {"passed": 601, "failed": 602, "blocked": 603}
 
 
 def test_the_registry_lists_the_stages_in_load_order_with_todays_dependencies() -> None:
-    assert stages() == ("modules", "test_cases", "test_cycles", "test_runs", "test_logs", "attachments")
+    assert stages() == (
+        "modules", "test_cases", "test_cycles", "test_runs", "test_logs", "requirements", "attachments"
+    )  # fmt: skip
     assert [kind.name for kind in kinds_of_stage("test_cycles")] == ["release", "test_cycle"]
     assert stage_marts("test_cases") == ("qtest_test_cases", "qtest_test_steps")
     assert stage_marts("test_logs") == ("qtest_test_logs", "qtest_test_step_logs")
@@ -87,8 +89,10 @@ def test_the_registry_lists_the_stages_in_load_order_with_todays_dependencies() 
     assert upstream_stages("test_cycles") == ()
     assert id_types_of_stage("test_cycles") == ("release", "test_cycle")
     assert "release" in id_types_of_stage("attachments")
-    with pytest.raises(ValueError, match="unknown stage 'requirements'"):
-        kinds_of_stage("requirements")
+    assert stage_marts("requirements") == ("qtest_requirements", "qtest_requirement_links")
+    assert upstream_stages("requirements") == ("test_cases", "test_runs")
+    with pytest.raises(ValueError, match="unknown stage 'defects'"):
+        kinds_of_stage("defects")
 
 
 def test_every_kind_comes_after_the_kinds_it_refers_to() -> None:
@@ -102,7 +106,8 @@ def test_every_kind_comes_after_the_kinds_it_refers_to() -> None:
 
 def test_the_reconciliation_rows_are_todays() -> None:
     assert reconciled_types() == (
-        "module", "test_case", "test_step", "test_cycle", "test_run", "test_log", "attachment"
+        "module", "test_case", "test_step", "test_cycle", "test_run", "test_log", "requirement",
+        "requirement_link", "attachment"
     )  # fmt: skip
 
 

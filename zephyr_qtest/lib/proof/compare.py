@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from zephyr_qtest.lib.proof import images
 from zephyr_qtest.lib.proof.fates import Fate, fate_of
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason, shorten
+from zephyr_qtest.lib.proof.links import LinkProof
 from zephyr_qtest.lib.proof.source import Payload, RawObject, Source, load_source
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.comparison import instant
@@ -532,6 +533,7 @@ class Proof:
         steps = self.case_steps
         scripts = {str(script.parent_key): script for script in self.source.of("test_scripts")}
         seeds = self.source.seeds
+        links = LinkProof(self)
         for obj in self.source.of("test_cases"):
             with self.guard(TEST_CASE_WORDS, obj):
                 payload, key = obj.payload, str(obj.key)
@@ -626,6 +628,7 @@ class Proof:
                 ]
                 if issues:
                     self._check_issue_links(key, label("issueLinks"), props, issues)
+                links.case(key, payload, found, props)
                 for name, value in (payload.get("customFields") or {}).items():
                     path = f"customFields.{name}"
                     self.check_property(
@@ -831,6 +834,7 @@ class Proof:
         seeds = self.source.seeds
         statuses = seeds.statuses.get("TEST_EXECUTION", {})
         qtest_statuses = {name.lower() for name in self.rb.statuses}
+        links = LinkProof(self)
         for obj in self.source.of("test_executions"):
             with self.guard(EXECUTION_WORDS, obj):
                 payload = obj.payload
@@ -864,6 +868,8 @@ class Proof:
                         # Not run yet: its run is all qTest holds of it (qTest makes a log only of a result).
                         count.in_qtest += 1
                         self._unexecuted(key, payload, status)
+                        run_id = self.rb.ids.get(TEST_RUN.name, {}).get(run_key)
+                        links.execution(key, str(obj.key or obj.id), payload, run_key, run_id)
                         for result in own_results:
                             self.line(
                                 RESULT_WORDS,
@@ -962,6 +968,7 @@ class Proof:
                         EXECUTION_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
                     )
                 self.not_carried("test_executions", EXECUTION_WORDS, key, payload)
+                links.execution(key, str(obj.key or obj.id), payload, run_key, log.get(RUN_OF_LOG))
                 self.step_results(key, own_results, log, statuses, self.case_steps.get(case_key or "", []))
 
     def _unexecuted(self, key: str, payload: Payload, status: str | None) -> None:

@@ -49,6 +49,8 @@ class FieldFate:
 ACCEPT = "accept it in the acceptance file (ZEPHYR_QTEST_ACCEPTANCE)"
 CREATED_BY_QTEST = "qTest sets it itself when the object is created; its API cannot set it"
 SELF = "the API's link to the object itself"
+# Where an issue link's type lands (lib/qtest/kinds/requirement.py).
+LINKED_FROM = "'Linked from: <Zephyr key> (<type>)' in its Zephyr details block"
 
 
 def _fates() -> tuple[FieldFate, ...]:
@@ -81,14 +83,19 @@ def _fates() -> tuple[FieldFate, ...]:
             "test case property of the same label",
             "custom_field_map may rename it; a value of its type (allowed values for lists and check boxes)",
         ),
-        f(cases, "links.issues", C, "test case property 'Jira Issues'", "each issue's URL, comma-separated"),
+        f(
+            cases,
+            "links.issues",
+            C,
+            "requirement 'Jira issue <issueId>' linked to the test case (also the property 'Jira Issues')",
+            f"one requirement per issue; the link type in its description, {LINKED_FROM}",
+        ),
         f(
             cases,
             "links.webLinks",
-            N,
-            "",
-            "qTest test cases have no web-link field in this version",
-            f"{ACCEPT}, or add the links to the cases by hand",
+            C,
+            "test case property 'Web Links'",
+            "one line per link: 'url (description) [TYPE]', the description and type when Zephyr has them",
         ),
         f(cases, "links.self", S, "", SELF),
         f(cases, "testScript", S, "", "a link to the steps, which test_steps and test_scripts hold"),
@@ -211,7 +218,14 @@ def _fates() -> tuple[FieldFate, ...]:
         f(executions, "automated", S, "", "decides how the log is made (qTest's automation endpoint)"),
         f(executions, "estimatedTime", N, "", "qTest test logs have no estimated time", ACCEPT),
         f(executions, "jiraProjectVersion", N, "", "qTest test logs have no Jira version", ACCEPT),
-        f(executions, "links.issues", N, "", "qTest test logs hold no issue links in this version", ACCEPT),
+        f(
+            executions,
+            "links.issues",
+            C,
+            "requirement 'Jira issue <issueId>' linked to the execution's test run",
+            f"one requirement per issue, linked to the run of (cycle, case); the link type in its description, "
+            f"{LINKED_FROM}",
+        ),
         f(executions, "links.self", S, "", SELF),
         f(executions, "project", S, "", "the project, which the whole run is about"),
         # ---------------------------------------------------------------- step results -> qTest step logs

@@ -419,6 +419,45 @@ class QtestClient(ApiClient):
         )
         return content
 
+    # ------------------------------------------------------------------------- requirements, links
+
+    async def create_requirement(self, project_id: int, body: Mapping[str, Any]) -> dict:
+        """A requirement at the project's root (swagger createRequirement: ``name`` and ``properties``)."""
+        return await self.request_json(
+            "POST", f"projects/{project_id}/requirements", json_body=dict(body), validate=_object
+        )
+
+    async def update_requirement(self, project_id: int, requirement_id: int, body: Mapping[str, Any]) -> dict:
+        return await self.request_json(
+            "PUT", f"projects/{project_id}/requirements/{requirement_id}", json_body=dict(body),
+            validate=_object,
+        )  # fmt: skip
+
+    async def list_requirements(self, project_id: int) -> list[dict]:
+        """Every requirement of the project (swagger getRequirements: a bare array, ``page`` and ``size``)."""
+        return [
+            item async for item in self._iter_pages(f"projects/{project_id}/requirements", size_param="size")
+        ]
+
+    async def link_artifacts(
+        self, project_id: int, object_type: str, object_id: int, linked_type: str, linked_ids: Sequence[int]
+    ) -> list[dict]:
+        """Links `linked_ids` (of `linked_type`) to the object (swagger linkArtifacts: the body is the
+        array of ids; qTest ignores those it cannot link, so the caller reads the links back)."""
+        return await self.request_json(
+            "POST", f"projects/{project_id}/{object_type}/{object_id}/link", params={"type": linked_type},
+            json_body=list(linked_ids), validate=_array,
+        )  # fmt: skip
+
+    async def linked_artifacts(self, project_id: int, object_type: str, ids: Sequence[int]) -> list[dict]:
+        """What the objects are linked to (swagger ``find`` on linked-artifacts): one container per object,
+        ``{id, pid, objects: [{id, pid, link_type, self}]}``."""
+        return await self.get_json(
+            f"projects/{project_id}/linked-artifacts",
+            {"type": object_type, "ids": list(ids)},
+            validate=_array,
+        )
+
     # ------------------------------------------------------------------------------------- search
 
     async def search(

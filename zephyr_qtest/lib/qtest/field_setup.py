@@ -60,6 +60,7 @@ ZEPHYR_FIELD_TYPES: dict[str, int] = {
     "automationContent": TEXT_BOX,
     "component": TEXT_BOX,
     "issueLinks": TEXT_AREA,
+    "webLinks": TEXT_AREA,
     "labels": MULTI_SELECT,
     "owner": USER_LIST,
     "executedById": USER_LIST,

@@ -129,7 +129,9 @@ RICH_TEMPLATE: dict[str, tuple[FieldSpec, ...]] = {
         FieldSpec("Status", COMBO_BOX, values=("Planning", "Implementing", "Closed"), default="Planning"),
         FieldSpec(ZEPHYR_KEY, TEXT_BOX, system=False),
     ),
-    "requirements": (),
+    # RequirementResource (swagger) has no description attribute: a requirement's description is its
+    # 'Description' field (qTest's default requirement field; its label on a real site is unverified).
+    "requirements": (FieldSpec("Description", RICH_TEXT),),
     "defects": (),
     "builds": (),
     "test-steps": (),

@@ -49,6 +49,15 @@ issue_links as (
 
 ),
 
+web_links as (
+
+    select * from {{ ref('web_link') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and object_type = 'TestCase'
+
+),
+
 test_steps as (
 
     select * from {{ ref('test_step') }}
@@ -169,6 +178,26 @@ issue_link_values as (
 
 ),
 
+-- Web links: a text-area property, one line per link, "url (description) [TYPE]" (qTest has no web-link
+-- object); the description and type only when Zephyr has them.
+web_link_values as (
+
+    select
+        object_id as test_case_id,
+        'webLinks' as zephyr_field,
+        null as default_label,
+        string_agg(
+            url || coalesce(' (' || nullif(description, '') || ')', '') || coalesce(' [' || link_type || ']', ''),
+            chr(10)
+            order by link_order
+        ) as value_text,
+        'text' as value_type
+    from web_links
+    where url <> ''
+    group by object_id
+
+),
+
 custom_values as (
 
     select
@@ -193,6 +222,8 @@ all_values as (
     select * from label_values
     union all
     select * from issue_link_values
+    union all
+    select * from web_link_values
     union all
     select * from custom_values
 

@@ -11,6 +11,7 @@ from zephyr_qtest.lib.qtest.kinds import (
     attachment,
     module,
     release,
+    requirement,
     test_case,
     test_cycle,
     test_log,
@@ -25,6 +26,7 @@ KINDS: tuple[Kind, ...] = (
     test_cycle.KIND,
     test_run.KIND,
     test_log.KIND,
+    requirement.KIND,
     attachment.KIND,
 )
 

@@ -43,6 +43,12 @@ TEST_LOG = ObjectType("test_log", "test-logs", "qtest_test_logs", "test_logs", "
 # Step logs are created by their test log's call.
 TEST_STEP_LOG = ObjectType("test_step_log", "test-step-logs", "qtest_test_step_logs", "test_logs", "step log")
 ATTACHMENT = ObjectType("attachment", "attachments", "qtest_attachments", "attachments", "attachment")
+# Jira issues that Zephyr cases and executions link to, as requirements; their links to qTest cases and runs
+# are made by the same stage (one id-map row per link, read back through linked-artifacts).
+REQUIREMENT = ObjectType("requirement", "requirements", "qtest_requirements", "requirements", "requirement")
+REQUIREMENT_LINK = ObjectType(
+    "requirement_link", "linked-artifacts", "qtest_requirement_links", "requirements", "requirement link"
+)
 
 OBJECT_TYPES: tuple[ObjectType, ...] = (
     PROJECT,
@@ -55,6 +61,8 @@ OBJECT_TYPES: tuple[ObjectType, ...] = (
     TEST_LOG,
     TEST_STEP_LOG,
     ATTACHMENT,
+    REQUIREMENT,
+    REQUIREMENT_LINK,
 )
 # The parentType of an object at the top of its tree.
 ROOT_PARENT_TYPE = "root"

@@ -23,6 +23,7 @@ from zephyr_qtest.sandbox.qtest.routes import (
     logs,
     modules,
     projects,
+    requirements,
     runs,
     search,
 )
@@ -30,7 +31,20 @@ from zephyr_qtest.sandbox.qtest.routes import (
 if TYPE_CHECKING:
     from zephyr_qtest.sandbox.qtest.app import QTestSandbox
 
-RESOURCES = (automation, auth, projects, modules, cases, cycles, runs, logs, search, attachments, admin)
+RESOURCES = (
+    automation,
+    auth,
+    projects,
+    modules,
+    cases,
+    cycles,
+    runs,
+    logs,
+    search,
+    attachments,
+    requirements,
+    admin,
+)
 
 
 def all_routes(sandbox: QTestSandbox) -> list[Route]:

@@ -46,6 +46,7 @@ from zephyr_qtest.sandbox.qtest.store.cycles import CyclesStore
 from zephyr_qtest.sandbox.qtest.store.logs import LogsStore
 from zephyr_qtest.sandbox.qtest.store.modules import ModulesStore
 from zephyr_qtest.sandbox.qtest.store.projects import ProjectsStore
+from zephyr_qtest.sandbox.qtest.store.requirements import RequirementsStore
 from zephyr_qtest.sandbox.qtest.store.runs import RunsStore
 from zephyr_qtest.sandbox.qtest.store.search import SEARCH_TYPES, SearchStore
 
@@ -61,6 +62,7 @@ class QTestStore(
     AutomationStore,
     AttachmentsStore,
     SearchStore,
+    RequirementsStore,
     AdminStore,
     StoreBase,
 ):

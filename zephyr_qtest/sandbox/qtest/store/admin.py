@@ -49,6 +49,8 @@ class AdminStore(StoreBase):
                     (pid,),
                 ).fetchone()[0]
             )
+            counts["requirements"] = self._count("requirement", pid)
+            counts["object-links"] = self._count("object-link", pid)
             counts["queue-jobs"] = int(
                 self.conn.execute("SELECT COUNT(*) FROM jobs WHERE project_id = ?", (pid,)).fetchone()[0]
             )

@@ -54,6 +54,7 @@ PID_PREFIX: dict[str, str] = {
     "test-cycle": "CL",
     "test-suite": "TS",
     "test-run": "TR",
+    "requirement": "RQ",
 }
 LABEL: dict[str, str] = {
     "project": "Project",
@@ -70,6 +71,7 @@ LABEL: dict[str, str] = {
     "test-step-log": "Test step log",
     "builds": "Build",
     "requirements": "Requirement",
+    "requirement": "Requirement",
     "defects": "Defect",
     "attachment": "Attachment",
     "job": "Queue processing job",
@@ -82,6 +84,8 @@ WEB_PAGE: dict[str, tuple[str, int]] = {
     "test-cycle": ("testexecution", 8),
     "test-suite": ("testexecution", 9),
     "test-run": ("testexecution", 3),
+    # The swagger's RequirementResource.web_url example: ...#tab=requirements&object=5&id=...
+    "requirement": ("requirements", 5),
 }
 
 SCHEMA = """

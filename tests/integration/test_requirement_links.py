@@ -1,0 +1,162 @@
+"""The requirement kind against the real qTest sandbox and a real id map: a requirement or a link whose
+answer was lost is found again (never made twice), a run killed between its pending row and the answer
+(kill -9) is completed by the next run without a duplicate, and a re-run sends nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.lib.qtest.exactly_once import PublishSummary
+from zephyr_qtest.lib.qtest.id_map import IdMap
+from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext, Row
+from zephyr_qtest.lib.qtest.kinds.requirement import publish_requirements, read_links
+from zephyr_qtest.lib.qtest.kinds.vocabulary import REQUIREMENT, REQUIREMENT_LINK, TEST_CASE, TEST_RUN
+from zephyr_qtest.lib.store import Store
+from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
+
+PROJECT = "REQ"
+
+
+class Rows:
+    """The two marts of the kind, as rows written here (the MartSource protocol)."""
+
+    def __init__(self, tables: dict[str, list[Row]]) -> None:
+        self.tables = tables
+
+    def rows(self, table: str, project_key: str, order_by: Sequence[str]) -> list[Row]:
+        return list(self.tables.get(table, []))
+
+    def attachment_contents(self) -> Any:
+        return nullcontext()
+
+
+def requirement(issue: int) -> Row:
+    return {
+        "source_key": f"jira-issue:{issue}",
+        "name": f"Jira issue {issue}",
+        "description": f"<p><b>Zephyr details</b><br>Linked from: {PROJECT}-T1 (COVERAGE)</p>",
+        "load_order": 0,
+        "payload_hash": f"h{issue}",
+    }
+
+
+def link(issue: int, object_type: str, object_key: str) -> Row:
+    return {
+        "source_key": f"jira-issue:{issue}|{object_type}:{object_key}",
+        "parent_source_key": f"jira-issue:{issue}",
+        "qtest_object_type": object_type,
+        "object_source_key": object_key,
+        "load_order": 0,
+        "payload_hash": f"l{issue}{object_type}",
+    }
+
+
+TABLES = {
+    "qtest_requirements": [requirement(1), requirement(2)],
+    "qtest_requirement_links": [
+        link(1, "test-cases", f"{PROJECT}-T1"),
+        link(1, "test-runs", f"C1|{PROJECT}-T1"),
+        link(2, "test-cases", f"{PROJECT}-T1"),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def qtest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QTestSandboxHandle]:
+    with start_qtest_in_thread(tmp_path_factory.mktemp("qtest_req"), seed=3, projects=[PROJECT]) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def target(qtest: QTestSandboxHandle) -> dict[str, int]:
+    """The project with one test case and one run of it, made directly through the API."""
+    with httpx.Client(base_url=qtest.api_url, headers=qtest.headers, timeout=10) as api:
+        project_id = next(p["id"] for p in api.get("/projects").json() if p["name"] == PROJECT)
+        case = api.post(f"/projects/{project_id}/test-cases", json={"name": "Login", "properties": []})
+        case.raise_for_status()
+        cycle = api.post(f"/projects/{project_id}/test-cycles", params={"parentId": 0, "parentType": "root"},
+                         json={"name": "C1"})  # fmt: skip
+        cycle.raise_for_status()
+        run = api.post(
+            f"/projects/{project_id}/test-runs",
+            params={"parentId": cycle.json()["id"], "parentType": "test-cycle"},
+            json={"name": "Login", "test_case": {"id": case.json()["id"]}, "properties": []},
+        )
+        run.raise_for_status()
+    return {"project": project_id, "case": case.json()["id"], "run": run.json()["id"]}
+
+
+@pytest.fixture
+def database_url(new_embedded_database: Callable[[str], str]) -> str:
+    return new_embedded_database("zq_requirements")
+
+
+async def publish(database_url: str, qtest: QTestSandboxHandle, target: dict[str, int]) -> PublishSummary:
+    id_map = await IdMap.open(Store(database_url), PROJECT, qtest.base_url)
+    try:
+        async with QtestClient(qtest.base_url, qtest.token) as client:
+            ctx = PublishContext(client, target["project"], id_map, Marts(Rows(TABLES), PROJECT))
+            ctx.ids[TEST_CASE.name][f"{PROJECT}-T1"] = target["case"]
+            ctx.ids[TEST_RUN.name][f"C1|{PROJECT}-T1"] = target["run"]
+            await ctx.load_ids(REQUIREMENT.name, REQUIREMENT_LINK.name)
+            return await publish_requirements(ctx)
+    finally:
+        await id_map.close()
+
+
+def held(qtest: QTestSandboxHandle, target: dict[str, int]) -> tuple[list[str], dict[str, set]]:
+    """qTest's requirements by name, and the links of each."""
+
+    async def read() -> tuple[list[str], dict[str, set]]:
+        async with QtestClient(qtest.base_url, qtest.token) as client:
+            requirements = await client.list_requirements(target["project"])
+            links = await read_links(client, target["project"], [r["id"] for r in requirements])
+        return sorted(r["name"] for r in requirements), {r["name"]: links[r["id"]] for r in requirements}
+
+    return asyncio.run(read())
+
+
+def test_lost_answers_and_a_killed_run_make_nothing_twice(
+    database_url: str, qtest: QTestSandboxHandle, target: dict[str, int], tmp_path: Path
+) -> None:
+    case, run = ("test-cases", target["case"]), ("test-runs", target["run"])
+
+    # A run killed after its pending row of requirement 2 and after qTest made it (kill -9 before the
+    # answer was recorded): the id map says pending, qTest holds it.
+    async def killed() -> None:
+        id_map = await IdMap.open(Store(database_url), PROJECT, qtest.base_url)
+        try:
+            await id_map.pending(REQUIREMENT.name, "jira-issue:2", "h2")
+        finally:
+            await id_map.close()
+
+    asyncio.run(killed())
+    httpx.post(
+        f"{qtest.api_url}/projects/{target['project']}/requirements",
+        headers=qtest.headers,
+        json={"name": "Jira issue 2", "properties": []},
+    ).raise_for_status()
+    # The answers of the next two writes to requirements are lost: requirement 1's create, then a link.
+    qtest.set_faults(lose_next=2, lost_answer_match="/requirements")
+    try:
+        summary = asyncio.run(publish(database_url, qtest, target))
+    finally:
+        qtest.set_faults(lose_next=0, lost_answer_match="")
+    assert summary.failures == []
+    # Requirement 1 and its first link found again after their lost answers, requirement 2 after the kill.
+    assert (summary.created, summary.adopted) == (2, 3), summary
+    names, links = held(qtest, target)
+    assert names == ["Jira issue 1", "Jira issue 2"]
+    assert links == {"Jira issue 1": {case, run}, "Jira issue 2": {case}}
+
+    again = asyncio.run(publish(database_url, qtest, target))
+    assert (again.created, again.adopted, again.updated, again.skipped) == (0, 0, 0, 5)
+    assert held(qtest, target) == (names, links)

@@ -1,0 +1,116 @@
+"""The proof of links, on payloads and qTest objects written here: an issue link arrived when a requirement
+named after the issue is linked to the case (or the execution's run) and its description names the link
+with its type; a web link when the case's 'Web Links' property holds its line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.unit import test_proof_compare
+from tests.unit.test_proof_compare import case_payload, lines_of, prove_offline, qtest_case, raw
+from zephyr_qtest.lib.proof.ledger import Reason
+from zephyr_qtest.lib.proof.source import Recorded, Seeds
+from zephyr_qtest.lib.qtest.kinds.requirement import DESCRIPTION, LINKS
+
+WEB_LINKS_FIELD = {"id": 6, "label": "Web Links", "data_type": 2}
+JIRA_ISSUES_FIELD = {"id": 7, "label": "Jira Issues", "data_type": 2}
+
+
+def requirement(requirement_id: int, issue: int, links: set, *linked_from: str) -> dict[str, Any]:
+    lines = "".join(f"<br>Linked from: {line}" for line in linked_from)
+    return {
+        "id": requirement_id,
+        "name": f"Jira issue {issue}",
+        DESCRIPTION: f"<p><b>Zephyr details</b><br>Jira issue id: {issue}{lines}</p>",
+        LINKS: links,
+    }
+
+
+def issue(issue_id: int, link_type: str | None = "COVERAGE") -> dict[str, Any]:
+    return {"issueId": issue_id, "id": issue_id + 1, "type": link_type,
+            "target": f"https://jira.invalid/rest/api/2/issue/{issue_id}"}  # fmt: skip
+
+
+def test_each_issue_link_of_a_case_is_its_requirement_linked_with_its_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        test_proof_compare, "CASE_FIELDS", [*test_proof_compare.CASE_FIELDS, JIRA_ISSUES_FIELD]
+    )
+    case = ("test-cases", 900)
+    issues = [issue(1), issue(2, "BLOCKS"), issue(3), issue(4)]
+    payload = case_payload(links={"issues": issues})
+    # The case's 'Jira Issues' property holds them all: only the requirements are at stake here.
+    urls = ", ".join(link["target"] for link in issues)
+    ledger = prove_offline(
+        {"test_cases": [raw("P-T1", payload, id_=100)]},
+        {
+            "test_case": {900: qtest_case({7: urls})},
+            "requirement": {
+                71: requirement(71, 1, {case}, "P-T1 (COVERAGE)"),
+                # Linked, but its description names another type.
+                72: requirement(72, 2, {case}, "P-T1 (RELATED)"),
+                # In qTest, not linked to the case.
+                73: requirement(73, 3, set(), "P-T1 (COVERAGE)"),
+            },
+        },
+        {"test_case": {"P-T1": 900}},
+        seeds=Seeds(labels={("TestCase", "issueLinks"): "Jira Issues"}),
+        recorded={
+            ("requirement_link", "jira-issue:4|test-cases:P-T1"): Recorded(
+                "failed", "POST requirements/1/link -> 400: gone"
+            )
+        },
+    )
+    lines = {(line.field, line.value): line for line in ledger.lines if line.field.startswith("links.issues")}
+    assert set(lines) == {("links.issues.type", "2 (BLOCKS)"), ("links.issues", "3 (COVERAGE)"),
+                          ("links.issues", "4 (COVERAGE)")}  # fmt: skip
+    assert lines[("links.issues.type", "2 (BLOCKS)")].reason is Reason.DIFFERS
+    assert "not linked to the test case" in lines[("links.issues", "3 (COVERAGE)")].detail
+    assert lines[("links.issues", "4 (COVERAGE)")].reason is Reason.REFUSED
+    assert "holds no requirement 'Jira issue 4'" in lines[("links.issues", "4 (COVERAGE)")].detail
+
+
+def test_an_executions_issue_links_are_on_the_run_its_log_is_on() -> None:
+    execution = {"id": 5, "key": "P-E1", "testCase": {"id": 100}, "testCycle": None,
+                 "testExecutionStatus": {"id": 70}, "actualEndDate": "2024-01-01T00:10:00Z",
+                 "links": {"issues": [issue(1, None), issue(2)]}}  # fmt: skip
+    run = ("test-runs", 950)
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(), id_=100)],
+            "test_executions": [raw("P-E1", execution, id_=5)],
+        },
+        {
+            "test_case": {900: qtest_case({})},
+            "test_run": {950: {"id": 950}},
+            "test_log": {960: {"id": 960, "_run_id": 950, "status": {"name": "Passed"}}},
+            "requirement": {
+                71: requirement(71, 1, {run}, "P-E1"),
+                72: requirement(72, 2, {("test-cases", 900)}),
+            },
+        },
+        {"test_case": {"P-T1": 900}, "test_run": {"adhoc:P|P-T1": 950}, "test_log": {"P-E1": 960}},
+        names={"statuses": {70: "Pass"}},
+        seeds=Seeds(statuses={"TEST_EXECUTION": {"Pass": "Passed"}}),
+    )
+    [line] = lines_of(ledger, "links.issues")
+    assert (line.object_type, line.object_key, line.value) == ("test execution", "P-E1", "2 (COVERAGE)")
+    assert "not linked to the test run" in line.detail
+
+
+def test_each_web_link_is_a_line_of_the_web_links_property(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(test_proof_compare, "CASE_FIELDS", [*test_proof_compare.CASE_FIELDS, WEB_LINKS_FIELD])
+    links = {"webLinks": [{"url": "https://a.example", "description": "spec", "type": "RELATED"},
+                          {"url": "https://b.example"}, {"url": "https://c.example", "description": "Ticket"}]}  # fmt: skip
+    held = "https://a.example (spec) [RELATED]\nhttps://b.example\nhttps://c.example (other)"
+    ledger = prove_offline(
+        {"test_cases": [raw("P-T1", case_payload(links=links), id_=100)]},
+        {"test_case": {900: qtest_case({6: held})}},
+        {"test_case": {"P-T1": 900}},
+        seeds=Seeds(labels={("TestCase", "webLinks"): "Web Links"}),
+    )
+    [line] = lines_of(ledger, "links.webLinks")
+    assert (line.value, line.reason) == ("https://c.example (Ticket)", Reason.DIFFERS)

@@ -1,0 +1,251 @@
+"""qTest requirements for the Jira issues Zephyr test cases and executions link to, and their links to the
+qTest test cases and test runs (the ``requirements`` stage).
+
+Zephyr's issue link holds the Jira issue id and its REST URL, not its key: each issue becomes one
+requirement named ``Jira issue <id>`` at the project's root, its 'Description' field linking the issue and
+naming, in the "Zephyr details" block, every Zephyr object that links to it with its link type (COVERAGE,
+BLOCKS, RELATED; qTest's links hold no type of ours). A site whose Jira integration already imported the
+issues holds requirements of its own (named ``KEY summary``): reusing them would need the issue keys, which
+the Zephyr payload does not give; not built.
+
+A link is made with ``POST requirements/{id}/link?type=test-cases|test-runs`` (the swagger's linkArtifacts,
+a real client: ``requirements/{id}/link?type=test-cases`` with the array of ids as body) and read back
+through ``GET linked-artifacts?type=requirements&ids=...`` (the swagger's ``find``). qTest answers a link
+it ignores ("System will ignore those objects that cannot be linked") with the other links only, so the
+answer is checked. Whether qTest keeps a requirement-to-test-run link (its UI shows a requirement's runs
+through its test cases) is unverified: the proof reads the links back and a link qTest dropped stays a
+ledger line.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.lib.qtest.comparison import Mismatch, compare
+from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary
+from zephyr_qtest.lib.qtest.fields import FieldCatalog
+from zephyr_qtest.lib.qtest.id_map import Entry
+from zephyr_qtest.lib.qtest.kinds.base import (
+    LOAD_ORDER,
+    Ids,
+    Kind,
+    Marts,
+    PublishContext,
+    ReadBack,
+    Row,
+    load_level,
+    payload_hash,
+    source_key,
+)
+from zephyr_qtest.lib.qtest.kinds.vocabulary import REQUIREMENT, REQUIREMENT_LINK, TEST_CASE, TEST_RUN
+
+# The requirement field the description goes in (qTest's requirements have no description attribute: the
+# swagger's RequirementResource holds name and properties only).
+DESCRIPTION_LABEL = "Description"
+# linkArtifacts' type -> the id-map type of the linked object, and the PID prefix qTest gives it.
+LINKED_TYPES: dict[str, str] = {TEST_CASE.api_segment: TEST_CASE.name, TEST_RUN.api_segment: TEST_RUN.name}
+PID_PREFIXES: dict[str, str] = {TEST_CASE.api_segment: "TC-", TEST_RUN.api_segment: "TR-"}
+# Requirements read back per linked-artifacts call (their ids go in the query string).
+LINKS_READ_PER_CALL = 50
+# Set on each requirement read back: its 'Description' value, and its links as (linkArtifacts type, id).
+DESCRIPTION = "_description"
+LINKS = "_links"
+
+
+def requirement_body(row: Row, properties: list[dict]) -> dict[str, Any]:
+    return {"name": row["name"], "properties": properties}
+
+
+def requirement_properties(row: Row) -> list[dict[str, Any]]:
+    return [{"field_label": DESCRIPTION_LABEL, "value": row.get("description") or ""}]
+
+
+def linked_object(row: Row, ids: Ids) -> tuple[int, str, int]:
+    """(requirement id, linkArtifacts type, linked object id) of a link; KeyError when either is not in
+    qTest (its own failure says why)."""
+    requirement_id = ids.get(REQUIREMENT.name, {}).get(row["parent_source_key"])
+    if requirement_id is None:
+        raise KeyError(f"requirement {row['parent_source_key']} is not in qTest")
+    linked_type = str(row["qtest_object_type"])
+    object_id = ids.get(LINKED_TYPES[linked_type], {}).get(row["object_source_key"])
+    if object_id is None:
+        raise KeyError(f"{linked_type} {row['object_source_key']} is not in qTest")
+    return requirement_id, linked_type, object_id
+
+
+def links_of(containers: Iterable[Mapping[str, Any]]) -> dict[int, set[tuple[str, int]]]:
+    """linked-artifacts' answer as source id -> {(linkArtifacts type, id)} of the test cases and runs (told
+    apart by their PID prefix; ids alone may repeat across object types on a real site)."""
+    links: dict[int, set[tuple[str, int]]] = defaultdict(set)
+    for container in containers:
+        for linked in container.get("objects") or []:
+            pid = str(linked.get("pid") or "").upper()
+            for linked_type, prefix in PID_PREFIXES.items():
+                if pid.startswith(prefix):
+                    links[int(container["id"])].add((linked_type, int(linked["id"])))
+    return links
+
+
+def requirement_protocol(ctx: PublishContext, catalog: FieldCatalog) -> ObjectKind[Row]:
+    """Create, update and look up requirements (a lost create is found by its name, unclaimed)."""
+
+    def body(row: Row) -> dict[str, Any]:
+        properties = ctx.encode(catalog, REQUIREMENT.api_segment, requirement_properties(row))
+        return requirement_body(row, properties)
+
+    async def create(row: Row) -> Created:
+        requirement = await ctx.client.create_requirement(ctx.project_id, body(row))
+        created = Created(int(requirement["id"]), {"pid": requirement.get("pid")})
+        ctx.remember(REQUIREMENT.name, source_key(row), created)
+        return created
+
+    async def update(row: Row, entry: Entry) -> Created:
+        assert entry.qtest_id is not None
+        await ctx.client.update_requirement(ctx.project_id, entry.qtest_id, body(row))
+        return Created(entry.qtest_id, entry.detail)
+
+    async def lookup(row: Row) -> Created | None:
+        claimed = ctx.claimed(REQUIREMENT.name)
+        for requirement in await ctx.client.list_requirements(ctx.project_id):
+            if requirement.get("name") == row["name"] and int(requirement["id"]) not in claimed:
+                created = Created(int(requirement["id"]), {"pid": requirement.get("pid")})
+                ctx.remember(REQUIREMENT.name, source_key(row), created)
+                return created
+        return None
+
+    return ObjectKind(REQUIREMENT.name, source_key, payload_hash, load_level, create, update, lookup)
+
+
+def requirement_link_protocol(ctx: PublishContext) -> ObjectKind[Row]:
+    """Make and look up links. A link is a pair, never a copy: linking again what is linked adds nothing,
+    so an update sends the link again; a lost answer is looked for among the requirement's links."""
+
+    async def link(row: Row) -> Created:
+        requirement_id, linked_type, object_id = linked_object(row, ctx.ids)
+        answer = await ctx.client.link_artifacts(
+            ctx.project_id, REQUIREMENT.api_segment, requirement_id, linked_type, [object_id]
+        )
+        if (linked_type, object_id) not in links_of(answer).get(requirement_id, set()):
+            raise ValueError(
+                f"qTest did not link {linked_type} {object_id} to requirement {requirement_id} (it ignores "
+                "objects it cannot link)"
+            )
+        return Created(object_id, {"requirement_id": requirement_id, "type": linked_type})
+
+    async def update(row: Row, entry: Entry) -> Created:
+        return await link(row)
+
+    async def lookup(row: Row) -> Created | None:
+        requirement_id, linked_type, object_id = linked_object(row, ctx.ids)
+        answer = await ctx.client.linked_artifacts(ctx.project_id, REQUIREMENT.api_segment, [requirement_id])
+        if (linked_type, object_id) in links_of(answer).get(requirement_id, set()):
+            return Created(object_id, {"requirement_id": requirement_id, "type": linked_type})
+        return None
+
+    return ObjectKind(REQUIREMENT_LINK.name, source_key, payload_hash, load_level, link, update, lookup)
+
+
+def requirement_rows(marts: Marts) -> list[Row]:
+    assert REQUIREMENT.mart is not None
+    return marts.rows(REQUIREMENT.mart)
+
+
+def requirement_link_rows(marts: Marts) -> list[Row]:
+    assert REQUIREMENT_LINK.mart is not None
+    return marts.rows(REQUIREMENT_LINK.mart)
+
+
+def links_by_requirement(marts: Marts) -> dict[str, list[Row]]:
+    assert REQUIREMENT_LINK.mart is not None
+    return marts.by_parent(REQUIREMENT_LINK.mart, LOAD_ORDER)
+
+
+async def publish_requirements(ctx: PublishContext) -> PublishSummary:
+    """The requirements, then their links (which need the requirements' ids)."""
+    catalog = FieldCatalog(await ctx.client.get_fields(ctx.project_id, REQUIREMENT.api_segment))
+    summary = await ctx.run(requirement_protocol(ctx, catalog), requirement_rows(ctx.marts))
+    return summary.absorb(await ctx.run(requirement_link_protocol(ctx), requirement_link_rows(ctx.marts)))
+
+
+async def read_links(
+    client: QtestClient, project_id: int, requirement_ids: Sequence[int]
+) -> dict[int, set[tuple[str, int]]]:
+    """The test cases and runs each requirement is linked to, as qTest answers."""
+    links: dict[int, set[tuple[str, int]]] = defaultdict(set)
+    ids = sorted(requirement_ids)
+    for start in range(0, len(ids), LINKS_READ_PER_CALL):
+        chunk = ids[start : start + LINKS_READ_PER_CALL]
+        for requirement_id, linked in links_of(
+            await client.linked_artifacts(project_id, REQUIREMENT.api_segment, chunk)
+        ).items():
+            links[requirement_id] |= linked
+    return links
+
+
+async def read_back_requirements(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
+    """Every requirement of the project, each with its 'Description' value and its links."""
+    catalog = FieldCatalog(await rb.client.get_fields(rb.project_id, REQUIREMENT.api_segment))
+    description = catalog.get(DESCRIPTION_LABEL)
+    requirements = {int(r["id"]): r for r in await rb.client.list_requirements(rb.project_id)}
+    links = await read_links(rb.client, rb.project_id, list(requirements))
+    found: dict[int, Any] = {}
+    for requirement_id, requirement in requirements.items():
+        value = next(
+            (
+                prop.get("field_value")
+                for prop in requirement.get("properties") or []
+                if description is not None and prop.get("field_id") == description.id
+            ),
+            None,
+        )
+        found[requirement_id] = {**requirement, DESCRIPTION: value, LINKS: links.get(requirement_id, set())}
+    return found
+
+
+def expected_requirement(row: Row) -> dict[str, Any]:
+    return {"name": row["name"], "description": row.get("description") or ""}
+
+
+def held_requirement(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": found.get("name"), "description": found.get(DESCRIPTION)}
+
+
+def reconcile_links(rb: ReadBack, row: Row, requirement: Mapping[str, Any]) -> None:
+    """A requirement's links against the mart's: each expected link held, and none other to our objects."""
+    result = rb.outcome.results[REQUIREMENT_LINK.name]
+    held: set[tuple[str, int]] = set(requirement.get(LINKS) or ())
+    result.found += len(held)
+    expected: set[tuple[str, int]] = set()
+    for link in links_by_requirement(rb.marts).get(str(row["source_key"]), []):
+        result.expected += 1
+        linked_type = str(link["qtest_object_type"])
+        object_id = rb.ids.get(LINKED_TYPES[linked_type], {}).get(str(link["object_source_key"]))
+        if object_id is None or (linked_type, object_id) not in held:
+            result.missing.append(str(link["source_key"]))
+            continue
+        expected.add((linked_type, object_id))
+        compare(result, str(link["source_key"]), [])
+    for linked_type, object_id in sorted(held - expected):
+        result.mismatches.append(
+            Mismatch(str(row["source_key"]), "links", "no link", f"{linked_type} {object_id}")
+        )
+
+
+KIND = Kind(
+    object_type=REQUIREMENT,
+    description="qTest requirements for the Jira issues Zephyr test cases and executions link to (named "
+    "after the issue, the link types in their description), linked to the qTest test cases and test runs.",
+    marts=("qtest_requirements", "qtest_requirement_links"),
+    upstream=(TEST_CASE, TEST_RUN),
+    id_types=(TEST_CASE, TEST_RUN, REQUIREMENT, REQUIREMENT_LINK),
+    publish=publish_requirements,
+    rows=requirement_rows,
+    read_back=read_back_requirements,
+    expect=lambda row, rb: expected_requirement(row),
+    held=held_requirement,
+    children=(REQUIREMENT_LINK,),
+    reconcile_children=reconcile_links,
+)
