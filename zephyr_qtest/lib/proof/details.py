@@ -96,7 +96,11 @@ def link_details(payload: Payload) -> list[Detail]:
     """The issue links (each issue's URL) and web links (URL and description) of a cycle or plan."""
     links = payload.get("links") or {}
     details = [
-        Detail("links.issues", ISSUE, link.get("target") or str(link.get("issueId")))
+        Detail(
+            "links.issues",
+            ISSUE,
+            link.get("target") or (str(link["issueId"]) if link.get("issueId") is not None else None),
+        )
         for link in links.get("issues") or []
         if isinstance(link, Mapping)
     ]
