@@ -847,6 +847,12 @@ class Proof:
             if release is not None
         }
         paths = self._folder_paths
+        # Zephyr cycle id -> the keys of the plans that list it among their cycles.
+        plans_of_cycle: dict[int, set[str]] = defaultdict(set)
+        for plan in self.source.of("test_plans"):
+            for link in (plan.payload.get("links") or {}).get("testCycles") or []:
+                if isinstance(link, Mapping) and plan.key:
+                    plans_of_cycle[_id_or_zero(link.get("testCycleId"))].add(str(plan.key))
         for obj in self.source.of("test_cycles"):
             with self.guard(TEST_CYCLE_WORDS, obj):
                 payload, key = obj.payload, str(obj.key)
@@ -870,14 +876,22 @@ class Proof:
                 )
                 folder = (payload.get("folder") or {}).get("id")
                 plans = (payload.get("links") or {}).get("testPlans") or []
-                # The first plan by key holds the cycle (the mart's rule), the others are named.
+                # The plans of the project it is linked to, from either end of the link: the first by key
+                # holds the cycle (the mart's rule), the others are named.
                 plan_keys = sorted(
-                    self.plan_keys.get(int(link.get("testPlanId") or 0), str(link.get("testPlanId")))
-                    for link in plans
+                    {
+                        self.plan_keys[plan_id]
+                        for plan_id in (_id_or_zero(link.get("testPlanId")) for link in plans)
+                        if plan_id in self.plan_keys
+                    }
+                    | plans_of_cycle.get(_id_or_zero(obj.id), set())
                 )
                 under_release = bool(plan_keys) and bool(releases)
-                if plan_keys and not releases:
-                    for plan_key in plan_keys:
+                if plans and not releases:
+                    for plan_key in sorted(
+                        self.plan_keys.get(_id_or_zero(link.get("testPlanId")), str(link.get("testPlanId")))
+                        for link in plans
+                    ):
                         self.line(
                             TEST_CYCLE_WORDS,
                             key,
@@ -888,6 +902,18 @@ class Proof:
                             "then re-run; or accept it",
                             "plans_as is test_cycle: the plan is a cycle of its own, without its cycles",
                         )
+                if releases:
+                    for link in plans:
+                        if _id_or_zero(link.get("testPlanId")) not in self.plan_keys:
+                            self.line(
+                                TEST_CYCLE_WORDS,
+                                key,
+                                "links.testPlans",
+                                link.get("testPlanId"),
+                                Reason.NOT_CARRIED,
+                                ACCEPT,
+                                "the test plan is not a plan of the project: no release of it to go under",
+                            )
                 if under_release:
                     self._check_release_placement(key, plan_keys[0], releases, release_of, found)
                 elif folder is not None:

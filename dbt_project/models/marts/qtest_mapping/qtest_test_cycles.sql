@@ -215,7 +215,8 @@ linked_plans as (
 
     select
         test_cycle_id,
-        jsonb_agg(test_plan_key order by test_plan_key) as linked_source_keys
+        -- In code-point order (collate "C"), as the proof sorts them: the first is the one the cycle goes under.
+        jsonb_agg(test_plan_key order by test_plan_key collate "C") as linked_source_keys
     from plan_cycle_links
     where test_plan_key is not null
     group by test_cycle_id
