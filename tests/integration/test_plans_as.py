@@ -53,7 +53,7 @@ def plan_links(database_url: str, project_key: str) -> dict[str, list[str]]:
         for cycle_key, plan_key in conn.execute(
             "select test_cycle_key, test_plan_key from canonical.test_plan_test_cycle "
             "where project_key = %s and test_cycle_key is not null and test_plan_key is not null "
-            "order by test_cycle_key, test_plan_key collate \"C\"",
+            'order by test_cycle_key, test_plan_key collate "C"',
             (project_key,),
         ):
             links[cycle_key].append(plan_key)
