@@ -108,34 +108,6 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         where results.project_key = %(p)s
         and (not executions.ran or coalesce(case_steps.calls, false)
              or results.position > coalesce(case_steps.steps, 0))""",
-    **{
-        ("test cycle", name, Reason.NOT_CARRIED): f"""
-            select count(*) from zephyr_raw.test_cycles
-            where project_key = %(p)s and {_nonempty(f"payload->'{name}'")}"""
-        for name in ("plannedStartDate", "plannedEndDate", "status", "owner", "jiraProjectVersion")
-    },
-    **{
-        ("test cycle", f"links.{name}", Reason.NOT_CARRIED): f"""
-            select coalesce(sum({_items(f"payload->'links'->'{name}'")}), 0) from zephyr_raw.test_cycles
-            where project_key = %(p)s"""
-        for name in ("issues", "webLinks")
-    },
-    # Test plans become cycles (plans_as test_cycle, the default) or releases: neither holds these.
-    **{
-        ("test plan", name, Reason.NOT_CARRIED): f"""
-            select count(*) from zephyr_raw.test_plans
-            where project_key = %(p)s and {_nonempty(f"payload->'{name}'")}"""
-        for name in ("status", "owner", "folder")
-    },
-    ("test plan", "labels", Reason.NOT_CARRIED): f"""
-        select coalesce(sum({_items("payload->'labels'")}), 0) from zephyr_raw.test_plans
-        where project_key = %(p)s""",
-    **{
-        ("test plan", f"links.{name}", Reason.NOT_CARRIED): f"""
-            select coalesce(sum({_items(f"payload->'links'->'{name}'")}), 0) from zephyr_raw.test_plans
-            where project_key = %(p)s"""
-        for name in ("issues", "webLinks")
-    },
     ("test execution", "jiraProjectVersion", Reason.NOT_CARRIED): f"""
         select count(*) from zephyr_raw.test_executions
         where project_key = %(p)s and {_nonempty("payload->'jiraProjectVersion'")}""",
@@ -146,23 +118,33 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
             select count(*) from executions where not ran and {_nonempty(f"payload->'{name}'")}"""
         for name in ("comment", "assignedToId")
     },
-    # With plans_as test_cycle (the default) a plan is a cycle of its own, without the cycles it links.
-    ("test cycle", "links.testPlans", Reason.NOT_CARRIED): f"""
-        select coalesce(sum({_items("payload->'links'->'testPlans'")}), 0) from zephyr_raw.test_cycles
-        where project_key = %(p)s""",
-    # qTest takes no files on test cycles (nor on plans made cycles), and an execution not run yet has no
-    # test log to hold its files or its step results' files.
+    # qTest takes no files on test cycles (plans go as releases, which take them), and an execution not run
+    # yet has no test log to hold its files or its step results' files.
     ("attachment", "(object)", Reason.NOT_CARRIED): f"""
         with executions as ({_EXECUTIONS})
         select count(*) from zephyr_raw.attachments
         where project_key = %(p)s and (
-            key like 'testcycles/%%' or key like 'testplans/%%'
+            key like 'testcycles/%%'
             or (key like 'testexecutions/%%' and split_part(key, '/', 2) in (
                 select id::text from executions where not ran)))""",
-    # Folders of plans have no qTest counterpart at all; the others lose their position among siblings.
+    # A folder of plans is named in the details of the plans in it or below it: one that holds none is
+    # named nowhere. The other folders lose their position among siblings.
     ("folder", "(object)", Reason.NOT_CARRIED): """
-        select count(*) from zephyr_raw.folders
-        where project_key = %(p)s and payload->>'folderType' not in ('TEST_CASE', 'TEST_CYCLE')""",
+        with recursive folders as (
+            select id, (payload->>'parentId')::bigint as parent_id, payload->>'folderType' as folder_type
+            from zephyr_raw.folders where project_key = %(p)s
+        ),
+        holding as (
+            select (payload->'folder'->>'id')::bigint as id, 1 as depth from zephyr_raw.test_plans
+            where project_key = %(p)s and payload->'folder'->>'id' is not null
+            union
+            select folders.parent_id, holding.depth + 1 from holding
+            join folders on folders.id = holding.id
+            where folders.parent_id is not null and holding.depth < 50
+        )
+        select count(*) from folders
+        where folder_type not in ('TEST_CASE', 'TEST_CYCLE')
+        and (folder_type <> 'TEST_PLAN' or id not in (select id from holding where id is not null))""",
     ("folder", "index", Reason.NOT_CARRIED): f"""
         select count(*) from zephyr_raw.folders
         where project_key = %(p)s and payload->>'folderType' in ('TEST_CASE', 'TEST_CYCLE')
@@ -203,11 +185,10 @@ for _object_type, _table, _path in _RICH_TEXT_WITH_IMAGES:
         where project_key = %(p)s"""
 
 # Custom-field values that have no qTest place, per Zephyr object type (their field names are the tenant's
-# own, so they are counted together): of cycles and plans (neither takes properties), of executions not run
-# yet, and of steps (qTest steps have no fields). The ledger names each under its own field.
+# own, so they are counted together): of executions not run yet, and of steps (qTest steps have no
+# fields). The ledger names each under its own field. (Those of cycles and plans are in the Zephyr details
+# of their descriptions.)
 RAW_CUSTOM_FIELD_LOSSES: dict[str, str] = {
-    "test cycle": "select payload->'customFields' as values from zephyr_raw.test_cycles where project_key = %(p)s",
-    "test plan": "select payload->'customFields' as values from zephyr_raw.test_plans where project_key = %(p)s",
     "test execution": f"with executions as ({_EXECUTIONS}) "
     "select payload->'customFields' as values from executions where not ran",
     "test step": "select payload->'inline'->'customFields' as values from zephyr_raw.test_steps "

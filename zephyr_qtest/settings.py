@@ -223,8 +223,8 @@ class MappingSettings(_Group):
     plans_as: PlansAs | None = Field(
         default=None,
         validation_alias="ZEPHYR_QTEST_PLANS_AS",
-        description="Zephyr test plans become top-level qTest test cycles (test_cycle) or releases "
-        "(dbt var plans_as; default test_cycle).",
+        description="Zephyr test plans become qTest releases with their linked cycles under them "
+        "(release) or top-level test cycles without them (test_cycle) (dbt var plans_as; default release).",
     )
     attachment_max_bytes: int | None = Field(
         default=None,

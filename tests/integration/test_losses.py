@@ -282,11 +282,8 @@ LOSS_KINDS = [
     ),
     ("execution step", "(object)", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test step", "testCase.parameters", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    ("test cycle", "plannedStartDate", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    ("test cycle", "plannedEndDate", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    ("test cycle", "status", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    ("test cycle", "owner", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    ("test cycle", "links.testPlans", Reason.NOT_CARRIED, "ZEPHYR_QTEST_PLANS_AS=release"),
+    # A cycle's planned dates, status and owner, and its plans, are carried (its Zephyr details, its
+    # release): tests/integration/test_plans_as.py.
 ]
 
 

@@ -531,3 +531,160 @@ def test_each_older_version_and_each_execution_that_ran_against_one_is_a_line() 
     [ran_against_old] = lines_of(ledger, "testCase (version)")
     assert (ran_against_old.object_key, ran_against_old.value) == ("P-E1", "P-T1 version 1")
     assert "version 3" in ran_against_old.detail
+
+
+# ------------------------------------------------------------------ cycles and plans: releases and details
+
+CYCLE = {
+    "id": 10,
+    "key": "P-R1",
+    "name": "Sprint 1",
+    "description": None,
+    "plannedStartDate": "2024-03-01T08:00:00Z",
+    "plannedEndDate": "2024-03-15T17:30:00Z",
+    "status": {"id": 40},
+    "owner": {"accountId": "acc-1"},
+    "jiraProjectVersion": {"id": 10001},
+    "folder": {"id": 5},
+    "customFields": {"Risk": "High & <rising>", "Browsers": ["Chrome", "Firefox"], "Empty": None},
+    "links": {
+        "issues": [{"issueId": 1, "target": "https://jira/browse/P-1"}, {"issueId": 2}],
+        "webLinks": [{"url": "https://wiki/a", "description": "Runbook"}],
+        "testPlans": [{"testPlanId": 31}, {"testPlanId": 30}],
+    },
+}
+PLAN = {
+    "id": 30,
+    "key": "P-P1",
+    "name": "Release 2",
+    "objective": "Ship it",
+    "status": {"id": 41},
+    "owner": {"accountId": "acc-2"},
+    "folder": {"id": 7},
+    "labels": ["q1", "urgent"],
+    "customFields": {"Approved": True},
+    "links": {"issues": [], "webLinks": [{"url": "https://wiki/plan"}]},
+}
+CYCLE_DETAILS = (
+    "Zephyr test cycle P-R1<p><b>Zephyr details</b><br>Planned start: 2024-03-01T08:00:00Z"
+    "<br>Planned end: 2024-03-15T17:30:00Z<br>Status: In Progress<br>Owner: acc-1<br>Jira version: 10001"
+    "<br>Folder: Cycles / 2024<br>Also in test plans: P-P2<br>Custom field Browsers: Chrome, Firefox"
+    "<br>Custom field Risk: High &amp; &lt;rising&gt;<br>Jira issue: https://jira/browse/P-1<br>Jira issue: 2"
+    "<br>Web link: https://wiki/a (Runbook)</p>"
+)
+PLAN_DETAILS = (
+    "Ship it<br>Zephyr test plan P-P1<p><b>Zephyr details</b><br>Status: Approved<br>Owner: acc-2"
+    "<br>Folder: Plans / 2024<br>Label: q1<br>Label: urgent<br>Custom field Approved: true"
+    "<br>Web link: https://wiki/plan</p>"
+)
+PLAN_FOLDERS = [
+    raw(None, {"id": 4, "name": "Cycles", "folderType": "TEST_CYCLE", "parentId": None}, id_=4),
+    raw(None, {"id": 5, "name": "2024", "folderType": "TEST_CYCLE", "parentId": 4}, id_=5),
+    raw(None, {"id": 6, "name": "Plans", "folderType": "TEST_PLAN", "parentId": None}, id_=6),
+    raw(None, {"id": 7, "name": "2024", "folderType": "TEST_PLAN", "parentId": 6}, id_=7),
+    raw(None, {"id": 8, "name": "Empty", "folderType": "TEST_PLAN", "parentId": None}, id_=8),
+]
+
+
+# The test-cycle folders as qTest holds them (cycles 804 > 805).
+CYCLE_FOLDERS = {
+    804: {"id": 804, "name": "Cycles", "test-cycles": [{"id": 805}]},
+    805: {"id": 805, "name": "2024", "test-cycles": []},
+}
+
+
+def prove_plans(cycle_description: str, plan_description: str, cycle_under: int | None = 700) -> Ledger:
+    """A cycle linked to plans P-P1 and P-P2 (both releases), in qTest under release `cycle_under`."""
+    other_plan = {**PLAN, "id": 31, "key": "P-P2", "folder": None, "labels": [], "customFields": {},
+                  "links": {}, "status": None, "owner": None, "objective": None}  # fmt: skip
+    releases = {
+        700: {"id": 700, "name": "Release 2", "description": plan_description, "test-cycles": []},
+        701: {"id": 701, "name": "Release 2", "description": "Zephyr test plan P-P2", "test-cycles": []},
+    }
+    cycle = {"id": 800, "name": "Sprint 1", "description": cycle_description}
+    if cycle_under is not None:
+        releases[cycle_under]["test-cycles"] = [cycle]
+    return prove_offline(
+        {
+            "folders": PLAN_FOLDERS,
+            "test_cycles": [raw("P-R1", CYCLE, id_=10)],
+            "test_plans": [raw("P-P1", PLAN, id_=30), raw("P-P2", other_plan, id_=31)],
+        },
+        {"release": releases, "test_cycle": {800: cycle, **CYCLE_FOLDERS}},
+        {
+            "release": {"P-P1": 700, "P-P2": 701},
+            "test_cycle": {"P-R1": 800, "folder:4": 804, "folder:5": 805},
+        },
+        names={"statuses": {40: "In Progress", 41: "Approved"}},
+    )
+
+
+def test_a_cycle_under_its_first_plans_release_with_its_details_gives_no_line() -> None:
+    ledger = prove_plans(CYCLE_DETAILS, PLAN_DETAILS)
+    # The empty folder of plans is named nowhere: its one line; the folder of P-P1 is in its details.
+    [line] = ledger.lines
+    assert (line.object_type, line.object_key, line.reason) == ("folder", "folder:8", Reason.NOT_CARRIED)
+    assert ledger.values_compared >= 20
+
+
+def test_a_cycle_under_another_release_or_none_is_a_difference_of_its_plan_link() -> None:
+    for under in (701, None):
+        ledger = prove_plans(CYCLE_DETAILS, PLAN_DETAILS, cycle_under=under)
+        [line] = lines_of(ledger, "links.testPlans")
+        assert (line.object_key, line.value, line.reason) == ("P-R1", "P-P1", Reason.DIFFERS)
+        assert "release 700 of test plan P-P1" in line.detail
+
+
+def test_each_detail_that_did_not_arrive_is_a_line_of_its_own() -> None:
+    cycle = (
+        CYCLE_DETAILS.replace(
+            "<br>Planned end: 2024-03-15T17:30:00Z", "<br>Planned end: 2024-03-16T17:30:00Z"
+        )
+        .replace("<br>Jira issue: 2", "")
+        .replace("<br>Also in test plans: P-P2", "")
+    )
+    plan = PLAN_DETAILS.replace("<br>Label: urgent", "").replace("Custom field Approved: true", "x: y")
+    ledger = prove_plans(cycle, plan)
+    lines = {
+        (line.object_key, line.field, str(line.value))
+        for line in ledger.lines
+        if line.reason is Reason.DIFFERS
+    }
+    assert lines == {
+        ("P-R1", "plannedEndDate", "2024-03-15T17:30:00Z"),
+        ("P-R1", "links.issues", "2"),
+        ("P-R1", "links.testPlans", "P-P2"),
+        ("P-P1", "labels", "urgent"),
+        ("P-P1", "customFields.Approved", "True"),
+    }
+
+
+def test_a_description_without_the_block_misses_every_detail() -> None:
+    ledger = prove_plans("Zephyr test cycle P-R1", PLAN_DETAILS)
+    fields = {line.field for line in ledger.lines if line.object_key == "P-R1"}
+    assert fields == {
+        "plannedStartDate", "plannedEndDate", "status", "owner", "jiraProjectVersion", "folder",
+        "links.testPlans", "customFields.Risk", "customFields.Browsers", "links.issues", "links.webLinks",
+    }  # fmt: skip
+    assert all("have no" in line.detail for line in ledger.lines if line.object_key == "P-R1")
+
+
+def test_with_plans_as_test_cycle_the_plan_links_are_not_carried_and_the_details_still_checked() -> None:
+    cycle = CYCLE_DETAILS.replace("<br>Folder: Cycles / 2024", "").replace("<br>Also in test plans: P-P2", "")
+    ledger = prove_offline(
+        {"folders": PLAN_FOLDERS[:2], "test_cycles": [raw("P-R1", CYCLE, id_=10)],
+         "test_plans": [raw("P-P1", PLAN, id_=30)]},
+        {"test_cycle": {
+            800: {"id": 800, "name": "Sprint 1", "description": cycle},
+            **CYCLE_FOLDERS,
+            805: {"id": 805, "name": "2024", "test-cycles": [{"id": 800}]},
+            900: {"id": 900, "name": "Release 2", "description": PLAN_DETAILS.replace("<br>Folder: Plans / 2024", "")},
+        }},
+        {"test_cycle": {"P-R1": 800, "folder:4": 804, "folder:5": 805, "P-P1": 900}},
+        names={"statuses": {40: "In Progress", 41: "Approved"}},
+    )  # fmt: skip
+    assert {(line.field, line.value, line.reason) for line in ledger.lines} == {
+        ("links.testPlans", "P-P1", Reason.NOT_CARRIED),
+        # A plan that is not in the project's payloads is named by its id.
+        ("links.testPlans", "31", Reason.NOT_CARRIED),
+    }

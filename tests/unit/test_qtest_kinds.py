@@ -58,7 +58,9 @@ from zephyr_qtest.lib.qtest.kinds.module import expected_module, held_module, mo
 from zephyr_qtest.lib.qtest.kinds.release import (
     carry_over_legacy_entries,
     expected_release,
+    expected_release_with_dates,
     held_release,
+    held_release_with_dates,
     is_release,
     release_body,
     release_properties,
@@ -256,6 +258,27 @@ def test_a_release_body_and_expectation() -> None:
     expected = expected_release(row)
     assert expected == {"name": "Plan 1", "description": ""}
     assert held_release({"name": "Plan 1", "description": None}, expected) == expected
+
+
+def test_a_release_spans_its_cycles_dates_and_compares_them_as_instants() -> None:
+    row = {"name": "Plan 1", "description": "d", "planned_start_date": datetime(2024, 2, 1, 8),
+           "planned_end_date": datetime(2024, 3, 15, 17)}  # fmt: skip
+    assert release_body(row) == {
+        "name": "Plan 1",
+        "description": "d",
+        "properties": [],
+        "start_date": "2024-02-01T08:00:00.000Z",
+        "end_date": "2024-03-15T17:00:00.000Z",
+    }
+    expected = expected_release_with_dates(row)
+    # qTest may answer the same instant in another offset.
+    found = {"name": "Plan 1", "description": "d", "start_date": "2024-02-01T09:00:00+01:00",
+             "end_date": "2024-03-15T17:00:00Z"}  # fmt: skip
+    assert held_release_with_dates(found, expected) == expected
+    moved = held_release_with_dates({**found, "end_date": "2024-03-16T17:00:00Z"}, expected)
+    assert moved["end_date"] == "2024-03-16T17:00:00Z" != expected["end_date"]
+    # A plan without planned cycles: a release without dates.
+    assert "start_date" not in release_body({"name": "Plan 2", "planned_start_date": None})
 
 
 def test_a_cycle_finds_its_parent_in_the_right_map() -> None:

@@ -22,9 +22,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from zephyr_qtest.lib.details_block import details_of
 from zephyr_qtest.lib.proof import images
+from zephyr_qtest.lib.proof.details import FOLDER as FOLDER_LABEL
+from zephyr_qtest.lib.proof.details import (
+    Detail,
+    cycle_details,
+    folder_chains,
+    folder_paths,
+    plan_details,
+)
 from zephyr_qtest.lib.proof.fates import Fate, fate_of
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason, shorten
 from zephyr_qtest.lib.proof.links import LinkProof
@@ -506,6 +516,9 @@ class Proof:
                 id_map_type = {"TEST_CASE": MODULE.name, "TEST_CYCLE": TEST_CYCLE.name}.get(str(folder_type))
                 count = self.ledger.count(FOLDER_WORDS)
                 count.in_zephyr += 1
+                if folder_type == "TEST_PLAN":
+                    self._plan_folder(key, obj)
+                    continue
                 if id_map_type is None:
                     self.line(
                         FOLDER_WORDS,
@@ -527,6 +540,60 @@ class Proof:
                 if parent is not None:
                     self.check_parent(FOLDER_WORDS, key, "parentId", parent, id_map_type, found)
                 self.not_carried("folders", FOLDER_WORDS, key, payload)
+
+    @cached_property
+    def _folder_chains(self) -> dict[int, list[int]]:
+        return folder_chains(self.source.of("folders"))
+
+    @cached_property
+    def _folder_paths(self) -> dict[int, str]:
+        return folder_paths(self.source.of("folders"))
+
+    def _plan_folder(self, key: str, obj: RawObject) -> None:
+        """A folder of test plans: qTest has no folders of releases, so its path is in the Zephyr details
+        ('Folder') of every plan in it or below it. A folder that holds no plan is named nowhere."""
+        folder_id = int(obj.id or 0)
+        path = self._folder_paths.get(folder_id, "")
+        plans = [
+            plan
+            for plan in self.source.of("test_plans")
+            if folder_id
+            in self._folder_chains.get(int(_id_or_zero((plan.payload.get("folder") or {}).get("id"))), [])
+        ]
+        if not plans:
+            self.line(
+                FOLDER_WORDS,
+                key,
+                OBJECT,
+                obj.payload.get("name"),
+                Reason.NOT_CARRIED,
+                ACCEPT,
+                "qTest has no folders of releases: a folder of test plans is named in the Zephyr details of "
+                "the plans in it, and this one holds none",
+            )
+            return
+        self.ledger.values_compared += 1
+        named = [
+            value
+            for plan in plans
+            for found in [
+                self._found(RELEASE.name, str(plan.key)) or self._found(TEST_CYCLE.name, str(plan.key))
+            ]
+            if found is not None
+            for value in details_of(found.get("description")).get(FOLDER_LABEL, [])
+        ]
+        if any(value == path or value.startswith(f"{path} / ") for value in named):
+            self.ledger.count(FOLDER_WORDS).accounted += 1
+            return
+        self.line(
+            FOLDER_WORDS,
+            key,
+            OBJECT,
+            path,
+            Reason.DIFFERS,
+            RERUN,
+            f"no Zephyr details of its {len(plans)} test plan(s) in qTest name the folder",
+        )
 
     def test_cases(self) -> None:
         assert self.rb is not None
@@ -751,8 +818,48 @@ class Proof:
             reason, remedy, detail = Reason.DIFFERS, RERUN, f"qTest's step calls {held or 'nothing'}"
         self.line(TEST_STEP_WORDS, key, "testCase.testCaseKey", callee, reason, remedy, detail)
 
+    def check_details(
+        self, object_type: str, key: str, description: Any, details: Iterable[Detail], where: str
+    ) -> None:
+        """Each value of `details` against the "Zephyr details" block of the description qTest holds
+        (`where` names that description in the line)."""
+        held = details_of(description if isinstance(description, str) else None)
+        for detail in details:
+            if is_empty(detail.value):
+                continue
+            self.ledger.values_compared += 1
+            values = held.get(detail.label, [])
+            if any(_same_detail(detail, value) for value in values):
+                continue
+            self.line(
+                object_type,
+                key,
+                detail.path,
+                detail.value,
+                Reason.DIFFERS,
+                RERUN,
+                f"the Zephyr details of the {where} in qTest "
+                + (f"say '{detail.label}: {', '.join(values)}'" if values else f"have no '{detail.label}'"),
+            )
+
     def test_cycles(self) -> None:
         assert self.rb is not None
+        releases = self.rb.ids.get(RELEASE.name, {})
+        # qTest test cycle id -> the release qTest lists it directly under (read with the releases).
+        release_of = {
+            child: release
+            for child, release in _tree_parents(
+                self.rb.found.get(RELEASE.name, {}), TEST_CYCLE.api_segment
+            ).items()
+            if release is not None
+        }
+        paths = self._folder_paths
+        # Zephyr cycle id -> the keys of the plans that list it among their cycles.
+        plans_of_cycle: dict[int, set[str]] = defaultdict(set)
+        for plan in self.source.of("test_plans"):
+            for link in (plan.payload.get("links") or {}).get("testCycles") or []:
+                if isinstance(link, Mapping) and plan.key:
+                    plans_of_cycle[_id_or_zero(link.get("testCycleId"))].add(str(plan.key))
         for obj in self.source.of("test_cycles"):
             with self.guard(TEST_CYCLE_WORDS, obj):
                 payload, key = obj.payload, str(obj.key)
@@ -776,12 +883,22 @@ class Proof:
                 )
                 folder = (payload.get("folder") or {}).get("id")
                 plans = (payload.get("links") or {}).get("testPlans") or []
-                plan_keys = [
-                    self.plan_keys.get(int(link.get("testPlanId") or 0), str(link.get("testPlanId")))
-                    for link in plans
-                ]
-                if plans and not self.rb.ids.get(RELEASE.name):
-                    for plan_key in plan_keys:
+                # The plans of the project it is linked to, from either end of the link: the first by key
+                # holds the cycle (the mart's rule), the others are named.
+                plan_keys = sorted(
+                    {
+                        self.plan_keys[plan_id]
+                        for plan_id in (_id_or_zero(link.get("testPlanId")) for link in plans)
+                        if plan_id in self.plan_keys
+                    }
+                    | plans_of_cycle.get(_id_or_zero(obj.id), set())
+                )
+                under_release = bool(plan_keys) and bool(releases)
+                if plans and not releases:
+                    for plan_key in sorted(
+                        self.plan_keys.get(_id_or_zero(link.get("testPlanId")), str(link.get("testPlanId")))
+                        for link in plans
+                    ):
                         self.line(
                             TEST_CYCLE_WORDS,
                             key,
@@ -792,18 +909,70 @@ class Proof:
                             "then re-run; or accept it",
                             "plans_as is test_cycle: the plan is a cycle of its own, without its cycles",
                         )
-                if folder is not None and not (plans and self.rb.ids.get(RELEASE.name)):
+                if releases:
+                    for link in plans:
+                        if _id_or_zero(link.get("testPlanId")) not in self.plan_keys:
+                            self.line(
+                                TEST_CYCLE_WORDS,
+                                key,
+                                "links.testPlans",
+                                link.get("testPlanId"),
+                                Reason.NOT_CARRIED,
+                                ACCEPT,
+                                "the test plan is not a plan of the project: no release of it to go under",
+                            )
+                if under_release:
+                    self._check_release_placement(key, plan_keys[0], releases, release_of, found)
+                elif folder is not None:
                     self.check_parent(TEST_CYCLE_WORDS, key, "folder", folder, TEST_CYCLE.name, found)
+                self.check_details(
+                    TEST_CYCLE_WORDS,
+                    key,
+                    found.get("description"),
+                    cycle_details(
+                        payload,
+                        lambda status: self.source.name("statuses", status),
+                        folder_path=paths.get(int(folder)) if under_release and folder is not None else None,
+                        other_plans=plan_keys[1:] if under_release else [],
+                    ),
+                    "test cycle's description",
+                )
                 self.not_carried("test_cycles", TEST_CYCLE_WORDS, key, payload)
+
+    def _check_release_placement(
+        self,
+        key: str,
+        plan_key: str,
+        releases: Mapping[str, int],
+        release_of: Mapping[int, int],
+        found: Mapping[str, Any],
+    ) -> None:
+        """A cycle linked to plans sits directly under the release of its first plan, as qTest lists it."""
+        self.ledger.values_compared += 1
+        expected = releases.get(plan_key)
+        held = release_of.get(int(found["id"]))
+        if expected is not None and held == expected:
+            return
+        if expected is None:
+            reason, detail = Reason.OBJECT_MISSING, f"the release of test plan {plan_key} is not in qTest"
+        else:
+            reason, detail = (
+                Reason.DIFFERS,
+                f"qTest has it under {f'release {held}' if held else 'no release'}, not under release "
+                f"{expected} of test plan {plan_key}",
+            )
+        self.line(TEST_CYCLE_WORDS, key, "links.testPlans", plan_key, reason, RERUN, detail)
 
     def test_plans(self) -> None:
         assert self.rb is not None
+        paths = self._folder_paths
         for obj in self.source.of("test_plans"):
             with self.guard(TEST_PLAN_WORDS, obj):
                 payload, key = obj.payload, str(obj.key)
                 count = self.ledger.count(TEST_PLAN_WORDS)
                 count.in_zephyr += 1
-                found = self._found(RELEASE.name, key) or self._found(TEST_CYCLE.name, key)
+                as_release = self._found(RELEASE.name, key)
+                found = as_release or self._found(TEST_CYCLE.name, key)
                 if found is None:
                     id_map_type = (
                         RELEASE.name if (RELEASE.name, key) in self.source.recorded else TEST_CYCLE.name
@@ -819,6 +988,13 @@ class Proof:
                     payload.get("objective"),
                     found.get("description"),
                     contains=True,
+                )
+                self.check_details(
+                    TEST_PLAN_WORDS,
+                    key,
+                    found.get("description"),
+                    plan_details(payload, lambda status: self.source.name("statuses", status), paths),
+                    "release's description" if as_release is not None else "test cycle's description",
                 )
                 self.not_carried("test_plans", TEST_PLAN_WORDS, key, payload)
 
@@ -1261,6 +1437,23 @@ def _describe(value: Any) -> str:
             return f"id {value['id']}"
         return json.dumps(value, ensure_ascii=False, default=str)
     return "" if value is None else str(value)
+
+
+def _id_or_zero(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _same_detail(detail: Detail, held: str) -> bool:
+    """A value of the details block as Zephyr gave it against the text qTest holds under its label."""
+    if detail.instant:
+        try:
+            return instant(detail.value) == instant(held.strip())
+        except ValueError:
+            return False
+    return same_value(detail.value, held)
 
 
 def _custom_value(value: Any, seeds: Any) -> Any:

@@ -51,6 +51,10 @@ CREATED_BY_QTEST = "qTest sets it itself when the object is created; its API can
 SELF = "the API's link to the object itself"
 # Where an issue link's type lands (lib/qtest/kinds/requirement.py).
 LINKED_FROM = "'Linked from: <Zephyr key> (<type>)' in its Zephyr details block"
+# Where the values qTest has no field for go: the "Zephyr details" block (lib/details_block.py).
+CYCLE_DETAILS = "test cycle description, Zephyr details"
+PLAN_DETAILS = "release (plans_as test_cycle: test cycle) description, Zephyr details"
+CUSTOM_FIELD_TEXT = "the value as text (a list's items joined with ', ')"
 
 
 def _fates() -> tuple[FieldFate, ...]:
@@ -146,48 +150,93 @@ def _fates() -> tuple[FieldFate, ...]:
         f("test_scripts", "id", S, "", "Zephyr's internal id"),
         f("test_scripts", "text", C, "the case's single test step description", "as written"),
         f("test_scripts", "type", S, "", "plain text or BDD: both become one step"),
-        # ---------------------------------------------------------------- cycles -> qTest test cycles
+        # ---------------------------------------------------------------- cycles -> qTest test cycles (which
+        # take no properties: the values qTest has no field for are in the description's details block)
         f(cycles, "id", S, "", "Zephyr's internal id; the key identifies the cycle"),
         f(cycles, "key", ID, "test cycle description", "'Zephyr test cycle <key>' in the description"),
         f(cycles, "name", C, "test cycle name", "as written; an empty name becomes the key"),
         f(cycles, "description", C, "test cycle description", "as written, before the Zephyr key"),
-        f(cycles, "folder", ID, "test cycle parent", "the cycle made of the test-cycle folder"),
-        f(cycles, "plannedStartDate", N, "", "qTest test cycles have no planned dates", ACCEPT),
-        f(cycles, "plannedEndDate", N, "", "qTest test cycles have no planned dates", ACCEPT),
-        f(cycles, "status", N, "", "qTest test cycles have no status", ACCEPT),
-        f(cycles, "owner", N, "", "qTest test cycles have no owner", ACCEPT),
-        f(cycles, "customFields", N, "", "qTest test cycles have no custom fields", ACCEPT),
-        f(cycles, "jiraProjectVersion", N, "", "qTest test cycles have no Jira version", ACCEPT),
-        f(cycles, "links.issues", N, "", "qTest test cycles hold no issue links", ACCEPT),
-        f(cycles, "links.webLinks", N, "", "qTest test cycles hold no web links", ACCEPT),
+        f(
+            cycles,
+            "folder",
+            ID,
+            "test cycle parent (under a release: Zephyr details 'Folder')",
+            "the cycle made of the test-cycle folder; a cycle under its plan's release names the folder's path",
+        ),
+        f(
+            cycles,
+            "plannedStartDate",
+            C,
+            f"{CYCLE_DETAILS} 'Planned start'",
+            "the same instant, ISO 8601 in UTC",
+        ),
+        f(cycles, "plannedEndDate", C, f"{CYCLE_DETAILS} 'Planned end'", "the same instant, ISO 8601 in UTC"),
+        f(cycles, "status", C, f"{CYCLE_DETAILS} 'Status'", "the status's name"),
+        f(cycles, "owner", C, f"{CYCLE_DETAILS} 'Owner'", "the Atlassian account id"),
+        f(cycles, "customFields", C, f"{CYCLE_DETAILS} 'Custom field <name>'", CUSTOM_FIELD_TEXT),
+        f(
+            cycles,
+            "jiraProjectVersion",
+            C,
+            f"{CYCLE_DETAILS} 'Jira version'",
+            "the version's id (Zephyr gives only the id)",
+        ),
+        f(cycles, "links.issues", C, f"{CYCLE_DETAILS} 'Jira issue'", "each issue's URL, a line each"),
+        f(
+            cycles,
+            "links.webLinks",
+            C,
+            f"{CYCLE_DETAILS} 'Web link'",
+            "each link's URL (description), a line each",
+        ),
         f(
             cycles,
             "links.testPlans",
             ID,
-            "test cycle parent (plans_as: release)",
-            "under the release of its first plan; with plans_as test_cycle the plan is a cycle of its own",
+            "test cycle parent: the release of its first plan (plans_as release); Zephyr details 'Also in test "
+            "plans'",
+            "under the release of its first plan by key, the others named a line each; with plans_as "
+            "test_cycle the plan is a cycle of its own",
         ),
         f(cycles, "links.self", S, "", SELF),
         f(cycles, "project", S, "", "the project, which the whole run is about"),
-        # ---------------------------------------------------------------- plans -> qTest test cycles / releases
+        # ---------------------------------------------------------------- plans -> qTest releases / test cycles
         f(plans, "id", S, "", "Zephyr's internal id; the key identifies the plan"),
         f(
             plans,
             "key",
             ID,
-            "test cycle (or release) description",
+            "release (or test cycle) description",
             "'Zephyr test plan <key>' in the description",
         ),
-        f(plans, "name", C, "test cycle (or release) name", "as written; an empty name becomes the key"),
-        f(plans, "objective", C, "test cycle (or release) description", "as written, before the Zephyr key"),
-        f(plans, "folder", N, "", "qTest has no folders of plans: every plan is at the top", ACCEPT),
-        f(plans, "status", N, "", "qTest test cycles have no status", ACCEPT),
-        f(plans, "owner", N, "", "qTest test cycles have no owner", ACCEPT),
-        f(plans, "labels", N, "", "qTest test cycles have no labels", ACCEPT),
-        f(plans, "customFields", N, "", "qTest test cycles have no custom fields", ACCEPT),
-        f(plans, "links.issues", N, "", "qTest test cycles hold no issue links", ACCEPT),
-        f(plans, "links.webLinks", N, "", "qTest test cycles hold no web links", ACCEPT),
-        f(plans, "links.testCycles", S, "", "the cycles' own links.testPlans place them"),
+        f(plans, "name", C, "release (or test cycle) name", "as written; an empty name becomes the key"),
+        f(plans, "objective", C, "release (or test cycle) description", "as written, before the Zephyr key"),
+        f(
+            plans,
+            "folder",
+            C,
+            f"{PLAN_DETAILS} 'Folder'",
+            "the folder's path from its root ('Parent / Child'): qTest has no folders of releases",
+        ),
+        f(plans, "status", C, f"{PLAN_DETAILS} 'Status'", "the status's name"),
+        f(plans, "owner", C, f"{PLAN_DETAILS} 'Owner'", "the Atlassian account id"),
+        f(plans, "labels", C, f"{PLAN_DETAILS} 'Label'", "each label, a line each"),
+        f(plans, "customFields", C, f"{PLAN_DETAILS} 'Custom field <name>'", CUSTOM_FIELD_TEXT),
+        f(plans, "links.issues", C, f"{PLAN_DETAILS} 'Jira issue'", "each issue's URL, a line each"),
+        f(
+            plans,
+            "links.webLinks",
+            C,
+            f"{PLAN_DETAILS} 'Web link'",
+            "each link's URL (description), a line each",
+        ),
+        f(
+            plans,
+            "links.testCycles",
+            S,
+            "",
+            "the cycles' own links.testPlans place them; the release's dates span their planned dates",
+        ),
         f(plans, "links.self", S, "", SELF),
         f(plans, "project", S, "", "the project, which the whole run is about"),
         # ---------------------------------------------------------------- executions -> qTest runs and logs
@@ -249,8 +298,9 @@ def _fates() -> tuple[FieldFate, ...]:
             "folders",
             "id",
             ID,
-            "module / test cycle",
-            "test-case folders become modules, test-cycle folders cycles",
+            "module / test cycle (test-plan folders: the plans' Zephyr details 'Folder')",
+            "test-case folders become modules, test-cycle folders cycles; qTest has no folders of releases, "
+            "so a plan names the path of its folder",
         ),
         f("folders", "name", C, "module / test cycle name", "as written"),
         f("folders", "parentId", ID, "module / test cycle parent", "under the parent folder's"),

@@ -265,6 +265,11 @@ class QtestClient(ApiClient):
             "POST", f"projects/{project_id}/releases", json_body=dict(body), validate=_object
         )
 
+    async def update_release(self, project_id: int, release_id: int, body: Mapping[str, Any]) -> dict:
+        return await self.request_json(
+            "PUT", f"projects/{project_id}/releases/{release_id}", json_body=dict(body), validate=_object
+        )
+
     async def list_releases(self, project_id: int) -> list[dict]:
         return await self.get_json(f"projects/{project_id}/releases", validate=_array)
 
@@ -280,9 +285,23 @@ class QtestClient(ApiClient):
             validate=_object,
         )
 
-    async def update_test_cycle(self, project_id: int, cycle_id: int, body: Mapping[str, Any]) -> dict:
+    async def update_test_cycle(
+        self,
+        project_id: int,
+        cycle_id: int,
+        body: Mapping[str, Any],
+        *,
+        parent_id: int | None = None,
+        parent_type: str | None = None,
+    ) -> dict:
+        """PUT the cycle; with a parent, it is also moved there (the swagger's parentId / parentType)."""
+        params = {} if parent_type is None else {"parentId": parent_id, "parentType": parent_type}
         return await self.request_json(
-            "PUT", f"projects/{project_id}/test-cycles/{cycle_id}", json_body=dict(body), validate=_object
+            "PUT",
+            f"projects/{project_id}/test-cycles/{cycle_id}",
+            params=params or None,
+            json_body=dict(body),
+            validate=_object,
         )
 
     async def list_test_cycles(

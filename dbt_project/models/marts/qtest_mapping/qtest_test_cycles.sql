@@ -1,9 +1,20 @@
 -- The qTest test-cycle tree: Zephyr TEST_CYCLE folders (parents first), the test cycles under their
--- folder's cycle, the test plans as top-level cycles (or releases: var plans_as), one "Ad-hoc
--- executions" cycle when the project has executions outside any cycle, and under a cycle with automation
--- runs the sub-cycles the bulk auto-test-logs endpoint places them in (the test cases' module names).
+-- folder's cycle, the test plans as releases (var plans_as, the default; or top-level cycles), one
+-- "Ad-hoc executions" cycle when the project has executions outside any cycle, and under a cycle with
+-- automation runs the sub-cycles the bulk auto-test-logs endpoint places them in (the test cases' module
+-- names). A linked cycle goes under the release of its first plan. What qTest has no field for (a cycle
+-- has no properties; a plan's status, owner, labels, ...) is in the "Zephyr details" block of the
+-- description, where the proof reads it back.
 
-with
+{#- A cycle placed under a release is not in its folder: the details block names the folder's path. -#}
+{%- if var('plans_as') == 'release' %}
+    {%- set folder_of_cycle_under_release =
+        "case when linked_plans.linked_source_keys is not null then folder_paths.folder_path end" %}
+{%- else %}
+    {%- set folder_of_cycle_under_release = "null::text" %}
+{%- endif %}
+
+with recursive
 
 -- The test-cycle folders placed in their tree (depth, placed_parent_folder_id, mapping_issue).
 folders as (
@@ -37,6 +48,127 @@ plan_cycle_links as (
 
     select * from {{ ref('test_plan_test_cycle') }}
     where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+project_folders as (
+
+    select * from {{ ref('folder') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+-- Each folder's path from its root ("Parent / Child"), walked up until the parent is not a folder of the
+-- project or the chain comes back (a loop): qTest has no folders of releases, so a plan names its own.
+folder_ascents as (
+
+    select
+        folder_id as start_id,
+        parent_folder_id as next_id,
+        name::text as folder_path,
+        array[folder_id] as seen
+    from project_folders
+
+    union all
+
+    select
+        folder_ascents.start_id,
+        parents.parent_folder_id as next_id,
+        parents.name || ' / ' || folder_ascents.folder_path as folder_path,
+        folder_ascents.seen || parents.folder_id as seen
+    from folder_ascents
+    inner join project_folders as parents
+        on folder_ascents.next_id = parents.folder_id
+    where
+        not parents.folder_id = any(folder_ascents.seen)
+        and cardinality(folder_ascents.seen) < {{ var('folder_depth_cap') }}
+
+),
+
+folder_paths as (
+
+    select distinct on (start_id)
+        start_id as folder_id,
+        folder_path
+    from folder_ascents
+    order by start_id, cardinality(seen) desc
+
+),
+
+-- The values of the details block that repeat or take their label from the data, one text per object.
+custom_field_lines as (
+
+    select
+        object_type,
+        object_id,
+        string_agg(
+            {{ details_line("'Custom field ' || field_name", "field_text") }}, '' order by field_name
+        ) as lines
+    from (
+        select
+            object_type,
+            object_id,
+            field_name,
+            case
+                when field_type = 'multi_select'
+                    then (
+                        select string_agg(items.item, ', ' order by items.n)
+                        from jsonb_array_elements_text(field_value::jsonb) with ordinality as items (item, n)
+                    )
+                else field_value
+            end as field_text
+        from {{ ref('custom_field') }}
+        where
+            project_key = '{{ zephyr_project_key() }}'
+            and object_type in ('TestCycle', 'TestPlan')
+    ) as custom_fields
+    group by object_type, object_id
+
+),
+
+issue_lines as (
+
+    select
+        object_type,
+        object_id,
+        string_agg(
+            {{ details_line("'Jira issue'", "coalesce(target_url, issue_id::text)") }}, '' order by link_order
+        ) as lines
+    from {{ ref('issue_link') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and object_type in ('TestCycle', 'TestPlan')
+    group by object_type, object_id
+
+),
+
+web_link_lines as (
+
+    select
+        object_type,
+        object_id,
+        string_agg(
+            {{ details_line("'Web link'", "url || coalesce(' (' || nullif(description, '') || ')', '')") }},
+            '' order by link_order
+        ) as lines
+    from {{ ref('web_link') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and object_type in ('TestCycle', 'TestPlan')
+    group by object_type, object_id
+
+),
+
+plan_label_lines as (
+
+    select
+        object_id,
+        string_agg({{ details_line("'Label'", "label") }}, '' order by label_order) as lines
+    from {{ ref('label') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and object_type = 'TestPlan'
+    group by object_id
 
 ),
 
@@ -83,7 +215,8 @@ linked_plans as (
 
     select
         test_cycle_id,
-        jsonb_agg(test_plan_key order by test_plan_key) as linked_source_keys
+        -- In code-point order (collate "C"), as the proof sorts them: the first is the one the cycle goes under.
+        jsonb_agg(test_plan_key order by test_plan_key collate "C") as linked_source_keys
     from plan_cycle_links
     where test_plan_key is not null
     group by test_cycle_id
@@ -101,6 +234,25 @@ linked_cycles as (
 
 ),
 
+-- A cycle linked to several plans goes under the first one's release (plans_as release); the details
+-- block names the others, as qTest keeps a cycle in one container only.
+other_plan_lines as (
+
+    select
+        linked_plans.test_cycle_id,
+        {% if var('plans_as') == 'release' %}
+        (
+            select string_agg({{ details_line("'Also in test plans'", "others.plan_key") }}, '' order by others.n)
+            from jsonb_array_elements_text(linked_plans.linked_source_keys) with ordinality as others (plan_key, n)
+            where others.n > 1
+        )
+        {% else %}
+        null::text
+        {% endif %} as lines
+    from linked_plans
+
+),
+
 cycles as (
 
     select
@@ -111,31 +263,26 @@ cycles as (
         test_cycles.test_cycle_id as zephyr_id,
         test_cycles.key as zephyr_key,
         {% if var('plans_as') == 'release' %}
-        -- A cycle linked to test plans goes under the release of the first of them (by key); the
-        -- description names the others, as qTest keeps a cycle in one container only.
+        -- A cycle linked to test plans goes under the release of the first of them (by key).
         coalesce(linked_plans.linked_source_keys ->> 0, cycle_folders.source_key) as parent_source_key,
         {% else %}
         cycle_folders.source_key as parent_source_key,
         {% endif %}
         coalesce(nullif(test_cycles.name, ''), test_cycles.key) as cycle_name,
-        -- qTest cycles have no properties: the description carries the Zephyr key, for tracing.
-        concat_ws(
-            '<br>',
-            nullif(test_cycles.description, ''),
-            'Zephyr test cycle ' || test_cycles.key,
-            {% if var('plans_as') == 'release' %}
-            case
-                when jsonb_array_length(linked_plans.linked_source_keys) > 1
-                    then 'Also in Zephyr test plans ' || (
-                        select string_agg(plan_key, ', ' order by plan_key)
-                        from jsonb_array_elements_text(linked_plans.linked_source_keys) as others (plan_key)
-                        where plan_key <> linked_plans.linked_source_keys ->> 0
-                    )
-            end
-            {% else %}
-            null
-            {% endif %}
-        ) as cycle_description,
+        -- qTest cycles have no properties: the description carries the Zephyr key, for tracing, and the
+        -- values qTest has no field for in its details block.
+        concat_ws('<br>', nullif(test_cycles.description, ''), 'Zephyr test cycle ' || test_cycles.key)
+        || {{ details_block(
+            [
+                ['Planned start', "to_char(test_cycles.planned_start_date, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"],
+                ['Planned end', "to_char(test_cycles.planned_end_date, 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"],
+                ['Status', 'test_cycles.status'],
+                ['Owner', 'test_cycles.owner_id'],
+                ['Jira version', 'test_cycles.jira_project_version_id::text'],
+                ['Folder', folder_of_cycle_under_release],
+            ],
+            lines="concat(other_plan_lines.lines, custom_field_lines.lines, issue_lines.lines, web_link_lines.lines)"
+        ) }} as cycle_description,
         test_cycles.planned_start_date,
         test_cycles.planned_end_date,
         test_cycles.status as zephyr_status,
@@ -162,6 +309,29 @@ cycles as (
         on test_cycles.folder_id = cycle_folders.zephyr_id
     left join linked_plans
         on test_cycles.test_cycle_id = linked_plans.test_cycle_id
+    left join folder_paths
+        on test_cycles.folder_id = folder_paths.folder_id
+    left join other_plan_lines
+        on test_cycles.test_cycle_id = other_plan_lines.test_cycle_id
+    left join custom_field_lines
+        on custom_field_lines.object_type = 'TestCycle' and test_cycles.test_cycle_id = custom_field_lines.object_id
+    left join issue_lines
+        on issue_lines.object_type = 'TestCycle' and test_cycles.test_cycle_id = issue_lines.object_id
+    left join web_link_lines
+        on web_link_lines.object_type = 'TestCycle' and test_cycles.test_cycle_id = web_link_lines.object_id
+
+),
+
+plan_dates as (
+
+    select
+        plan_cycle_links.test_plan_id,
+        min(test_cycles.planned_start_date) as planned_start_date,
+        max(test_cycles.planned_end_date) as planned_end_date
+    from plan_cycle_links
+    inner join test_cycles
+        on plan_cycle_links.test_cycle_id = test_cycles.test_cycle_id
+    group by plan_cycle_links.test_plan_id
 
 ),
 
@@ -177,9 +347,17 @@ plans as (
         null as parent_source_key,
         coalesce(nullif(test_plans.name, ''), test_plans.key) as cycle_name,
         concat_ws('<br>', nullif(test_plans.objective, ''), 'Zephyr test plan ' || test_plans.key)
-            as cycle_description,
-        null::timestamp as planned_start_date,
-        null::timestamp as planned_end_date,
+        || {{ details_block(
+            [
+                ['Status', 'test_plans.status'],
+                ['Owner', 'test_plans.owner_id'],
+                ['Folder', 'folder_paths.folder_path'],
+            ],
+            lines="concat(plan_label_lines.lines, custom_field_lines.lines, issue_lines.lines, web_link_lines.lines)"
+        ) }} as cycle_description,
+        -- Zephyr plans have no dates: the release spans the planned dates of its cycles.
+        plan_dates.planned_start_date,
+        plan_dates.planned_end_date,
         test_plans.status as zephyr_status,
         test_plans.owner_id as owner_account_id,
         coalesce(linked_cycles.linked_source_keys, '[]'::jsonb) as linked_source_keys,
@@ -190,6 +368,18 @@ plans as (
     from test_plans
     left join linked_cycles
         on test_plans.test_plan_id = linked_cycles.test_plan_id
+    left join plan_dates
+        on test_plans.test_plan_id = plan_dates.test_plan_id
+    left join folder_paths
+        on test_plans.folder_id = folder_paths.folder_id
+    left join plan_label_lines
+        on test_plans.test_plan_id = plan_label_lines.object_id
+    left join custom_field_lines
+        on custom_field_lines.object_type = 'TestPlan' and test_plans.test_plan_id = custom_field_lines.object_id
+    left join issue_lines
+        on issue_lines.object_type = 'TestPlan' and test_plans.test_plan_id = issue_lines.object_id
+    left join web_link_lines
+        on web_link_lines.object_type = 'TestPlan' and test_plans.test_plan_id = web_link_lines.object_id
 
 ),
 

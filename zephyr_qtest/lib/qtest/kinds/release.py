@@ -1,12 +1,16 @@
-"""qTest releases: the Zephyr test plans when ``plans_as`` is ``release`` (published within the test-cycle
-stage, before the cycles, with their own id-map type)."""
+"""qTest releases: the Zephyr test plans when ``plans_as`` is ``release``, the default (published within the
+test-cycle stage, before the cycles that go under them, with their own id-map type).
+
+A release holds the plan's name, its objective and the "Zephyr details" block of the values qTest has no
+release field for (status, owner, labels, folder path, custom fields, links), and the dates its cycles are
+planned for (Zephyr plans have none of their own)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from zephyr_qtest.lib.qtest.comparison import text
+from zephyr_qtest.lib.qtest.comparison import iso, same_instant, text
 from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary
 from zephyr_qtest.lib.qtest.fields import FieldCatalog
 from zephyr_qtest.lib.qtest.id_map import Entry
@@ -31,8 +35,17 @@ def is_release(row: Row) -> bool:
 
 def release_body(row: Row, properties: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A release as qTest creates it: ``properties`` is required, even empty (the swagger's
-    ReleaseWithCustomFieldResource marks it so; REAL_SHAPES qTest 6)."""
-    return {"name": row["name"], "description": row.get("description") or "", "properties": properties or []}
+    ReleaseWithCustomFieldResource marks it so; REAL_SHAPES qTest 6); ``start_date`` / ``end_date`` (the
+    same resource) span the planned dates of the plan's cycles, when they have any."""
+    body: dict[str, Any] = {
+        "name": row["name"],
+        "description": row.get("description") or "",
+        "properties": properties or [],
+    }
+    for key, column in (("start_date", "planned_start_date"), ("end_date", "planned_end_date")):
+        if row.get(column) is not None:
+            body[key] = iso(row[column])
+    return body
 
 
 def release_properties(catalog: FieldCatalog, row: Row) -> list[dict[str, Any]]:
@@ -53,8 +66,27 @@ def held_release(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[
     return {"name": found.get("name"), "description": text(found.get("description"))}
 
 
+def expected_release_with_dates(row: Row) -> dict[str, Any]:
+    """What qTest must hold for a release: its name, description and dates."""
+    return {
+        **expected_release(row),
+        "start_date": iso(row.get("planned_start_date")),
+        "end_date": iso(row.get("planned_end_date")),
+    }
+
+
+def held_release_with_dates(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    held = held_release(found, expected)
+    for key in ("start_date", "end_date"):
+        # qTest may answer the same instant in another offset or precision.
+        value = found.get(key)
+        held[key] = expected.get(key) if same_instant(value, expected.get(key)) else value
+    return held
+
+
 def release_protocol(ctx: PublishContext, catalog: FieldCatalog) -> ObjectKind[Row]:
-    """Create and look up releases (by name); a release's changes are not sent (as before)."""
+    """Create, update (PUT, the whole release: a re-run brings a changed plan's details and dates) and look
+    up releases (by name)."""
 
     async def create(row: Row) -> Created:
         body = release_body(row, release_properties(catalog, row))
@@ -65,6 +97,9 @@ def release_protocol(ctx: PublishContext, catalog: FieldCatalog) -> ObjectKind[R
 
     async def update(row: Row, entry: Entry) -> Created:
         assert entry.qtest_id is not None
+        await ctx.client.update_release(
+            ctx.project_id, entry.qtest_id, release_body(row, release_properties(catalog, row))
+        )
         return Created(entry.qtest_id, entry.detail)
 
     async def lookup(row: Row) -> Created | None:
@@ -86,13 +121,21 @@ def release_rows(marts: Marts) -> list[Row]:
 
 async def carry_over_legacy_entries(ctx: PublishContext, rows: list[Row]) -> None:
     """Id maps written before releases had their own id-map type kept them as ``test_cycle``: such a done
-    entry becomes the release's (once), so that the release is not created again."""
+    entry becomes the release's (once), so that the release is not created again. Only an entry made by
+    creating a release (its detail says so): a plan published as a test cycle (``plans_as`` test_cycle, an
+    earlier run's setting) is a cycle, not a release."""
     releases = await ctx.id_map.load(RELEASE.name)
     legacy = await ctx.id_map.load(TEST_CYCLE.name)
     for row in rows:
         key = source_key(row)
         entry = legacy.get(key)
-        if key not in releases and entry is not None and entry.state == "done" and entry.qtest_id:
+        if (
+            key not in releases
+            and entry is not None
+            and entry.state == "done"
+            and entry.qtest_id
+            and (entry.detail or {}).get("qtest_type") == RELEASE.parent_type
+        ):
             await ctx.id_map.done(RELEASE.name, key, entry.qtest_id, entry.payload_hash, entry.detail)
             ctx.ids[RELEASE.name][key] = entry.qtest_id
 
@@ -107,20 +150,28 @@ async def publish_releases(ctx: PublishContext) -> PublishSummary:
 
 
 async def read_back_releases(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
-    return {int(release["id"]): release for release in await rb.client.list_releases(rb.project_id)}
+    """Every release, each with the cycles qTest lists under it (``parentType=release``, with their
+    descendants) as ``test-cycles``, as qTest nests cycles in a cycle: where a cycle sits is read there."""
+    releases = {int(release["id"]): release for release in await rb.client.list_releases(rb.project_id)}
+    assert RELEASE.parent_type is not None
+    for release_id, release in releases.items():
+        release[TEST_CYCLE.api_segment] = await rb.client.list_test_cycles(
+            rb.project_id, parent_id=release_id, parent_type=RELEASE.parent_type, descendants=True
+        )
+    return releases
 
 
 KIND = Kind(
     object_type=RELEASE,
-    description="qTest releases for the Zephyr test plans when plans_as is release.",
+    description="qTest releases for the Zephyr test plans (plans_as release, the default), with their dates.",
     marts=("qtest_test_cycles",),
     upstream=(),
     id_types=(RELEASE,),
     publish=publish_releases,
     rows=release_rows,
     read_back=read_back_releases,
-    expect=lambda row, rb: expected_release(row),
-    held=held_release,
+    expect=lambda row, rb: expected_release_with_dates(row),
+    held=held_release_with_dates,
     # Counted with the test cycles, as qTest's test-plan tree holds both.
     reconciled_as=TEST_CYCLE,
 )

@@ -1,5 +1,6 @@
-"""The qTest test-cycle tree: Zephyr's cycle folders and cycles, the test plans as top-level cycles (unless
-they go as releases), the ad-hoc cycle, and the automation sub-cycles."""
+"""The qTest test-cycle tree: Zephyr's cycle folders and cycles (a cycle linked to test plans under the
+release of its first plan), the test plans as top-level cycles when they do not go as releases, the
+ad-hoc cycle, and the automation sub-cycles."""
 
 from __future__ import annotations
 
@@ -19,7 +20,12 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     payload_hash,
     source_key,
 )
-from zephyr_qtest.lib.qtest.kinds.release import expected_release, held_release, is_release
+from zephyr_qtest.lib.qtest.kinds.release import (
+    expected_release,
+    held_release,
+    is_release,
+    read_back_releases,
+)
 from zephyr_qtest.lib.qtest.kinds.vocabulary import RELEASE, ROOT_PARENT_TYPE, TEST_CYCLE
 
 
@@ -56,6 +62,13 @@ def test_cycle_protocol(ctx: PublishContext) -> ObjectKind[Row]:
     async def update(row: Row, entry: Entry) -> Created:
         assert entry.qtest_id is not None
         await ctx.client.update_test_cycle(ctx.project_id, entry.qtest_id, cycle_body(row))
+        # Then moved where the mart now puts it (a plan it was linked to since, or another plans_as): the
+        # swagger's PUT moves a cycle with parentId / parentType, a call of its own as the sandbox's move
+        # takes no other change.
+        parent_id, parent_type = cycle_parent(row, ctx.ids)
+        await ctx.client.update_test_cycle(
+            ctx.project_id, entry.qtest_id, cycle_body(row), parent_id=parent_id, parent_type=parent_type
+        )
         return Created(entry.qtest_id, entry.detail)
 
     async def lookup(row: Row) -> Created | None:
@@ -84,16 +97,14 @@ async def publish_test_cycles(ctx: PublishContext) -> PublishSummary:
 
 
 async def read_back_test_cycles(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
-    """Every cycle of the project: the root's tree and the tree under each release qTest holds."""
+    """Every cycle of the project: the root's tree and the tree under each release qTest holds (read with
+    the releases, ``read_back_releases``)."""
     cycles = await rb.client.list_test_cycles(rb.project_id, descendants=True)
     releases = rb.found.get(RELEASE.name)
     if releases is None:
-        releases = {int(release["id"]): release for release in await rb.client.list_releases(rb.project_id)}
-    assert RELEASE.parent_type is not None
-    for release_id in releases:
-        cycles += await rb.client.list_test_cycles(
-            rb.project_id, parent_id=release_id, parent_type=RELEASE.parent_type, descendants=True
-        )
+        releases = await read_back_releases(rb, [])
+    for release in releases.values():
+        cycles += release.get(TEST_CYCLE.api_segment) or []
     return {int(cycle["id"]): cycle for cycle in flatten(cycles, (TEST_CYCLE.api_segment,))}
 
 
