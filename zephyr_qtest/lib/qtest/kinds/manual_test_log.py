@@ -3,6 +3,7 @@ note, properties and step logs. Automated executions that cannot go in bulk are 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -312,7 +313,22 @@ class ManualTestLogs:
             return self.created(row, log, run_id)
         return None
 
+    def payload_hash(self, row: Row) -> str:
+        """The log's hash with its step results' (a result that changed, or that a new mapping now places
+        on a step, updates the log)."""
+        steps = self.step_results(row)
+        if not steps:
+            return payload_hash(row)
+        joined = "|".join([payload_hash(row), *(str(step.get("payload_hash")) for step in steps)])
+        return hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest()
+
     def protocol(self, lookup: Callable[[Row], Awaitable[Created | None]] | None = None) -> ObjectKind[Row]:
         return ObjectKind(
-            TEST_LOG.name, source_key, payload_hash, load_level, self.create, self.update, lookup or self.find
+            TEST_LOG.name,
+            source_key,
+            self.payload_hash,
+            load_level,
+            self.create,
+            self.update,
+            lookup or self.find,
         )
