@@ -250,7 +250,10 @@ class ManualTestLogs:
         payload = self.body(row)
         current = await ctx.client.get_test_log(ctx.project_id, run_id, entry.qtest_id)
         for step_log, recorded in zip(payload["test_step_logs"], answered_step_logs(current), strict=False):
-            if recorded.get("test_step_id") is not None:
+            # (only where both name a step of the same case: a step log that a new mapping put on a called
+            # step keeps it)
+            same_case = recorded.get("called_test_case_id") == step_log.get("called_test_case_id")
+            if recorded.get("test_step_id") is not None and same_case:
                 step_log["test_step_id"] = int(recorded["test_step_id"])
         return self.created(
             row, await ctx.client.update_test_log(ctx.project_id, run_id, entry.qtest_id, payload), run_id
