@@ -94,20 +94,14 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         where executions.project_key = %(p)s and executions.payload->>'actualEndDate' is not null
         and statuses.payload->>'name' not in (
             select zephyr_name from qtest_mapping.status_map where status_type = 'TEST_EXECUTION')""",
-    # Step results qTest cannot hold: of executions not run yet, of cases with call-to-test steps (Zephyr
-    # flattens the called steps), and beyond the steps the case has now.
+    # Step results qTest cannot hold: those of executions not run yet (a test log needs start and end
+    # dates). Every other result is a step log (on the case's step or a called case's step, every data row)
+    # or a line of the log's note.
     ("execution step", "(object)", Reason.NOT_CARRIED): f"""
-        with executions as ({_EXECUTIONS}),
-        case_steps as (
-            select parent_key as case_key, count(*) as steps, bool_or(payload ? 'testCase') as calls
-            from zephyr_raw.test_steps where project_key = %(p)s group by parent_key
-        )
+        with executions as ({_EXECUTIONS})
         select count(*) from zephyr_raw.test_execution_steps as results
         join executions on results.parent_key = executions.id::text
-        left join case_steps using (case_key)
-        where results.project_key = %(p)s
-        and (not executions.ran or coalesce(case_steps.calls, false)
-             or results.position > coalesce(case_steps.steps, 0))""",
+        where results.project_key = %(p)s and not executions.ran""",
     ("test execution", "jiraProjectVersion", Reason.NOT_CARRIED): f"""
         select count(*) from zephyr_raw.test_executions
         where project_key = %(p)s and {_nonempty("payload->'jiraProjectVersion'")}""",

@@ -13,6 +13,7 @@ module, a test case, a test cycle, a test run, a manual test log and an attachme
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import shutil
@@ -32,8 +33,11 @@ from tests.graph_helpers import materialize_partition
 from tests.integration.test_publish import ALL_ASSETS, failures, qtest_project_id
 from tests.proof_helpers import ledger_of
 from zephyr_qtest.cli import REPO_ROOT
+from zephyr_qtest.lib.details_block import details_of
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason
+from zephyr_qtest.lib.proof.step_results import NOT_RUN
+from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
 from zephyr_qtest.sandbox.zephyr.generator import generate
 from zephyr_qtest.sandbox.zephyr.generator.hard_cases import (
@@ -316,12 +320,63 @@ def test_each_kind_of_loss_is_a_line_with_its_reason_and_remedy(
 def test_what_generated_data_cannot_carry_is_named_with_its_value(migrated: Migrated) -> None:
     priorities = {line.value for line in migrated.lines(field="priority")}
     assert priorities == {"Critical ⚠"}
-    calls = [line for line in migrated.lines(object_type="execution step") if "call-to-test" in line.detail]
-    assert calls and all(line.reason is Reason.NOT_CARRIED for line in calls)
+    # The only step results qTest cannot hold: those of executions not run yet.
+    results = migrated.lines(object_type="execution step", field="(object)")
+    assert results and {line.detail for line in results} == {NOT_RUN}, {line.detail for line in results}
     parameters = migrated.lines(field="testCase.parameters")
     assert all("=" in line.value for line in parameters), parameters
     # What is carried arrived equal: no value differs in qTest.
     assert migrated.lines(reason=Reason.DIFFERS) == []
+
+
+def test_results_of_called_steps_and_of_every_data_row_are_step_logs(migrated: Migrated) -> None:
+    """Read back from qTest: the logs of executions of cases with call-to-test steps have step logs on the
+    called steps (with the called case and the calling step), and a data-driven execution's log has a step
+    log for each result of every row, and its note names each row."""
+    with connect(migrated.database_url) as conn:
+        data_driven = dict(
+            conn.execute(
+                """select executions.key, count(*) from zephyr_raw.test_execution_steps as results
+                join zephyr_raw.test_executions as executions on results.parent_key = executions.id::text
+                where results.project_key = %s and executions.payload->>'actualEndDate' is not null
+                group by executions.key
+                having count(distinct results.payload->'inline'->>'testDataRowNumber') > 1""",
+                (migrated.tenant.project,),
+            ).fetchall()
+        )
+        logs = {
+            key: (int(log_id), int(run_id))
+            for key, log_id, run_id in conn.execute(
+                """select source_key, qtest_id, detail->>'test_run_id' from migration.id_map
+                where project_key = %s and object_type = 'test_log' and state = 'done'
+                and detail ? 'test_run_id'""",
+                (migrated.tenant.project,),
+            ).fetchall()
+        }
+
+    async def read(log_ids: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        async with QtestClient(migrated.qtest.base_url, migrated.qtest.token) as client:
+            pid = migrated.qtest_project_id()
+            return [await client.get_test_log(pid, run_id, log_id) for log_id, run_id in log_ids]
+
+    every_log = asyncio.run(read(list(logs.values())))
+    called = [
+        step
+        for log in every_log
+        for step in log.get("test_step_logs") or []
+        if step.get("called_test_case_id")
+    ]
+    assert called and all(step.get("parent_test_step_id") for step in called)
+    assert data_driven, "the tenant has data-driven executions"
+    by_key = dict(zip(logs, every_log, strict=True))
+    # (the executions that cannot arrive are those the tenant's refusals reach)
+    assert data_driven.keys() - migrated.tenant.missing_executions <= by_key.keys()
+    for key in data_driven.keys() & by_key.keys():
+        log, results = by_key[key], data_driven[key]
+        rows = [label for label in details_of(log.get("note")) if label.startswith("Data row ")]
+        assert len(rows) > 1, (key, log.get("note"))
+        noted = [label for label in details_of(log.get("note")) if label.startswith("Step result ")]
+        assert len(log["test_step_logs"]) + len(noted) == results, key
 
 
 def test_the_unknown_status_is_a_no_mapping_line_naming_status_map(migrated: Migrated) -> None:

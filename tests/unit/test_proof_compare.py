@@ -328,17 +328,17 @@ def test_a_changed_value_is_a_difference_with_what_qtest_holds() -> None:
     assert "Check the logout" in line.detail
 
 
-def test_step_results_of_a_case_with_calls_are_named_with_why() -> None:
+def step_results_ledger(results: list[dict[str, Any]], log: dict[str, Any]) -> Any:
+    """The ledger of one execution of P-T1 (which calls P-T2) with these results, qTest holding `log`."""
     steps = [
         raw(None, {"id": 1, "inline": {"description": "open", "expectedResult": "", "testData": None}},
             parent="P-T1", position=1),
         raw(None, {"id": 2, "testCase": {"testCaseKey": "P-T2"}}, parent="P-T1", position=2),
     ]  # fmt: skip
     execution = {"id": 5, "key": "P-E1", "testCase": {"id": 100}, "actualEndDate": "2024-01-01T00:00:00Z"}
-    result = {"id": 9, "inline": {"status": {"id": 70}, "actualResult": "it broke"}}
     case = qtest_case({}, test_steps=[{"order": 1, "description": "open", "expected": ""},
                                       {"order": 2, "description": "", "expected": "", "called_test_case_id": 901}])  # fmt: skip
-    ledger = prove_offline(
+    return prove_offline(
         {
             "test_cases": [
                 raw("P-T1", case_payload(), id_=100),
@@ -346,26 +346,60 @@ def test_step_results_of_a_case_with_calls_are_named_with_why() -> None:
             ],
             "test_steps": steps,
             "test_executions": [raw("P-E1", execution, id_=5)],
-            "test_execution_steps": [raw(None, result, parent="5", position=1)],
+            "test_execution_steps": [
+                raw(None, result, parent="5", position=position) for position, result in enumerate(results, 1)
+            ],
         },
         {
             "test_case": {900: case, 901: qtest_case({}, id=901)},
             "test_run": {950: {"id": 950}},
-            "test_log": {
-                960: {"id": 960, "_run_id": 950, "status": {"name": "Passed"}, "test_step_logs": []}
-            },
+            "test_log": {960: {"id": 960, "_run_id": 950, "status": {"name": "Passed"}, **log}},
         },
         {
             "test_case": {"P-T1": 900, "P-T2": 901},
             "test_run": {"adhoc:P|P-T1": 950},
             "test_log": {"P-E1": 960},
         },
-        seeds=Seeds(statuses={"TEST_EXECUTION": {"Pass": "Passed"}}),
-        names={"statuses": {70: "Pass"}},
+        seeds=Seeds(statuses={"TEST_EXECUTION": {"Pass": "Passed", "Fail": "Failed"}}),
+        names={"statuses": {70: "Pass", 71: "Fail"}},
     )
-    [line] = [line for line in ledger.lines if line.object_type == "execution step"]
-    assert (line.object_key, line.value, line.reason) == ("P-E1#1", "Pass: it broke", Reason.NOT_CARRIED)
-    assert "call-to-test" in line.detail
+
+
+def test_every_step_result_is_a_step_log_or_a_line_of_the_logs_note() -> None:
+    """Results of called steps are step logs (in order, after the results the note holds are set aside);
+    a result qTest has no step for is checked in the note's details block; each data row is named there
+    with its test data. What is in neither is a line."""
+    results = [
+        {"id": 9, "inline": {"status": {"id": 70}, "actualResult": "ok", "testDataRowNumber": 1, "testData": "u=a"}},
+        {"id": 10, "inline": {"status": {"id": 71}, "actualResult": "it <b>broke</b>", "testDataRowNumber": 1}},
+        {"id": 11, "inline": {"status": {"id": 70}, "actualResult": None, "testDataRowNumber": 2, "testData": "u=b"}},
+        {"id": 12, "inline": {"status": {"id": 70}, "actualResult": "fine", "testDataRowNumber": 2}},
+    ]  # fmt: skip
+    note = (
+        "<p><b>Zephyr details</b><br>Step result 2: Fail: it &lt;b&gt;broke&lt;/b&gt; (step: x); not a step"
+        " log: gone<br>Data row 1: step results 1-2; test data: u=a<br>Data row 2: step results 3-4; test data: u=b</p>"
+    )
+    held = [
+        {"order": 1, "status": {"name": "Passed"}, "actual_result": "ok", "called_test_case_id": 901},
+        {"order": 3, "status": {"name": "Passed"}, "actual_result": ""},
+        {"order": 4, "status": {"name": "Passed"}, "actual_result": "fine"},
+    ]
+    ledger = step_results_ledger(results, {"note": note, "test_step_logs": held})
+    assert [line for line in ledger.lines if line.object_type == "execution step"] == []
+    assert ledger.count("execution step").in_qtest == 4
+
+    # the second row not named, the noted result with another status, the last step log missing
+    note = note.replace("Data row 2", "Data row 7").replace("Fail: it", "Pass: it")
+    ledger = step_results_ledger(results, {"note": note, "test_step_logs": held[:2]})
+    lines = {(line.object_key, line.field) for line in ledger.lines if line.object_type == "execution step"}
+    assert lines == {
+        ("P-E1#2", "(object)"),
+        ("P-E1#3", "inline.testDataRowNumber"),
+        ("P-E1#4", "inline.testDataRowNumber"),
+        ("P-E1#4", "(object)"),
+    }
+    [missing] = [line for line in ledger.lines if line.object_key == "P-E1#4" and line.field == "(object)"]
+    assert (missing.value, missing.reason) == ("Pass: fine", Reason.NOT_CARRIED)
     assert not [line for line in ledger.lines if line.object_type == "test step"]
 
 

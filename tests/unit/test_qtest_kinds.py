@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from zephyr_qtest.lib.details_block import details_of
 from zephyr_qtest.lib.qtest.comparison import TypeResult, pair
 from zephyr_qtest.lib.qtest.fields import FieldCatalog
 from zephyr_qtest.lib.qtest.id_map import Entry
@@ -349,16 +350,19 @@ STEP_RESULTS = [
      "skip_reason": "no step"},
 ]  # fmt: skip
 STEP_IDS = {"SHOP-T2#1": 31, "SHOP-T2#2": 32}
+LOG_IDS = {"test_step": STEP_IDS, "test_case": {"SHOP-T2": 22}}
 
 
 def test_a_manual_log_body_carries_its_step_logs() -> None:
-    sent = sent_step_results(STEP_RESULTS, STEP_IDS)
+    sent = sent_step_results(STEP_RESULTS, LOG_IDS)
     assert [step["source_key"] for step in sent] == ["SHOP-E1#1", "SHOP-E1#2"]
-    assert manual_log_body(LOG, sent, STEP_IDS, STATUSES, []) == {
+    assert manual_log_body(LOG, STEP_RESULTS, LOG_IDS, STATUSES, []) == {
         "status": {"id": 601},
         "exe_start_date": "2026-01-02T03:04:05.000Z",
         "exe_end_date": "2026-01-02T03:05:00.000Z",
-        "note": "",
+        # the result whose step qTest lacks is kept, readable, in the note's details block
+        "note": "<p><b>Zephyr details</b><br>Step result 3: Passed; not a step log: its step is not in qTest"
+        " (see that test case's failure)</p>",
         "properties": [],
         "test_step_logs": [
             {"test_step_id": 31, "status": {"id": 601}, "actual_result": "ok", "order": 1},
@@ -369,14 +373,56 @@ def test_a_manual_log_body_carries_its_step_logs() -> None:
 
 def test_an_unknown_status_names_the_object_it_is_on() -> None:
     with pytest.raises(ValueError, match=r"execution SHOP-E1: no qTest execution status named 'Flaky'"):
-        manual_log_body({**LOG, "status": "Flaky"}, [], STEP_IDS, STATUSES, [])
+        manual_log_body({**LOG, "status": "Flaky"}, [], LOG_IDS, STATUSES, [])
     steps = [{**STEP_RESULTS[0], "status": "Skipped"}]
     with pytest.raises(ValueError, match=r"step result SHOP-E1#1: no qTest execution status named 'Skipped'"):
-        manual_log_body(LOG, steps, STEP_IDS, STATUSES, [])
+        manual_log_body(LOG, steps, LOG_IDS, STATUSES, [])
+
+
+def test_results_of_called_steps_are_step_logs_on_the_called_steps() -> None:
+    """Zephyr flattens a called case's steps into the results; the mart names the called step, the case
+    and the calling step, and the body names them as qTest's test_step_logs take called steps."""
+    ids = {"test_step": {**STEP_IDS, "SHOP-T5#1": 51, "SHOP-T5#2": 52}, "test_case": {"SHOP-T5": 5}}
+    results = [
+        {"source_key": "SHOP-E1#1", "test_step_source_key": "SHOP-T2#1", "status": "Passed", "step_order": 1},
+        {"source_key": "SHOP-E1#2", "test_step_source_key": "SHOP-T5#1", "called_test_case_source_key": "SHOP-T5",
+         "parent_test_step_source_key": "SHOP-T2#2", "status": "Passed", "actual_result": "in", "step_order": 2},
+        {"source_key": "SHOP-E1#3", "test_step_source_key": "SHOP-T5#2", "called_test_case_source_key": "SHOP-T5",
+         "parent_test_step_source_key": "SHOP-T2#2", "status": "failed", "step_order": 3},
+        {"source_key": "SHOP-E1#4", "placement": "note", "note_reason": "the case has 3 steps now",
+         "zephyr_status": "Fail", "status": "failed", "actual_result": "<b>gone</b>", "description": "Old",
+         "step_order": 4},
+    ]  # fmt: skip
+    body = manual_log_body(LOG, results, ids, STATUSES, [])
+    assert body["test_step_logs"] == [
+        {"test_step_id": 31, "status": {"id": 601}, "actual_result": "", "order": 1},
+        {"test_step_id": 51, "status": {"id": 601}, "actual_result": "in", "order": 2,
+         "called_test_case_id": 5, "parent_test_step_id": 32},
+        {"test_step_id": 52, "status": {"id": 602}, "actual_result": "", "order": 3,
+         "called_test_case_id": 5, "parent_test_step_id": 32},
+    ]  # fmt: skip
+    assert details_of(body["note"]) == {
+        "Step result 4": ["Fail: <b>gone</b> (step: Old); not a step log: the case has 3 steps now"]
+    }
+
+
+def test_each_data_row_of_a_log_is_named_in_its_note() -> None:
+    results = [
+        {"source_key": f"SHOP-E1#{n}", "test_step_source_key": f"SHOP-T2#{1 + (n - 1) % 2}", "status": "Passed",
+         "step_order": n, "data_row": 1 + (n - 1) // 2, "test_data": f"user=u{1 + (n - 1) // 2}"}
+        for n in range(1, 5)
+    ]  # fmt: skip
+    body = manual_log_body({**LOG, "note": "Flaky <i>net</i>"}, results, LOG_IDS, STATUSES, [])
+    assert [step["test_step_id"] for step in body["test_step_logs"]] == [31, 32, 31, 32]
+    assert body["note"].startswith("Flaky <i>net</i><p><b>Zephyr details</b>")
+    assert details_of(body["note"]) == {
+        "Data row 1": ["step results 1-2; test data: user=u1"],
+        "Data row 2": ["step results 3-4; test data: user=u2"],
+    }
 
 
 def test_a_logs_step_logs_are_recorded_by_order() -> None:
-    sent = sent_step_results(STEP_RESULTS, STEP_IDS)
+    sent = sent_step_results(STEP_RESULTS, LOG_IDS)
     answered = {"test_step_logs": [{"order": 2, "test_step_log_id": 72}, {"order": 1, "id": 71}]}
     assert step_log_children(sent, answered) == [
         ("test_step_log", "SHOP-E1#1", 71, "s1"),
@@ -385,13 +431,13 @@ def test_a_logs_step_logs_are_recorded_by_order() -> None:
 
 
 def test_a_log_is_expected_on_its_run_with_its_step_statuses() -> None:
-    ids = {"test_run": {"SHOP-R1|SHOP-T2": 61}, "test_step": STEP_IDS}
+    ids = {"test_run": {"SHOP-R1|SHOP-T2": 61}, **LOG_IDS}
     expected = expected_test_log(LOG, STEP_RESULTS, ids, STATUSES, FieldCatalog([]))
     assert expected["run"] == 61
     assert expected["status"] == 601
     assert expected["step log statuses"] == [601, 602]
     found = {"_run_id": 61, "status": {"id": 601}, "exe_start_date": "2026-01-02T04:04:05+01:00",
-             "exe_end_date": "2026-01-02T03:05:00.000Z", "note": "",
+             "exe_end_date": "2026-01-02T03:05:00.000Z", "note": manual_log_body(LOG, STEP_RESULTS, LOG_IDS, STATUSES, [])["note"],
              "test_step_logs": [{"order": 2, "status": {"id": 602}}, {"order": 1, "status": {"id": 601}}]}  # fmt: skip
     assert held_test_log(found, expected) == expected
 
@@ -406,8 +452,8 @@ AUTOMATION_RUN = {"source_key": "SHOP-R1|SHOP-T2", "name": "Pay", "test_case_sou
 
 
 def test_an_automated_log_item_is_built_from_its_run_and_the_cases_steps() -> None:
-    sent = sent_step_results(STEP_RESULTS, STEP_IDS)
-    manual = manual_log_body(LOG, sent, STEP_IDS, STATUSES, [{"field_id": 1, "field_value": "x"}])
+    sent = sent_step_results(STEP_RESULTS, LOG_IDS)
+    manual = manual_log_body(LOG, sent, LOG_IDS, STATUSES, [{"field_id": 1, "field_value": "x"}])
     assert automation_item(LOG, AUTOMATION_RUN, CASE_STEPS, sent, manual) == {
         "name": "Pay",
         "automation_content": "SHOP-T2",

@@ -839,6 +839,72 @@ def test_manual_test_logs_and_latest(api: httpx.Client, proj: Project) -> None:
     assert api.get(f"/projects/{pid}/test-runs/{run['id']}").json()["latest_test_log"]["id"] == older["id"]
 
 
+def test_step_logs_of_called_steps_and_of_every_data_row_are_kept(api: httpx.Client, proj: Project) -> None:
+    """A log's step logs may name a called case's steps with the called case and the calling step (swagger,
+    submitTestLog: "the called_test_case_id and parent_test_step_id must be included"), and the same step
+    more than once (a data-driven execution's rows): qTest reads them back as they were sent, in order."""
+    pid = proj.id
+    callee = proj.case("Sign in (logs)", "SHOP-T410", test_steps=[{"description": "sign", "expected": "in"}])
+    caller = proj.case(
+        "Checkout (logs)",
+        "SHOP-T411",
+        test_steps=[
+            {"description": "open", "expected": "shop"},
+            {"description": "call", "expected": "", "called_test_case_id": callee["id"]},
+        ],
+    )
+    run = proj.run(caller, proj.cycle("Called logs")["id"])
+    own, call = caller["test_steps"]
+    called = callee["test_steps"][0]
+    passed, failed = proj.statuses["Passed"], proj.statuses["Failed"]
+    url = f"/projects/{pid}/test-runs/{run['id']}/test-logs"
+
+    def step_log(step: Json, order: int, status: int, *, via: Json | None = None) -> Json:
+        body = {
+            "test_step_id": step["id"],
+            "status": {"id": status},
+            "actual_result": f"r{order}",
+            "order": order,
+        }
+        if via is not None:
+            body |= {"called_test_case_id": callee["id"], "parent_test_step_id": via["id"]}
+        return body
+
+    rows = [step_log(own, 1, passed), step_log(called, 2, passed, via=call)]
+    rows += [step_log(own, 3, passed), step_log(called, 4, failed, via=call)]
+    created = api.post(
+        url,
+        json={
+            "status": {"id": failed},
+            "exe_start_date": "2026-05-29T10:00:00Z",
+            "exe_end_date": "2026-05-29T10:05:00Z",
+            "test_step_logs": rows,
+        },
+    )
+    assert created.status_code == 201, created.text
+    read = api.get(f"{url}/{created.json()['id']}").json()
+    assert [
+        (s["test_step_id"], s.get("called_test_case_id"), s.get("parent_test_step_id"), s["actual_result"])
+        for s in sorted(read["test_step_logs"], key=lambda s: s["order"])
+    ] == [
+        (own["id"], None, None, "r1"),
+        (called["id"], callee["id"], call["id"], "r2"),
+        (own["id"], None, None, "r3"),
+        (called["id"], callee["id"], call["id"], "r4"),
+    ]
+    # A called step whose calling step does not call that case is refused.
+    wrong = api.post(
+        url,
+        json={
+            "status": {"id": passed},
+            "exe_start_date": "2026-05-29T10:00:00Z",
+            "exe_end_date": "2026-05-29T10:05:00Z",
+            "test_step_logs": [step_log(called, 1, passed, via=own)],
+        },
+    )
+    assert wrong.status_code == 400 and "parent_test_step_id" in wrong.json()["message"]
+
+
 def test_bulk_automation_logs_are_queued_then_applied(api: httpx.Client, proj: Project) -> None:
     pid = proj.id
     cycle = proj.cycle("Nightly")

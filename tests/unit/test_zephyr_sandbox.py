@@ -361,6 +361,36 @@ def test_step_pages_are_capped_at_100(api: httpx.Client, tiny_doc: dict[str, Any
     assert page["maxResults"] == 100 and page["total"] == len(results)
 
 
+def test_a_data_driven_execution_lists_every_rows_results(
+    api: httpx.Client, tiny_doc: dict[str, Any]
+) -> None:
+    """The generated tenant has data-driven executions: their list holds the case's flattened steps once per
+    data row, each result with its row's testDataRowNumber and the row's values in its text, and
+    ?testDataRowNumber= answers one row's results."""
+    driven = {
+        execution_id: results
+        for execution_id, results in tiny_doc["testexecution_steps"].items()
+        if any(result["inline"]["testDataRowNumber"] for result in results)
+    }
+    assert driven
+    execution_id, results = next(iter(driven.items()))
+    rows = [result["inline"]["testDataRowNumber"] for result in results]
+    numbers = sorted(set(rows))
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) > 1
+    per_row = len(results) // len(numbers)
+    assert rows == [number for number in numbers for _ in range(per_row)]
+    # every row runs the same steps, with its own values in place of the case's parameters
+    assert not any("{username}" in (result["inline"]["description"] or "") for result in results)
+    listed = api.get(f"/testexecutions/{execution_id}/teststeps", params={"maxResults": 100}).json()
+    assert [value["inline"]["testDataRowNumber"] for value in listed["values"]] == rows[:100]
+    second = api.get(
+        f"/testexecutions/{execution_id}/teststeps", params={"maxResults": 100, "testDataRowNumber": 2}
+    ).json()
+    assert [value["id"] for value in second["values"]] == [r["id"] for r in results[per_row : 2 * per_row]][
+        :100
+    ]
+
+
 def test_cursor_paging_returns_every_item_once_in_id_order(tiny_doc: dict[str, Any]) -> None:
     with start_in_thread(fixture=tiny_doc, seed=SEED, page_cap=9) as handle, client_for(handle) as client:
         expected = sorted(e["id"] for e in tiny_doc["testexecutions"])
@@ -902,8 +932,10 @@ def test_generated_data_covers_what_a_migration_meets(tiny_doc: dict[str, Any]) 
     assert len(users) >= 8
     for execution in tiny_doc["testexecutions"]:
         key = execution["testCase"]["self"].split("/testcases/")[1].split("/")[0]
-        served = len(tiny_doc["testexecution_steps"].get(str(execution["id"]), []))
-        assert served == flattened_step_count(tiny_doc, key), execution["key"]
+        served = tiny_doc["testexecution_steps"].get(str(execution["id"]), [])
+        # a data-driven execution runs the flattened steps once per data row
+        rows = len({result["inline"]["testDataRowNumber"] for result in served}) or 1
+        assert len(served) == rows * flattened_step_count(tiny_doc, key), execution["key"]
 
 
 def test_fixture_round_trip_serves_the_same_data(tmp_path: Path, tiny_doc: dict[str, Any]) -> None:

@@ -29,3 +29,20 @@ def details_of(description: str | None) -> dict[str, list[str]]:
         if separator:
             details.setdefault(html.unescape(label).strip(), []).append(html.unescape(value))
     return details
+
+
+def with_details(description: str | None, pairs: list[tuple[str, str]]) -> str:
+    """`description` with `pairs` (label, value) added to its details block, as the dbt macro writes it:
+    into the block it ends with, or in a new block at its end. For values only the loader knows where they
+    go (a step result qTest has no step log for); `details_of` reads them back with the others."""
+    text = description or ""
+    if not pairs:
+        return text
+    lines = "".join(
+        f"<br>{html.escape(label, quote=False)}: {html.escape(value, quote=False)}" for label, value in pairs
+    )
+    blocks = list(_BLOCK.finditer(text))
+    if blocks and not text[blocks[-1].end() :].strip():
+        end = blocks[-1].end() - len("</p>")
+        return text[:end] + lines + text[end:]
+    return f"{text}<p><b>{HEADER}</b>{lines}</p>"

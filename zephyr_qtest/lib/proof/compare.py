@@ -39,6 +39,7 @@ from zephyr_qtest.lib.proof.fates import Fate, fate_of
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason, shorten
 from zephyr_qtest.lib.proof.links import LinkProof
 from zephyr_qtest.lib.proof.source import Payload, RawObject, Source, load_source
+from zephyr_qtest.lib.proof.step_results import NOT_RUN, prove_step_results
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.comparison import instant
 from zephyr_qtest.lib.qtest.fields import PICKLIST_TYPES, USER_LIST, Field, FieldCatalog
@@ -1054,7 +1055,7 @@ class Proof:
                                 self._result_words(result),
                                 Reason.NOT_CARRIED,
                                 ACCEPT,
-                                "its execution has not run yet: qTest makes no test log, so no step logs",
+                                NOT_RUN,
                             )
                         continue
                     mapped = statuses.get(status or "", status or "")
@@ -1145,7 +1146,7 @@ class Proof:
                     )
                 self.not_carried("test_executions", EXECUTION_WORDS, key, payload)
                 links.execution(key, str(obj.key or obj.id), payload, run_key, log.get(RUN_OF_LOG))
-                self.step_results(key, own_results, log, statuses, self.case_steps.get(case_key or "", []))
+                self.step_results(key, own_results, log, statuses)
 
     def _unexecuted(self, key: str, payload: Payload, status: str | None) -> None:
         """The values of an execution without a result: qTest has no log to hold them."""
@@ -1197,71 +1198,10 @@ class Proof:
         return f"{status or 'no status'}" + (f": {actual}" if actual else "")
 
     def step_results(
-        self,
-        key: str,
-        results: list[RawObject],
-        log: Mapping[str, Any],
-        statuses: Mapping[str, str],
-        case_steps: list[RawObject],
+        self, key: str, results: list[RawObject], log: Mapping[str, Any], statuses: Mapping[str, str]
     ) -> None:
-        held = sorted(log.get("test_step_logs") or [], key=lambda step: int(step.get("order") or 0))
-        count = self.ledger.count(RESULT_WORDS)
-        calls = any(isinstance(step.payload.get("testCase"), Mapping) for step in case_steps)
-        for index, result in enumerate(results):
-            result_key = f"{key}#{result.position}"
-            inline = result.payload.get("inline") or {}
-            status = self.source.name("statuses", inline.get("status"))
-            if index >= len(held):
-                skip = self.source.skipped.get(("qtest_test_step_logs", result_key))
-                if skip:
-                    detail = skip
-                elif calls:
-                    detail = (
-                        "the case has call-to-test steps: Zephyr flattens the called steps into the results, "
-                        "and qTest's step logs must name a step of the case itself"
-                    )
-                elif (result.position or 0) > len(case_steps):
-                    detail = (
-                        f"the case has {len(case_steps)} steps now: qTest's step logs must name a step of "
-                        "the case, and this result's step is gone"
-                    )
-                else:
-                    detail = "qTest's test log holds no step log at this position"
-                self.line(
-                    RESULT_WORDS,
-                    result_key,
-                    OBJECT,
-                    self._result_words(result),
-                    Reason.NOT_CARRIED,
-                    ACCEPT,
-                    detail,
-                )
-                continue
-            count.in_qtest += 1
-            actual = held[index]
-            if status is not None:
-                self.ledger.values_compared += 1
-                mapped = statuses.get(status, status)
-                held_status = str((actual.get("status") or {}).get("name") or "")
-                if held_status.lower() != mapped.lower():
-                    reason = Reason.NO_MAPPING if status not in statuses else Reason.DIFFERS
-                    self.line(
-                        RESULT_WORDS,
-                        result_key,
-                        "inline.status",
-                        status,
-                        reason,
-                        status_map_remedy(status) if reason is Reason.NO_MAPPING else RERUN,
-                        f"qTest's step log is {held_status or 'without status'}",
-                    )
-            self.check_value(
-                RESULT_WORDS,
-                result_key,
-                "inline.actualResult",
-                inline.get("actualResult"),
-                actual.get("actual_result"),
-            )
-            self.not_carried("test_execution_steps", RESULT_WORDS, result_key, result.payload)
+        """Every result of an execution in its log: a step log or a line of its note (`step_results`)."""
+        prove_step_results(self, key, results, log, statuses)
 
     def attachments(self) -> None:
         assert self.rb is not None

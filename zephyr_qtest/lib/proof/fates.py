@@ -279,12 +279,40 @@ def _fates() -> tuple[FieldFate, ...]:
         f(executions, "project", S, "", "the project, which the whole run is about"),
         # ---------------------------------------------------------------- step results -> qTest step logs
         f(results, "id", S, "", "Zephyr's internal id; the position identifies the result"),
-        f(results, "inline.status", C, "test step log status", "the status's name through status_map"),
-        f(results, "inline.actualResult", C, "test step log actual_result", "as written"),
+        # A result is placed by its position within its data row in the case's flattened steps: on a
+        # step of the case or of a case it calls (called_test_case_id, parent_test_step_id), or, where
+        # qTest has no step for it, as a "Step result <position>" line of the log note's details block.
+        f(
+            results,
+            "inline.status",
+            C,
+            "test step log status (or the log note's 'Step result <position>')",
+            "the status's name through status_map",
+        ),
+        f(
+            results,
+            "inline.actualResult",
+            C,
+            "test step log actual_result (or the log note's 'Step result <position>')",
+            "as written",
+        ),
         f(results, "inline.description", S, "", "a copy of the case step's text, which the step log shows"),
         f(results, "inline.expectedResult", S, "", "a copy of the case step's expected result"),
-        f(results, "inline.testData", S, "", "a copy of the case step's test data"),
-        f(results, "inline.testDataRowNumber", N, "", "qTest step logs have no data row", ACCEPT),
+        f(
+            results,
+            "inline.testData",
+            C,
+            "the log note's 'Data row <n>' (a data row's values)",
+            "of a data-driven execution: each row's test data as run; otherwise a copy of the case step's",
+        ),
+        f(
+            results,
+            "inline.testDataRowNumber",
+            C,
+            "the log note's 'Data row <n>'",
+            "every row's results are step logs, the case's steps once per row; the note names each row "
+            "and the positions of its results",
+        ),
         f(
             results,
             "inline.reflectRef",

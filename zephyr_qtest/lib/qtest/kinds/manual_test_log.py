@@ -3,11 +3,13 @@ note, properties and step logs. Automated executions that cannot go in bulk are 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from zephyr_qtest.lib.details_block import with_details
 from zephyr_qtest.lib.qtest.client import quote_search_value
 from zephyr_qtest.lib.qtest.comparison import (
     expected_properties,
@@ -30,7 +32,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     payload_hash,
     source_key,
 )
-from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_LOG, TEST_RUN, TEST_STEP, TEST_STEP_LOG
+from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE, TEST_LOG, TEST_RUN, TEST_STEP, TEST_STEP_LOG
 
 # The field the reconciliation reads a log's run from (qTest's log does not name it; it is read per run).
 RUN_OF_LOG = "_run_id"
@@ -59,40 +61,103 @@ def execution_status(statuses: Mapping[str, int], name: str | None, what: str) -
     return {"id": status_id}
 
 
-def sent_step_results(step_results: Sequence[Row], step_ids: Mapping[str, int]) -> list[Row]:
-    """The step results a log carries: those not skipped whose step is in the case's qTest version."""
-    return [
-        step
-        for step in step_results
-        if not step.get("skip_reason") and step_ids.get(step.get("test_step_source_key") or "")
-    ]
+def on_a_step(step: Row, ids: Ids) -> bool:
+    """Whether a step result becomes a step log: the mart placed it on a step (of the case, or of a case it
+    calls, with the calling step) and qTest holds that step (and the called case and calling step)."""
+    if step.get("skip_reason") or step.get("placement") == "note":
+        return False
+    if not ids[TEST_STEP.name].get(step.get("test_step_source_key") or ""):
+        return False
+    called = step.get("called_test_case_source_key")
+    return not called or (
+        called in ids[TEST_CASE.name]
+        and (step.get("parent_test_step_source_key") or "") in ids[TEST_STEP.name]
+    )
+
+
+def sent_step_results(step_results: Sequence[Row], ids: Ids) -> list[Row]:
+    """The step results a log carries as step logs (see `on_a_step`), in order."""
+    return [step for step in step_results if on_a_step(step, ids)]
+
+
+def noted_step_results(step_results: Sequence[Row], ids: Ids) -> list[Row]:
+    """The step results a log keeps in its note: those with no step log (the mart's note_reason, or their
+    step is not in qTest)."""
+    return [step for step in step_results if not step.get("skip_reason") and not on_a_step(step, ids)]
+
+
+def step_result_words(step: Row) -> str:
+    """A step result as the note shows it: Zephyr status, actual result, the step as run."""
+    words = str(step.get("zephyr_status") or step.get("status") or "no status")
+    if step.get("actual_result"):
+        words += f": {step['actual_result']}"
+    if step.get("description"):
+        words += f" (step: {step['description']})"
+    return words
+
+
+def step_result_details(step_results: Sequence[Row], ids: Ids) -> list[tuple[str, str]]:
+    """The lines a log's note adds to its Zephyr details block: each step result without a step log
+    ("Step result <position>", with why), and each data row of a data-driven execution ("Data row <n>":
+    its positions and test data), since a step log holds neither a data row nor its values."""
+    pairs = []
+    for step in noted_step_results(step_results, ids):
+        why = step.get("note_reason") or "its step is not in qTest (see that test case's failure)"
+        pairs.append(
+            (f"Step result {step['step_order']}", f"{step_result_words(step)}; not a step log: {why}")
+        )
+    rows: dict[int, list[Row]] = defaultdict(list)
+    for step in step_results:
+        if step.get("data_row") is not None and not step.get("skip_reason"):
+            rows[int(step["data_row"])].append(step)
+    for number, steps in sorted(rows.items()):
+        positions = [int(step["step_order"]) for step in steps]
+        data = list(dict.fromkeys(str(step["test_data"]) for step in steps if step.get("test_data")))
+        value = f"step results {min(positions)}-{max(positions)}" + (
+            f"; test data: {' | '.join(data)}" if data else ""
+        )
+        pairs.append((f"Data row {number}", value))
+    return pairs
+
+
+def log_note(row: Row, step_results: Sequence[Row], ids: Ids) -> str:
+    """The note of a log: the mart's (the execution's comment, ...) with its step results' details."""
+    return with_details(row.get("note") or "", step_result_details(step_results, ids))
+
+
+def step_log_body(step: Row, ids: Ids, statuses: Mapping[str, int]) -> dict[str, Any]:
+    """One step log: on its step, and for a step of a called case, that case and the calling step (swagger,
+    submitTestLog: "the called_test_case_id and parent_test_step_id must be included")."""
+    body: dict[str, Any] = {
+        "test_step_id": ids[TEST_STEP.name][step["test_step_source_key"]],
+        "status": execution_status(statuses, step.get("status"), f"step result {step['source_key']}"),
+        "actual_result": step.get("actual_result") or "",
+        "order": int(step.get("step_order") or 0),
+    }
+    if step.get("called_test_case_source_key"):
+        body["called_test_case_id"] = ids[TEST_CASE.name][step["called_test_case_source_key"]]
+        body["parent_test_step_id"] = ids[TEST_STEP.name][step["parent_test_step_source_key"]]
+    return body
 
 
 def manual_log_body(
     row: Row,
-    sent: Sequence[Row],
-    step_ids: Mapping[str, int],
+    step_results: Sequence[Row],
+    ids: Ids,
     statuses: Mapping[str, int],
     properties: list[dict],
 ) -> dict[str, Any]:
-    """The create (and update) body of a test log: `sent` its step results (see `sent_step_results`),
-    `properties` already encoded for the project."""
-    step_logs = [
-        {
-            "test_step_id": step_ids[step["test_step_source_key"]],
-            "status": execution_status(statuses, step.get("status"), f"step result {step['source_key']}"),
-            "actual_result": step.get("actual_result") or "",
-            "order": int(step.get("step_order") or 0),
-        }
-        for step in sent
-    ]
+    """The create (and update) body of a test log: its step results (all of them: those with a step log as
+    step logs, the others in the note), `properties` already encoded for the project."""
     return {
         "status": execution_status(statuses, row.get("status"), f"execution {source_key(row)}"),
         "exe_start_date": iso(row["exe_start_date"]),
         "exe_end_date": iso(row["exe_end_date"]),
-        "note": row.get("note") or "",
+        "note": log_note(row, step_results, ids),
         "properties": properties,
-        "test_step_logs": step_logs,
+        "test_step_logs": [
+            step_log_body(step, ids, statuses) for step in sent_step_results(step_results, ids)
+        ],
     }
 
 
@@ -120,10 +185,9 @@ def expected_test_log(
         "status": statuses.get(text(row.get("status")).lower()),
         "exe_start_date": instant(row.get("exe_start_date")),
         "exe_end_date": instant(row.get("exe_end_date")),
-        "note": text(row.get("note")),
+        "note": text(log_note(row, step_results, ids)),
         "step log statuses": [
-            statuses.get(text(step.get("status")).lower())
-            for step in sent_step_results(step_results, ids[TEST_STEP.name])
+            statuses.get(text(step.get("status")).lower()) for step in sent_step_results(step_results, ids)
         ],
         "properties": expected_properties(encoded_properties(catalog, row.get("properties"))),
     }
@@ -149,17 +213,16 @@ class ManualTestLogs:
         self.ctx = ctx
         self.step_results_by_log = step_results_by_log
 
+    def step_results(self, row: Row) -> list[Row]:
+        return self.step_results_by_log.get(source_key(row), [])
+
     def sent_step_results(self, row: Row) -> list[Row]:
-        return sent_step_results(
-            self.step_results_by_log.get(source_key(row), []), self.ctx.ids[TEST_STEP.name]
-        )
+        return sent_step_results(self.step_results(row), self.ctx.ids)
 
     def body(self, row: Row) -> dict[str, Any]:
         ctx = self.ctx
         properties = ctx.encode(ctx.test_run_fields, TEST_LOG.api_segment, row.get("properties"))
-        return manual_log_body(
-            row, self.sent_step_results(row), ctx.ids[TEST_STEP.name], ctx.execution_statuses, properties
-        )
+        return manual_log_body(row, self.step_results(row), ctx.ids, ctx.execution_statuses, properties)
 
     def run_id(self, row: Row) -> int:
         return self.ctx.ids[TEST_RUN.name][row["parent_source_key"]]
@@ -187,7 +250,10 @@ class ManualTestLogs:
         payload = self.body(row)
         current = await ctx.client.get_test_log(ctx.project_id, run_id, entry.qtest_id)
         for step_log, recorded in zip(payload["test_step_logs"], answered_step_logs(current), strict=False):
-            if recorded.get("test_step_id") is not None:
+            # (only where both name a step of the same case: a step log that a new mapping put on a called
+            # step keeps it)
+            same_case = recorded.get("called_test_case_id") == step_log.get("called_test_case_id")
+            if recorded.get("test_step_id") is not None and same_case:
                 step_log["test_step_id"] = int(recorded["test_step_id"])
         return self.created(
             row, await ctx.client.update_test_log(ctx.project_id, run_id, entry.qtest_id, payload), run_id
@@ -250,7 +316,22 @@ class ManualTestLogs:
             return self.created(row, log, run_id)
         return None
 
+    def payload_hash(self, row: Row) -> str:
+        """The log's hash with its step results' (a result that changed, or that a new mapping now places
+        on a step, updates the log)."""
+        steps = self.step_results(row)
+        if not steps:
+            return payload_hash(row)
+        joined = "|".join([payload_hash(row), *(str(step.get("payload_hash")) for step in steps)])
+        return hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest()
+
     def protocol(self, lookup: Callable[[Row], Awaitable[Created | None]] | None = None) -> ObjectKind[Row]:
         return ObjectKind(
-            TEST_LOG.name, source_key, payload_hash, load_level, self.create, self.update, lookup or self.find
+            TEST_LOG.name,
+            source_key,
+            self.payload_hash,
+            load_level,
+            self.create,
+            self.update,
+            lookup or self.find,
         )

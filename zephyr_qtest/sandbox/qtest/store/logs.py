@@ -92,7 +92,11 @@ class LogsStore(StoreBase):
             called = as_int(item.get("called_test_case_id"))
             parent_step = as_int(item.get("parent_test_step_id"))
             if step is None and called is not None:
-                # A step of a called test case: its caller step must be in this version and call that case.
+                # A step of a called test case: its caller step must be in this version and call that case
+                # (swagger, submitTestLog and ManualTestLogResource.test_step_logs: "If the associated Test
+                # Case is calling Test Steps from another Test Case, the called_test_case_id and
+                # parent_test_step_id must be included"). The same step may have several step logs: a log's
+                # step logs are a list, read back as sent (a data-driven execution repeats its steps).
                 caller = steps.get(parent_step or -1)
                 callee = self._get("test-case", called, project_id)
                 if caller is None or caller.get("called_test_case_id") != called or callee is None:

@@ -5,6 +5,7 @@ step results.
 from __future__ import annotations
 
 import math
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from zephyr_qtest.sandbox.zephyr.generator.words import (
     API,
     BASE_TIME,
     COMMENTS,
+    DATA_ROW_VALUES,
     TIMELINE_DAYS,
     iso,
 )
@@ -159,33 +161,78 @@ class ExecutionFamily(GeneratorCore):
             cycle.pop("_window", None)
             self.doc["testcycles"].append(cycle)
 
+    def data_rows(self, case_key: str, flat: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """The test data rows an execution of `case_key` runs: for about a quarter of the cases whose steps keep
+        parameters no call fills ({username}, {password}), two or three rows of values; else none.
+        A generator of its own decides, so the tenant's other values stay those of earlier versions."""
+        texts = " ".join(f"{step['description']} {step.get('testData') or ''}" for step in flat)
+        names = [name for name in DATA_ROW_VALUES if "{" + name + "}" in texts]
+        rows_rng = random.Random(f"zephyr-qtest-sandbox:{self.seed}:data-rows:{case_key}")
+        if not names or rows_rng.random() >= 0.25:
+            return []
+        return [
+            {name: rows_rng.choice(DATA_ROW_VALUES[name]) for name in names}
+            for _ in range(rows_rng.choice((2, 2, 3)))
+        ]
+
     def execution_steps(
         self, case_key: str, outcome: str, statuses: dict[str, dict[str, Any]]
     ) -> list[dict[str, Any]]:
         flat = self.flattened_steps(case_key, {})
         if not flat:
             return []
+        rows = self.data_rows(case_key, flat)
+        first = self.row_results(flat, outcome, statuses, rows[0] if rows else {}, 1 if rows else None)
+        if len(rows) < 2:
+            return first
+        # A data-driven execution: Zephyr runs the whole list once per data row, and the results of every
+        # row are in the execution's list, each with its row's testDataRowNumber (the v2 spec's
+        # TestExecutionStep.inline.testDataRowNumber, "the id of the test data row"; the list filters by
+        # it with ?testDataRowNumber=, and SmartBear's smartbear-mcp GetTestExecutionSteps tool asks for
+        # "the test data row 1" so). Rows are numbered from 1 as in the spec's example.
+        rows_rng = random.Random(f"zephyr-qtest-sandbox:{self.seed}:row-results:{case_key}:{len(first)}")
+        results = first
+        for number, values in enumerate(rows[1:], start=2):
+            results += self.row_results(flat, outcome, statuses, values, number, rows_rng)
+        return results
+
+    def row_results(
+        self,
+        flat: list[dict[str, Any]],
+        outcome: str,
+        statuses: dict[str, dict[str, Any]],
+        values: dict[str, str],
+        row: int | None,
+        rng: random.Random | None = None,
+    ) -> list[dict[str, Any]]:
+        """The results of one run through the flattened steps (one data row's, with its values)."""
+        rng = rng or self.rng
         count = len(flat)
-        stop = self.rng.randrange(count)  # where a failed / blocked / unfinished run stopped
+        stop = rng.randrange(count)  # where a failed / blocked / unfinished run stopped
         result = []
         for position, step in enumerate(flat):
             if outcome in ("Pass", "Retest"):
-                status, actual = "Pass", self.rng.choice(ACTUAL_OK) if self.chance(0.3) else None
+                status, actual = "Pass", rng.choice(ACTUAL_OK) if rng.random() < 0.3 else None
             elif outcome == "Not Executed" or position > stop:
                 status, actual = "Not Executed", None
             elif position < stop:
                 status, actual = "Pass", None
             elif outcome in ("Fail", "Blocked"):
-                status, actual = outcome, self.rng.choice(ACTUAL_BAD)
+                status, actual = outcome, rng.choice(ACTUAL_BAD)
             else:
                 status, actual = "In Progress", None
+            inline = dict(step)
+            for name, value in values.items():
+                for text in ("description", "testData"):
+                    if inline.get(text):
+                        inline[text] = inline[text].replace("{" + name + "}", value)
             result.append(
                 {
                     "id": self.ids.take("execution_step"),
                     "inline": {
-                        **step,
+                        **inline,
                         "actualResult": actual,
-                        "testDataRowNumber": None,
+                        "testDataRowNumber": row,
                         "reflectRef": None,
                         "status": self.status_link(statuses[status]),
                     },

@@ -168,3 +168,10 @@ ATTACHMENT_FILES = (
 
 def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Values of a data-driven case's test data rows, by parameter.
+DATA_ROW_VALUES = {
+    "username": ("alice", "bob", "jörg.müller", "李雷", "o'brien"),
+    "password": ("s3cret!", "<none>", "pässwörd", "12345678"),
+}

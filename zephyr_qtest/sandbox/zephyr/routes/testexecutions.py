@@ -44,6 +44,10 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
 
     async def execution_steps(request: Request) -> Response:
         record = test_execution(store, request)
+        # A data-driven execution's list holds every data row's results, each with its row's
+        # testDataRowNumber; ?testDataRowNumber= keeps one row's (the v2 spec's query parameter, "the id of
+        # the test data row to retrieve"; SmartBear's smartbear-mcp GetTestExecutionSteps asks so). That the
+        # unfiltered list holds every row is the spec's reading: unverified on a real tenant.
         row = int_query(request, "testDataRowNumber", None, low=0)
         steps = store.execution_steps.get(record.oid or 0, [])
         if row is not None:
