@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR
 from zephyr_qtest.lib.postgres import (
     DEFAULT_HOME_DIRNAME,
     DEFAULT_OUTAGE_SECONDS,
@@ -183,6 +184,47 @@ class QtestSettings(_Group):
         return bool(self.base_url and (self.api_token or (self.username and self.password)))
 
 
+class JiraSettings(_Group):
+    """Jira Cloud, asked only who the Atlassian accounts of the tenant are (``zephyr-qtest users``), and
+    where the user map that command writes (and the migration reads) lives."""
+
+    base_url: str = Field(
+        default="",
+        validation_alias="JIRA_BASE_URL",
+        description="The Jira Cloud site of the Zephyr tenant, e.g. https://acme.atlassian.net",
+    )
+    email: str = Field(
+        default="",
+        validation_alias="JIRA_EMAIL",
+        description="The Atlassian account the API token belongs to.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="JIRA_API_TOKEN",
+        description="An Atlassian API token of that account (id.atlassian.com, Security, API tokens).",
+    )
+    user_map_dir: Path | None = Field(
+        default=None,
+        validation_alias="ZEPHYR_QTEST_USER_MAP_DIR",
+        description="The directory of user_map.csv (account id -> qTest user name), which `zephyr-qtest "
+        "users` writes and dbt reads as a seed (default: dbt_project/people).",
+    )
+
+    @field_validator("user_map_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # dbt resolves a relative seed path against its project directory, not the working directory.
+        return value.resolve() if value is not None else None
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.base_url and self.email and self.api_token)
+
+    def user_map_file(self) -> Path:
+        """``user_map.csv`` in ``ZEPHYR_QTEST_USER_MAP_DIR``, else in the dbt project's ``people/``."""
+        return (self.user_map_dir or DBT_PROJECT_DIR / "people") / "user_map.csv"
+
+
 class SnowflakeSettings(_Group):
     """Snowflake: an account when ``SNOWFLAKE_ACCOUNT`` is set, else the local emulation (fakesnow)."""
 
@@ -292,6 +334,7 @@ class Settings(BaseModel):
     qtest: QtestSettings
     snowflake: SnowflakeSettings
     mapping: MappingSettings
+    jira: JiraSettings
 
     def groups(self) -> Iterator[_Group]:
         for name in type(self).model_fields:

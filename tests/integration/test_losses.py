@@ -272,9 +272,9 @@ LOSS_KINDS = [
     ("test case", "links.webLinks", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test case", "createdOn", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test case", "priority", Reason.NO_MAPPING, "seeds/priority_map.csv"),
-    ("test case", "owner", Reason.NO_MAPPING, "seeds/user_map.csv"),
-    ("test execution", "executedById", Reason.NO_MAPPING, "seeds/user_map.csv"),
-    ("test execution", "assignedToId", Reason.NO_MAPPING, "seeds/user_map.csv"),
+    ("test case", "owner", Reason.NO_MAPPING, "people/user_map.csv"),
+    ("test execution", "executedById", Reason.NO_MAPPING, "people/user_map.csv"),
+    ("test execution", "assignedToId", Reason.NO_MAPPING, "people/user_map.csv"),
     (
         "test execution",
         "environment",
