@@ -10,7 +10,8 @@ fills it:
 2. ``resolve``: each account's Jira user (display name, e-mail where the profile shows it) matched to the
    qTest user with the same e-mail address (case-insensitive), or the reason there is none;
 3. ``write_user_map``: the matches as rows of ``user_map.csv``, after the rows already there, which are
-   never changed (a row someone wrote by hand wins over any match).
+   never changed (a row someone wrote by hand wins over any match); ``write_user_names``: Jira's display
+   names in ``user_names.csv`` beside it, for the notes of logs whose executor stays unmapped.
 
 A person is never matched by display name: two people may share one, and a wrong match would put
 someone else's name on years of test results. Without an e-mail the person stays unmapped, named.
@@ -29,6 +30,8 @@ import psycopg
 
 USER_MAP_FILENAME = "user_map.csv"
 USER_MAP_COLUMNS = ("zephyr_account_id", "qtest_username")
+USER_NAMES_FILENAME = "user_names.csv"
+USER_NAMES_COLUMNS = ("zephyr_account_id", "display_name")
 
 # Atlassian account ids: 24 lower-case letters and digits (with a digit: canonical.custom_field's rule),
 # or <digits>:<uuid>.
@@ -222,10 +225,33 @@ def read_user_map(path: Path) -> dict[str, str]:
 
 
 def ensure_user_map(path: Path) -> None:
-    """Create an empty ``user_map.csv`` (its header only) where there is none: dbt needs the seed."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(",".join(USER_MAP_COLUMNS) + "\n", encoding="utf-8")
+    """Create an empty ``user_map.csv`` and ``user_names.csv`` (their headers only) beside it where there
+    are none: dbt needs both seeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for file, columns in (
+        (path, USER_MAP_COLUMNS),
+        (path.with_name(USER_NAMES_FILENAME), USER_NAMES_COLUMNS),
+    ):
+        if not file.exists():
+            file.write_text(",".join(columns) + "\n", encoding="utf-8")
+
+
+def write_user_names(path: Path, resolutions: Iterable[Resolution]) -> None:
+    """``user_names.csv`` beside ``user_map.csv``: each account's display name as Jira last answered it
+    (names already there for accounts not looked up this time stay). Only for people to read: the note of
+    a test log whose executor no qTest user maps names them."""
+    names_file = path.with_name(USER_NAMES_FILENAME)
+    names: dict[str, str] = {}
+    if names_file.is_file():
+        with names_file.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if (row.get("zephyr_account_id") or "").strip() and (row.get("display_name") or "").strip():
+                    names[row["zephyr_account_id"].strip()] = row["display_name"].strip()
+    names.update({r.account_id: r.display_name for r in resolutions if r.display_name})
+    with names_file.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(USER_NAMES_COLUMNS)
+        writer.writerows(sorted(names.items()))
 
 
 def write_user_map(path: Path, resolutions: Iterable[Resolution]) -> list[Resolution]:
@@ -349,4 +375,6 @@ def resolve_people(
             if resolution.existing is None and resolution.qtest_username is None and jira_users is not None:
                 resolution.reason = "not matched: no qTest site configured (QTEST_BASE_URL)"
     added = write_user_map(user_map, resolutions) if write else []
+    if write:
+        write_user_names(user_map, resolutions)
     return PeopleReport(resolutions, added, user_map, jira is not None, qtest_client is not None)
