@@ -66,7 +66,7 @@ USER_MAP_FILE = "dbt_project/people/user_map.csv"
 
 def seed_file(seed: str) -> str:
     """Where the seed file the user edits is (as a remedy names it)."""
-    return USER_MAP_FILE if seed == "user_map" else f"{seed_file(seed)}"
+    return USER_MAP_FILE if seed == "user_map" else f"{SEEDS}/{seed}.csv"
 
 
 async def prove(store: Store, client: QtestClient, project_key: str) -> tuple[Reconciliation, Ledger]:
