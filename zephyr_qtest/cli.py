@@ -22,6 +22,7 @@ never through run config.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import shutil
@@ -288,12 +289,15 @@ def print_reports(db_url: str, projects: list[str], qtest_site: str, run_ids: Ma
 @contextmanager
 def people_settings(settings: Settings, *, generated: bool, seed: int, size: str) -> Iterator[Settings]:
     """The settings of the demo's people: the configured Jira, else (with the Zephyr sandbox) the Jira
-    sandbox serving the generated tenant's people, started here for the block; and the user map under the
-    project home unless ZEPHYR_QTEST_USER_MAP_DIR says otherwise (a demo never writes into the checkout).
+    sandbox serving the generated tenant's people, started here for the block; and, unless
+    ZEPHYR_QTEST_USER_MAP_DIR says otherwise, a user map of the project home's own (in the dbt project's
+    git-ignored ``.user_maps/``), so that a demo never changes the shipped ``people/user_map.csv``.
     ``generated``: the Zephyr tenant is the sandbox's, generated from ``seed`` and ``size``."""
     jira = settings.jira
     if not jira.user_map_dir:
-        jira = jira.model_copy(update={"user_map_dir": settings.paths.home_dir() / "people"})
+        # dbt reads seeds inside its project only: one directory per project home, ignored by git.
+        home = hashlib.sha256(str(settings.paths.home_dir()).encode()).hexdigest()[:12]
+        jira = jira.model_copy(update={"user_map_dir": Path(".user_maps") / home})
     if jira.is_configured or not generated:
         yield settings.model_copy(update={"jira": jira})
         return

@@ -207,22 +207,41 @@ class JiraSettings(_Group):
         default=None,
         validation_alias="ZEPHYR_QTEST_USER_MAP_DIR",
         description="The directory of user_map.csv (account id -> qTest user name), which `zephyr-qtest "
-        "users` writes and dbt reads as a seed (default: dbt_project/people).",
+        "users` writes and dbt reads as a seed: a directory inside dbt_project, relative to it (default: "
+        "people).",
     )
 
     @field_validator("user_map_dir", mode="after")
     @classmethod
-    def _absolute(cls, value: Path | None) -> Path | None:
-        # dbt resolves a relative seed path against its project directory, not the working directory.
-        return value.resolve() if value is not None else None
+    def _inside_the_dbt_project(cls, value: Path | None) -> Path | None:
+        # dbt writes each seed's SQL to target/run/<project>/<the seed's path>: a path outside the project
+        # would make it write beside (or over) the CSV itself, so the directory must be inside it.
+        if value is None:
+            return None
+        relative = value
+        if value.is_absolute():
+            resolved = value.resolve()
+            relative = (
+                resolved.relative_to(DBT_PROJECT_DIR) if resolved.is_relative_to(DBT_PROJECT_DIR) else value
+            )
+        if (
+            relative.is_absolute()
+            or ".." in relative.parts
+            or relative.parts[:1] in (("seeds",), ("target",))
+        ):
+            raise ValueError(
+                f"{value} is not a directory inside {DBT_PROJECT_DIR} (other than seeds/ and target/): dbt "
+                "reads the user map as a seed of that project; give it relative to the project, e.g. people"
+            )
+        return relative
 
     @property
     def is_configured(self) -> bool:
         return bool(self.base_url and self.email and self.api_token)
 
     def user_map_file(self) -> Path:
-        """``user_map.csv`` in ``ZEPHYR_QTEST_USER_MAP_DIR``, else in the dbt project's ``people/``."""
-        return (self.user_map_dir or DBT_PROJECT_DIR / "people") / "user_map.csv"
+        """``user_map.csv`` in ``ZEPHYR_QTEST_USER_MAP_DIR`` of the dbt project, else in its ``people/``."""
+        return DBT_PROJECT_DIR / (self.user_map_dir or Path("people")) / "user_map.csv"
 
 
 class SnowflakeSettings(_Group):

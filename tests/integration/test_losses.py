@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from tests.proof_helpers import ledger_of
 from zephyr_qtest.cli import REPO_ROOT
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
+from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR
 from zephyr_qtest.lib.people import read_user_map, resolve_people
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason
@@ -267,7 +269,9 @@ def migrated(new_embedded_database: Any, tmp_path_factory: pytest.TempPathFactor
     transformed and published on that map."""
     tenant = build_tenant()
     database_url = new_embedded_database("zq_losses")
-    user_map = tmp_path_factory.mktemp("losses_people") / "user_map.csv"
+    # dbt reads the user map inside its project only (ZEPHYR_QTEST_USER_MAP_DIR, git-ignored there).
+    user_map_dir = DBT_PROJECT_DIR / ".user_maps" / f"losses-{uuid.uuid4().hex[:10]}"
+    user_map = user_map_dir / "user_map.csv"
     with (
         start_in_thread(fixture=tenant.doc) as zephyr,
         start_qtest_in_thread(tmp_path_factory.mktemp("qtest_losses"), seed=1, refuse=tenant.refuse) as qtest,
@@ -286,7 +290,7 @@ def migrated(new_embedded_database: Any, tmp_path_factory: pytest.TempPathFactor
         )
         with pytest.MonkeyPatch.context() as patch:
             # dbt reads the seed directory from its environment (dbt_project.yml's seed-paths).
-            patch.setenv("ZEPHYR_QTEST_USER_MAP_DIR", str(user_map.parent))
+            patch.setenv("ZEPHYR_QTEST_USER_MAP_DIR", str(user_map_dir.relative_to(DBT_PROJECT_DIR)))
             result = materialize_partition(
                 [zephyr_dbt_models, *PUBLISH_ASSETS],
                 tenant.project,
@@ -296,7 +300,10 @@ def migrated(new_embedded_database: Any, tmp_path_factory: pytest.TempPathFactor
             )
 
         ledger = ledger_of(database_url, qtest, tenant.project)
-        yield Migrated(tenant, database_url, result, ledger, zephyr, qtest, user_map, dict(jira.people))
+        try:
+            yield Migrated(tenant, database_url, result, ledger, zephyr, qtest, user_map, dict(jira.people))
+        finally:
+            shutil.rmtree(user_map_dir, ignore_errors=True)
 
 
 # (object type, field, reason, what the remedy names): the losses generated data already holds.

@@ -6,6 +6,8 @@ where ZEPHYR_QTEST_USER_MAP_DIR says, a second run adding nothing and a hand-wri
 from __future__ import annotations
 
 import re
+import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from tests.conftest import SHARED_ZEPHYR_SEED, SHARED_ZEPHYR_SIZE
 from tests.graph_helpers import TransformedDatabase
 from zephyr_qtest.cli import main
+from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR
 from zephyr_qtest.lib.people import read_user_map
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.sandbox.jira.serve import start_jira_in_thread
@@ -36,12 +39,15 @@ def raw_accounts(database_url: str) -> set[str]:
 
 def test_users_lists_resolves_matches_and_writes_the_user_map(
     transformed_database: TransformedDatabase,
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     database_url = transformed_database.copy("zq_users")
-    user_map_dir = tmp_path / "people"
+    # dbt reads the user map inside its project only (ZEPHYR_QTEST_USER_MAP_DIR, git-ignored there).
+    user_map_dir = DBT_PROJECT_DIR / ".user_maps" / f"test-{uuid.uuid4().hex[:10]}"
+    request.addfinalizer(lambda: shutil.rmtree(user_map_dir, ignore_errors=True))
     monkeypatch.chdir(tmp_path)  # no .env
     with (
         start_jira_in_thread(seed=SHARED_ZEPHYR_SEED, size=SHARED_ZEPHYR_SIZE) as jira,
