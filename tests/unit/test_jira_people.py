@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from zephyr_qtest.lib.jira import JiraClient
 from zephyr_qtest.lib.people import AccountUse, read_user_map, resolve, write_user_map
 from zephyr_qtest.sandbox.jira.directory import PEOPLE, accounts_in, people_of, qtest_people
 from zephyr_qtest.sandbox.jira.serve import JiraSandboxHandle, start_jira_in_thread
+from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 from zephyr_qtest.sandbox.zephyr.generator import generate
 
 
@@ -175,3 +177,20 @@ def test_most_people_are_qtest_users_not_all() -> None:
     in_qtest = qtest_people()
     assert len(PEOPLE) - 4 <= len(in_qtest) < len(PEOPLE)
     assert any(not person.email_visible for person in in_qtest)
+
+
+def test_a_kept_qtest_sandbox_state_gets_the_company_people(tmp_path: Path) -> None:
+    """A state directory an older sandbox made (without the directory's people) has them once reopened,
+    with the ids it already gave kept."""
+    with start_qtest_in_thread(tmp_path, seed=4) as qtest:
+        before = httpx.get(f"{qtest.base_url}/api/v3/users/search", headers=qtest.headers).json()["items"]
+    with sqlite3.connect(tmp_path / "qtest.sqlite3") as conn:
+        conn.execute("DELETE FROM objects WHERE kind = 'user' AND body LIKE '%acme.example%'")
+    with start_qtest_in_thread(tmp_path, seed=4) as qtest:
+        after = httpx.get(
+            f"{qtest.base_url}/api/v3/users/search", params={"pageSize": 100}, headers=qtest.headers
+        ).json()["items"]
+    emails = {user["email"] for user in after}
+    assert {person.email for person in qtest_people()} <= emails
+    kept = {user["username"]: user["id"] for user in after}
+    assert all(kept[user["username"]] == user["id"] for user in before if "sandbox.local" in user["username"])
