@@ -33,7 +33,7 @@ from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle
 
 MART_SCHEMAS = ("canonical", "qtest_mapping")
 # dbt seeds: the same for every project, and without a project_key column.
-DBT_SEEDS = {"status_map", "priority_map", "user_map", "custom_field_map"}
+DBT_SEEDS = {"status_map", "priority_map", "user_map", "user_names", "custom_field_map"}
 # When and by which run a row was extracted: the only columns a re-extraction may change.
 EXTRACTION_STAMPS = {"_loaded_at", "_run_id"}
 

@@ -6,6 +6,8 @@
   configured services (or ``--sandbox``); exits non-zero when anything failed, or a project is not proven
   complete by this run (its verdict incomplete, or the loader's own check found differences).
 - ``zephyr-qtest sandbox serve``: serve the Zephyr Scale and qTest Manager sandboxes on 127.0.0.1.
+- ``zephyr-qtest users``: the Atlassian accounts the extracted tenant uses, resolved through Jira Cloud
+  and matched to qTest users by e-mail, written to ``user_map.csv`` for review.
 - ``zephyr-qtest ui``: the Dagster UI on the same defaults.
 
 Each command reads the settings tree once (``zephyr_qtest.settings``: the environment and ``.env``). The
@@ -20,6 +22,7 @@ never through run config.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import shutil
@@ -34,7 +37,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from zephyr_qtest.settings import QtestSettings, Settings, ZephyrSettings, load_settings
+from zephyr_qtest.settings import JiraSettings, QtestSettings, Settings, ZephyrSettings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Why `demo` and `migrate` exit 1 after runs that all finished.
@@ -283,6 +286,90 @@ def print_reports(db_url: str, projects: list[str], qtest_site: str, run_ids: Ma
         return print_proofs(store.proofs(), projects, qtest_site, run_ids)
 
 
+@contextmanager
+def people_settings(settings: Settings, *, generated: bool, seed: int, size: str) -> Iterator[Settings]:
+    """The settings of the demo's people: the configured Jira, else (with the Zephyr sandbox) the Jira
+    sandbox serving the generated tenant's people, started here for the block; and, unless
+    ZEPHYR_QTEST_USER_MAP_DIR says otherwise, a user map of the project home's own (in the dbt project's
+    git-ignored ``.user_maps/``), so that a demo never changes the shipped ``people/user_map.csv``.
+    ``generated``: the Zephyr tenant is the sandbox's, generated from ``seed`` and ``size``."""
+    jira = settings.jira
+    if not jira.user_map_dir:
+        # dbt reads seeds inside its project only: one directory per project home, ignored by git.
+        home = hashlib.sha256(str(settings.paths.home_dir()).encode()).hexdigest()[:12]
+        jira = jira.model_copy(update={"user_map_dir": Path(".user_maps") / home})
+    if jira.is_configured or not generated:
+        yield settings.model_copy(update={"jira": jira})
+        return
+    from zephyr_qtest.sandbox.jira.serve import start_jira_in_thread
+
+    sandbox = start_jira_in_thread(seed=seed, size=size)
+    try:
+        jira = jira.model_copy(
+            update={
+                "base_url": sandbox.base_url,
+                "email": sandbox.email,
+                "api_token": SecretStr(sandbox.token),
+            }
+        )
+        yield settings.model_copy(update={"jira": jira})
+    finally:
+        sandbox.stop()
+
+
+def resolve_people_of(settings: Settings, db_url: str, projects: list[str], *, write: bool = True):  # type: ignore[no-untyped-def]
+    """``lib.people.resolve_people`` on the settings' Jira, qTest and user map; prints each account."""
+    from zephyr_qtest.lib.people import describe, resolve_people
+    from zephyr_qtest.lib.qtest.client import QtestClient
+
+    jira: JiraSettings = settings.jira
+    credential = None
+    if jira.is_configured and jira.api_token is not None:
+        credential = (jira.base_url, jira.email, jira.api_token.get_secret_value())
+    qtest = settings.qtest
+
+    def qtest_client() -> QtestClient:
+        token = qtest.api_token.get_secret_value() if qtest.api_token else None
+        password = qtest.password.get_secret_value() if qtest.password else None
+        return QtestClient(qtest.base_url, token, username=qtest.username or None, password=password)
+
+    report = resolve_people(
+        db_url,
+        user_map=jira.user_map_file(),
+        projects=projects,
+        jira=credential,
+        qtest_client=qtest_client if qtest.is_configured else None,
+        write=write,
+    )
+    for resolution in report.resolutions:
+        print(describe(resolution))
+    if not report.jira_asked:
+        print("Jira not asked: set JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN to resolve names and e-mails")
+    print(report.summary(), flush=True)
+    return report
+
+
+def run_users(args: argparse.Namespace) -> int:
+    """``users``: every Atlassian account id the extracted tenant uses (``zephyr_raw``), with its roles and
+    counts; with Jira configured, each one's name and e-mail, matched to the qTest user of that e-mail;
+    the matches appended to user_map.csv (rows already there are kept as they are), unless --dry-run."""
+    from zephyr_qtest.lib.postgres import redact_url
+
+    settings = load_settings()
+    db_url = staging_database_url(settings)
+    print(f"staging database: {redact_url(db_url)}")
+    resolve_people_of(settings, db_url, args.project or [], write=not args.dry_run)
+    return 0
+
+
+def groups_after_extraction() -> list[str]:
+    """Every asset group of the migration but the extraction's (``zephyr_raw``)."""
+    from zephyr_qtest.definitions import defs
+
+    graph = defs().resolve_asset_graph()
+    return sorted({graph.get(key).group_name for key in graph.get_all_asset_keys()} - {"zephyr_raw"})
+
+
 def run_demo(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -294,6 +381,7 @@ def run_demo(args: argparse.Namespace) -> int:
     # Held for the whole demo, so the embedded server is not restarted between steps.
     db_url = staging_database_url(settings)
     print(f"staging database: {redact_url(db_url)}")
+    generated = not settings.zephyr.base_url
     with service_settings(settings, sandbox=True, seed=args.seed, size=args.size) as settings:
         zephyr = settings.zephyr
         print(f"zephyr: {zephyr.base_url}\nqtest: {settings.qtest.base_url}")
@@ -305,7 +393,22 @@ def run_demo(args: argparse.Namespace) -> int:
 
         projects = args.project or asyncio.run(discover())
         print(f"projects: {', '.join(projects)}", flush=True)
-        failed, run_ids = run_migration(settings, projects)
+        with people_settings(settings, generated=generated, seed=args.seed, size=args.size) as settings:
+            # Extract first: the people are resolved from the extracted payloads, then the rest runs on them.
+            failed, _ = run_migration(settings, projects, groups=["zephyr_raw"])
+            print(f"\n== people (Jira: {settings.jira.base_url}) ==", flush=True)
+            try:
+                resolve_people_of(settings, db_url, projects)
+            except Exception as error:
+                from zephyr_qtest.lib.people import ensure_user_map
+
+                # Nobody is mapped then, and the ledger says so per value: the migration still runs.
+                print(f"people not resolved: {explain(error)}", flush=True)
+                ensure_user_map(settings.jira.user_map_file())
+            later, run_ids = run_migration(
+                settings, [key for key in projects if key not in failed], groups=groups_after_extraction()
+            )
+            failed += later
         proven = print_reports(db_url, projects, settings.qtest.base_url, run_ids)
     if failed:
         print(f"\nfailed: {', '.join(failed)} (see the runs in `make ui`)", file=sys.stderr)
@@ -455,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verbose", action="store_true", help="on an error, print the traceback after the one-line reason"
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,migrate,sandbox,ui}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,migrate,sandbox,ui,users}")
 
     demo = commands.add_parser("demo", help="migrate the sandbox's projects end to end and print the result")
     demo.add_argument("--seed", type=int, default=7, help="sandbox data seed")
@@ -525,6 +628,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--qtest-lost-answer-rate", type=float, default=0.0, help="share of writes applied but not answered"
     )
     serve.set_defaults(run=run_sandbox_serve)
+
+    users = commands.add_parser(
+        "users",
+        help="the Atlassian accounts the extracted tenant uses, resolved through Jira and matched to qTest "
+        "users by e-mail, written to user_map.csv for review",
+    )
+    users.add_argument(
+        "--project", action="append", type=project_key_argument, help="only this project key (repeatable)"
+    )
+    users.add_argument("--dry-run", action="store_true", help="list and match, but write nothing")
+    users.set_defaults(run=run_users)
 
     ui = commands.add_parser("ui", help="the Dagster UI on the local defaults")
     ui.add_argument("--port", type=int, default=3000)

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR
 from zephyr_qtest.lib.postgres import (
     DEFAULT_HOME_DIRNAME,
     DEFAULT_OUTAGE_SECONDS,
@@ -183,6 +184,66 @@ class QtestSettings(_Group):
         return bool(self.base_url and (self.api_token or (self.username and self.password)))
 
 
+class JiraSettings(_Group):
+    """Jira Cloud, asked only who the Atlassian accounts of the tenant are (``zephyr-qtest users``), and
+    where the user map that command writes (and the migration reads) lives."""
+
+    base_url: str = Field(
+        default="",
+        validation_alias="JIRA_BASE_URL",
+        description="The Jira Cloud site of the Zephyr tenant, e.g. https://acme.atlassian.net",
+    )
+    email: str = Field(
+        default="",
+        validation_alias="JIRA_EMAIL",
+        description="The Atlassian account the API token belongs to.",
+    )
+    api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="JIRA_API_TOKEN",
+        description="An Atlassian API token of that account (id.atlassian.com, Security, API tokens).",
+    )
+    user_map_dir: Path | None = Field(
+        default=None,
+        validation_alias="ZEPHYR_QTEST_USER_MAP_DIR",
+        description="The directory of user_map.csv (account id -> qTest user name), which `zephyr-qtest "
+        "users` writes and dbt reads as a seed: a directory inside dbt_project, relative to it (default: "
+        "people).",
+    )
+
+    @field_validator("user_map_dir", mode="after")
+    @classmethod
+    def _inside_the_dbt_project(cls, value: Path | None) -> Path | None:
+        # dbt writes each seed's SQL to target/run/<project>/<the seed's path>: a path outside the project
+        # would make it write beside (or over) the CSV itself, so the directory must be inside it.
+        if value is None:
+            return None
+        relative = value
+        if value.is_absolute():
+            resolved = value.resolve()
+            relative = (
+                resolved.relative_to(DBT_PROJECT_DIR) if resolved.is_relative_to(DBT_PROJECT_DIR) else value
+            )
+        if (
+            relative.is_absolute()
+            or ".." in relative.parts
+            or relative.parts[:1] in (("seeds",), ("target",))
+        ):
+            raise ValueError(
+                f"{value} is not a directory inside {DBT_PROJECT_DIR} (other than seeds/ and target/): dbt "
+                "reads the user map as a seed of that project; give it relative to the project, e.g. people"
+            )
+        return relative
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.base_url and self.email and self.api_token)
+
+    def user_map_file(self) -> Path:
+        """``user_map.csv`` in ``ZEPHYR_QTEST_USER_MAP_DIR`` of the dbt project, else in its ``people/``."""
+        return DBT_PROJECT_DIR / (self.user_map_dir or Path("people")) / "user_map.csv"
+
+
 class SnowflakeSettings(_Group):
     """Snowflake: an account when ``SNOWFLAKE_ACCOUNT`` is set, else the local emulation (fakesnow)."""
 
@@ -292,6 +353,7 @@ class Settings(BaseModel):
     qtest: QtestSettings
     snowflake: SnowflakeSettings
     mapping: MappingSettings
+    jira: JiraSettings
 
     def groups(self) -> Iterator[_Group]:
         for name in type(self).model_fields:

@@ -3,7 +3,7 @@ the right reason and remedy, every other object arrives, and the verdict says so
 
 The tenant is a generated one (tiny, one project migrated) with the values generated data already holds
 that qTest cannot take as they are (web links, the unmapped priority "Critical ⚠", owners and executors
-without user_map rows, environments the qTest field does not allow, step results of cases with
+whom Jira or qTest cannot name (the others arrive, resolved through the Jira sandbox as the demo does), environments the qTest field does not allow, step results of cases with
 call-to-test steps, call-to-test parameters, cycle planned dates, status and owner, execution issue links,
 createdOn), plus the hard cases a real tenant has (``sandbox.zephyr.generator.hard_cases``): an execution
 in the archived status "Old Skip" that no status map knows, a lone surrogate in a case's name, a NUL in a
@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,18 +27,24 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import httpx
 import pytest
 from psycopg.rows import dict_row
 
 from tests.graph_helpers import materialize_partition
-from tests.integration.test_publish import ALL_ASSETS, failures, qtest_project_id
+from tests.integration.test_publish import PUBLISH_ASSETS, failures, qtest_project_id
 from tests.proof_helpers import ledger_of
 from zephyr_qtest.cli import REPO_ROOT
+from zephyr_qtest.defs.ingest.assets import raw_assets
+from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
+from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR
 from zephyr_qtest.lib.details_block import details_of
+from zephyr_qtest.lib.people import read_user_map, resolve_people
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason
 from zephyr_qtest.lib.proof.step_results import NOT_RUN
 from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.sandbox.jira.serve import start_jira_in_thread
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
 from zephyr_qtest.sandbox.zephyr.generator import generate
 from zephyr_qtest.sandbox.zephyr.generator.hard_cases import (
@@ -239,6 +246,9 @@ class Migrated:
     ledger: Ledger
     zephyr: ZephyrSandboxHandle
     qtest: QTestSandboxHandle
+    user_map: Path
+    # Account id -> who the Jira sandbox says it is.
+    people: dict[str, Any]
 
     def lines(self, **match: Any) -> list[LedgerLine]:
         return [line for line in self.ledger.lines if all(getattr(line, k) == v for k, v in match.items())]
@@ -257,27 +267,55 @@ class Migrated:
 
 @pytest.fixture(scope="module")
 def migrated(new_embedded_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migrated]:
+    """The tenant migrated as `make demo` does it: extracted, its people resolved through the Jira sandbox
+    into a user map of its own (``resolve_people``, what the demo and `zephyr-qtest users` run), then
+    transformed and published on that map."""
     tenant = build_tenant()
     database_url = new_embedded_database("zq_losses")
+    # dbt reads the user map inside its project only (ZEPHYR_QTEST_USER_MAP_DIR, git-ignored there).
+    user_map_dir = DBT_PROJECT_DIR / ".user_maps" / f"losses-{uuid.uuid4().hex[:10]}"
+    user_map = user_map_dir / "user_map.csv"
     with (
         start_in_thread(fixture=tenant.doc) as zephyr,
         start_qtest_in_thread(tmp_path_factory.mktemp("qtest_losses"), seed=1, refuse=tenant.refuse) as qtest,
+        start_jira_in_thread(document=tenant.doc) as jira,
     ):
-        result = materialize_partition(
-            ALL_ASSETS, tenant.project, database_url=database_url, zephyr=zephyr, qtest=qtest
+        extracted = materialize_partition(
+            raw_assets, tenant.project, database_url=database_url, zephyr=zephyr, qtest=qtest
         )
+        assert extracted.success, failures(extracted)
+        resolve_people(
+            database_url,
+            user_map=user_map,
+            projects=[tenant.project],
+            jira=(jira.base_url, jira.email, jira.token),
+            qtest_client=lambda: QtestClient(qtest.base_url, qtest.token),
+        )
+        with pytest.MonkeyPatch.context() as patch:
+            # dbt reads the seed directory from its environment (dbt_project.yml's seed-paths).
+            patch.setenv("ZEPHYR_QTEST_USER_MAP_DIR", str(user_map_dir.relative_to(DBT_PROJECT_DIR)))
+            result = materialize_partition(
+                [zephyr_dbt_models, *PUBLISH_ASSETS],
+                tenant.project,
+                database_url=database_url,
+                zephyr=zephyr,
+                qtest=qtest,
+            )
 
         ledger = ledger_of(database_url, qtest, tenant.project)
-        yield Migrated(tenant, database_url, result, ledger, zephyr, qtest)
+        try:
+            yield Migrated(tenant, database_url, result, ledger, zephyr, qtest, user_map, dict(jira.people))
+        finally:
+            shutil.rmtree(user_map_dir, ignore_errors=True)
 
 
 # (object type, field, reason, what the remedy names): the losses generated data already holds.
 LOSS_KINDS = [
     ("test case", "createdOn", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test case", "priority", Reason.NO_MAPPING, "seeds/priority_map.csv"),
-    ("test case", "owner", Reason.NO_MAPPING, "seeds/user_map.csv"),
-    ("test execution", "executedById", Reason.NO_MAPPING, "seeds/user_map.csv"),
-    ("test execution", "assignedToId", Reason.NO_MAPPING, "seeds/user_map.csv"),
+    ("test case", "owner", Reason.NO_MAPPING, "people/user_map.csv"),
+    ("test execution", "executedById", Reason.NO_MAPPING, "people/user_map.csv"),
+    ("test execution", "assignedToId", Reason.NO_MAPPING, "people/user_map.csv"),
     (
         "test execution",
         "environment",
@@ -461,6 +499,69 @@ def test_every_other_object_arrived(migrated: Migrated) -> None:
     # Every attachment whose owner arrived is in qTest, byte for byte (the proof compares size and SHA-256).
     assert ledger.count("attachment").in_qtest == tenant.attachments_expected
     assert migrated.qtest.counts(migrated.qtest_project_id())["attachments"] == tenant.attachments_expected
+
+
+def test_people_resolved_through_jira_arrive_and_the_others_stay_named(migrated: Migrated) -> None:
+    """Owners, executors and assignees whom the Jira sandbox names and the qTest sandbox has (same e-mail)
+    arrive: the proof, reading qTest's user fields back, has no line for them. The others (a hidden e-mail,
+    no qTest user) stay `no mapping` lines, and a log whose executor is one of them names them, readable,
+    in its note as qTest holds it."""
+    mapped = read_user_map(migrated.user_map)
+    people = migrated.people
+    assert mapped and all(people[a].email_visible and people[a].in_qtest for a in mapped)
+    with connect(migrated.database_url) as conn:
+        raw = conn.execute(
+            "select key, payload from zephyr_raw.test_executions where project_key = %s "
+            "and payload ->> 'actualEndDate' is not null",
+            (migrated.tenant.project,),
+        ).fetchall()
+    executors = {payload["executedById"] for _, payload in raw if payload.get("executedById")}
+    assert executors & set(mapped) and executors - set(mapped), "the tenant needs both kinds of executor"
+    person_lines = [
+        line
+        for line in migrated.ledger.lines
+        if line.field in ("owner", "executedById", "assignedToId")
+        and line.object_type in ("test case", "test execution")
+    ]
+    # Executions whose log qTest has not (refused, not made for an unknown status, not run yet, automated:
+    # the bulk endpoint takes no properties) keep their people as lines of those reasons, mapped or not.
+    missing = {line.object_key for line in migrated.ledger.lines if line.field == "(object)"}
+    missing |= {line.object_key for line in migrated.ledger.lines if line.field == "testExecutionStatus"}
+    unmapped_lines = [line for line in person_lines if line.reason == Reason.NO_MAPPING]
+    assert unmapped_lines and all(line.value not in mapped for line in unmapped_lines), [
+        (line.object_key, line.field, line.value) for line in unmapped_lines if line.value in mapped
+    ]
+    executed = [
+        line
+        for line in person_lines
+        if line.field == "executedById" and line.value in mapped and line.object_key not in missing
+    ]
+    assert not executed, [(line.object_key, line.reason, line.detail) for line in executed]
+    # An unmapped executor Jira names, in the note of the log qTest holds.
+    key, payload = next(
+        (key, payload)
+        for key, payload in sorted(raw, key=lambda row: row[0])
+        if payload.get("executedById") not in mapped
+        and payload.get("executedById") in people
+        and key not in migrated.tenant.missing_executions
+        and key not in missing
+    )
+    with connect(migrated.database_url) as conn:
+        log_id, run_id = conn.execute(
+            "select logs.qtest_id, runs.qtest_id from migration.id_map as logs "
+            "join qtest_mapping.qtest_test_logs as marts on marts.source_key = logs.source_key "
+            "join migration.id_map as runs on runs.object_type = 'test_run' "
+            "and runs.source_key = marts.parent_source_key and runs.project_key = logs.project_key "
+            "where logs.object_type = 'test_log' and logs.source_key = %s and logs.state = 'done'",
+            (key,),
+        ).fetchone()
+    log = httpx.get(
+        f"{migrated.qtest.base_url}/api/v3/projects/{migrated.qtest_project_id()}/test-runs/{run_id}"
+        f"/test-logs/{log_id}",
+        headers=migrated.qtest.headers,
+    ).json()
+    executor = payload["executedById"]
+    assert f"Executed by {people[executor].display_name} (Zephyr user {executor})" in log["note"], log["note"]
 
 
 def migrate(migrated: Migrated, home: Path, **env: str) -> subprocess.CompletedProcess[str]:

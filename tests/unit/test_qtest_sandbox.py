@@ -26,7 +26,7 @@ from jsonschema import Draft4Validator
 import zephyr_qtest.sandbox.qtest as qtest_package
 from zephyr_qtest.sandbox.qtest.search import QueryError, parse_query
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
-from zephyr_qtest.sandbox.qtest.template import DEFAULT_TEMPLATE, RICH_TEMPLATE
+from zephyr_qtest.sandbox.qtest.template import DEFAULT_TEMPLATE, RICH_TEMPLATE, USERS
 
 SPEC = Path(qtest_package.__file__).parent / "spec" / "qtest-manager-v3.swagger.yaml"
 CAP = 2048  # a small attachment cap, so the 413 test uploads kilobytes, not 50 MB
@@ -256,9 +256,9 @@ def test_projects_users_and_paging_shapes(api: httpx.Client, project_id: int) ->
 
     users = api.get(f"/projects/{project_id}/users").json()
     assert_valid_items(users, "UserResource", "users")
-    assert len(users) == 5 and any(u["status"] == 2 for u in users)
+    assert len(users) == len(USERS) and any(u["status"] == 2 for u in users)
     active_only = api.get(f"/projects/{project_id}/users", params={"inactive": "false"}).json()
-    assert len(active_only) == 4
+    assert len(active_only) == len(USERS) - 1
     found = api.get("/users/search", params={"username": "alice"})
     assert_valid(found.json(), "SearchUserResourceExtensionResponse")
     assert [u["username"] for u in found.json()["items"]] == ["alice.tester@sandbox.local"]

@@ -20,7 +20,7 @@ import psycopg
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 # The files whose change makes a parsed manifest stale.
-_SOURCE_DIRS = ("models", "macros", "seeds", "tests", "analyses", "snapshots")
+_SOURCE_DIRS = ("models", "macros", "seeds", "people", "tests", "analyses", "snapshots")
 _SOURCE_FILES = ("dbt_project.yml", "profiles.yml", "packages.yml", "dependencies.yml")
 
 

@@ -74,6 +74,13 @@ OBJECT = "(object)"
 RERUN = "re-run `zephyr-qtest migrate` for the project: a re-run sends only what is left"
 ACCEPT = "accept it in the acceptance file (ZEPHYR_QTEST_ACCEPTANCE)"
 SEEDS = "dbt_project/seeds"
+# user_map.csv lives apart (`zephyr-qtest users` writes it; ZEPHYR_QTEST_USER_MAP_DIR moves it).
+USER_MAP_FILE = "dbt_project/people/user_map.csv"
+
+
+def seed_file(seed: str) -> str:
+    """Where the seed file the user edits is (as a remedy names it)."""
+    return USER_MAP_FILE if seed == "user_map" else f"{SEEDS}/{seed}.csv"
 
 
 async def prove(store: Store, client: QtestClient, project_key: str) -> tuple[Reconciliation, Ledger]:
@@ -339,7 +346,7 @@ class Proof:
                 path,
                 expected,
                 Reason.NO_MAPPING,
-                f"add a row for '{expected}' to {SEEDS}/{seed}.csv, then re-run",
+                f"add a row for '{expected}' to {seed_file(seed)}, then re-run",
                 f"{seed}.csv has no row for it, and the qTest project has no field '{label}'",
             )
             return
@@ -367,7 +374,8 @@ class Proof:
                 reason, remedy = (
                     Reason.NO_MAPPING,
                     (
-                        f"add a row for this account to {SEEDS}/user_map.csv (its qTest user name), then re-run"
+                        f"run `zephyr-qtest users`, or add a row for this account to {USER_MAP_FILE} (its qTest user "
+                        "name), then re-run"
                         if not seed_hit
                         else f"add the qTest user '{item}' to the project, then re-run"
                     ),
@@ -376,7 +384,7 @@ class Proof:
                 reason, remedy = (
                     Reason.NO_MAPPING,
                     (
-                        f"add a row for '{item}' to {SEEDS}/{seed}.csv (the qTest value it becomes), then re-run"
+                        f"add a row for '{item}' to {seed_file(seed)} (the qTest value it becomes), then re-run"
                     ),
                 )
             elif not allowed:
@@ -384,7 +392,7 @@ class Proof:
                     Reason.VALUE_NOT_ALLOWED,
                     (
                         f"add '{item}' to the allowed values of qTest field '{label}'"
-                        + (f" or map it in {SEEDS}/{seed}.csv" if seed else "")
+                        + (f" or map it in {seed_file(seed)}" if seed else "")
                         + ", then re-run"
                     ),
                 )

@@ -1,4 +1,4 @@
--- Every Atlassian accountId the project's data mentions, and where: the user map (seeds/user_map.csv)
+-- Every Atlassian accountId the project's data mentions, and where: the user map (people/user_map.csv)
 -- must cover these, and qtest_mapping.unmapped lists the ones it does not.
 
 with

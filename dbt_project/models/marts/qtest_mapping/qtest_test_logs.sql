@@ -1,6 +1,6 @@
 -- One qTest test log per Zephyr execution, on its run, oldest first (log_order): status through
 -- status_map, exe_end = actualEndDate, exe_start = actualEndDate - executionTime, note = comment (+ the
--- executor's accountId when no qTest user maps it), environment / executor / custom fields as properties.
+-- executor's name and accountId when no qTest user maps it), environment / executor / custom fields as properties.
 -- Automated executions are flagged for the bulk auto-test-logs endpoint.
 
 with
@@ -46,6 +46,13 @@ status_map as (
 user_map as (
 
     select * from {{ ref('user_map') }}
+
+),
+
+-- Who each account is (Jira's display name, written by `zephyr-qtest users`), for a readable note.
+user_names as (
+
+    select * from {{ ref('user_names') }}
 
 ),
 
@@ -197,7 +204,9 @@ logs as (
             placed.comment,
             case
                 when placed.executed_by_id is not null and executors.zephyr_account_id is null
-                    then 'Executed by Zephyr user ' || placed.executed_by_id
+                    then 'Executed by '
+                        || coalesce(executor_names.display_name || ' (Zephyr user ' || placed.executed_by_id || ')',
+                            'Zephyr user ' || placed.executed_by_id)
             end
         ), '') as note,
         placed.automated,
@@ -217,6 +226,8 @@ logs as (
         on placed.status = status_map.zephyr_name
     left join user_map as executors
         on placed.executed_by_id = executors.zephyr_account_id
+    left join user_names as executor_names
+        on placed.executed_by_id = executor_names.zephyr_account_id
     left join properties
         on placed.execution_id = properties.execution_id
     left join test_cases

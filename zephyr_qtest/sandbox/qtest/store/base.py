@@ -28,6 +28,7 @@ from zephyr_qtest.sandbox.qtest.template import (
     USER_ACTIVE,
     USER_INACTIVE,
     USERS,
+    UserSpec,
 )
 
 Json = dict[str, Any]
@@ -413,19 +414,7 @@ class StoreBase:
             self._in_tx = True
             try:
                 for spec in USERS:
-                    user_id = self.new_id()
-                    user = {
-                        "id": user_id,
-                        "username": spec.username,
-                        "email": spec.username,
-                        "first_name": spec.first_name,
-                        "last_name": spec.last_name,
-                        "status": USER_ACTIVE if spec.active else USER_INACTIVE,
-                        "admin": spec.admin,
-                        "password": DEFAULT_PASSWORD,
-                        "name": spec.username,
-                    }
-                    self._put("user", user)
+                    self._put("user", _user_body(self.new_id(), spec))
                 admin = self._users()[0]
                 token = auth.derive_api_token(seed)
                 self.conn.execute(
@@ -449,6 +438,17 @@ class StoreBase:
         self.api_token = self._meta("api_token") or ""
         self.site_seed = int(self._meta("seed") or 0)
         self._load_pending_jobs()
+        self._add_missing_template_users()
+
+    def _add_missing_template_users(self) -> None:
+        """A site an older sandbox made gets the template's newer users (the company's people), so that a
+        kept state directory (the demo's) matches the Jira sandbox's e-mail addresses too."""
+        known = {str(user["username"]).lower() for user in self._users()}
+        missing = [spec for spec in USERS if spec.username.lower() not in known]
+        if missing:
+            with self.tx():
+                for spec in missing:
+                    self._put("user", _user_body(self.new_id(), spec))
 
     # ------------------------------------------------------------------ links
 
@@ -458,3 +458,18 @@ class StoreBase:
     def _web_url(self, project_id: int, kind: str, oid: int) -> str:
         tab, code = WEB_PAGE[kind]
         return f"{self.base_url}/p/{project_id}/portal/project#tab={tab}&object={code}&id={oid}"
+
+
+def _user_body(user_id: int, spec: UserSpec) -> Json:
+    """The stored user of a template's ``UserSpec`` (user name = e-mail address, the sandbox's password)."""
+    return {
+        "id": user_id,
+        "username": spec.username,
+        "email": spec.username,
+        "first_name": spec.first_name,
+        "last_name": spec.last_name,
+        "status": USER_ACTIVE if spec.active else USER_INACTIVE,
+        "admin": spec.admin,
+        "password": DEFAULT_PASSWORD,
+        "name": spec.username,
+    }
