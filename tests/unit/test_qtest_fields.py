@@ -191,7 +191,7 @@ def bare(tmp_path: Path) -> Iterator[QTestSandboxHandle]:
 NEEDS = [
     FieldNeed("test-cases", "Zephyr Key", TEXT_BOX),
     FieldNeed("test-cases", "Labels", MULTI_SELECT, tuple(f"label-{n:03d}" for n in range(130))),
-    FieldNeed("test-cases", "Priority", COMBO_BOX, ("Medium", "Blocker")),  # a system field: left as it is
+    FieldNeed("test-cases", "Priority", COMBO_BOX, ("Medium", "Blocker")),  # a system field: extended
     FieldNeed("test-runs", "Executed By", USER_LIST),
     FieldNeed("releases", "Zephyr Key", TEXT_BOX),
 ]
@@ -223,20 +223,21 @@ def test_a_bare_site_gets_the_fields_once(bare: QTestSandboxHandle) -> None:
         ("test-runs", "Executed By"),
         ("releases", "Zephyr Key"),
     ]
-    assert setup.values_added == []  # Priority is the site's own vocabulary
+    # A system combo box takes new values too: the priority arrives as itself, not as qTest's default.
+    assert setup.values_added == [("test-cases", "Priority", ("Blocker",))]
     cases = _labels(bare, "test-cases")
     assert cases["Zephyr Key"]["data_type"] == TEXT_BOX and cases["Zephyr Key"]["system_field"] is False
     # 130 values: more than one call takes.
     assert [v["label"] for v in cases["Labels"]["allowed_values"]] == list(NEEDS[1].values)
     assert cases["Labels"]["multiple"] is True
-    assert "Blocker" not in {v["label"] for v in cases["Priority"]["allowed_values"]}
+    assert [v["label"] for v in cases["Priority"]["allowed_values"]][-1] == "Blocker"
     assert _labels(bare, "test-runs")["Executed By"]["data_type"] == USER_LIST
     assert "| releases | Zephyr Key | Text box |" in setup.markdown()
 
     # Again: nothing to do; a new label of the migration's own list is added, not the whole field.
     more = [*NEEDS[:1], FieldNeed("test-cases", "labels", MULTI_SELECT, ("LABEL-000", "nightly")), *NEEDS[2:]]
     again = _ensure(bare, more, api_token=bare.token)
-    assert again.created == [] and again.values_added == [("test-cases", "labels", ("nightly",))]
+    assert again.created == [] and again.values_added == [("test-cases", "Labels", ("nightly",))]
     assert again.checked == len(more)
     assert _ensure(bare, more, api_token=bare.token).changed is False
 
@@ -251,6 +252,7 @@ def test_a_token_that_may_not_create_fields_stops_naming_each(bare: QTestSandbox
     for need in NEEDS:
         if need.label != "Priority":
             assert need.describe() in message
+    assert "test-cases field 'Priority': the allowed values Blocker" in message
     assert "test-cases field 'Labels' (Multiple selection combobox; values: label-000" in message
     assert "and 110 more" in message
     assert [(n.object_type, n.label) for n in stopped.value.to_create] == [
@@ -260,3 +262,45 @@ def test_a_token_that_may_not_create_fields_stops_naming_each(bare: QTestSandbox
         ("releases", "Zephyr Key"),
     ]
     assert "Zephyr Key" not in _labels(bare, "test-cases")  # nothing was made
+
+
+def test_report_only_writes_nothing_and_names_what_is_missing(bare: QTestSandboxHandle) -> None:
+    """Creation off (ZEPHYR_QTEST_CREATE_FIELDS=0): no field and no value is made; what would have been is
+    returned (and logged) by name, so each value needing it can be reported."""
+    environments = FieldNeed("test-runs", "Environment", COMBO_BOX, ("Staging", "Safari 17 / macOS 14"))
+
+    async def go() -> FieldSetup:
+        async with QtestClient(bare.base_url, api_token=bare.token) as client:
+            project_id = next(p["id"] for p in await client.list_projects() if p["name"] == "Bare")
+            return await ensure_fields(client, project_id, [*NEEDS, environments], create=False)
+
+    before = {object_type: _labels(bare, object_type) for object_type in ("test-cases", "test-runs")}
+    setup = asyncio.run(go())
+    assert {object_type: _labels(bare, object_type) for object_type in before} == before
+    assert setup.created == [] and setup.values_added == [] and not setup.changed
+    assert [(need.object_type, need.label) for need in setup.not_created] == [
+        ("test-cases", "Zephyr Key"),
+        ("test-cases", "Labels"),
+        ("test-runs", "Executed By"),
+        ("releases", "Zephyr Key"),
+    ]
+    assert setup.values_not_added == [
+        ("test-cases", "Priority", ("Blocker",)),
+        ("test-runs", "Environment", ("Safari 17 / macOS 14",)),
+    ]
+    lines = setup.lines()
+    assert (
+        "report only (ZEPHYR_QTEST_CREATE_FIELDS=0): not created test-runs field 'Executed By' (User list)"
+        in lines
+    )
+    assert (
+        "report only (ZEPHYR_QTEST_CREATE_FIELDS=0): not added to test-runs field 'Environment' the allowed "
+        "values Safari 17 / macOS 14"
+    ) in lines
+
+    # Creation on: the run's Environment (a system field) gets the missing environment.
+    made = _ensure(bare, [environments], api_token=bare.token)
+    assert made.values_added == [("test-runs", "Environment", ("Safari 17 / macOS 14",))]
+    assert "Safari 17 / macOS 14" in {
+        v["label"] for v in _labels(bare, "test-runs")["Environment"]["allowed_values"]
+    }

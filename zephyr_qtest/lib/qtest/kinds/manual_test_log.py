@@ -27,7 +27,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     Row,
     encoded_properties,
     load_level,
-    payload_hash,
+    payload_hash_on,
     source_key,
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_LOG, TEST_RUN, TEST_STEP, TEST_STEP_LOG
@@ -251,6 +251,7 @@ class ManualTestLogs:
         return None
 
     def protocol(self, lookup: Callable[[Row], Awaitable[Created | None]] | None = None) -> ObjectKind[Row]:
+        hashed = payload_hash_on(lambda: self.ctx.test_run_fields)
         return ObjectKind(
-            TEST_LOG.name, source_key, payload_hash, load_level, self.create, self.update, lookup or self.find
+            TEST_LOG.name, source_key, hashed, load_level, self.create, self.update, lookup or self.find
         )
