@@ -235,6 +235,10 @@ class Migrated:
     ledger: Ledger
     zephyr: ZephyrSandboxHandle
     qtest: QTestSandboxHandle
+    # The first run, report only (ZEPHYR_QTEST_CREATE_FIELDS=0): its ledger, and qTest's objects after it
+    # (the run above is the second, which creates the fields and values).
+    report_only_ledger: Ledger
+    report_only_dump: dict[str, Any]
 
     def lines(self, **match: Any) -> list[LedgerLine]:
         return [line for line in self.ledger.lines if all(getattr(line, k) == v for k, v in match.items())]
@@ -259,37 +263,104 @@ def migrated(new_embedded_database: Any, tmp_path_factory: pytest.TempPathFactor
         start_in_thread(fixture=tenant.doc) as zephyr,
         start_qtest_in_thread(tmp_path_factory.mktemp("qtest_losses"), seed=1, refuse=tenant.refuse) as qtest,
     ):
+        # First report only: nothing is created, every value that needs a field or value is a line.
+        materialize_partition(
+            ALL_ASSETS,
+            tenant.project,
+            database_url=database_url,
+            zephyr=zephyr,
+            qtest=qtest,
+            qtest_options={"create_fields": False},
+        )
+        report_only_ledger = ledger_of(database_url, qtest, tenant.project)
+        report_only_dump = qtest.dump(qtest_project_id(database_url, tenant.project))
         result = materialize_partition(
             ALL_ASSETS, tenant.project, database_url=database_url, zephyr=zephyr, qtest=qtest
         )
 
         ledger = ledger_of(database_url, qtest, tenant.project)
-        yield Migrated(tenant, database_url, result, ledger, zephyr, qtest)
+        yield Migrated(
+            tenant, database_url, result, ledger, zephyr, qtest, report_only_ledger, report_only_dump
+        )
 
 
 # (object type, field, reason, what the remedy names): the losses generated data already holds.
 LOSS_KINDS = [
     ("test case", "links.webLinks", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    ("test case", "createdOn", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    ("test case", "priority", Reason.NO_MAPPING, "seeds/priority_map.csv"),
     ("test case", "owner", Reason.NO_MAPPING, "seeds/user_map.csv"),
     ("test execution", "executedById", Reason.NO_MAPPING, "seeds/user_map.csv"),
     ("test execution", "assignedToId", Reason.NO_MAPPING, "seeds/user_map.csv"),
-    (
-        "test execution",
-        "environment",
-        Reason.VALUE_NOT_ALLOWED,
-        "allowed values of qTest field 'Environment'",
-    ),
     ("test execution", "links.issues", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("execution step", "(object)", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    ("test step", "testCase.parameters", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test cycle", "plannedStartDate", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test cycle", "plannedEndDate", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test cycle", "status", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test cycle", "owner", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
     ("test cycle", "links.testPlans", Reason.NOT_CARRIED, "ZEPHYR_QTEST_PLANS_AS=release"),
 ]
+
+
+# qTest's attributes that change whenever an object is written, whatever was written.
+WRITE_STAMPS = frozenset({"last_modified_date", "version", "version_id", "test_case_version_id"})
+
+
+def _objects(dump: dict[str, Any]) -> dict[tuple[str, Any], dict[str, Any]]:
+    """Every object of a qTest dump by (type, id)."""
+    return {
+        (object_type, item["id"]): item
+        for object_type, items in dump.items()
+        if isinstance(items, list)
+        for item in items
+        if isinstance(item, dict) and "id" in item
+    }
+
+
+def test_report_only_names_each_field_and_a_rerun_fills_only_what_was_missing(migrated: Migrated) -> None:
+    """The first run, report only (ZEPHYR_QTEST_CREATE_FIELDS=0), created no field and named, per value, the
+    field or allowed value to add; the second (creation on) created them and filled in exactly the values
+    that were missing: every object it did not need to fill is as it was, and no value that was there
+    changed."""
+    before = migrated.report_only_ledger
+    missing = [line for line in before.lines if line.reason is Reason.FIELD_MISSING]
+    assert {line.field for line in missing} >= {"customFields.Build Number", "labels", "createdOn"}
+    assert all("ZEPHYR_QTEST_CREATE_FIELDS=1" in line.remedy for line in missing)
+    assert any(
+        line.field == "environment"
+        and line.reason is Reason.VALUE_NOT_ALLOWED
+        and "allowed values of qTest field 'Environment'" in line.remedy
+        and "ZEPHYR_QTEST_CREATE_FIELDS=1" in line.remedy
+        for line in before.lines
+    )
+    after = {(line.object_type, line.object_key, line.field) for line in migrated.ledger.lines}
+    assert not [line for line in migrated.ledger.lines if line.reason is Reason.FIELD_MISSING]
+    assert not [line for line in migrated.ledger.lines if line.reason is Reason.VALUE_NOT_ALLOWED]
+    # Nothing arrived in the second run that had not been a line of the first.
+    assert after <= {(line.object_type, line.object_key, line.field) for line in before.lines}
+
+    first = _objects(migrated.report_only_dump)
+    second = _objects(migrated.qtest.dump(migrated.qtest_project_id()))
+    filled = untouched = 0
+    for key, old in first.items():
+        new = second.get(key)
+        if new is None:
+            continue
+        old_values = {p["field_id"]: p.get("field_value") for p in old.get("properties") or []}
+        new_values = {p["field_id"]: p.get("field_value") for p in new.get("properties") or []}
+        # Values there before are still there, unchanged; only empty ones were filled.
+        assert {f: v for f, v in old_values.items() if v not in (None, "")} == {
+            f: v for f, v in new_values.items() if f in old_values and old_values[f] not in (None, "")
+        }, key
+        if old_values == {f: v for f, v in new_values.items() if f in old_values} and not (
+            set(new_values) - set(old_values)
+        ):
+            untouched += 1
+            assert {k: v for k, v in new.items() if k not in WRITE_STAMPS} == {
+                k: v for k, v in old.items() if k not in WRITE_STAMPS
+            }, key
+            assert new.get("last_modified_date") == old.get("last_modified_date"), key
+        else:
+            filled += 1
+    assert filled > 0 and untouched > 0, (filled, untouched)
 
 
 def test_the_run_goes_on_past_every_refusal(migrated: Migrated) -> None:
