@@ -450,6 +450,11 @@ def test_replaced_characters_are_named_by_the_keys_the_other_lines_use() -> None
         (False, "true", False),
         ("Regression", "regression", True),
         ("a", "b", False),
+        # A day in a date picker: its midnight, in any offset; an instant in a date-time picker.
+        ("2024-03-05", "2024-03-05T00:00:00+00:00", True),
+        ("2024-03-05", "2024-03-04T19:00:00-05:00", True),
+        ("2024-03-05", "2024-03-06T00:00:00+00:00", False),
+        ("2024-01-05T10:11:12Z", "2024-01-05T10:11:12.000+00:00", True),
     ],
 )
 def test_values_are_compared_in_their_normal_form(expected: Any, held: str, same: bool) -> None:

@@ -24,6 +24,7 @@ from zephyr_qtest.lib.qtest.field_setup import (
 )
 from zephyr_qtest.lib.qtest.fields import (
     COMBO_BOX,
+    DATE,
     MULTI_SELECT,
     NUMBER,
     TEXT_AREA,
@@ -43,6 +44,7 @@ FIELDS = [
     {"id": 9104, "label": "Assigned To", "data_type": 5, "multiple": False},
     {"id": 9105, "label": "Estimated Time (ms)", "data_type": 7, "multiple": False},
     {"id": 9106, "label": "Retired", "data_type": 1, "is_active": False},
+    {"id": 9107, "label": "Go-live", "data_type": 4, "multiple": False},
 ]  # fmt: skip
 
 
@@ -58,6 +60,7 @@ def test_values_are_encoded_by_field_type() -> None:
             {"field_label": "Labels", "value": ["API", "Smoke"]},
             {"field_label": "Assigned To", "value": "Jane.Doe"},
             {"field_label": "Estimated Time (ms)", "value": 60000},
+            {"field_label": "Go-live", "value": "2024-03-05", "data_type": "date"},
         ]
     )
     assert problems == []
@@ -67,6 +70,7 @@ def test_values_are_encoded_by_field_type() -> None:
         {"field_id": 9103, "field_value": "[7802, 7801]"},
         {"field_id": 9104, "field_value": "501"},
         {"field_id": 9105, "field_value": "60000"},
+        {"field_id": 9107, "field_value": "2024-03-05T00:00:00Z"},  # a day, as a picker takes it
     ]
 
 
@@ -163,7 +167,9 @@ def test_the_marts_are_read_in_one_pass_each(new_embedded_database: Callable[[st
             """('P', '[{"field_label": "Zephyr Key", "value": "P-T1", "zephyr_field": "key"},
                      {"field_label": "Labels", "value": ["ui", "api"], "zephyr_field": "labels"},
                      {"field_label": "Priority", "value": "Normal", "zephyr_field": "priority"},
-                     {"field_label": "Flag", "value": true, "zephyr_field": "customFields.Flag"}]'),
+                     {"field_label": "Flag", "value": true, "zephyr_field": "customFields.Flag"},
+                     {"field_label": "Go-live", "value": "2024-03-05", "zephyr_field": "customFields.Go-live",
+                      "data_type": "date"}]'),
                ('P', null),
                ('Q', '[{"field_label": "Other", "value": "x", "zephyr_field": "customFields.Other"}]')"""
         )
@@ -178,6 +184,7 @@ def test_the_marts_are_read_in_one_pass_each(new_embedded_database: Callable[[st
     assert by_key[("test-cases", "Priority")].values == ("Normal",)
     assert by_key[("test-cases", "Flag")] == FieldNeed("test-cases", "Flag", COMBO_BOX, ("true",))
     assert by_key[("test-runs", "Executed By")].data_type == USER_LIST
+    assert by_key[("test-cases", "Go-live")] == FieldNeed("test-cases", "Go-live", DATE)
     assert ("test-cases", "Other") not in by_key
 
 

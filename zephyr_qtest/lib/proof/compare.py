@@ -98,6 +98,7 @@ def number(value: Any) -> Decimal | None:
 
 
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def same_value(expected: Any, held: str) -> bool:
@@ -107,11 +108,14 @@ def same_value(expected: Any, held: str) -> bool:
         return held.strip().lower() == ("true" if expected else "false")
     if isinstance(expected, int | float | Decimal):
         return number(expected) == number(held)
-    if isinstance(expected, str) and _DATE_TIME.match(expected) and _DATE_TIME.match(held.strip()):
-        try:
-            return instant(expected) == instant(held.strip())
-        except ValueError:
-            pass
+    if isinstance(expected, str) and _DATE_TIME.match(held.strip()):
+        # A day (Zephyr's custom date) is held as a date-time at its midnight, in any offset.
+        day = expected + "T00:00:00Z" if _DAY.match(expected) else expected
+        if _DATE_TIME.match(day):
+            try:
+                return instant(day) == instant(held.strip())
+            except ValueError:
+                pass
     left, right = reader_text(expected), reader_text(held)
     return left == right or (left.lower() == right.lower() and bool(left))
 

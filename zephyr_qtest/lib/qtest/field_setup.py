@@ -35,6 +35,7 @@ from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.fields import (
     COMBO_BOX,
     DATA_TYPE_NAMES,
+    DATE,
     DATE_TIME,
     MULTI_SELECT,
     MULTIPLE_TYPES,
@@ -87,9 +88,10 @@ ZEPHYR_FIELD_TYPES: dict[str, int] = {
 PICKLIST_ZEPHYR_FIELDS: tuple[str, ...] = tuple(
     name for name, data_type in ZEPHYR_FIELD_TYPES.items() if data_type == COMBO_BOX
 )
-# By the JSON type of the values. Text stays text, dates included: the marts hold a day as text, and a date
-# picker would answer it spelled as a date-time.
+# By the JSON type of the values (a day: "date", the marts' mark on its text). A day is a date picker (qTest
+# answers it as a date-time at midnight, which the proof compares as the same instant).
 VALUE_TYPES: dict[str, int] = {
+    "date": DATE,
     "number": NUMBER,
     "boolean": COMBO_BOX,
     "array": MULTI_SELECT,
