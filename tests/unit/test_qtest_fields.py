@@ -32,6 +32,7 @@ from zephyr_qtest.lib.qtest.fields import (
     USER_LIST,
     FieldCatalog,
 )
+from zephyr_qtest.lib.qtest.kinds.base import payload_hash_on
 from zephyr_qtest.lib.store import Store
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
 
@@ -311,3 +312,22 @@ def test_report_only_writes_nothing_and_names_what_is_missing(bare: QTestSandbox
     assert "Safari 17 / macOS 14" in {
         v["label"] for v in _labels(bare, "test-runs")["Environment"]["allowed_values"]
     }
+
+
+def test_a_row_is_sent_again_once_the_site_can_hold_what_it_could_not() -> None:
+    """The hash a row is recorded with names what the project's fields could not hold: the same while that
+    stays so (a re-run skips the row), another once the field or value exists (a re-run updates it), the
+    mart's own hash when everything fits (rows that lacked nothing are never sent again)."""
+    row = {
+        "payload_hash": "h1",
+        "properties": [
+            {"field_label": "Priority", "value": "Medium", "zephyr_field": "priority"},
+            {"field_label": "Risk", "value": 3, "zephyr_field": "customFields.Risk"},
+        ],
+    }
+    lacking = payload_hash_on(catalog)(row)
+    assert lacking.startswith("h1:unset:") and payload_hash_on(catalog)(row) == lacking
+    with_risk = FieldCatalog([*FIELDS, {"id": 9108, "label": "Risk", "data_type": 7}])
+    assert payload_hash_on(lambda: with_risk)(row) == "h1"
+    row["properties"][0]["value"] = "Blocker"  # a value Priority does not allow
+    assert payload_hash_on(lambda: with_risk)(row).startswith("h1:unset:")
