@@ -339,7 +339,9 @@ def test_report_only_names_each_field_and_a_rerun_fills_only_what_was_missing(mi
 
     first = _objects(migrated.report_only_dump)
     second = _objects(migrated.qtest.dump(migrated.qtest_project_id()))
-    assert set(second) == set(first)  # the second run created no object
+    # The second run created no object but copies of steps' files: an updated case's new version has new
+    # steps, and the files go on them too.
+    assert {object_type for object_type, _ in set(second) - set(first)} <= {"attachments"}
     # qTest fills a field it was sent no value for with its default (a priority it did not allow became
     # Medium): such a value is the one that may change, to what could not be sent before.
     defaults = {
@@ -351,6 +353,9 @@ def test_report_only_names_each_field_and_a_rerun_fills_only_what_was_missing(mi
     filled = untouched = 0
     for key, old in first.items():
         new = second[key]
+        if key[0] == "attachments":
+            assert new == old, key  # the old version keeps its step's file
+            continue
         old_values = {p["field_id"]: p.get("field_value") for p in old.get("properties") or []}
         new_values = {p["field_id"]: p.get("field_value") for p in new.get("properties") or []}
         # A value that was there is there still, unchanged: only empty ones (or qTest's defaults) were

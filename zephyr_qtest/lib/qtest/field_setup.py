@@ -11,8 +11,9 @@ creates what is missing and adds the allowed values missing from the project's p
 included (a priority or an environment the site lacks), and says what it did; when everything exists it
 costs one read per object type and one pass of the database over the marts. When the token may not change
 field settings (403), it stops with a `FieldSetupError` naming each field to create by hand, and nothing
-has been written. With creation off (``ZEPHYR_QTEST_CREATE_FIELDS=0``, "report only") it writes nothing
-and lists what it would have made; each value that needs it is then a ledger line naming the field.
+has been written. With creation off (``ZEPHYR_QTEST_CREATE_FIELDS=0``, "report only") it makes only the
+Zephyr key fields (the run's own bookkeeping, which exactly-once needs) and lists what else it would have
+made; each value that needs it is then a ledger line naming the field.
 
 System fields (the vendor's "Editing System Field Types", qasymphony.zendesk.com article 201616149): "for
 all System Fields as Combo box, you can add, edit, and delete values", except those qTest fills itself
@@ -355,8 +356,8 @@ async def ensure_fields(
     client: QtestClient, project_id: int, needs: Sequence[FieldNeed], *, create: bool = True
 ) -> FieldSetup:
     """Creates the `needs` the project lacks, and the allowed values its picklists lack (system ones
-    included, see the module's docstring); returns what it did. `create` False (report only): writes
-    nothing and returns what it would have done. Raises `FieldSetupError` naming what is left to do by
+    included, see the module's docstring); returns what it did. `create` False (report only): creates only
+    the Zephyr key fields and returns what else it would have done. Raises `FieldSetupError` naming what is left to do by
     hand when the token may not (403), or when the Zephyr key field exists but is inactive; nothing else is
     written before."""
     setup = FieldSetup(checked=len(needs))
@@ -395,13 +396,17 @@ async def ensure_fields(
                 label = str(values_resource.get("label") or need.label)
                 to_extend.append((need, values_type, int(values_resource["id"]), label, missing))
     if not create:
-        setup.not_created = list(to_create)
+        # Report only: of what Zephyr's values need, nothing is made. The Zephyr key is the run's own
+        # bookkeeping, not a Zephyr value: without it a create whose answer was lost cannot be found again
+        # and would be made twice, so it is created all the same.
+        setup.not_created = [need for need in to_create if _key(need.label) != _key(ZEPHYR_KEY_LABEL)]
+        to_create = [need for need in to_create if _key(need.label) == _key(ZEPHYR_KEY_LABEL)]
         setup.values_not_added = [
             (values_type, label, missing) for _, values_type, _, label, missing in to_extend
         ]
+        to_extend = []
         for line in setup.lines():
             log.warning("qTest project %s: %s", project_id, line)
-        return setup
     done_creating = 0
     extended = 0
     try:

@@ -40,6 +40,7 @@ ATTACHMENT_OWNERS = {owner.api_segment: owner.name for owner in OWNER_TYPES}
 # Between an attachment's hash and the qTest id of the test step it is on (see `attachment_protocol`).
 ON_STEP = ":on-step:"
 
+
 def attachment_owner(ids: Ids, row: Row) -> tuple[str, int]:
     """The qTest object an attachment goes on: (API path segment, id). A step result whose step log qTest
     does not have (a result of a step the case's version lacks) hands its files to the test log, so that
