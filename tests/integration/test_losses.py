@@ -373,7 +373,9 @@ def test_report_only_names_each_field_and_a_rerun_fills_only_what_was_missing(mi
         assert {f: v for f, v in new_values.items() if v not in (None, "")} == {
             f: v for f, v in old_values.items() if v not in (None, "")
         }, key
-        assert new.get("last_modified_date") == old.get("last_modified_date"), key
+        # (A run's date moves when a log on it is written: its latest log is part of it.)
+        if key[0] != "test_runs":
+            assert new.get("last_modified_date") == old.get("last_modified_date"), key
     assert filled > 0 and untouched > 0, (filled, untouched)
 
 
