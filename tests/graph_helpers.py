@@ -12,7 +12,7 @@ modules get copies of it (``CREATE DATABASE ... TEMPLATE``) and the results of t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,12 +48,14 @@ def materialize_partition(
     snowflake: SnowflakeWarehouse | None = None,
     instance: dg.DagsterInstance | None = None,
     raise_on_error: bool = False,
+    qtest_options: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> dg.ExecuteInProcessResult:
     """Materialize ``assets`` for the project ``partition_key`` (added to the instance's dynamic partitions).
 
     ``zephyr``: a sandbox (its URL and token) or a resource configured by the caller (another token, fewer
     retries). ``instance``: one the caller reads logs from afterwards; a fresh ephemeral one by default.
+    ``qtest_options``: more settings of the qTest resource (e.g. ``create_fields``).
     ``kwargs`` go to ``dg.materialize`` (e.g. ``selection``).
     """
     instance = instance or dg.DagsterInstance.ephemeral()
@@ -67,7 +69,9 @@ def materialize_partition(
     elif zephyr is not None:
         resources["zephyr"] = ZephyrResource(base_url=zephyr.base_url, api_token=zephyr.token)
     if qtest is not None:
-        resources["qtest"] = QtestResource(base_url=qtest.base_url, api_token=qtest.token)
+        resources["qtest"] = QtestResource(
+            base_url=qtest.base_url, api_token=qtest.token, **dict(qtest_options or {})
+        )
     if snowflake is not None:
         resources["snowflake"] = snowflake
     return dg.materialize(

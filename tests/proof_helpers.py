@@ -36,6 +36,17 @@ _EXECUTIONS = """
         substring(payload->'testCase'->>'self' from '/testcases/([^/]+)') as case_key
     from zephyr_raw.test_executions where project_key = %(p)s
 """
+# Executions not run yet that a later unrun execution of the same run (cycle, case) shadows: the run holds
+# that one's values, and qTest has no log of either.
+_SHADOWED = f"""
+    with executions as ({_EXECUTIONS}),
+    unrun as (
+        select *, row_number() over (
+            partition by payload->'testCycle'->>'id', case_key order by id desc) as newest_first
+        from executions where not ran
+    )
+    select * from unrun where newest_first > 1
+"""
 # (An account that is null is no account: `null not in (<no rows>)` would be true.)
 _UNMAPPED_ACCOUNT = "not in (select zephyr_account_id::text from qtest_mapping.user_map)"
 
@@ -52,30 +63,20 @@ def _items(path: str) -> str:
 
 # (object type, field, reason) -> a query of one number: what the ledger must hold.
 RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
-    ("test case", "createdOn", Reason.NOT_CARRIED): f"""
-        select count(*) from zephyr_raw.test_cases where project_key = %(p)s and {_nonempty("payload->'createdOn'")}""",
     ("test case", "owner", Reason.NO_MAPPING): f"""
         select count(*) from zephyr_raw.test_cases where project_key = %(p)s
         and payload->'owner'->>'accountId' is not null and payload->'owner'->>'accountId' {_UNMAPPED_ACCOUNT}""",
-    ("test case", "priority", Reason.NO_MAPPING): """
-        select count(*) from zephyr_raw.test_cases as cases
-        join zephyr_raw.priorities as priorities
-            on priorities.project_key = cases.project_key and priorities.id = (cases.payload->'priority'->>'id')::bigint
-        where cases.project_key = %(p)s
-        and priorities.payload->>'name' not in (select zephyr_name from qtest_mapping.priority_map)""",
-    ("test step", "testCase.parameters", Reason.NOT_CARRIED): f"""
-        select coalesce(sum({_items("payload->'testCase'->'parameters'")}), 0) from zephyr_raw.test_steps
-        where project_key = %(p)s""",
     # A call to a case of another Zephyr project: qTest links calls within one project only.
     ("test step", "testCase.testCaseKey", Reason.NOT_CARRIED): """
         select count(*) from zephyr_raw.test_steps
         where project_key = %(p)s and payload->'testCase'->>'testCaseKey' not like %(p)s || '-%%'""",
-    ("test execution", "environment", Reason.VALUE_NOT_ALLOWED): f"""
-        with executions as ({_EXECUTIONS})
-        select count(*) from executions where ran and {_nonempty("payload->'environment'")}""",
-    ("test execution", "environment", Reason.NOT_CARRIED): f"""
-        with executions as ({_EXECUTIONS})
-        select count(*) from executions where not ran and {_nonempty("payload->'environment'")}""",
+    # Values of an execution not run yet go on its run, of the latest such execution of the run only.
+    **{
+        ("test execution", name, Reason.NOT_CARRIED): f"""
+            with shadowed as ({_SHADOWED})
+            select count(*) from shadowed where {_nonempty(f"payload->'{name}'")}"""
+        for name in ("environment", "estimatedTime", "jiraProjectVersion")
+    },
     ("test execution", "executedById", Reason.NO_MAPPING): f"""
         with executions as ({_EXECUTIONS})
         select count(*) from executions
@@ -84,9 +85,6 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         with executions as ({_EXECUTIONS})
         select count(*) from executions
         where ran and payload->>'assignedToId' is not null and payload->>'assignedToId' {_UNMAPPED_ACCOUNT}""",
-    ("test execution", "estimatedTime", Reason.NOT_CARRIED): f"""
-        select count(*) from zephyr_raw.test_executions
-        where project_key = %(p)s and {_nonempty("payload->'estimatedTime'")}""",
     ("test execution", "testExecutionStatus", Reason.NO_MAPPING): """
         select count(*) from zephyr_raw.test_executions as executions
         join zephyr_raw.statuses as statuses on statuses.project_key = executions.project_key
@@ -102,9 +100,6 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         select count(*) from zephyr_raw.test_execution_steps as results
         join executions on results.parent_key = executions.id::text
         where results.project_key = %(p)s and not executions.ran""",
-    ("test execution", "jiraProjectVersion", Reason.NOT_CARRIED): f"""
-        select count(*) from zephyr_raw.test_executions
-        where project_key = %(p)s and {_nonempty("payload->'jiraProjectVersion'")}""",
     # Executions not run yet: qTest makes no log of them, and their run holds none of their values.
     **{
         ("test execution", name, Reason.NOT_CARRIED): f"""
@@ -179,14 +174,11 @@ for _object_type, _table, _path in _RICH_TEXT_WITH_IMAGES:
         where project_key = %(p)s"""
 
 # Custom-field values that have no qTest place, per Zephyr object type (their field names are the tenant's
-# own, so they are counted together): of executions not run yet, and of steps (qTest steps have no
-# fields). The ledger names each under its own field. (Those of cycles and plans are in the Zephyr details
-# of their descriptions.)
+# own, so they are counted together): of executions not run yet whose run holds a later one's. The ledger
+# names each under its own field. (Those of cycles and plans are in the Zephyr details of their descriptions,
+# those of steps in the steps' own.)
 RAW_CUSTOM_FIELD_LOSSES: dict[str, str] = {
-    "test execution": f"with executions as ({_EXECUTIONS}) "
-    "select payload->'customFields' as values from executions where not ran",
-    "test step": "select payload->'inline'->'customFields' as values from zephyr_raw.test_steps "
-    "where project_key = %(p)s",
+    "test execution": f"with shadowed as ({_SHADOWED}) select payload->'customFields' as values from shadowed",
 }
 
 

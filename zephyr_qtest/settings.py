@@ -311,6 +311,13 @@ class MappingSettings(_Group):
         validation_alias="ZEPHYR_QTEST_APPROVE_TEST_CASES",
         description="Approve each migrated test case (0.1 -> 1.0).",
     )
+    create_fields: bool = Field(
+        default=True,
+        validation_alias="ZEPHYR_QTEST_CREATE_FIELDS",
+        description="Create the qTest fields and allowed values the migrated values need (0: report only: "
+        "nothing is created but the Zephyr Key fields, and each value that needs a missing field or value "
+        "is a ledger line naming it).",
+    )
     # Parsed below rather than by pydantic-settings, so that a bad value names its variable.
     project_map: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,

@@ -7,7 +7,8 @@
 {#- The qTest properties of one object as a JSON array of {field_label, value, zephyr_field}, ordered by
     label: an aggregate over rows of (label, value as text, its canonical field_type, zephyr field).
     The value goes in typed: multi-select arrays stay arrays, numbers numbers, booleans booleans, the rest
-    text. The JSON is assembled as text and parsed once per object (building a jsonb value per property
+    text; a day (field_type 'date') is text marked "data_type": "date", so that the field made for it is
+    a date picker (lib/qtest/field_setup.py). The JSON is assembled as text and parsed once per object (building a jsonb value per property
     costs several times more on millions of rows). With presorted=true the rows must arrive sorted by
     (object, label, zephyr field) from a sorted subquery - PostgreSQL keeps that order in the aggregate
     when the plan is serial (the model sets max_parallel_workers_per_gather = 0) - which saves a sort
@@ -19,7 +20,8 @@
             when {{ value_type_expr }} in ('number', 'boolean', 'multi_select', 'json') then {{ value_text_expr }}
             else to_json({{ value_text_expr }})::text
         end
-        || ',"zephyr_field":' || to_json({{ zephyr_field_expr }})::text || '}',
+        || ',"zephyr_field":' || to_json({{ zephyr_field_expr }})::text
+        || case when {{ value_type_expr }} = 'date' then ',"data_type":"date"' else '' end || '}',
         ','
         {%- if not presorted %}
         order by {{ label_expr }}, {{ zephyr_field_expr }}

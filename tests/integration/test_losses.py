@@ -2,10 +2,10 @@
 the right reason and remedy, every other object arrives, and the verdict says so.
 
 The tenant is a generated one (tiny, one project migrated) with the values generated data already holds
-that qTest cannot take as they are (web links, the unmapped priority "Critical ⚠", owners and executors
-whom Jira or qTest cannot name (the others arrive, resolved through the Jira sandbox as the demo does), environments the qTest field does not allow, step results of cases with
-call-to-test steps, call-to-test parameters, cycle planned dates, status and owner, execution issue links,
-createdOn), plus the hard cases a real tenant has (``sandbox.zephyr.generator.hard_cases``): an execution
+that qTest cannot take as they are (owners and executors whom Jira or qTest cannot name: the others arrive,
+resolved through the Jira sandbox as the demo does; step results of executions not run yet; and, in the
+first, report-only run, the fields and values the site lacks: the unmapped priority "Critical ⚠",
+environments, custom fields, createdOn), plus the hard cases a real tenant has (``sandbox.zephyr.generator.hard_cases``): an execution
 in the archived status "Old Skip" that no status map knows, a lone surrogate in a case's name, a NUL in a
 step result's actual result. qTest (the sandbox's ``refuse`` switch) refuses one object of each kind: a
 module, a test case, a test cycle, a test run, a manual test log and an attachment.
@@ -249,6 +249,10 @@ class Migrated:
     user_map: Path
     # Account id -> who the Jira sandbox says it is.
     people: dict[str, Any]
+    # The first run, report only (ZEPHYR_QTEST_CREATE_FIELDS=0): its ledger, and qTest's objects after it
+    # (the run above is the second, which creates the fields and values).
+    report_only_ledger: Ledger
+    report_only_dump: dict[str, Any]
 
     def lines(self, **match: Any) -> list[LedgerLine]:
         return [line for line in self.ledger.lines if all(getattr(line, k) == v for k, v in match.items())]
@@ -294,6 +298,17 @@ def migrated(new_embedded_database: Any, tmp_path_factory: pytest.TempPathFactor
         with pytest.MonkeyPatch.context() as patch:
             # dbt reads the seed directory from its environment (dbt_project.yml's seed-paths).
             patch.setenv("ZEPHYR_QTEST_USER_MAP_DIR", str(user_map_dir.relative_to(DBT_PROJECT_DIR)))
+            # First report only: nothing is created, every value that needs a field or value is a line.
+            materialize_partition(
+                [zephyr_dbt_models, *PUBLISH_ASSETS],
+                tenant.project,
+                database_url=database_url,
+                zephyr=zephyr,
+                qtest=qtest,
+                qtest_options={"create_fields": False},
+            )
+            report_only_ledger = ledger_of(database_url, qtest, tenant.project)
+            report_only_dump = qtest.dump(qtest_project_id(database_url, tenant.project))
             result = materialize_partition(
                 [zephyr_dbt_models, *PUBLISH_ASSETS],
                 tenant.project,
@@ -304,29 +319,112 @@ def migrated(new_embedded_database: Any, tmp_path_factory: pytest.TempPathFactor
 
         ledger = ledger_of(database_url, qtest, tenant.project)
         try:
-            yield Migrated(tenant, database_url, result, ledger, zephyr, qtest, user_map, dict(jira.people))
+            yield Migrated(
+                tenant,
+                database_url,
+                result,
+                ledger,
+                zephyr,
+                qtest,
+                user_map,
+                dict(jira.people),
+                report_only_ledger,
+                report_only_dump,
+            )
         finally:
             shutil.rmtree(user_map_dir, ignore_errors=True)
 
 
 # (object type, field, reason, what the remedy names): the losses generated data already holds.
 LOSS_KINDS = [
-    ("test case", "createdOn", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    ("test case", "priority", Reason.NO_MAPPING, "seeds/priority_map.csv"),
     ("test case", "owner", Reason.NO_MAPPING, "people/user_map.csv"),
     ("test execution", "executedById", Reason.NO_MAPPING, "people/user_map.csv"),
     ("test execution", "assignedToId", Reason.NO_MAPPING, "people/user_map.csv"),
-    (
-        "test execution",
-        "environment",
-        Reason.VALUE_NOT_ALLOWED,
-        "allowed values of qTest field 'Environment'",
-    ),
     ("execution step", "(object)", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    ("test step", "testCase.parameters", Reason.NOT_CARRIED, "ZEPHYR_QTEST_ACCEPTANCE"),
-    # A cycle's planned dates, status and owner, and its plans, are carried (its Zephyr details, its
-    # release): tests/integration/test_plans_as.py.
+    # Carried now, and checked where they land: a cycle's planned dates, status and owner, and its plans
+    # (its Zephyr details, its release: test_plans_as.py); web and issue links (requirements, 'Web Links');
+    # createdOn, the priority no seed maps, environments and call parameters (fields and values the run
+    # creates, or the step's Zephyr details: test_report_only_names_each_field_...).
 ]
+
+
+def _objects(dump: dict[str, Any]) -> dict[tuple[str, Any], dict[str, Any]]:
+    """Every object of a qTest dump by (type, id)."""
+    return {
+        (object_type, item["id"]): item
+        for object_type, items in dump.items()
+        if isinstance(items, list)
+        for item in items
+        if isinstance(item, dict) and "id" in item
+    }
+
+
+def test_report_only_names_each_field_and_a_rerun_fills_only_what_was_missing(migrated: Migrated) -> None:
+    """The first run, report only (ZEPHYR_QTEST_CREATE_FIELDS=0), created no field and named, per value, the
+    field or allowed value to add; the second (creation on) created them and filled in exactly the values
+    that were missing: every object it did not need to fill is as it was, and no value that was there
+    changed."""
+    before = migrated.report_only_ledger
+    missing = [line for line in before.lines if line.reason is Reason.FIELD_MISSING]
+    assert {line.field for line in missing} >= {"customFields.Build Number", "labels", "createdOn"}
+    assert all("ZEPHYR_QTEST_CREATE_FIELDS=1" in line.remedy for line in missing)
+    assert any(
+        line.field == "environment"
+        and line.reason is Reason.VALUE_NOT_ALLOWED
+        and "allowed values of qTest field 'Environment'" in line.remedy
+        and "ZEPHYR_QTEST_CREATE_FIELDS=1" in line.remedy
+        for line in before.lines
+    )
+    after = {(line.object_type, line.object_key, line.field) for line in migrated.ledger.lines}
+    assert not [line for line in migrated.ledger.lines if line.reason is Reason.FIELD_MISSING]
+    assert not [line for line in migrated.ledger.lines if line.reason is Reason.VALUE_NOT_ALLOWED]
+    # Nothing arrived in the second run that had not been a line of the first.
+    assert after <= {(line.object_type, line.object_key, line.field) for line in before.lines}
+
+    first = _objects(migrated.report_only_dump)
+    second = _objects(migrated.qtest.dump(migrated.qtest_project_id()))
+    # The second run created no object but copies of steps' files: an updated case's new version has new
+    # steps, and the files go on them too.
+    assert {object_type for object_type, _ in set(second) - set(first)} <= {"attachments"}
+    # qTest fills a field it was sent no value for with its default (a priority it did not allow became
+    # Medium): such a value is the one that may change, to what could not be sent before.
+    defaults = {
+        (field["id"], field["default_value"])
+        for fields in migrated.report_only_dump["fields"].values()
+        for field in fields
+        if field.get("default_value")
+    }
+    filled = untouched = 0
+    for key, old in first.items():
+        new = second[key]
+        if key[0] == "attachments":
+            assert new == old, key  # the old version keeps its step's file
+            continue
+        old_values = {p["field_id"]: p.get("field_value") for p in old.get("properties") or []}
+        new_values = {p["field_id"]: p.get("field_value") for p in new.get("properties") or []}
+        # A value that was there is there still, unchanged: only empty ones (or qTest's defaults) were
+        # filled in.
+        kept = {
+            field: value
+            for field, value in old_values.items()
+            if value not in (None, "") and (field, value) not in defaults
+        }
+        assert {field: new_values.get(field) for field in kept} == kept, key
+        if any(
+            value not in (None, "", old_values.get(field)) and field not in kept
+            for field, value in new_values.items()
+        ):
+            filled += 1
+            continue
+        # Nothing to fill in: not written at all (its values the same, the fields created since empty).
+        untouched += 1
+        assert {f: v for f, v in new_values.items() if v not in (None, "")} == {
+            f: v for f, v in old_values.items() if v not in (None, "")
+        }, key
+        # (A run's date moves when a log on it is written: its latest log is part of it.)
+        if key[0] != "test_runs":
+            assert new.get("last_modified_date") == old.get("last_modified_date"), key
+    assert filled > 0 and untouched > 0, (filled, untouched)
 
 
 def test_the_run_goes_on_past_every_refusal(migrated: Migrated) -> None:
@@ -356,13 +454,17 @@ def test_each_kind_of_loss_is_a_line_with_its_reason_and_remedy(
 
 
 def test_what_generated_data_cannot_carry_is_named_with_its_value(migrated: Migrated) -> None:
-    priorities = {line.value for line in migrated.lines(field="priority")}
-    assert priorities == {"Critical ⚠"}
+    # The priority no seed maps was added to qTest's Priority: it arrived as itself (the report-only run
+    # had named it, as a value to add).
+    assert migrated.lines(field="priority") == []
+    assert {line.value for line in migrated.report_only_ledger.lines if line.field == "priority"} == {
+        "Critical ⚠"
+    }
     # The only step results qTest cannot hold: those of executions not run yet.
     results = migrated.lines(object_type="execution step", field="(object)")
     assert results and {line.detail for line in results} == {NOT_RUN}, {line.detail for line in results}
-    parameters = migrated.lines(field="testCase.parameters")
-    assert all("=" in line.value for line in parameters), parameters
+    # Call parameters are in the calling step's "Zephyr details".
+    assert migrated.lines(field="testCase.parameters") == []
     # What is carried arrived equal: no value differs in qTest.
     assert migrated.lines(reason=Reason.DIFFERS) == []
 
@@ -498,7 +600,14 @@ def test_every_other_object_arrived(migrated: Migrated) -> None:
     assert results.accounted == of_missing
     # Every attachment whose owner arrived is in qTest, byte for byte (the proof compares size and SHA-256).
     assert ledger.count("attachment").in_qtest == tenant.attachments_expected
-    assert migrated.qtest.counts(migrated.qtest_project_id())["attachments"] == tenant.attachments_expected
+    # qTest holds no other file but the copies a step's files got when the re-run after report only
+    # updated its case (a new version, with new steps; the old version keeps its own).
+    copies = {
+        key for key in _objects(migrated.qtest.dump(migrated.qtest_project_id())) if key[0] == "attachments"
+    }
+    copies -= {key for key in _objects(migrated.report_only_dump) if key[0] == "attachments"}
+    held = migrated.qtest.counts(migrated.qtest_project_id())["attachments"]
+    assert held - len(copies) == tenant.attachments_expected
 
 
 def test_people_resolved_through_jira_arrive_and_the_others_stay_named(migrated: Migrated) -> None:

@@ -325,16 +325,16 @@ def test_a_rerun_creates_and_updates_nothing(migrated: dict[str, Any], zephyr: Z
 def test_the_ledger_counts_what_the_raw_payloads_hold(migrated: dict[str, Any]) -> None:
     """On generated projects migrated with the shipped seeds into a default template: for each kind of value
     qTest cannot hold, the ledger has as many lines as SQL over the raw payloads counts (tests/proof_helpers:
-    web links, createdOn, unmapped owners, priorities and executors, environments, call parameters, step
-    results of calls, cycle dates, status and owner, issue links of executions...; custom-field values per
-    object type), every line is one of those, and what is carried arrived equal: no line says "differs in
-    qTest"."""
+    web links, unmapped owners and executors, step results of calls, cycle dates, status and owner, issue
+    links of executions, values of unrun executions whose run holds a later one's...; custom-field values
+    per object type), every line is one of those, and what is carried arrived equal (priorities and
+    environments the site lacked included, added to its fields): no line says "differs in qTest"."""
     for project in migrated["projects"]:
         ledger = ledger_of(migrated["database_url"], migrated["qtest"], project)
         held = ledger.by_field_and_reason()
         expected = raw_loss_counts(migrated["database_url"], project)
         assert {kind: held.get(kind, 0) for kind in expected} == expected, project
-        assert sum(expected.values()) > 100 and expected[("test case", "priority", Reason.NO_MAPPING)] > 0
+        assert sum(expected.values()) > 100 and expected[("test case", "owner", Reason.NO_MAPPING)] > 0
         # Custom-field values with no qTest place, counted together per object type (the tenant names them).
         custom = Counter(
             line.object_type

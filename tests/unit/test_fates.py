@@ -44,7 +44,8 @@ def test_a_field_that_is_not_carried_says_why_and_what_to_do() -> None:
 
 
 def test_the_longest_declared_path_decides() -> None:
-    assert fate_of("test_steps", "testCase.parameters[].value").fate is Fate.NOT_CARRIED  # type: ignore[union-attr]
+    assert fate_of("test_steps", "inline.reflectRef").fate is Fate.NOT_CARRIED  # type: ignore[union-attr]
+    assert fate_of("test_steps", "testCase.parameters[].value").fate is Fate.CARRIED  # type: ignore[union-attr]
     assert fate_of("test_steps", "testCase.testCaseKey").fate is Fate.CARRIED  # type: ignore[union-attr]
     assert fate_of("test_cases", "customFields.Risk Score").fate is Fate.CARRIED  # type: ignore[union-attr]
     assert fate_of("test_cases", "nonsense") is None

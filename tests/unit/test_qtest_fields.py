@@ -24,6 +24,7 @@ from zephyr_qtest.lib.qtest.field_setup import (
 )
 from zephyr_qtest.lib.qtest.fields import (
     COMBO_BOX,
+    DATE,
     MULTI_SELECT,
     NUMBER,
     TEXT_AREA,
@@ -31,6 +32,7 @@ from zephyr_qtest.lib.qtest.fields import (
     USER_LIST,
     FieldCatalog,
 )
+from zephyr_qtest.lib.qtest.kinds.base import payload_hash_on
 from zephyr_qtest.lib.store import Store
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
 
@@ -43,6 +45,7 @@ FIELDS = [
     {"id": 9104, "label": "Assigned To", "data_type": 5, "multiple": False},
     {"id": 9105, "label": "Estimated Time (ms)", "data_type": 7, "multiple": False},
     {"id": 9106, "label": "Retired", "data_type": 1, "is_active": False},
+    {"id": 9107, "label": "Go-live", "data_type": 4, "multiple": False},
 ]  # fmt: skip
 
 
@@ -58,6 +61,7 @@ def test_values_are_encoded_by_field_type() -> None:
             {"field_label": "Labels", "value": ["API", "Smoke"]},
             {"field_label": "Assigned To", "value": "Jane.Doe"},
             {"field_label": "Estimated Time (ms)", "value": 60000},
+            {"field_label": "Go-live", "value": "2024-03-05", "data_type": "date"},
         ]
     )
     assert problems == []
@@ -67,6 +71,7 @@ def test_values_are_encoded_by_field_type() -> None:
         {"field_id": 9103, "field_value": "[7802, 7801]"},
         {"field_id": 9104, "field_value": "501"},
         {"field_id": 9105, "field_value": "60000"},
+        {"field_id": 9107, "field_value": "2024-03-05T00:00:00Z"},  # a day, as a picker takes it
     ]
 
 
@@ -163,7 +168,9 @@ def test_the_marts_are_read_in_one_pass_each(new_embedded_database: Callable[[st
             """('P', '[{"field_label": "Zephyr Key", "value": "P-T1", "zephyr_field": "key"},
                      {"field_label": "Labels", "value": ["ui", "api"], "zephyr_field": "labels"},
                      {"field_label": "Priority", "value": "Normal", "zephyr_field": "priority"},
-                     {"field_label": "Flag", "value": true, "zephyr_field": "customFields.Flag"}]'),
+                     {"field_label": "Flag", "value": true, "zephyr_field": "customFields.Flag"},
+                     {"field_label": "Go-live", "value": "2024-03-05", "zephyr_field": "customFields.Go-live",
+                      "data_type": "date"}]'),
                ('P', null),
                ('Q', '[{"field_label": "Other", "value": "x", "zephyr_field": "customFields.Other"}]')"""
         )
@@ -178,6 +185,7 @@ def test_the_marts_are_read_in_one_pass_each(new_embedded_database: Callable[[st
     assert by_key[("test-cases", "Priority")].values == ("Normal",)
     assert by_key[("test-cases", "Flag")] == FieldNeed("test-cases", "Flag", COMBO_BOX, ("true",))
     assert by_key[("test-runs", "Executed By")].data_type == USER_LIST
+    assert by_key[("test-cases", "Go-live")] == FieldNeed("test-cases", "Go-live", DATE)
     assert ("test-cases", "Other") not in by_key
 
 
@@ -191,7 +199,7 @@ def bare(tmp_path: Path) -> Iterator[QTestSandboxHandle]:
 NEEDS = [
     FieldNeed("test-cases", "Zephyr Key", TEXT_BOX),
     FieldNeed("test-cases", "Labels", MULTI_SELECT, tuple(f"label-{n:03d}" for n in range(130))),
-    FieldNeed("test-cases", "Priority", COMBO_BOX, ("Medium", "Blocker")),  # a system field: left as it is
+    FieldNeed("test-cases", "Priority", COMBO_BOX, ("Medium", "Blocker")),  # a system field: extended
     FieldNeed("test-runs", "Executed By", USER_LIST),
     FieldNeed("releases", "Zephyr Key", TEXT_BOX),
 ]
@@ -223,20 +231,21 @@ def test_a_bare_site_gets_the_fields_once(bare: QTestSandboxHandle) -> None:
         ("test-runs", "Executed By"),
         ("releases", "Zephyr Key"),
     ]
-    assert setup.values_added == []  # Priority is the site's own vocabulary
+    # A system combo box takes new values too: the priority arrives as itself, not as qTest's default.
+    assert setup.values_added == [("test-cases", "Priority", ("Blocker",))]
     cases = _labels(bare, "test-cases")
     assert cases["Zephyr Key"]["data_type"] == TEXT_BOX and cases["Zephyr Key"]["system_field"] is False
     # 130 values: more than one call takes.
     assert [v["label"] for v in cases["Labels"]["allowed_values"]] == list(NEEDS[1].values)
     assert cases["Labels"]["multiple"] is True
-    assert "Blocker" not in {v["label"] for v in cases["Priority"]["allowed_values"]}
+    assert [v["label"] for v in cases["Priority"]["allowed_values"]][-1] == "Blocker"
     assert _labels(bare, "test-runs")["Executed By"]["data_type"] == USER_LIST
     assert "| releases | Zephyr Key | Text box |" in setup.markdown()
 
     # Again: nothing to do; a new label of the migration's own list is added, not the whole field.
     more = [*NEEDS[:1], FieldNeed("test-cases", "labels", MULTI_SELECT, ("LABEL-000", "nightly")), *NEEDS[2:]]
     again = _ensure(bare, more, api_token=bare.token)
-    assert again.created == [] and again.values_added == [("test-cases", "labels", ("nightly",))]
+    assert again.created == [] and again.values_added == [("test-cases", "Labels", ("nightly",))]
     assert again.checked == len(more)
     assert _ensure(bare, more, api_token=bare.token).changed is False
 
@@ -251,6 +260,7 @@ def test_a_token_that_may_not_create_fields_stops_naming_each(bare: QTestSandbox
     for need in NEEDS:
         if need.label != "Priority":
             assert need.describe() in message
+    assert "test-cases field 'Priority': the allowed values Blocker" in message
     assert "test-cases field 'Labels' (Multiple selection combobox; values: label-000" in message
     assert "and 110 more" in message
     assert [(n.object_type, n.label) for n in stopped.value.to_create] == [
@@ -260,3 +270,70 @@ def test_a_token_that_may_not_create_fields_stops_naming_each(bare: QTestSandbox
         ("releases", "Zephyr Key"),
     ]
     assert "Zephyr Key" not in _labels(bare, "test-cases")  # nothing was made
+
+
+def test_report_only_writes_nothing_and_names_what_is_missing(bare: QTestSandboxHandle) -> None:
+    """Creation off (ZEPHYR_QTEST_CREATE_FIELDS=0): no field and no value for Zephyr's values is made (only
+    the Zephyr key, the run's own bookkeeping); what would have been is returned (and logged) by name, so
+    each value needing it can be reported."""
+    environments = FieldNeed("test-runs", "Environment", COMBO_BOX, ("Staging", "Safari 17 / macOS 14"))
+
+    async def go() -> FieldSetup:
+        async with QtestClient(bare.base_url, api_token=bare.token) as client:
+            project_id = next(p["id"] for p in await client.list_projects() if p["name"] == "Bare")
+            return await ensure_fields(client, project_id, [*NEEDS, environments], create=False)
+
+    before = {object_type: _labels(bare, object_type) for object_type in ("test-cases", "test-runs")}
+    setup = asyncio.run(go())
+    assert {object_type: set(_labels(bare, object_type)) for object_type in before} == {
+        object_type: {*labels, "Zephyr Key"} if object_type == "test-cases" else set(labels)
+        for object_type, labels in before.items()
+    }
+    assert [(need.object_type, need.label) for need, _ in setup.created] == [
+        ("test-cases", "Zephyr Key"),
+        ("releases", "Zephyr Key"),
+    ]
+    assert setup.values_added == []
+    assert [(need.object_type, need.label) for need in setup.not_created] == [
+        ("test-cases", "Labels"),
+        ("test-runs", "Executed By"),
+    ]
+    assert setup.values_not_added == [
+        ("test-cases", "Priority", ("Blocker",)),
+        ("test-runs", "Environment", ("Safari 17 / macOS 14",)),
+    ]
+    lines = setup.lines()
+    assert (
+        "report only (ZEPHYR_QTEST_CREATE_FIELDS=0): not created test-runs field 'Executed By' (User list)"
+        in lines
+    )
+    assert (
+        "report only (ZEPHYR_QTEST_CREATE_FIELDS=0): not added to test-runs field 'Environment' the allowed "
+        "values Safari 17 / macOS 14"
+    ) in lines
+
+    # Creation on: the run's Environment (a system field) gets the missing environment.
+    made = _ensure(bare, [environments], api_token=bare.token)
+    assert made.values_added == [("test-runs", "Environment", ("Safari 17 / macOS 14",))]
+    assert "Safari 17 / macOS 14" in {
+        v["label"] for v in _labels(bare, "test-runs")["Environment"]["allowed_values"]
+    }
+
+
+def test_a_row_is_sent_again_once_the_site_can_hold_what_it_could_not() -> None:
+    """The hash a row is recorded with names what the project's fields could not hold: the same while that
+    stays so (a re-run skips the row), another once the field or value exists (a re-run updates it), the
+    mart's own hash when everything fits (rows that lacked nothing are never sent again)."""
+    row = {
+        "payload_hash": "h1",
+        "properties": [
+            {"field_label": "Priority", "value": "Medium", "zephyr_field": "priority"},
+            {"field_label": "Risk", "value": 3, "zephyr_field": "customFields.Risk"},
+        ],
+    }
+    lacking = payload_hash_on(catalog)(row)
+    assert lacking.startswith("h1:unset:") and payload_hash_on(catalog)(row) == lacking
+    with_risk = FieldCatalog([*FIELDS, {"id": 9108, "label": "Risk", "data_type": 7}])
+    assert payload_hash_on(lambda: with_risk)(row) == "h1"
+    row["properties"][0]["value"] = "Blocker"  # a value Priority does not allow
+    assert payload_hash_on(lambda: with_risk)(row).startswith("h1:unset:")

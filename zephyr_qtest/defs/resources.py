@@ -134,6 +134,11 @@ class QtestResource(dg.ConfigurableResource):
     approve_test_cases: bool = Field(
         default=True, description="Approve each migrated test case (0.1 -> 1.0)."
     )
+    create_fields: bool = Field(
+        default=True,
+        description="ZEPHYR_QTEST_CREATE_FIELDS: create the fields and allowed values the migration needs "
+        "(False: report only).",
+    )
     max_in_flight: int = Field(default=8, description="Requests in flight at once.")
     when_busy: str = Field(
         default="wait",
@@ -288,6 +293,7 @@ def qtest_resource(settings: Settings) -> QtestResource:
     return QtestResource(
         project_map=dict(settings.mapping.project_map),
         approve_test_cases=settings.mapping.approve_test_cases,
+        create_fields=settings.mapping.create_fields,
         when_busy=settings.qtest.when_busy.value,
         queue_window_s=settings.qtest.queue_window_s,
         **values,  # type: ignore[arg-type]

@@ -173,7 +173,9 @@ class MartRows:
         array value, a boolean value, or a string value of the Zephyr fields `listed_fields` (picklists
         such as priority), and None for any other value. One pass in the database, nothing per row here."""
         query = sql.SQL(
-            "select prop ->> 'field_label', prop ->> 'zephyr_field', jsonb_typeof(prop -> 'value'), item.value "
+            "select prop ->> 'field_label', prop ->> 'zephyr_field', "
+            # A day is text marked "data_type": "date" (the properties_array macro).
+            "coalesce(prop ->> 'data_type', jsonb_typeof(prop -> 'value')), item.value "
             "from {table} as t "
             "cross join lateral jsonb_array_elements(coalesce(t.properties, '[]'::jsonb)) as p (prop) "
             "left join lateral (select element #>> '{{}}' as value from jsonb_array_elements(case "

@@ -124,6 +124,7 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
                     project_key,
                     project_target=qtest.project_map.get(project_key),
                     approve_test_cases=qtest.approve_test_cases,
+                    create_fields=qtest.create_fields,
                     writer=writer,
                     queue_window_s=qtest.queue_window_s,
                 )
@@ -149,8 +150,8 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
         metadata["fields_created"] = len(fields.created)
         if fields.changed:
             metadata["qtest_fields_created"] = dg.MetadataValue.md(fields.markdown())
-            for line in fields.lines():
-                context.log.info(f"{project_key}: qTest fields: {line}")
+        for line in fields.lines():
+            context.log.info(f"{project_key}: qTest fields: {line}")
         if problems:
             lines = ["| object | field label | reason | objects |", "|---|---|---|---:|"]
             lines += [

@@ -42,6 +42,7 @@ from zephyr_qtest.lib.proof.source import Payload, RawObject, Source, load_sourc
 from zephyr_qtest.lib.proof.step_results import NOT_RUN, prove_step_results
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.comparison import instant
+from zephyr_qtest.lib.qtest.field_setup import CREATE_FIELDS_SETTING
 from zephyr_qtest.lib.qtest.fields import PICKLIST_TYPES, USER_LIST, Field, FieldCatalog
 from zephyr_qtest.lib.qtest.kinds.base import ReadBack
 from zephyr_qtest.lib.qtest.kinds.manual_test_log import RUN_OF_LOG
@@ -116,12 +117,25 @@ def number(value: Any) -> Decimal | None:
         return None
 
 
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def same_value(expected: Any, held: str) -> bool:
-    """A Zephyr value against a qTest property value (text), compared in the value's normal form."""
+    """A Zephyr value against a qTest property value (text), compared in the value's normal form: a
+    boolean, a number, an instant (a date-time picker answers in its own offset), else text."""
     if isinstance(expected, bool):
         return held.strip().lower() == ("true" if expected else "false")
     if isinstance(expected, int | float | Decimal):
         return number(expected) == number(held)
+    if isinstance(expected, str) and _DATE_TIME.match(held.strip()):
+        # A day (Zephyr's custom date) is held as a date-time at its midnight, in any offset.
+        day = expected + "T00:00:00Z" if _DAY.match(expected) else expected
+        if _DATE_TIME.match(day):
+            try:
+                return instant(day) == instant(held.strip())
+            except ValueError:
+                pass
     left, right = reader_text(expected), reader_text(held)
     return left == right or (left.lower() == right.lower() and bool(left))
 
@@ -358,7 +372,8 @@ class Proof:
                 expected,
                 Reason.FIELD_MISSING,
                 f"create the field '{label}' on qTest {_qtest_type(object_type)} (Administration, "
-                "Field Settings) or map it to another label in custom_field_map.csv, then re-run",
+                f"Field Settings; or let the run create it: {CREATE_FIELDS_SETTING}=1) or map it to another "
+                "label in custom_field_map.csv, then re-run",
                 f"the qTest project has no field '{label}'",
             )
             return
@@ -391,7 +406,8 @@ class Proof:
                 reason, remedy = (
                     Reason.VALUE_NOT_ALLOWED,
                     (
-                        f"add '{item}' to the allowed values of qTest field '{label}'"
+                        f"add '{item}' to the allowed values of qTest field '{label}' (or let the run add "
+                        f"it: {CREATE_FIELDS_SETTING}=1)"
                         + (f" or map it in {seed_file(seed)}" if seed else "")
                         + ", then re-run"
                     ),
@@ -698,6 +714,9 @@ class Proof:
                     props,
                     payload.get("estimatedTime"),
                 )
+                self.check_property(
+                    TEST_CASE_WORDS, key, "createdOn", label("createdOn"), props, payload.get("createdOn")
+                )
                 issues = [
                     link.get("target") or str(link.get("issueId"))
                     for link in (payload.get("links") or {}).get("issues") or []
@@ -794,7 +813,45 @@ class Proof:
             call = payload.get("testCase")
             if isinstance(call, Mapping) and call.get("testCaseKey"):
                 self._check_call(key, str(call["testCaseKey"]), actual)
+            self._check_step_details(key, payload, actual)
             self.not_carried("test_steps", TEST_STEP_WORDS, key, payload)
+
+    def _check_step_details(self, key: str, payload: Payload, actual: Mapping[str, Any]) -> None:
+        """A step's custom fields (by name) and a call's parameters ('Parameter <name>'), in the "Zephyr
+        details" block of the qTest step's description: qTest steps have neither."""
+        details = details_of(actual.get("description"))
+        inline = payload.get("inline")
+        fields = inline.get("customFields") if isinstance(inline, Mapping) else None
+        expected: list[tuple[str, str, Any]] = [
+            (f"inline.customFields.{name}", str(name), value)
+            for name, value in (fields.items() if isinstance(fields, Mapping) else ())
+        ]
+        call = payload.get("testCase")
+        parameters = call.get("parameters") if isinstance(call, Mapping) else None
+        expected += [
+            ("testCase.parameters", f"Parameter {parameter.get('name') or ''}", parameter.get("value"))
+            for parameter in parameters or []
+            if isinstance(parameter, Mapping)
+        ]
+        for path, label, value in expected:
+            if is_empty(value):
+                continue
+            self.ledger.values_compared += 1
+            if isinstance(value, list):
+                value = ", ".join(reader_text(item) for item in value)
+            held = details.get(label, [])
+            if any(same_value(value, item) for item in held):
+                continue
+            shown = f"{label}={_describe(value)}" if path == "testCase.parameters" else value
+            self.line(
+                TEST_STEP_WORDS,
+                key,
+                path,
+                shown,
+                Reason.DIFFERS,
+                RERUN,
+                f"the 'Zephyr details' of the qTest step's description hold {', '.join(held) or 'no ' + label}",
+            )
 
     def _check_call(self, key: str, callee: str, actual: Mapping[str, Any]) -> None:
         assert self.rb is not None
@@ -1020,6 +1077,12 @@ class Proof:
         statuses = seeds.statuses.get("TEST_EXECUTION", {})
         qtest_statuses = {name.lower() for name in self.rb.statuses}
         links = LinkProof(self)
+        # The run of each unrun execution holds the values of the latest one (the highest id) of the run's.
+        unrun_latest: dict[str, Any] = {}
+        for obj in self.source.of("test_executions"):
+            if not obj.payload.get("actualEndDate") and obj.id is not None:
+                run_key = self._run_key(obj.payload, cases, cycles)
+                unrun_latest[run_key] = max(int(obj.id), int(unrun_latest.get(run_key) or obj.id))
         for obj in self.source.of("test_executions"):
             with self.guard(EXECUTION_WORDS, obj):
                 payload = obj.payload
@@ -1031,10 +1094,7 @@ class Proof:
                 case_key = cases.get(int((payload.get("testCase") or {}).get("id") or 0)) or _case_key_of(
                     payload
                 )
-                cycle_id = (payload.get("testCycle") or {}).get("id")
-                # The run of (cycle, case); executions outside any cycle of the project are in the ad-hoc one.
-                cycle_key = cycles.get(int(cycle_id)) if cycle_id else None
-                run_key = f"{cycle_key or 'adhoc:' + self.source.project_key}|{case_key or '?'}"
+                run_key = self._run_key(payload, cases, cycles)
                 status = self.source.name("statuses", payload.get("testExecutionStatus"))
                 log = self._found(TEST_LOG.name, key)
                 if log is None:
@@ -1052,7 +1112,7 @@ class Proof:
                     if not payload.get("actualEndDate"):
                         # Not run yet: its run is all qTest holds of it (qTest makes a log only of a result).
                         count.in_qtest += 1
-                        self._unexecuted(key, payload, status)
+                        self._unexecuted(key, payload, run_key, unrun_latest.get(run_key) == obj.id)
                         run_id = self.rb.ids.get(TEST_RUN.name, {}).get(run_key)
                         links.execution(key, str(obj.key or obj.id), payload, run_key, run_id)
                         for result in own_results:
@@ -1130,10 +1190,6 @@ class Proof:
                     return seeds.labels.get(("TestExecution", zephyr_field), default)
 
                 self.check_property(EXECUTION_WORDS, key, "key", label("key"), props, key)
-                environment = self.source.name("environments", payload.get("environment"))
-                self.check_property(
-                    EXECUTION_WORDS, key, "environment", label("environment"), props, environment
-                )
                 for person in ("executedById", "assignedToId"):
                     account = payload.get(person)
                     if account:
@@ -1147,37 +1203,70 @@ class Proof:
                             seeds.users,
                             "user_map",
                         )
-                for name, value in (payload.get("customFields") or {}).items():
-                    path = f"customFields.{name}"
-                    self.check_property(
-                        EXECUTION_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
-                    )
+                self._check_values(key, payload, props)
                 self.not_carried("test_executions", EXECUTION_WORDS, key, payload)
                 links.execution(key, str(obj.key or obj.id), payload, run_key, log.get(RUN_OF_LOG))
                 self.step_results(key, own_results, log, statuses)
 
-    def _unexecuted(self, key: str, payload: Payload, status: str | None) -> None:
-        """The values of an execution without a result: qTest has no log to hold them."""
-        why = "not run yet in Zephyr: qTest makes no test log for it, and its run holds none of its values"
-        for path in ("environment", "executedById", "assignedToId", "comment", "customFields"):
+    def _run_key(self, payload: Payload, cases: Mapping[int, str], cycles: Mapping[int, str]) -> str:
+        """The run of (cycle, case); executions outside any cycle of the project are in the ad-hoc one."""
+        case_key = cases.get(int((payload.get("testCase") or {}).get("id") or 0)) or _case_key_of(payload)
+        cycle_id = (payload.get("testCycle") or {}).get("id")
+        cycle_key = cycles.get(int(cycle_id)) if cycle_id else None
+        return f"{cycle_key or 'adhoc:' + self.source.project_key}|{case_key or '?'}"
+
+    def _check_values(self, key: str, payload: Payload, props: Properties) -> None:
+        """The values an execution's log holds (or, not run yet, its run): environment, estimated time,
+        Jira version, custom fields."""
+        seeds = self.source.seeds
+
+        def label(zephyr_field: str, default: str | None = None) -> str | None:
+            return seeds.labels.get(("TestExecution", zephyr_field), default)
+
+        environment = self.source.name("environments", payload.get("environment"))
+        self.check_property(EXECUTION_WORDS, key, "environment", label("environment"), props, environment)
+        self.check_property(
+            EXECUTION_WORDS, key, "estimatedTime", label("estimatedTime"), props, payload.get("estimatedTime")
+        )
+        version = (payload.get("jiraProjectVersion") or {}).get("id")
+        self.check_property(
+            EXECUTION_WORDS, key, "jiraProjectVersion", label("jiraProjectVersion"), props, version
+        )
+        for name, value in (payload.get("customFields") or {}).items():
+            path = f"customFields.{name}"
+            self.check_property(
+                EXECUTION_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
+            )
+
+    def _unexecuted(self, key: str, payload: Payload, run_key: str, latest: bool) -> None:
+        """The values of an execution without a result: qTest has no log to hold them, so its run holds
+        them, of the latest such execution of the run's (`latest`); its people and comment have no place."""
+        assert self.rb is not None
+        why = "not run yet in Zephyr: qTest makes no test log for it, and its run holds none of these values"
+        for path in ("executedById", "assignedToId", "comment"):
             value = payload.get(path)
-            if path == "environment":
-                value = self.source.name("environments", value)
-            if path == "customFields":
-                for name, item in (value or {}).items():
-                    if not is_empty(item):
-                        self.line(
-                            EXECUTION_WORDS,
-                            key,
-                            f"customFields.{name}",
-                            item,
-                            Reason.NOT_CARRIED,
-                            ACCEPT,
-                            why,
-                        )
-                continue
             if not is_empty(value):
                 self.line(EXECUTION_WORDS, key, path, value, Reason.NOT_CARRIED, ACCEPT, why)
+        run = self._found(TEST_RUN.name, run_key)
+        if latest and run is not None:
+            self._check_values(key, payload, Properties.of(self.rb.test_run_fields, run))
+        else:
+            shadowed = (
+                f"not run yet in Zephyr, like a later execution of the same qTest run ({run_key}): the "
+                "run holds that one's values (qTest has one run per cycle and case, and no log of it)"
+            )
+            values = [
+                ("environment", self.source.name("environments", payload.get("environment"))),
+                ("estimatedTime", payload.get("estimatedTime")),
+                ("jiraProjectVersion", (payload.get("jiraProjectVersion") or {}).get("id")),
+                *(
+                    (f"customFields.{name}", item)
+                    for name, item in (payload.get("customFields") or {}).items()
+                ),
+            ]
+            for path, value in values:
+                if not is_empty(value):
+                    self.line(EXECUTION_WORDS, key, path, value, Reason.NOT_CARRIED, ACCEPT, shadowed)
         self.not_carried("test_executions", EXECUTION_WORDS, key, payload)
 
     def _check_instant(self, key: str, path: str, expected: Any, held: Any, shown: Any = None) -> None:

@@ -74,8 +74,22 @@ def _fates() -> tuple[FieldFate, ...]:
         f(cases, "objective", C, "test case description", "as written (HTML kept)"),
         f(cases, "precondition", C, "test case precondition", "as written (HTML kept)"),
         f(cases, "folder", ID, "test case module", "the module made of the test-case folder"),
-        f(cases, "priority", C, "test case property 'Priority'", "the priority's name through priority_map"),
-        f(cases, "status", C, "test case property 'Status'", "the status's name through status_map"),
+        f(
+            cases,
+            "priority",
+            C,
+            "test case property 'Priority'",
+            "the priority's name through priority_map; a name no row maps stays itself, added to the field's "
+            "allowed values (never qTest's default)",
+        ),
+        f(
+            cases,
+            "status",
+            C,
+            "test case property 'Status'",
+            "the status's name through status_map; a name no row maps stays itself, added to the field's "
+            "allowed values",
+        ),
         f(cases, "owner", C, "test case property 'Assigned To'", "the account through user_map"),
         f(cases, "labels", C, "test case property 'Labels'", "each label, one allowed value each"),
         f(cases, "component", C, "test case property 'Component'", "the Jira component's id, as text"),
@@ -85,7 +99,9 @@ def _fates() -> tuple[FieldFate, ...]:
             "customFields",
             C,
             "test case property of the same label",
-            "custom_field_map may rename it; a value of its type (allowed values for lists and check boxes)",
+            "custom_field_map may rename it; a field of the closest type (number, combo box true/false for "
+            "a checkbox, multiple selection with each value allowed for lists, text otherwise), created "
+            "with its values when missing",
         ),
         f(
             cases,
@@ -104,7 +120,13 @@ def _fates() -> tuple[FieldFate, ...]:
         f(cases, "links.self", S, "", SELF),
         f(cases, "testScript", S, "", "a link to the steps, which test_steps and test_scripts hold"),
         f(cases, "project", S, "", "the project, which the whole run is about"),
-        f(cases, "createdOn", N, "", CREATED_BY_QTEST, ACCEPT),
+        f(
+            cases,
+            "createdOn",
+            C,
+            "test case property 'Zephyr Created On'",
+            "the same instant, in a date-time field (qTest sets its own created date)",
+        ),
         # ---------------------------------------------------------------- older versions of the cases
         f(
             "test_case_versions",
@@ -128,7 +150,13 @@ def _fates() -> tuple[FieldFate, ...]:
         f(steps, "inline.description", C, "test step description", "as written, by position"),
         f(steps, "inline.testData", C, "test step description", "after the description: 'Test data: ...'"),
         f(steps, "inline.expectedResult", C, "test step expected result", "as written"),
-        f(steps, "inline.customFields", N, "", "qTest test steps have no custom fields", ACCEPT),
+        f(
+            steps,
+            "inline.customFields",
+            C,
+            "test step description ('Zephyr details' block)",
+            "qTest test steps have no fields: 'name: value' per field, a list's items joined",
+        ),
         f(
             steps,
             "inline.reflectRef",
@@ -144,7 +172,13 @@ def _fates() -> tuple[FieldFate, ...]:
             "test step called_test_case_id",
             "the called case, linked (one call of a call cycle stays unlinked, named in the step's text)",
         ),
-        f(steps, "testCase.parameters", N, "", "qTest's call-to-test steps take no parameters", ACCEPT),
+        f(
+            steps,
+            "testCase.parameters",
+            C,
+            "calling test step description ('Zephyr details' block)",
+            "qTest's call-to-test steps take no parameters: 'Parameter <name>: <value>' per parameter",
+        ),
         f(steps, "testCase.self", S, "", "a link to the called case"),
         # ---------------------------------------------------------------- scripts -> one qTest step
         f("test_scripts", "id", S, "", "Zephyr's internal id"),
@@ -254,19 +288,37 @@ def _fates() -> tuple[FieldFate, ...]:
         f(executions, "actualEndDate", C, "test log exe_end_date", "the same instant"),
         f(executions, "executionTime", C, "test log exe_start_date", "exe_end_date minus the time taken"),
         f(executions, "comment", C, "test log note", "as written"),
-        f(executions, "environment", C, "test log property 'Environment'", "the environment's name"),
+        f(
+            executions,
+            "environment",
+            C,
+            "test log property 'Environment' (not run yet: the run's)",
+            "the environment's name, added to the field's allowed values when missing",
+        ),
         f(executions, "executedById", C, "test log property 'Executed By'", "the account through user_map"),
         f(executions, "assignedToId", C, "test log property 'Assigned To'", "the account through user_map"),
         f(
             executions,
             "customFields",
             C,
-            "test log property of the same label",
-            "custom_field_map may rename it",
+            "test log property of the same label (not run yet: the run's)",
+            "custom_field_map may rename it; a field of the closest type, created when missing",
         ),
         f(executions, "automated", S, "", "decides how the log is made (qTest's automation endpoint)"),
-        f(executions, "estimatedTime", N, "", "qTest test logs have no estimated time", ACCEPT),
-        f(executions, "jiraProjectVersion", N, "", "qTest test logs have no Jira version", ACCEPT),
+        f(
+            executions,
+            "estimatedTime",
+            C,
+            "test log property 'Estimated Time (ms)' (not run yet: the run's)",
+            "milliseconds, a number (qTest logs have no estimated time: a field of test runs)",
+        ),
+        f(
+            executions,
+            "jiraProjectVersion",
+            C,
+            "test log property 'Jira Version Id' (not run yet: the run's)",
+            "the version's id, a number: Zephyr gives no name",
+        ),
         f(
             executions,
             "links.issues",

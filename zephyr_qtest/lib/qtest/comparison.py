@@ -4,6 +4,7 @@ expected rows with the objects qTest holds, and the normal forms values are comp
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,6 +64,9 @@ class Reconciliation:
         return all(result.ok for result in self.results.values())
 
 
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
 def iso(value: datetime | None) -> str | None:
     """qTest date-times: ISO-8601 in UTC (the marts hold UTC timestamps without a zone)."""
     if value is None:
@@ -98,11 +102,17 @@ def same_instant(left: str | None, right: str | None) -> bool:
 
 
 def property_value(value: Any) -> Any:
-    """A property value as compared: multi-select ids as a sorted list (qTest writes "[1, 2]" or "[1,2]")."""
+    """A property value as compared: multi-select ids as a sorted list (qTest writes "[1, 2]" or "[1,2]"),
+    a date picker's date-time as its instant (sent "...Z", answered "...+00:00")."""
     value_text = text(value).strip()
     if value_text.startswith("["):
         try:
             return sorted(str(item) for item in json.loads(value_text))
+        except ValueError:
+            return value_text
+    if _DATE_TIME.match(value_text):
+        try:
+            return instant(value_text).isoformat()  # type: ignore[union-attr]
         except ValueError:
             return value_text
     return value_text

@@ -7,10 +7,21 @@ do not exist until a client creates them through ``POST .../settings/{objectType
 every property using them is dropped and the lookups by Zephyr key are off. So each publishing stage first
 calls `ensure_fields` with `migration_fields`: the fields the marts' properties set (with the closest qTest
 data type, and the values a picklist needs) plus the Zephyr key wherever qTest objects take properties. It
-creates what is missing (and the allowed values missing from the project's own picklists, never from its
-system fields) and says what it did; when everything exists it costs one read per object type and one
-pass of the database over the marts. When the token may not change field settings (403), it stops with a
-`FieldSetupError` naming each field to create by hand, and nothing has been written.
+creates what is missing and adds the allowed values missing from the project's picklists, system ones
+included (a priority or an environment the site lacks), and says what it did; when everything exists it
+costs one read per object type and one pass of the database over the marts. When the token may not change
+field settings (403), it stops with a `FieldSetupError` naming each field to create by hand, and nothing
+has been written. With creation off (``ZEPHYR_QTEST_CREATE_FIELDS=0``, "report only") it makes only the
+Zephyr key fields (the run's own bookkeeping, which exactly-once needs) and lists what else it would have
+made; each value that needs it is then a ledger line naming the field.
+
+System fields (the vendor's "Editing System Field Types", qasymphony.zendesk.com article 201616149): "for
+all System Fields as Combo box, you can add, edit, and delete values", except those qTest fills itself
+(`SELF_FILLED_SYSTEM_FIELDS`), whose values are left alone. A test run's Environment is inherited from the
+test suite's ("Project Field Settings", documentation.tricentis.com: its values are added and edited on the
+Test Suite), so missing environments go to the test-suites field when the project has one. The swagger's
+createProjectFieldAllowedValues names no exception for system fields; should a site still refuse one, the
+refusal is logged and its values stay ledger lines naming the field and the value to add.
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.fields import (
     COMBO_BOX,
     DATA_TYPE_NAMES,
+    DATE,
+    DATE_TIME,
     MULTI_SELECT,
     MULTIPLE_TYPES,
     NUMBER,
@@ -66,6 +79,8 @@ ZEPHYR_FIELD_TYPES: dict[str, int] = {
     "executedById": USER_LIST,
     "assignedToId": USER_LIST,
     "estimatedTime": NUMBER,
+    "jiraProjectVersion": NUMBER,
+    "createdOn": DATE_TIME,
     "priority": COMBO_BOX,
     "status": COMBO_BOX,
     "environment": COMBO_BOX,
@@ -75,20 +90,31 @@ ZEPHYR_FIELD_TYPES: dict[str, int] = {
 PICKLIST_ZEPHYR_FIELDS: tuple[str, ...] = tuple(
     name for name, data_type in ZEPHYR_FIELD_TYPES.items() if data_type == COMBO_BOX
 )
-# By the JSON type of the values. Text stays text, dates included: the marts hold a day as text, and a date
-# picker would answer it spelled as a date-time.
+# By the JSON type of the values (a day: "date", the marts' mark on its text). A day is a date picker (qTest
+# answers it as a date-time at midnight, which the proof compares as the same instant).
 VALUE_TYPES: dict[str, int] = {
+    "date": DATE,
     "number": NUMBER,
     "boolean": COMBO_BOX,
     "array": MULTI_SELECT,
     "object": TEXT_AREA,
     "string": TEXT_BOX,
 }
+# System combo boxes whose values qTest fills itself (releases, builds, modules): only their default can be
+# set, so values are never added to them.
+SELF_FILLED_SYSTEM_FIELDS = frozenset(
+    {"module", "target release/build", "affected release/build", "fixed release/build"}
+)
+# A system field of one object type whose values are edited on another's (test runs inherit the test
+# suite's Environment).
+INHERITED_VALUES: dict[tuple[str, str], str] = {(TEST_RUN.api_segment, "environment"): TEST_SUITES}
 # At most this many allowed values per call (the swagger's createProjectFieldAllowedValues).
 VALUES_PER_CALL = 100
 # Allowed values named in a message per field; the others are counted.
 VALUES_NAMED = 20
 PERMISSION_DENIED = 403
+# The setting that turns creation off (settings.MappingSettings.create_fields), named in messages.
+CREATE_FIELDS_SETTING = "ZEPHYR_QTEST_CREATE_FIELDS"
 
 
 def _key(label: Any) -> str:
@@ -196,17 +222,36 @@ class FieldSetup:
     checked: int = 0
     created: list[tuple[FieldNeed, int]] = field(default_factory=list)
     values_added: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
+    # Report only (creation off): what would have been created or added, nothing of it written.
+    not_created: list[FieldNeed] = field(default_factory=list)
+    values_not_added: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
+    # Allowed values the site refused to add (object type, label, values, its answer).
+    refused: list[tuple[str, str, tuple[str, ...], str]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         return bool(self.created or self.values_added)
 
     def lines(self) -> list[str]:
-        """One line per change, for the log."""
+        """One line per change (and per change left to do), for the log."""
         lines = [f"created {need.describe()} (id {field_id})" for need, field_id in self.created]
         lines += [
             f"added to {object_type} field '{label}' the allowed values {name_values(values)}"
             for object_type, label, values in self.values_added
+        ]
+        lines += [
+            f"report only ({CREATE_FIELDS_SETTING}=0): not created {need.describe()}"
+            for need in self.not_created
+        ]
+        lines += [
+            f"report only ({CREATE_FIELDS_SETTING}=0): not added to {object_type} field '{label}' the "
+            f"allowed values {name_values(values)}"
+            for object_type, label, values in self.values_not_added
+        ]
+        lines += [
+            f"qTest refused to add to {object_type} field '{label}' the allowed values {name_values(values)} "
+            f"({answer}): add them in Field Settings"
+            for object_type, label, values, answer in self.refused
         ]
         return lines
 
@@ -288,17 +333,47 @@ async def _add_values(
                 await client.add_allowed_values(project_id, object_type, field_id, missing)
 
 
-async def ensure_fields(client: QtestClient, project_id: int, needs: Sequence[FieldNeed]) -> FieldSetup:
-    """Creates the `needs` the project lacks, and the allowed values its own (non-system) picklists lack;
-    returns what it did. Raises `FieldSetupError` naming what is left to do by hand when the token may not
-    (403), or when the Zephyr key field exists but is inactive; nothing else is written before."""
+def _values_field(
+    existing: Mapping[str, Mapping[str, Mapping[str, Any]]], need: FieldNeed, resource: Mapping[str, Any]
+) -> tuple[str, Mapping[str, Any]] | None:
+    """Where the allowed values `need` lacks are added: (object type, field), None when nowhere (not a
+    picklist, or a system field qTest fills itself). An inherited system field's values are added where it
+    inherits them from, when the project has that field."""
+    data_type = int(resource.get("data_type") or 0)
+    if data_type not in PICKLIST_TYPES:
+        return None
+    if not resource.get("system_field"):
+        return need.object_type, resource
+    if _key(need.label) in SELF_FILLED_SYSTEM_FIELDS:
+        return None
+    source_type = INHERITED_VALUES.get((need.object_type, _key(need.label)))
+    source = existing.get(source_type or "", {}).get(_key(need.label)) if source_type else None
+    if source_type and source is not None and source.get("system_field"):
+        return source_type, source
+    return need.object_type, resource
+
+
+async def ensure_fields(
+    client: QtestClient, project_id: int, needs: Sequence[FieldNeed], *, create: bool = True
+) -> FieldSetup:
+    """Creates the `needs` the project lacks, and the allowed values its picklists lack (system ones
+    included, see the module's docstring); returns what it did. `create` False (report only): creates only
+    the Zephyr key fields and returns what else it would have done. Raises `FieldSetupError` naming what is left to do by
+    hand when the token may not (403), or when the Zephyr key field exists but is inactive; nothing else is
+    written before."""
     setup = FieldSetup(checked=len(needs))
+    object_types = dict.fromkeys(need.object_type for need in needs)
+    object_types.update(
+        dict.fromkeys(
+            source for (object_type, _), source in INHERITED_VALUES.items() if object_type in object_types
+        )
+    )
     existing = {
-        object_type: await _fields_by_label(client, project_id, object_type)
-        for object_type in dict.fromkeys(need.object_type for need in needs)
+        object_type: await _fields_by_label(client, project_id, object_type) for object_type in object_types
     }
     to_create: list[FieldNeed] = []
-    to_extend: list[tuple[FieldNeed, int, tuple[str, ...]]] = []
+    # (the need, the object type and id of the field that takes its values, the values it lacks)
+    to_extend: list[tuple[FieldNeed, str, int, str, tuple[str, ...]]] = []
     for need in needs:
         resource = existing[need.object_type].get(_key(need.label))
         if resource is None:
@@ -314,11 +389,25 @@ async def ensure_fields(client: QtestClient, project_id: int, needs: Sequence[Fi
                     "inactive, and a resumed run finds what it created by it: activate it",
                 )
             continue  # left as the site has it: its values are reported as not set
-        data_type = int(resource.get("data_type") or 0)
-        if need.values and data_type in PICKLIST_TYPES and not resource.get("system_field"):
-            missing = _missing_values(resource, need.values)
+        where = _values_field(existing, need, resource) if need.values else None
+        if where is not None:
+            values_type, values_resource = where
+            missing = _missing_values(values_resource, need.values)
             if missing:
-                to_extend.append((need, int(resource["id"]), missing))
+                label = str(values_resource.get("label") or need.label)
+                to_extend.append((need, values_type, int(values_resource["id"]), label, missing))
+    if not create:
+        # Report only: of what Zephyr's values need, nothing is made. The Zephyr key is the run's own
+        # bookkeeping, not a Zephyr value: without it a create whose answer was lost cannot be found again
+        # and would be made twice, so it is created all the same.
+        setup.not_created = [need for need in to_create if _key(need.label) != _key(ZEPHYR_KEY_LABEL)]
+        to_create = [need for need in to_create if _key(need.label) == _key(ZEPHYR_KEY_LABEL)]
+        setup.values_not_added = [
+            (values_type, label, missing) for _, values_type, _, label, missing in to_extend
+        ]
+        to_extend = []
+        for line in setup.lines():
+            log.warning("qTest project %s: %s", project_id, line)
     done_creating = 0
     extended = 0
     try:
@@ -331,15 +420,25 @@ async def ensure_fields(client: QtestClient, project_id: int, needs: Sequence[Fi
             setup.created.append((need, field_id))
             done_creating += 1
             log.info("qTest project %s: created the %s", project_id, need.describe())
-        for need, field_id, missing in to_extend:
-            await _add_values(client, project_id, need.object_type, field_id, need.label, missing)
-            setup.values_added.append((need.object_type, need.label, missing))
+        for _, values_type, field_id, label, missing in to_extend:
+            try:
+                await _add_values(client, project_id, values_type, field_id, label, missing)
+            except ApiError as error:
+                system = existing[values_type][_key(label)].get("system_field")
+                if error.status == PERMISSION_DENIED or not system:
+                    raise
+                # One system field the site keeps closed stops nothing else: its values are ledger lines.
+                setup.refused.append((values_type, label, missing, f"{error.status} {error.message}"))
+                log.warning("qTest project %s: %s", project_id, setup.lines()[-1])
+                extended += 1
+                continue
+            setup.values_added.append((values_type, label, missing))
             extended += 1
             log.info(
                 "qTest project %s: added to %s field '%s' the allowed values %s",
                 project_id,
-                need.object_type,
-                need.label,
+                values_type,
+                label,
                 name_values(missing),
             )
     except ApiError as error:
@@ -348,7 +447,7 @@ async def ensure_fields(client: QtestClient, project_id: int, needs: Sequence[Fi
         raise FieldSetupError(
             project_id,
             to_create[done_creating:],
-            [(need.object_type, need.label, missing) for need, _, missing in to_extend[extended:]],
+            [(values_type, label, missing) for _, values_type, _, label, missing in to_extend[extended:]],
             f"the qTest user of this token may not change the project's field settings ({error.message})",
         ) from error
     return setup

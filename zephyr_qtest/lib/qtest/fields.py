@@ -12,6 +12,7 @@ field, the allowed ones are sent and only the others reported.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -152,9 +153,15 @@ class FieldCatalog:
             return str(values[0]), None
         if isinstance(value, bool):
             return ("true" if value else "false"), None
+        if field.data_type in (DATE, DATE_TIME) and _DAY.match(str(value)):
+            # A day (Zephyr's 'yyyy-MM-dd') as the date-time qTest's pickers take.
+            return f"{value}T00:00:00Z", None
         if isinstance(value, list | dict):
             return (", ".join(map(str, value)) if isinstance(value, list) else json.dumps(value)), None
         return str(value), None
+
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _label(value: Any) -> str:

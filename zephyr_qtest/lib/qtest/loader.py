@@ -87,6 +87,7 @@ async def publish_stage(
     *,
     project_target: str | None = None,
     approve_test_cases: bool = True,
+    create_fields: bool = True,
     concurrency: int = 8,
     writer: Writer | None = None,
     queue_window_s: float = QUEUE_WINDOW_S,
@@ -104,7 +105,10 @@ async def publish_stage(
         project_id = await resolve_project(client, id_map, project_key, project_target)
         id_map.qtest_project_id = project_id
         # Every stage, before it writes anything (any stage may be the first a run or a user starts).
-        fields = await ensure_fields(client, project_id, migration_fields(store.marts(), project_key))
+        # create_fields False (report only): nothing is made; what needs it is reported, not sent.
+        fields = await ensure_fields(
+            client, project_id, migration_fields(store.marts(), project_key), create=create_fields
+        )
         ctx = PublishContext(
             client,
             project_id,

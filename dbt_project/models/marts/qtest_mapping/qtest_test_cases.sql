@@ -143,7 +143,9 @@ builtin_values as (
             ('status', coalesce(status_map.qtest_name, test_cases.status), 'text'),
             ('owner', owners.qtest_username, 'text'),
             ('component', test_cases.component_id::text, 'text'),
-            ('estimatedTime', test_cases.estimated_time_ms::text, 'number')
+            ('estimatedTime', test_cases.estimated_time_ms::text, 'number'),
+            -- qTest sets its own created date: Zephyr's goes in a field of its own, as an instant.
+            ('createdOn', to_char(test_cases.created_on, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'text')
     ) as builtin (zephyr_field, value_text, value_type)
     where builtin.value_text is not null
 

@@ -86,7 +86,7 @@ builtin_values as (
         builtin.zephyr_field,
         null as default_label,
         builtin.value_text,
-        'text' as value_type
+        builtin.value_type
     from test_executions
     left join user_map as executors
         on test_executions.executed_by_id = executors.zephyr_account_id
@@ -94,12 +94,20 @@ builtin_values as (
         on test_executions.assigned_to_id = assignees.zephyr_account_id
     cross join lateral (
         values
-            ('key', {{ execution_source_key('test_executions.key', 'test_executions.execution_id') }}),
-            ('environment', test_executions.environment),
+            (
+                'key',
+                {{ execution_source_key('test_executions.key', 'test_executions.execution_id') }},
+                'text'
+            ),
+            ('environment', test_executions.environment, 'text'),
             -- Unmapped users are left out here (the note keeps the executor; unmapped lists both).
-            ('executedById', executors.qtest_username),
-            ('assignedToId', assignees.qtest_username)
-    ) as builtin (zephyr_field, value_text)
+            ('executedById', executors.qtest_username, 'text'),
+            ('assignedToId', assignees.qtest_username, 'text'),
+            -- qTest logs have neither: fields of the run (a log takes the run's fields) hold them.
+            ('estimatedTime', test_executions.estimated_time_ms::text, 'number'),
+            -- Zephyr gives the Jira version's id only (no name): the id, as a number.
+            ('jiraProjectVersion', test_executions.jira_project_version_id::text, 'number')
+    ) as builtin (zephyr_field, value_text, value_type)
     where builtin.value_text is not null
 
 ),

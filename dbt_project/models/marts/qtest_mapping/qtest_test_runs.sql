@@ -5,6 +5,9 @@
 -- sub-cycle of its cycle named var('automation_folder_name'), and module_names is that one name.
 -- Executions of a test case that is not in the project (deleted in Zephyr after it ran) get a row with a
 -- skip_reason: qTest has no run without a test case, so it is not created, nor are its logs.
+-- An execution that has not run yet gets no log (qTest makes one only of a result): its values (the
+-- properties its log would have had, but its key and its people) go on the run; of several such
+-- executions of one run, the latest one's.
 
 with
 
@@ -33,6 +36,30 @@ field_map as (
 
     select * from {{ ref('custom_field_map') }}
     where object_type = 'TestRun'
+
+),
+
+unrun_logs as (
+
+    select * from {{ ref('qtest_test_logs') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and exe_end_date is null
+
+),
+
+-- The properties of each run's latest unrun execution, without its key and its people.
+unrun_properties as (
+
+    select distinct on (unrun_logs.parent_source_key)
+        unrun_logs.parent_source_key as run_source_key,
+        (
+            select coalesce(jsonb_agg(prop order by ordinality), '[]'::jsonb)
+            from jsonb_array_elements(unrun_logs.properties) with ordinality as props (prop, ordinality)
+            where prop ->> 'zephyr_field' not in ('key', 'executedById', 'assignedToId')
+        ) as properties
+    from unrun_logs
+    order by unrun_logs.parent_source_key, unrun_logs.log_order desc
 
 ),
 
@@ -103,7 +130,7 @@ final as (
                     'zephyr_field', 'key'
                 ))
             else '[]'::jsonb
-        end) as properties,
+        end) || coalesce(unrun_properties.properties, '[]'::jsonb) as properties,
         runs.execution_count::integer as execution_count,
         runs.latest_execution_id,
         runs.automated_log_count::integer as automated_log_count,
@@ -125,11 +152,14 @@ final as (
             "runs.case_source_key",
             "coalesce(nullif(runs.test_case_name, ''), runs.case_source_key)",
             "to_jsonb(runs.automation_module_names)",
+            "coalesce(unrun_properties.properties, '[]'::jsonb)",
         ]) }}::varchar as payload_hash,
         runs._loaded_at
     from placed_runs as runs
     left join field_map
         on field_map.zephyr_field = 'key'
+    left join unrun_properties
+        on (runs.cycle_source_key || '|' || runs.case_source_key) = unrun_properties.run_source_key
 
 )
 

@@ -5,6 +5,9 @@
 -- linked: in each call cycle the calls from the case with the highest key to a case of the same cycle
 -- with a lower (or the same) key are left unlinked, written in the step's description and named in
 -- mapping_issue. The links left form no loop: each cycle keeps only calls from lower to higher keys.
+-- qTest test steps have no custom fields and its calls take no parameters: a step's Zephyr custom fields
+-- (by name) and a call's parameters ('Parameter <name>') end its description in a "Zephyr details" block
+-- (the format of the details_block macro; lib/details_block.py reads it back for the proof).
 
 with recursive
 
@@ -33,6 +36,15 @@ test_scripts as (
 
     select * from {{ ref('test_script') }}
     where project_key = '{{ zephyr_project_key() }}'
+
+),
+
+step_custom_fields as (
+
+    select * from {{ ref('custom_field') }}
+    where
+        project_key = '{{ zephyr_project_key() }}'
+        and object_type = 'TestStep'
 
 ),
 
@@ -158,6 +170,49 @@ parameters as (
 
 ),
 
+-- One line per value, as the details_block macro writes them (its labels are fixed; these are each
+-- step's own): custom fields by name, then the call's parameters in order. A list is its items, joined.
+detail_lines as (
+
+    select
+        object_id as step_id,
+        0 as line_group,
+        field_name as line_label,
+        row_number() over (partition by object_id order by field_name) as line_order,
+        case
+            when field_type = 'multi_select'
+                then (select string_agg(item, ', ') from jsonb_array_elements_text(field_value::jsonb) as item)
+            else field_value
+        end as line_value
+    from step_custom_fields
+    where field_value is not null
+
+    union all
+
+    select
+        step_id,
+        1 as line_group,
+        'Parameter ' || parameter_name as line_label,
+        parameter_order as line_order,
+        coalesce(parameter_value, '') as line_value
+    from test_step_parameters
+
+),
+
+details as (
+
+    select
+        step_id,
+        '<p><b>{{ details_header() }}</b>' || string_agg(
+            '<br>' || {{ html_escape('line_label') }} || ': ' || {{ html_escape('line_value') }},
+            '' order by line_group, line_order
+        ) || '</p>' as details_block
+    from detail_lines
+    where nullif(line_value, '') is not null
+    group by step_id
+
+),
+
 steps as (
 
     select
@@ -167,7 +222,7 @@ steps as (
         test_steps.step_id,
         test_steps.step_type,
         test_steps.step_order,
-        case
+        nullif(coalesce(case
             when cut_cycles.cycle_path is not null
                 then 'Call to test ' || test_steps.called_test_case_key
                     || ' (not linked: call cycle ' || cut_cycles.cycle_path || ')'
@@ -176,7 +231,7 @@ steps as (
             when nullif(test_steps.test_data, '') is not null
                 then test_steps.description || '<br>Test data: ' || test_steps.test_data
             else test_steps.description
-        end as description,
+        end, '') || coalesce(details.details_block, ''), '') as description,
         coalesce(test_steps.expected_result, '') as expected,
         test_steps.test_data,
         test_steps.called_test_case_key as called_test_case_source_key,
@@ -207,6 +262,8 @@ steps as (
         on test_steps.called_test_case_key = called.key
     left join parameters
         on test_steps.step_id = parameters.step_id
+    left join details
+        on test_steps.step_id = details.step_id
     left join cut_cycles
         on
             test_steps.step_type = 'call_to_test'

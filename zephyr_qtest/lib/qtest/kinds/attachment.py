@@ -37,6 +37,10 @@ OWNER_TYPES: tuple[ObjectType, ...] = (TEST_CASE, TEST_STEP, TEST_LOG, TEST_STEP
 ATTACHMENT_OWNERS = {owner.api_segment: owner.name for owner in OWNER_TYPES}
 
 
+# Between an attachment's hash and the qTest id of the test step it is on (see `attachment_protocol`).
+ON_STEP = ":on-step:"
+
+
 def attachment_owner(ids: Ids, row: Row) -> tuple[str, int]:
     """The qTest object an attachment goes on: (API path segment, id). A step result whose step log qTest
     does not have (a result of a step the case's version lacks) hands its files to the test log, so that
@@ -110,9 +114,26 @@ def attachment_protocol(ctx: PublishContext, contents: AttachmentContents) -> Ob
         taken.add(int(uploaded["id"]))
         return Created(int(uploaded["id"]), {"owner_type": object_type, "owner_id": owner_id})
 
+    def hashed(row: Row) -> str:
+        """The mart's hash, and for a step's file the step it goes on: an update of its case (a property
+        filled in later) makes a new version with new steps, which must get the file too."""
+        if str(row["qtest_object_type"]) != TEST_STEP.api_segment:
+            return payload_hash(row)
+        try:
+            return f"{payload_hash(row)}{ON_STEP}{owner(row)[1]}"
+        except KeyError:
+            return payload_hash(row)
+
     async def update(row: Row, entry: Entry) -> Created:
-        # A file cannot be edited in qTest: the old one goes, the new one comes.
         assert entry.qtest_id is not None
+        if str(entry.payload_hash or "").split(ON_STEP)[0] == payload_hash(row):
+            # The same file: on the same step nothing to do; on a new version's step a copy of its own
+            # (the old version keeps the file it had).
+            object_type, owner_id = owner(row)
+            if int(entry.detail.get("owner_id") or 0) == owner_id:
+                return Created(entry.qtest_id, dict(entry.detail))
+            return await create(row)
+        # A file cannot be edited in qTest: the old one goes, the new one comes.
         object_type = str(entry.detail.get("owner_type") or row["qtest_object_type"])
         owner_id = int(entry.detail.get("owner_id") or owner(row)[1])
         await ctx.client.delete_attachment(ctx.project_id, object_type, owner_id, entry.qtest_id)
@@ -135,7 +156,7 @@ def attachment_protocol(ctx: PublishContext, contents: AttachmentContents) -> Ob
                 return Created(attachment_id, {"owner_type": object_type, "owner_id": owner_id})
         return None
 
-    return ObjectKind(ATTACHMENT.name, source_key, payload_hash, load_level, create, update, lookup)
+    return ObjectKind(ATTACHMENT.name, source_key, hashed, load_level, create, update, lookup)
 
 
 def all_attachment_rows(marts: Marts) -> list[Row]:

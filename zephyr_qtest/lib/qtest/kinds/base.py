@@ -7,6 +7,7 @@ hold what is read once per run (ids from the id map, field catalogs, execution s
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -75,6 +76,21 @@ def source_key(row: Row) -> str:
 
 def payload_hash(row: Row) -> str:
     return str(row["payload_hash"])
+
+
+def payload_hash_on(catalog: Callable[[], FieldCatalog]) -> Callable[[Row], str]:
+    """The row's hash, marked with the properties the project's fields (`catalog`, read when the row is
+    hashed) cannot hold now: once the fields or values exist (created by a later run, or by hand), the
+    rows that lacked them hash differently and are sent again, and only those."""
+
+    def hashed(row: Row) -> str:
+        problems = catalog().encode(mart_properties(row.get("properties")))[1]
+        if not problems:
+            return payload_hash(row)
+        unset = sorted(f"{problem.field_label}\x1f{problem.value}" for problem in problems)
+        return f"{payload_hash(row)}:unset:{hashlib.md5(json.dumps(unset).encode()).hexdigest()[:12]}"
+
+    return hashed
 
 
 def load_level(row: Row) -> int:

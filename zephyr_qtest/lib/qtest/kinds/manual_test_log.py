@@ -29,7 +29,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     Row,
     encoded_properties,
     load_level,
-    payload_hash,
+    payload_hash_on,
     source_key,
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE, TEST_LOG, TEST_RUN, TEST_STEP, TEST_STEP_LOG
@@ -317,12 +317,14 @@ class ManualTestLogs:
         return None
 
     def payload_hash(self, row: Row) -> str:
-        """The log's hash with its step results' (a result that changed, or that a new mapping now places
-        on a step, updates the log)."""
+        """The log's hash, marked with the properties the run's fields cannot hold now (`payload_hash_on`),
+        with its step results' (a result that changed, or that a new mapping now places on a step, updates
+        the log)."""
+        own = payload_hash_on(lambda: self.ctx.test_run_fields)(row)
         steps = self.step_results(row)
         if not steps:
-            return payload_hash(row)
-        joined = "|".join([payload_hash(row), *(str(step.get("payload_hash")) for step in steps)])
+            return own
+        joined = "|".join([own, *(str(step.get("payload_hash")) for step in steps)])
         return hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest()
 
     def protocol(self, lookup: Callable[[Row], Awaitable[Created | None]] | None = None) -> ObjectKind[Row]:

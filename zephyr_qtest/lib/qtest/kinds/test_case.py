@@ -28,7 +28,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     Row,
     encoded_properties,
     load_level,
-    payload_hash,
+    payload_hash_on,
     source_key,
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE, TEST_CASE, TEST_STEP
@@ -170,7 +170,8 @@ def test_case_protocol(ctx: PublishContext, steps_by_case: Mapping[str, list[Row
                 return await finish(row, full)
         return None
 
-    return ObjectKind(TEST_CASE.name, source_key, payload_hash, load_level, create, update, lookup)
+    hashed = payload_hash_on(lambda: ctx.test_case_fields)
+    return ObjectKind(TEST_CASE.name, source_key, hashed, load_level, create, update, lookup)
 
 
 def test_case_rows(marts: Marts) -> list[Row]:

@@ -21,7 +21,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     Row,
     encoded_properties,
     load_level,
-    payload_hash,
+    payload_hash_on,
     source_key,
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE, TEST_CYCLE, TEST_RUN
@@ -110,7 +110,8 @@ def test_run_protocol(ctx: PublishContext) -> ObjectKind[Row]:
                 return created
         return None
 
-    return ObjectKind(TEST_RUN.name, source_key, payload_hash, load_level, create, update, lookup)
+    hashed = payload_hash_on(lambda: ctx.test_run_fields)
+    return ObjectKind(TEST_RUN.name, source_key, hashed, load_level, create, update, lookup)
 
 
 def test_run_rows(marts: Marts) -> list[Row]:

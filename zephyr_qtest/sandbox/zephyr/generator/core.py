@@ -142,9 +142,15 @@ class GeneratorCore:
     def cycle_count(self) -> int:
         return max(2, min(250, round(self.sizes["executions"] / 40))) if self.sizes["executions"] else 0
 
-    def custom_value(self, kind: str, project: ProjectState, options: tuple[str, ...] = ()) -> Any:
-        rng = self.rng
-        if self.chance(0.12):
+    def custom_value(
+        self,
+        kind: str,
+        project: ProjectState,
+        options: tuple[str, ...] = (),
+        rng: random.Random | None = None,
+    ) -> Any:
+        rng = rng or self.rng
+        if rng.random() < 0.12:
             return None
         if kind == "text":
             return rng.choice(("REQ-" + str(rng.randint(1, 500)), "Ünïcode ✓", "<b>html</b> & more", ""))
@@ -167,9 +173,12 @@ class GeneratorCore:
         raise ValueError(kind)
 
     def custom_fields(
-        self, project: ProjectState, fields: tuple[tuple[str, str, tuple[str, ...]], ...]
+        self,
+        project: ProjectState,
+        fields: tuple[tuple[str, str, tuple[str, ...]], ...],
+        rng: random.Random | None = None,
     ) -> dict[str, Any]:
-        return {name: self.custom_value(kind, project, options) for name, kind, options in fields}
+        return {name: self.custom_value(kind, project, options, rng) for name, kind, options in fields}
 
     def links(self, project: ProjectState, owner_self: str, *, web: bool = True) -> dict[str, Any]:
         issues = []

@@ -29,6 +29,13 @@ EXECUTION_FIELDS = (
     ("Reviewer", "user", ()),
     ("Run notes", "multiline", ()),
 )
+# The other types of field on executions too (decimal, single and multiple choice). They draw from a
+# generator of their own per execution, so that every other value of the tenant stays what it was.
+MORE_EXECUTION_FIELDS = (
+    ("Effort (h)", "decimal", ()),
+    ("Test phase", "select", ("Smoke", "Regression", "Acceptance")),
+    ("Platforms", "multiselect", ("Web", "iOS", "Android", "Desktop")),
+)
 
 
 class ExecutionFamily(GeneratorCore):
@@ -149,7 +156,14 @@ class ExecutionFamily(GeneratorCore):
                 "testCycle": {"id": cycle["id"], "self": f"{API}/testcycles/{cycle['id']}"}
                 if cycle
                 else None,
-                "customFields": self.custom_fields(project, EXECUTION_FIELDS),
+                "customFields": {
+                    **self.custom_fields(project, EXECUTION_FIELDS),
+                    **self.custom_fields(
+                        project,
+                        MORE_EXECUTION_FIELDS,
+                        random.Random(f"zephyr-qtest-sandbox:{self.seed}:execution:{execution_id}"),
+                    ),
+                },
             }
             execution["links"] = self.links(project, f"{API}/testexecutions/{execution_id}/links", web=False)
             project.executions.append(execution)
