@@ -581,7 +581,9 @@ def test_every_other_object_arrived(migrated: Migrated) -> None:
     for object_type in ("folder", "test case", "test cycle", "test plan", "test execution", "attachment"):
         count = ledger.count(object_type)
         lines = sum(1 for kind, _ in missing if kind == object_type)
-        assert count.in_zephyr - count.in_qtest == lines, (object_type, count)
+        # A folder of plans has no qTest object: it arrived as the path in its plans' Zephyr details.
+        arrived_as_a_path = count.accounted if object_type == "folder" else 0
+        assert count.in_zephyr - count.in_qtest - arrived_as_a_path == lines, (object_type, count)
     # Steps and step results are missing only with their case or execution, or as lines of their own.
     steps = ledger.count("test step")
     of_missing_cases = sum(
