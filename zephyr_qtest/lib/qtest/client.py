@@ -253,6 +253,14 @@ class QtestClient(ApiClient):
             f"projects/{project_id}/test-cases/{test_case_id}", params, validate=_object
         )
 
+    async def list_test_case_versions(self, project_id: int, test_case_id: int) -> list[dict]:
+        """The case's approved major versions and its last unapproved one after them, oldest first (the
+        swagger's getVersions)."""
+        found = await self.get_json(
+            f"projects/{project_id}/test-cases/{test_case_id}/versions", validate=_array
+        )
+        return [item for item in found if isinstance(item, dict)]
+
     async def iter_test_cases(self, project_id: int, *, with_steps: bool = True) -> AsyncIterator[dict]:
         params = {"expandProps": "true", "expandSteps": "true" if with_steps else "false"}
         async for case in self._iter_pages(f"projects/{project_id}/test-cases", params, size_param="size"):

@@ -12,6 +12,7 @@ from zephyr_qtest.lib.qtest.kinds import (
     module,
     release,
     test_case,
+    test_case_version,
     test_cycle,
     test_log,
     test_run,
@@ -20,6 +21,8 @@ from zephyr_qtest.lib.qtest.kinds.base import Kind
 
 KINDS: tuple[Kind, ...] = (
     module.KIND,
+    # Older versions first: the current version of a case is written last.
+    test_case_version.KIND,
     test_case.KIND,
     release.KIND,
     test_cycle.KIND,
