@@ -1163,7 +1163,8 @@ class Proof:
                     ACCEPT,
                     f"it ran against an older version of the case; qTest holds that version, but the log is "
                     f"on the case's current version (Zephyr's version {newest[case_key]}): logs are not "
-                    "placed on older versions yet",
+                    "placed on older versions yet (an older version holds no steps in qTest, so a log's "
+                    "step results could not go with it there)",
                 )
 
     def inline_images(self) -> None:

@@ -1,7 +1,8 @@
 """The older versions of the test cases, replayed as qTest versions of the case, oldest first: the first
 creates the case, each later one updates it (qTest makes a new minor version of an approved case), and
-each is approved at once, so that it is a major version qTest's version list keeps (the swagger's
-getVersions: approved major versions plus the last unapproved one). The test-case kind then writes the
+each is approved at once, whatever the approval setting of the current version, so that it is a major
+version qTest's version list keeps (the swagger's getVersions: approved major versions plus the last
+unapproved one; an unapproved older version would be hidden by the next). The test-case kind then writes the
 current version last (``test_case.py``), so the case as qTest shows it is the current one.
 
 An older version carries its name, description, precondition and the Zephyr key, and no steps: Zephyr's
