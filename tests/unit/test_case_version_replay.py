@@ -111,13 +111,14 @@ class Writes:
 class Replay:
     """Runs of the test-case stage's two kinds against one sandbox project and one id map."""
 
-    def __init__(self, qtest: QTestSandboxHandle) -> None:
+    def __init__(self, qtest: QTestSandboxHandle, tables: dict[str, list[dict[str, Any]]] = TABLES) -> None:
         self.qtest = qtest
+        self.tables = tables
         self.id_map = IdMapInMemory()
 
     async def _context(self, client: Any) -> PublishContext:
         project_id = next(p["id"] for p in await client.list_projects() if p["name"] == "Versions")
-        marts = Marts(MartsInMemory(TABLES, {}), PROJECT)  # type: ignore[arg-type]
+        marts = Marts(MartsInMemory(self.tables, {}), PROJECT)  # type: ignore[arg-type]
         ctx = PublishContext(client, project_id, self.id_map, marts)  # type: ignore[arg-type]
         await ctx.load_settings()
         await ctx.load_ids(TEST_CASE.name, TEST_CASE_VERSION.name, TEST_STEP.name)
@@ -212,3 +213,19 @@ def test_a_run_killed_mid_replay_resumes_without_replaying_or_skipping_a_version
     assert replay.versions() == HISTORY
     (versions, cases), sent = replay.run()
     assert sent == []
+
+
+def test_a_refused_older_version_stops_neither_the_current_one_nor_comes_after_it(
+    qtest: QTestSandboxHandle,
+) -> None:
+    # qTest refuses a name over 500 characters (the sandbox's rule): the second version is refused.
+    tables = {**TABLES, "qtest_test_case_versions": [version(1, "Log in (v1)"), version(2, "x" * 501)]}
+    replay = Replay(qtest, tables)
+    (versions, cases), _ = replay.run()
+    assert (versions.created, versions.failed, cases.created, cases.failed) == (1, 1, 1, 0)
+    assert replay.versions() == [("1.0", "Log in (v1)", 0), ("2.0", "Log in", 1)]
+    # A re-run does not put the refused version after the current one: it says why, and sends nothing.
+    (versions, cases), sent = replay.run()
+    assert sent == [] and cases.skipped == 1
+    [failure] = versions.failures
+    assert failure.source_key == "UT-T1@2" and "cannot be replayed before it" in failure.reason

@@ -20,12 +20,13 @@ CASE_ID = "case_id"
 
 @dataclass(frozen=True)
 class Replayed:
-    """What qTest holds of a case's older versions: the case, the last version replayed, and whether every
-    older version of the mart is there (only then may the current version be written after them)."""
+    """What qTest holds of a case's older versions: the case and the last version replayed (None: none
+    is there yet), and whether the write of one may have happened (``pending``): the current version waits
+    for it, since it must come after every older version qTest holds."""
 
-    case_id: int
-    last_version_id: int
-    complete: bool
+    case_id: int | None
+    last_version_id: int | None
+    waiting: bool
 
 
 def is_approved(version: Mapping[str, Any]) -> bool:
@@ -48,25 +49,20 @@ async def approved(client: QtestClient, project_id: int, case_id: int, version: 
 
 
 def replayed_cases(rows: Sequence[Row], entries: Mapping[str, Entry]) -> dict[str, Replayed]:
-    """Case key -> what qTest holds of its older versions, for the cases whose first version is done."""
+    """Case key -> what qTest holds of its older versions, for the cases one of whose older versions is
+    done or pending. The done ones are the first ones (a version is sent only after the one before it)."""
     by_case: dict[str, list[Row]] = {}
     for row in rows:
         by_case.setdefault(str(row["parent_source_key"]), []).append(row)
     found: dict[str, Replayed] = {}
     for case_key, versions in by_case.items():
-        done = [
-            entries[source_key(row)]
-            for row in sorted(versions, key=load_level)
-            if (entry := entries.get(source_key(row))) is not None
-            and entry.state == "done"
-            and entry.qtest_id
-        ]
+        states = [entries.get(source_key(row)) for row in sorted(versions, key=load_level)]
+        done = [entry for entry in states if entry is not None and entry.state == "done" and entry.qtest_id]
+        waiting = any(entry is not None and entry.state == "pending" for entry in states)
         if done and done[0].detail.get(CASE_ID):
-            last = done[-1]
-            assert last.qtest_id is not None
-            found[case_key] = Replayed(
-                int(done[0].detail[CASE_ID]), last.qtest_id, len(done) == len(versions)
-            )
+            found[case_key] = Replayed(int(done[0].detail[CASE_ID]), done[-1].qtest_id, waiting)
+        elif waiting:
+            found[case_key] = Replayed(None, None, waiting)
     return found
 
 
@@ -79,26 +75,22 @@ def test_case_version_rows(marts: Marts) -> list[Row]:
 
 
 async def case_histories(ctx: PublishContext) -> dict[str, Replayed]:
-    """Case key -> what qTest holds of its older versions, for every case the mart has older versions of
-    (case id 0 and not complete: none is in qTest yet). The test-case kind writes such a case's current
-    version as an update of the replayed case, and only once all of them are there."""
-    rows = test_case_version_rows(ctx.marts)
-    found = replayed_cases(rows, await ctx.id_map.load(TEST_CASE_VERSION.name))
-    return {
-        case_key: found.get(case_key) or Replayed(0, 0, False)
-        for case_key in dict.fromkeys(str(row["parent_source_key"]) for row in rows)
-    }
+    """Case key -> what qTest holds of its older versions, for the cases whose older versions are in qTest
+    or may be (pending). The test-case kind writes such a case's current version as an update of the case
+    they made, after them; a case none of whose older versions is there (each refused) is created as any
+    other, and its older versions are then not replayed (they cannot go after it)."""
+    return replayed_cases(test_case_version_rows(ctx.marts), await ctx.id_map.load(TEST_CASE_VERSION.name))
 
 
 async def write_current(
     ctx: PublishContext, case_key: str, history: Replayed, body: Mapping[str, Any]
 ) -> dict:
     """The current version of a case with older versions: an update of the case they made, after them."""
-    if not history.complete:
-        # A KeyError: the run asks qTest nothing (the missing versions have lines of their own).
+    if history.waiting or history.case_id is None:
+        # A KeyError: the run asks qTest nothing; a re-run looks for the pending version first.
         raise KeyError(
-            f"the older versions of test case {case_key} are not all in qTest: its current version goes "
-            "after them"
+            f"an older version of test case {case_key} may be in qTest (its answer was lost): its current "
+            "version goes after it, once a re-run has found it"
         )
     return await ctx.client.update_test_case(ctx.project_id, history.case_id, body)
 
@@ -106,8 +98,8 @@ async def write_current(
 async def find_current(ctx: PublishContext, case_key: str, history: Replayed) -> dict | None:
     """The current version whose write may have happened: a version qTest lists after the last older one
     (the case, as qTest shows it now), else None."""
-    if not history.complete:
-        return None
+    if history.waiting or history.case_id is None or history.last_version_id is None:
+        return None  # never written while an older version may be missing
     versions = await ctx.client.list_test_case_versions(ctx.project_id, history.case_id)
     later = versions_after(versions, history.last_version_id)
     if later is None:

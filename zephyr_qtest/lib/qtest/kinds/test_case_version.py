@@ -75,11 +75,12 @@ def test_case_version_protocol(
 
     async def create(row: Row) -> Created:
         case_key = str(row["parent_source_key"])
-        if int(row["version_number"]) == 1 and case_key in ctx.ids[TEST_CASE.name]:
-            # Written by a run before its older versions were known: they cannot go before it now.
+        if case_key in ctx.ids[TEST_CASE.name]:
+            # Its current version is there (written by a run before its older versions were known, or after
+            # this one was refused): an older version cannot go before it now.
             raise ValueError(
-                f"test case {case_key} is in qTest already (test case {ctx.ids[TEST_CASE.name][case_key]}): "
-                "its older versions cannot be replayed before its current version"
+                f"the current version of test case {case_key} is in qTest already (test case "
+                f"{ctx.ids[TEST_CASE.name][case_key]}): an older version cannot be replayed before it"
             )
         if int(row["version_number"]) == 1:
             case = await ctx.client.create_test_case(ctx.project_id, body(row))
@@ -136,7 +137,11 @@ async def publish_test_case_versions(ctx: PublishContext) -> PublishSummary:
     cases = {source_key(row): row for row in ctx.marts.rows(TEST_CASE.mart)}
     # The cases earlier runs replayed versions of, for the versions after them.
     entries = await ctx.id_map.load(TEST_CASE_VERSION.name)
-    case_ids = {key: replayed.case_id for key, replayed in replayed_cases(rows, entries).items()}
+    case_ids = {
+        key: replayed.case_id
+        for key, replayed in replayed_cases(rows, entries).items()
+        if replayed.case_id is not None
+    }
     return await ctx.run(test_case_version_protocol(ctx, cases, case_ids), rows)
 
 
