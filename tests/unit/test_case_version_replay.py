@@ -13,10 +13,12 @@ import pytest
 
 from tests.unit.test_store import IdMapInMemory, MartsInMemory
 from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.lib.qtest.comparison import Reconciliation, TypeResult
 from zephyr_qtest.lib.qtest.exactly_once import PublishSummary
 from zephyr_qtest.lib.qtest.kinds import test_case, test_case_version
-from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext
-from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE, TEST_CASE_VERSION, TEST_STEP
+from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext, ReadBack, done_ids
+from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE, TEST_CASE, TEST_CASE_VERSION, TEST_STEP
+from zephyr_qtest.lib.qtest.reconcile import reconcile_kind
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
 
 PROJECT = "UT"
@@ -138,6 +140,30 @@ class Replay:
 
         return asyncio.run(go())
 
+    def reconciled(self) -> TypeResult:
+        """The loader's own check of the older versions: the marts against qTest's version lists."""
+
+        async def check() -> TypeResult:
+            async with QtestClient(self.qtest.base_url, self.qtest.token) as client:
+                ctx = await self._context(client)
+                ids = {t: done_ids(await self.id_map.load(t)) for t in (MODULE.name, TEST_CASE.name)}
+                ids[TEST_CASE_VERSION.name] = done_ids(await self.id_map.load(TEST_CASE_VERSION.name))
+                outcome = Reconciliation(PROJECT, ctx.project_id)
+                rb = ReadBack(
+                    client,
+                    ctx.project_id,
+                    ctx.marts,
+                    ids,
+                    outcome,
+                    ctx.test_case_fields,
+                    ctx.test_run_fields,
+                    {},
+                )
+                await reconcile_kind(test_case_version.KIND, rb)
+                return outcome.results[TEST_CASE_VERSION.name]
+
+        return asyncio.run(check())
+
     def versions(self) -> list[tuple[str, str, int]]:
         """Every version qTest lists of the project's one case: (version, name, step count)."""
 
@@ -185,6 +211,24 @@ def test_older_versions_arrive_oldest_first_and_the_current_one_last(qtest: QTes
     (versions, cases), sent = replay.run()
     assert (versions.skipped, cases.skipped, sent) == (2, 1, [])
     assert replay.versions() == HISTORY
+    result = replay.reconciled()
+    assert (result.expected, result.matched, result.unaccounted, result.mismatches) == (2, 2, [], [])
+
+    # An edit of the current version in Zephyr: a new version after it; the older ones are untouched.
+    edited = {
+        **TABLES,
+        "qtest_test_cases": [{**TABLES["qtest_test_cases"][0], "name": "Sign in", "payload_hash": "e"}],
+    }
+    replay.tables = edited
+    (versions, cases), sent = replay.run()
+    assert (versions.skipped, cases.updated, sent) == (
+        2,
+        1,
+        ["update_test_case 3.1", "approve_test_case 4.0"],
+    )
+    assert replay.versions() == [*HISTORY, ("4.0", "Sign in", 1)]
+    result = replay.reconciled()
+    assert (result.expected, result.matched, result.unaccounted, result.mismatches) == (2, 2, [], [])
 
 
 @pytest.mark.parametrize(

@@ -146,16 +146,20 @@ async def publish_test_case_versions(ctx: PublishContext) -> PublishSummary:
 
 
 async def read_back_test_case_versions(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
-    """The older versions qTest lists for each case that has some: every version of the case's list but
-    its last (the current one), by version id (a version replayed twice shows as unaccounted)."""
+    """The older versions qTest lists for each case that has some, by version id: every version of the
+    case's list up to the last one the id map names (a version replayed twice among them shows as
+    unaccounted); those after it are the current version's (and its later updates)."""
+    replayed = set(rb.ids[TEST_CASE_VERSION.name].values())
     found: dict[int, Any] = {}
     for case_key in dict.fromkeys(str(row["parent_source_key"]) for row in rows):
         case_id = rb.ids[TEST_CASE.name].get(case_key)
         if case_id is None:
             continue
         versions = await rb.client.list_test_case_versions(rb.project_id, case_id)
-        for version in versions[:-1]:
-            found[int(version["test_case_version_id"])] = version
+        ids = [int(version.get("test_case_version_id") or 0) for version in versions]
+        last = max((index for index, version_id in enumerate(ids) if version_id in replayed), default=-1)
+        for version_id, version in zip(ids[: last + 1], versions, strict=False):
+            found[version_id] = version
     return found
 
 
