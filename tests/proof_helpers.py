@@ -138,9 +138,27 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         select count(*) from zephyr_raw.folders
         where project_key = %(p)s and payload->>'folderType' in ('TEST_CASE', 'TEST_CYCLE')
         and {_nonempty("payload->'index'")}""",
-    # Older versions of the cases: qTest holds the current one; and the executions that ran against one.
-    ("test case version", "(object)", Reason.NOT_CARRIED): """
+    # Older versions of the cases, replayed in qTest: the steps of each (Zephyr's API gives none), and each
+    # value besides its name, objective, precondition and key (not replayed); and the executions that ran
+    # against one (their logs are on the current version).
+    ("test case version", "steps", Reason.NOT_CARRIED): """
         select count(*) from zephyr_raw.test_case_versions where project_key = %(p)s""",
+    **{
+        ("test case version", path, Reason.NOT_CARRIED): f"""
+        select count(*) from zephyr_raw.test_case_versions
+        where project_key = %(p)s and {_nonempty(f"payload->'{path}'")}"""
+        for path in ("priority", "status", "owner", "component", "estimatedTime", "createdOn")
+    },
+    **{
+        ("test case version", path, Reason.NOT_CARRIED): f"""
+        select coalesce(sum({_items(f"payload{pointer}")}), 0) from zephyr_raw.test_case_versions
+        where project_key = %(p)s"""
+        for path, pointer in (
+            ("labels", "->'labels'"),
+            ("links.issues", "->'links'->'issues'"),
+            ("links.webLinks", "->'links'->'webLinks'"),
+        )
+    },
     ("test execution", "testCase (version)", Reason.NOT_CARRIED): f"""
         with executions as ({_EXECUTIONS}),
         newest as (
@@ -179,6 +197,8 @@ for _object_type, _table, _path in _RICH_TEXT_WITH_IMAGES:
 # those of steps in the steps' own.)
 RAW_CUSTOM_FIELD_LOSSES: dict[str, str] = {
     "test execution": f"with shadowed as ({_SHADOWED}) select payload->'customFields' as values from shadowed",
+    "test case version": "select payload->'customFields' as values from zephyr_raw.test_case_versions "
+    "where project_key = %(p)s",
 }
 
 

@@ -41,6 +41,7 @@ PUBLISH_ASSETS = [*publish_assets, reconciliation]
 MAPPED = {
     "qtest_modules": "module",
     "qtest_test_cases": "test_case",
+    "qtest_test_case_versions": "test_case_version",
     "qtest_test_cycles": "test_cycle",
     "qtest_test_runs": "test_run",
     "qtest_test_logs": "test_log",
@@ -230,8 +231,11 @@ def test_both_projects_arrive_once_and_equal(migrated: dict[str, Any]) -> None:
         counts = migrated["qtest"].counts(qtest_project_id(database_url, project))
         expected = expected_counts(database_url, project)
         assert expected["test_case"] > 0 and expected["test_log"] > 0 and expected["attachment"] > 0
+        # The test-case stage also replays the cases' older versions, each an object of its own.
+        assert expected["test_case_version"] > 0
+        expected["test_cases_stage"] = expected["test_case"] + expected["test_case_version"]
         metadata = published(result)
-        for stage, kind in (("modules", "module"), ("test_cases", "test_case"), ("test_cycles", "test_cycle"),
+        for stage, kind in (("modules", "module"), ("test_cases", "test_cases_stage"), ("test_cycles", "test_cycle"),
                             ("test_runs", "test_run"), ("test_logs", "test_log"), ("attachments", "attachment")):  # fmt: skip
             assert metadata[stage]["created"] + metadata[stage]["adopted"] == expected[kind], (project, stage)
         # Jira issue links: one requirement per issue and one link per (issue, case or run), each made once.

@@ -567,34 +567,50 @@ def test_an_inline_image_is_a_line_even_though_its_text_arrived() -> None:
     assert lines_of(ledger, "objective") == []
 
 
-def test_each_older_version_and_each_execution_that_ran_against_one_is_a_line() -> None:
-    """qTest holds the case's current version: the older ones are named one by one, and so is an execution
-    that ran against one (its log sits on the current version); one that ran against the current one is not."""
+def test_each_older_version_is_checked_in_qtests_version_list_and_its_steps_are_named() -> None:
+    """An older version is compared with the version qTest lists for it: a value that did not arrive is a
+    line, as is one that is not replayed (its priority), and its steps (Zephyr's API does not give them);
+    a version qTest does not hold is missing. An execution that ran against one is a line (its log is on
+    the current version); one that ran against the current one is not."""
 
     def execution(key: str, version: int) -> RawObject:
         link = f"https://api.zephyrscale.smartbear.com/v2/testcases/P-T1/versions/{version}"
         return raw(key, {"id": int(key[-1]), "key": key, "testCase": {"self": link}})
 
+    first = {"id": 7, "name": "Login (first)", "objective": "<p>Old</p>", "priority": {"id": 3}}
     ledger = prove_offline(
         {
             "test_cases": [raw("P-T1", case_payload())],
             "test_case_versions": [
-                raw("P-T1@1", {"id": 7, "name": "Login (first)"}, parent="P-T1", position=1),
+                raw("P-T1@1", first, parent="P-T1", position=1),
                 raw("P-T1@2", {"id": 8, "name": "Login (second)"}, parent="P-T1", position=2),
+                raw("P-T1@3", {"id": 9, "name": "Login (third)"}, parent="P-T1", position=3),
             ],
-            "test_executions": [execution("P-E1", 1), execution("P-E2", 3)],
+            "test_executions": [execution("P-E1", 1), execution("P-E2", 4)],
         },
-        {"test_case": {900: qtest_case({1: "P-T1"})}},
-        {"test_case": {"P-T1": 900}},
+        {
+            "test_case": {900: qtest_case({1: "P-T1"})},
+            "test_case_version": {
+                501: {"name": "Login (first)", "description": "<p>Old</p>", "precondition": ""},
+                502: {"name": "Login (2nd)", "description": "", "precondition": ""},
+            },
+        },
+        {"test_case": {"P-T1": 900}, "test_case_version": {"P-T1@1": 501, "P-T1@2": 502}},
+        names={"priorities": {3: "High"}},
     )
     versions = [line for line in ledger.lines if line.object_type == "test case version"]
-    assert [(line.object_key, line.value, line.reason) for line in versions] == [
-        ("P-T1 version 1", "Login (first)", Reason.NOT_CARRIED),
-        ("P-T1 version 2", "Login (second)", Reason.NOT_CARRIED),
+    assert [(line.object_key, line.field, line.value, line.reason) for line in versions] == [
+        ("P-T1 version 1", "steps", "the steps of P-T1 version 1", Reason.NOT_CARRIED),
+        ("P-T1 version 1", "priority", "High", Reason.NOT_CARRIED),
+        ("P-T1 version 2", "name", "Login (second)", Reason.DIFFERS),
+        ("P-T1 version 2", "steps", "the steps of P-T1 version 2", Reason.NOT_CARRIED),
+        ("P-T1 version 3", "(object)", "Login (third)", Reason.OBJECT_MISSING),
     ]
+    assert "gives no steps of an older version" in versions[0].detail
+    assert (ledger.count("test case version").in_zephyr, ledger.count("test case version").in_qtest) == (3, 2)
     [ran_against_old] = lines_of(ledger, "testCase (version)")
     assert (ran_against_old.object_key, ran_against_old.value) == ("P-E1", "P-T1 version 1")
-    assert "version 3" in ran_against_old.detail
+    assert "version 4" in ran_against_old.detail
 
 
 # ------------------------------------------------------------------ cycles and plans: releases and details

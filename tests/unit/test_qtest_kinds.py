@@ -85,7 +85,7 @@ def test_the_registry_lists_the_stages_in_load_order_with_todays_dependencies() 
         "modules", "test_cases", "test_cycles", "test_runs", "test_logs", "requirements", "attachments"
     )  # fmt: skip
     assert [kind.name for kind in kinds_of_stage("test_cycles")] == ["release", "test_cycle"]
-    assert stage_marts("test_cases") == ("qtest_test_cases", "qtest_test_steps")
+    assert stage_marts("test_cases") == ("qtest_test_case_versions", "qtest_test_cases", "qtest_test_steps")
     assert stage_marts("test_logs") == ("qtest_test_logs", "qtest_test_step_logs")
     assert upstream_stages("test_runs") == ("test_cases", "test_cycles")
     assert upstream_stages("attachments") == ("test_cases", "test_logs")
@@ -109,8 +109,8 @@ def test_every_kind_comes_after_the_kinds_it_refers_to() -> None:
 
 def test_the_reconciliation_rows_are_todays() -> None:
     assert reconciled_types() == (
-        "module", "test_case", "test_step", "test_cycle", "test_run", "test_log", "requirement",
-        "requirement_link", "attachment"
+        "module", "test_case_version", "test_case", "test_step", "test_cycle", "test_run", "test_log",
+        "requirement", "requirement_link", "attachment"
     )  # fmt: skip
 
 

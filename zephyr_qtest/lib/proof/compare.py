@@ -51,6 +51,7 @@ from zephyr_qtest.lib.qtest.kinds.vocabulary import (
     MODULE,
     RELEASE,
     TEST_CASE,
+    TEST_CASE_VERSION,
     TEST_CYCLE,
     TEST_LOG,
     TEST_RUN,
@@ -1329,24 +1330,47 @@ class Proof:
                     )
 
     def test_case_versions(self) -> None:
-        """A line per older version of a case (qTest holds the current one), and per execution that ran
-        against one: its qTest log is on the case's current version."""
+        """Each older version of a case against the version qTest lists for it (its name, objective and
+        precondition); a line for its steps, which Zephyr's API does not give, and for each other value it
+        held (not replayed); and a line per execution that ran against one (its log is on the current
+        version)."""
+        assert self.rb is not None
         newest: dict[str, int] = defaultdict(lambda: 1)
         for version in self.source.of("test_case_versions"):
-            key = f"{version.parent_key} version {version.position}"
-            self.ledger.count(VERSION_WORDS).in_zephyr += 1
-            newest[str(version.parent_key)] = max(
-                newest[str(version.parent_key)], (version.position or 0) + 1
-            )
-            self.line(
-                VERSION_WORDS,
-                key,
-                OBJECT,
-                version.payload.get("name"),
-                Reason.NOT_CARRIED,
-                ACCEPT,
-                fate_of("test_case_versions", "name").rule,  # type: ignore[union-attr]
-            )
+            with self.guard(VERSION_WORDS, version):
+                payload, case_key = version.payload, str(version.parent_key)
+                number = int(version.position or 0)
+                key = f"{case_key} version {number}"
+                newest[case_key] = max(newest[case_key], number + 1)
+                count = self.ledger.count(VERSION_WORDS)
+                count.in_zephyr += 1
+                recorded_as = (TEST_CASE_VERSION.name, f"{case_key}@{number}")
+                found = self._found(*recorded_as)
+                if found is None:
+                    self.missing_object(VERSION_WORDS, key, payload.get("name"), recorded_as, None)
+                    continue
+                count.in_qtest += 1
+                self.check_value(
+                    VERSION_WORDS, key, "name", payload.get("name") or case_key, found.get("name")
+                )
+                self.check_value(
+                    VERSION_WORDS, key, "objective", payload.get("objective"), found.get("description")
+                )
+                self.check_value(
+                    VERSION_WORDS, key, "precondition", payload.get("precondition"), found.get("precondition")
+                )
+                steps = fate_of("test_case_versions", "steps")
+                assert steps is not None
+                self.line(
+                    VERSION_WORDS,
+                    key,
+                    "steps",
+                    f"the steps of {key}",
+                    Reason.NOT_CARRIED,
+                    steps.remedy,
+                    steps.rule,
+                )
+                self.not_carried("test_case_versions", VERSION_WORDS, key, payload)
         for execution in self.source.of("test_executions"):
             case_key, number = _case_version_of(execution.payload)
             if case_key in newest and number is not None and number < newest[case_key]:
@@ -1357,8 +1381,10 @@ class Proof:
                     f"{case_key} version {number}",
                     Reason.NOT_CARRIED,
                     ACCEPT,
-                    f"it ran against an older version of the case; qTest holds version {newest[case_key]} "
-                    "only, and its log is there",
+                    f"it ran against an older version of the case; qTest holds that version, but the log is "
+                    f"on the case's current version (Zephyr's version {newest[case_key]}): logs are not "
+                    "placed on older versions yet (an older version holds no steps in qTest, so a log's "
+                    "step results could not go with it there)",
                 )
 
     def inline_images(self) -> None:

@@ -55,6 +55,10 @@ LINKED_FROM = "'Linked from: <Zephyr key> (<type>)' in its Zephyr details block"
 CYCLE_DETAILS = "test cycle description, Zephyr details"
 PLAN_DETAILS = "release (plans_as test_cycle: test cycle) description, Zephyr details"
 CUSTOM_FIELD_TEXT = "the value as text (a list's items joined with ', ')"
+VERSION_FIELD_NOT_REPLAYED = (
+    "an older version in qTest holds its name, objective, precondition and Zephyr key; its other fields are "
+    "not replayed (qTest shows the field's default there; the case's current version holds the current value)"
+)
 
 
 def _fates() -> tuple[FieldFate, ...]:
@@ -66,6 +70,7 @@ def _fates() -> tuple[FieldFate, ...]:
     plans = "test_plans"
     executions = "test_executions"
     results = "test_execution_steps"
+    versions = "test_case_versions"
     return (
         # ---------------------------------------------------------------- test cases -> qTest test cases
         f(cases, "id", S, "", "Zephyr's internal id; the key identifies the case"),
@@ -128,23 +133,48 @@ def _fates() -> tuple[FieldFate, ...]:
             "the same instant, in a date-time field (qTest sets its own created date)",
         ),
         # ---------------------------------------------------------------- older versions of the cases
+        # Replayed as qTest versions of the case, oldest first (kinds/test_case_version.py); compared with
+        # the version qTest lists for each (GET test-cases/{id}/versions).
+        f(versions, "id", S, "", "Zephyr's id of the version; the case key and number identify it"),
         f(
-            "test_case_versions",
-            "id",
-            S,
-            "",
-            "Zephyr's id of the version; the case key and number identify it",
+            versions,
+            "key",
+            ID,
+            "test case version property 'Zephyr Key'",
+            "the case's key (custom_field_map)",
         ),
+        f(versions, "name", C, "test case version name", "as written; an empty name becomes the key"),
+        f(versions, "objective", C, "test case version description", "as written (HTML kept)"),
+        f(versions, "precondition", C, "test case version precondition", "as written (HTML kept)"),
         f(
-            "test_case_versions",
-            "name",
+            versions,
+            "steps",
             N,
             "",
-            "an older version of the case: qTest holds the current version only (older versions are not "
-            "replayed, and Zephyr's v2 API gives no steps of them); one ledger line per version",
+            "Zephyr's v2 API gives no steps of an older version (its testScript link names the case's "
+            "current steps): the qTest version holds no steps rather than steps it may not have had; one "
+            "line per older version",
             ACCEPT,
         ),
-        f("test_case_versions", "key", S, "", "the case's key, which the version's row holds as well"),
+        *(
+            f(versions, path, N, "", VERSION_FIELD_NOT_REPLAYED, ACCEPT)
+            for path in (
+                "priority",
+                "status",
+                "owner",
+                "labels",
+                "component",
+                "estimatedTime",
+                "customFields",
+                "links.issues",
+                "links.webLinks",
+            )
+        ),
+        f(versions, "createdOn", N, "", CREATED_BY_QTEST, ACCEPT),
+        f(versions, "folder", S, "", "qTest keeps a module per case, not per version: the case's module"),
+        f(versions, "links.self", S, "", SELF),
+        f(versions, "testScript", S, "", "a link to the case's current steps (see 'steps')"),
+        f(versions, "project", S, "", "the project, which the whole run is about"),
         # ---------------------------------------------------------------- steps -> qTest test steps
         f(steps, "id", S, "", "Zephyr's internal id; the step's position identifies it"),
         f(steps, "inline.description", C, "test step description", "as written, by position"),

@@ -97,6 +97,12 @@ def _array(data: Any) -> None:
         raise ValueError(f"expected a JSON array, got {type(data).__name__}")
 
 
+def _version_number(version: Mapping[str, Any]) -> tuple[int, ...]:
+    """A test case version's number ("2.1") as (2, 1); one qTest did not number goes first."""
+    parts = str(version.get("version") or "").split(".")
+    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else (-1,)
+
+
 def _object(data: Any) -> None:
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
@@ -252,6 +258,15 @@ class QtestClient(ApiClient):
         return await self.get_json(
             f"projects/{project_id}/test-cases/{test_case_id}", params, validate=_object
         )
+
+    async def list_test_case_versions(self, project_id: int, test_case_id: int) -> list[dict]:
+        """The case's approved major versions and its last unapproved one after them (the swagger's
+        getVersions), oldest first by their number ("2.1"): the swagger's examples list them so, but
+        do not promise the order."""
+        found = await self.get_json(
+            f"projects/{project_id}/test-cases/{test_case_id}/versions", validate=_array
+        )
+        return sorted((item for item in found if isinstance(item, dict)), key=_version_number)
 
     async def iter_test_cases(self, project_id: int, *, with_steps: bool = True) -> AsyncIterator[dict]:
         params = {"expandProps": "true", "expandSteps": "true" if with_steps else "false"}

@@ -17,6 +17,8 @@ renamed as (
 
         ----------  text
         payload.name,
+        payload.objective,
+        payload.precondition,
 
         ----------  bookkeeping
         source.extracted_at at time zone 'UTC' as _loaded_at,
@@ -24,7 +26,9 @@ renamed as (
 
     from source
     cross join lateral {{ json_fields('source.payload') }} as payload (
-        name text
+        name text,
+        objective text,
+        precondition text
     )
 
 )

@@ -13,6 +13,7 @@ from zephyr_qtest.lib.qtest.kinds import (
     release,
     requirement,
     test_case,
+    test_case_version,
     test_cycle,
     test_log,
     test_run,
@@ -21,6 +22,8 @@ from zephyr_qtest.lib.qtest.kinds.base import Kind
 
 KINDS: tuple[Kind, ...] = (
     module.KIND,
+    # Older versions first: the current version of a case is written last.
+    test_case_version.KIND,
     test_case.KIND,
     release.KIND,
     test_cycle.KIND,

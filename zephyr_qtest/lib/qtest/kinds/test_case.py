@@ -31,6 +31,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     payload_hash_on,
     source_key,
 )
+from zephyr_qtest.lib.qtest.kinds.case_history import Replayed, case_histories, find_current, write_current
 from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE, TEST_CASE, TEST_STEP
 
 
@@ -127,8 +128,14 @@ def step_children(sources: list[Row], case: Mapping[str, Any]) -> list[tuple[str
     ]
 
 
-def test_case_protocol(ctx: PublishContext, steps_by_case: Mapping[str, list[Row]]) -> ObjectKind[Row]:
-    """Create, update and look up test cases (a lost create is found by its Zephyr Key property)."""
+def test_case_protocol(
+    ctx: PublishContext,
+    steps_by_case: Mapping[str, list[Row]],
+    histories: Mapping[str, Replayed] | None = None,
+) -> ObjectKind[Row]:
+    """Create, update and look up test cases (a lost create is found by its Zephyr Key property). A case
+    with older versions (`histories`, ``test_case_version.py``) is written as an update after them."""
+    histories = histories or {}
 
     def body(row: Row) -> dict[str, Any]:
         properties = ctx.encode(ctx.test_case_fields, TEST_CASE.api_segment, row.get("properties"))
@@ -152,6 +159,8 @@ def test_case_protocol(ctx: PublishContext, steps_by_case: Mapping[str, list[Row
         return created
 
     async def create(row: Row) -> Created:
+        if (history := histories.get(source_key(row))) is not None:
+            return await finish(row, await write_current(ctx, source_key(row), history, body(row)))
         return await finish(row, await ctx.client.create_test_case(ctx.project_id, body(row)))
 
     async def update(row: Row, entry: Entry) -> Created:
@@ -159,6 +168,9 @@ def test_case_protocol(ctx: PublishContext, steps_by_case: Mapping[str, list[Row
         return await finish(row, await ctx.client.update_test_case(ctx.project_id, entry.qtest_id, body(row)))
 
     async def lookup(row: Row) -> Created | None:
+        if (history := histories.get(source_key(row))) is not None:
+            current = await find_current(ctx, source_key(row), history)
+            return None if current is None else await finish(row, current)
         if ctx.test_case_fields.get(ZEPHYR_KEY_LABEL) is None:
             return None  # without the key property a lost create cannot be told from a namesake
         query = f"'{ZEPHYR_KEY_LABEL}' = '{quote_search_value(source_key(row))}'"
@@ -186,7 +198,7 @@ def steps_by_case(marts: Marts) -> dict[str, list[Row]]:
 
 
 async def publish_test_cases(ctx: PublishContext) -> PublishSummary:
-    protocol = test_case_protocol(ctx, steps_by_case(ctx.marts))
+    protocol = test_case_protocol(ctx, steps_by_case(ctx.marts), await case_histories(ctx))
     return await ctx.run(protocol, test_case_rows(ctx.marts), also_reload=(TEST_STEP.name,))
 
 

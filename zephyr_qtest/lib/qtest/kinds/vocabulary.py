@@ -31,6 +31,10 @@ class ObjectType:
 PROJECT = ObjectType("project", "projects", None, None, "project")
 MODULE = ObjectType("module", "modules", "qtest_modules", "modules", "module")
 TEST_CASE = ObjectType("test_case", "test-cases", "qtest_test_cases", "test_cases", "test case")
+# Older versions of a test case, replayed as qTest versions of it (oldest first) before its current one.
+TEST_CASE_VERSION = ObjectType(
+    "test_case_version", "test-case-versions", "qtest_test_case_versions", "test_cases", "test case version"
+)
 # Test steps are created by their test case's call.
 TEST_STEP = ObjectType("test_step", "test-steps", "qtest_test_steps", "test_cases", "test step")
 # Releases (Zephyr test plans when plans_as is release) are published within the test-cycle stage.
@@ -54,6 +58,7 @@ OBJECT_TYPES: tuple[ObjectType, ...] = (
     PROJECT,
     MODULE,
     TEST_CASE,
+    TEST_CASE_VERSION,
     TEST_STEP,
     RELEASE,
     TEST_CYCLE,

@@ -479,7 +479,10 @@ class CasesStore(StoreBase):
         return self.render_case(case, approved, steps=True)
 
     def test_case_versions(self, project_id: int, ref: str) -> list[Json]:
-        """Approved major versions plus the last unapproved one after them (the vendor's rule)."""
+        """Approved major versions plus the last unapproved one after them, oldest first (the vendor's rule:
+        the swagger's getVersions, "API returns all approved major test case versions and the last
+        unapproved minor version if there is one"; API_NOTES Q-5). A migration replaying a case's history
+        relies on it: each replayed version is approved, so the list keeps it."""
         case = self._case(project_id, ref)
         versions = self._versions(case["id"])
         shown = [v for v in versions if v["approved"]]
