@@ -171,6 +171,19 @@ class PublishContext:
     def claimed(self, object_type: str) -> set[int]:
         return set(self.ids[object_type].values())
 
+    def adopt_by_name(
+        self, object_type: str, key: str, name: Any, candidates: Iterable[Mapping[str, Any]]
+    ) -> Created | None:
+        """After a lost answer: the first of qTest's `candidates` with this `name` that no other object of
+        the run holds (two Zephyr objects may share a name), remembered under `key`; None when none is."""
+        claimed = self.claimed(object_type)
+        for candidate in candidates:
+            if candidate.get("name") == name and int(candidate["id"]) not in claimed:
+                created = Created(int(candidate["id"]), {"pid": candidate.get("pid")})
+                self.remember(object_type, key, created)
+                return created
+        return None
+
     def encode(self, catalog: FieldCatalog, object_type: str, properties: Any) -> list[dict]:
         """The properties as qTest takes them; what cannot be set is counted under (object type, label, reason)."""
         encoded, problems = catalog.encode(mart_properties(properties))

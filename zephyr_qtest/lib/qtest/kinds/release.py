@@ -103,13 +103,9 @@ def release_protocol(ctx: PublishContext, catalog: FieldCatalog) -> ObjectKind[R
         return Created(entry.qtest_id, entry.detail)
 
     async def lookup(row: Row) -> Created | None:
-        claimed = ctx.claimed(RELEASE.name)
-        for candidate in await ctx.client.list_releases(ctx.project_id):
-            if candidate.get("name") == row["name"] and int(candidate["id"]) not in claimed:
-                created = Created(int(candidate["id"]), {"pid": candidate.get("pid")})
-                ctx.remember(RELEASE.name, source_key(row), created)
-                return created
-        return None
+        return ctx.adopt_by_name(
+            RELEASE.name, source_key(row), row["name"], await ctx.client.list_releases(ctx.project_id)
+        )
 
     return ObjectKind(RELEASE.name, source_key, payload_hash, load_level, create, update, lookup)
 

@@ -108,13 +108,9 @@ def requirement_protocol(ctx: PublishContext, catalog: FieldCatalog) -> ObjectKi
         return Created(entry.qtest_id, entry.detail)
 
     async def lookup(row: Row) -> Created | None:
-        claimed = ctx.claimed(REQUIREMENT.name)
-        for requirement in await ctx.client.list_requirements(ctx.project_id):
-            if requirement.get("name") == row["name"] and int(requirement["id"]) not in claimed:
-                created = Created(int(requirement["id"]), {"pid": requirement.get("pid")})
-                ctx.remember(REQUIREMENT.name, source_key(row), created)
-                return created
-        return None
+        return ctx.adopt_by_name(
+            REQUIREMENT.name, source_key(row), row["name"], await ctx.client.list_requirements(ctx.project_id)
+        )
 
     return ObjectKind(REQUIREMENT.name, source_key, payload_hash, load_level, create, update, lookup)
 

@@ -76,13 +76,7 @@ def test_cycle_protocol(ctx: PublishContext) -> ObjectKind[Row]:
         candidates = await ctx.client.list_test_cycles(
             ctx.project_id, parent_id=parent_id, parent_type=parent_type
         )
-        claimed = ctx.claimed(TEST_CYCLE.name)
-        for candidate in candidates:
-            if candidate.get("name") == row["name"] and int(candidate["id"]) not in claimed:
-                created = Created(int(candidate["id"]), {"pid": candidate.get("pid")})
-                ctx.remember(TEST_CYCLE.name, source_key(row), created)
-                return created
-        return None
+        return ctx.adopt_by_name(TEST_CYCLE.name, source_key(row), row["name"], candidates)
 
     return ObjectKind(TEST_CYCLE.name, source_key, payload_hash, load_level, create, update, lookup)
 
