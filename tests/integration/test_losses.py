@@ -202,11 +202,15 @@ def build_tenant() -> Tenant:
         e["key"] for e in executions if e.get("actualEndDate") and e["key"] not in missing_executions
     }
     ids = {str(e["id"]): e["key"] for e in executions}
+    plans = [plan for plan in doc["testplans"] if plan["key"].startswith(f"{project['key']}-")]
     attachments_expected = 0
     for owner, files in doc["attachments"].items():
         kind, ref = owner.split("/")[:2]
-        if (kind == "testcases" and ref in {c["key"] for c in cases} - missing_cases) or (
-            kind == "testexecutions" and ids.get(ref, ref) in arrived_logs
+        if (
+            (kind == "testcases" and ref in {c["key"] for c in cases} - missing_cases)
+            or (kind == "testexecutions" and ids.get(ref, ref) in arrived_logs)
+            # A plan's files go to its release (plans_as release, the default).
+            or (kind == "testplans" and ref in {plan["key"] for plan in plans})
         ):
             attachments_expected += sum(1 for item in files if item is not refused_attachment)
 

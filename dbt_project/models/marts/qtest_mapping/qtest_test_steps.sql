@@ -222,7 +222,7 @@ steps as (
         test_steps.step_id,
         test_steps.step_type,
         test_steps.step_order,
-        nullif(coalesce(case
+        coalesce(case
             when cut_cycles.cycle_path is not null
                 then 'Call to test ' || test_steps.called_test_case_key
                     || ' (not linked: call cycle ' || cut_cycles.cycle_path || ')'
@@ -231,7 +231,7 @@ steps as (
             when nullif(test_steps.test_data, '') is not null
                 then test_steps.description || '<br>Test data: ' || test_steps.test_data
             else test_steps.description
-        end, '') || coalesce(details.details_block, ''), '') as description,
+        end, '') || coalesce(details.details_block, '') as description,
         coalesce(test_steps.expected_result, '') as expected,
         test_steps.test_data,
         test_steps.called_test_case_key as called_test_case_source_key,

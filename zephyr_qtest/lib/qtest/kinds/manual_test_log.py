@@ -252,9 +252,15 @@ class ManualTestLogs:
         for step_log, recorded in zip(payload["test_step_logs"], answered_step_logs(current), strict=False):
             # (only where both name a step of the same case: a step log that a new mapping put on a called
             # step keeps it)
-            same_case = recorded.get("called_test_case_id") == step_log.get("called_test_case_id")
-            if recorded.get("test_step_id") is not None and same_case:
-                step_log["test_step_id"] = int(recorded["test_step_id"])
+            if recorded.get("called_test_case_id") != step_log.get("called_test_case_id"):
+                continue
+            if step_log.get("called_test_case_id") is None:
+                if recorded.get("test_step_id") is not None:
+                    step_log["test_step_id"] = int(recorded["test_step_id"])
+            elif recorded.get("parent_test_step_id") is not None:
+                # A called step is the called case's as it is now; the step that calls it is one of the
+                # version the log is on (an update of the calling case since made new steps).
+                step_log["parent_test_step_id"] = int(recorded["parent_test_step_id"])
         return self.created(
             row, await ctx.client.update_test_log(ctx.project_id, run_id, entry.qtest_id, payload), run_id
         )
