@@ -31,15 +31,20 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two workers: most tests wait on a sandbox, dbt, PostgreSQL or a Dagster process rather than compute,
+# and each worker has its own embedded server (tests/conftest.py says how tests are grouped).
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 # The same suite without the slow end-to-end tests, and those alone.
 test-fast: install
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m "not e2e"
 
 test-e2e: install
-	$(BIN)/pytest -m e2e
+	$(BIN)/pytest $(PYTEST_PARALLEL) -m e2e
 
 ui: install
 	$(BIN)/zephyr-qtest ui

@@ -37,6 +37,24 @@ def pytest_configure(config: pytest.Config) -> None:
     prepare_manifest()
 
 
+# Under ``pytest -n 2 --dist loadgroup`` (make test), the unit of distribution. Every test that uses the
+# shared tenant runs on one worker, so the tenant is extracted and transformed once per session and the
+# order in which modules edit its sandbox stays the order of collection (see ``shared_zephyr``); the
+# other tests go by module, so a module-scoped migration runs once.
+SHARED_TENANT_FIXTURES = {"transformed_database", "shared_zephyr"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        if SHARED_TENANT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            group = "shared_tenant"
+        else:
+            group = item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def project_home() -> Iterator[Path]:
     """ZEPHYR_QTEST_HOME for the whole session, so nothing is written under the repository.

@@ -63,8 +63,16 @@ def run(
     zephyr: ZephyrSandboxHandle,
     qtest: QTestSandboxHandle,
     assets: list[Any] = ALL_ASSETS,
+    **qtest_options: Any,
 ) -> dg.ExecuteInProcessResult:
-    return materialize_partition(assets, project_key, database_url=database_url, zephyr=zephyr, qtest=qtest)
+    return materialize_partition(
+        assets,
+        project_key,
+        database_url=database_url,
+        zephyr=zephyr,
+        qtest=qtest,
+        qtest_options=qtest_options,
+    )
 
 
 def failures(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -453,15 +461,23 @@ def test_a_faulty_qtest_ends_identical_to_a_clean_run(
     zephyr: ZephyrSandboxHandle,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """20% 429s, 5% 5xx and 5% lost answers to writes: re-runs until done, then qTest equals the clean run."""
+    """20% 429s, 5% 5xx and 5% lost answers to writes: re-runs until done, then qTest equals the clean run.
+
+    A bulk submission of test logs answered 5xx or not at all may still be in qTest's queue: a later run
+    looks for its logs and sends them again only after the queue window. Here the queue ends each job at
+    the next request (``queue_delay_s=0``), so a job the sandbox took has made its logs before the first
+    look, and a window of 0 (send again after one look) is what that queue allows; with the default hour
+    a 5xx on a submission would hold the test for an hour."""
     project = migrated["projects"][0]
     database_url = new_embedded_database("zq_publish_faulty")
     state = tmp_path_factory.mktemp("qtest_faulty")
     with start_qtest_in_thread(state, seed=2) as qtest:
         assert run(database_url, project, zephyr, qtest, [*raw_assets, zephyr_dbt_models]).success
-        qtest.set_faults(rate_limit=None, fault_rate=0.05, lost_answer_rate=0.05, rate_limited_rate=0.2)
+        qtest.set_faults(
+            rate_limit=None, fault_rate=0.05, lost_answer_rate=0.05, rate_limited_rate=0.2, queue_delay_s=0.0
+        )
         for _attempt in range(5):
-            result = run(database_url, project, zephyr, qtest, PUBLISH_ASSETS)
+            result = run(database_url, project, zephyr, qtest, PUBLISH_ASSETS, queue_window_s=0.0)
             # Done: no stage failed, and none left an object unpublished (its check, not the run, says so).
             if result.success and not failed_publish_checks(result):
                 break
