@@ -447,6 +447,9 @@ def run_migrate(args: argparse.Namespace) -> int:
     print(f"staging database: {redact_url(db_url)}")
     with service_settings(settings, sandbox=args.sandbox, seed=args.seed, size=args.size) as settings:
         print(f"zephyr: {settings.zephyr.base_url}\nqtest: {settings.qtest.base_url}", flush=True)
+        # Before the child process and any Dagster partition: a blocker ends the command here.
+        if not preflight_passed(settings, args.project, db_url):
+            return 1
         failed, run_ids = run_migration(settings, args.project, groups=args.only)
         proven = print_reports(db_url, args.project, settings.qtest.base_url, run_ids)
     if failed:
@@ -462,6 +465,28 @@ def run_migrate(args: argparse.Namespace) -> int:
         print(f"\n{NOT_PROVEN}", file=sys.stderr)
         return 1
     return 0
+
+
+def preflight_passed(settings: Settings, projects: list[str], db_url: str) -> bool:
+    """The preflight checks (``zephyr_qtest.preflight``) on these settings, printed as a table; False when
+    one found a blocker (its summary then goes to stderr)."""
+    from zephyr_qtest.preflight import run_preflight
+
+    report = run_preflight(settings, projects, db_url, embedded_database=not settings.postgres.is_live)
+    print(f"\n{report.table()}\n", flush=True)
+    print(report.summary(), file=sys.stdout if report.ok else sys.stderr, flush=True)
+    return report.ok
+
+
+def run_preflight_command(args: argparse.Namespace) -> int:
+    """``preflight``: every check ``migrate`` runs first, reading only; exits 1 on any blocker."""
+    from zephyr_qtest.lib.postgres import redact_url
+
+    settings = load_settings()
+    db_url = staging_database_url(settings)
+    print(f"staging database: {redact_url(db_url)}")
+    with service_settings(settings, sandbox=args.sandbox, seed=args.seed, size=args.size) as settings:
+        return 0 if preflight_passed(settings, args.project or [], db_url) else 1
 
 
 def run_sandbox_serve(args: argparse.Namespace) -> int:
@@ -558,7 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verbose", action="store_true", help="on an error, print the traceback after the one-line reason"
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,migrate,sandbox,ui,users}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{demo,migrate,preflight,sandbox,ui,users}"
+    )
 
     demo = commands.add_parser("demo", help="migrate the sandbox's projects end to end and print the result")
     demo.add_argument("--seed", type=int, default=7, help="sandbox data seed")
@@ -588,6 +615,19 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--seed", type=int, default=7, help="with --sandbox: the Zephyr sandbox's data seed")
     migrate.add_argument("--size", default="small", help="with --sandbox: its data size preset")
     migrate.set_defaults(run=run_migrate)
+
+    preflight = commands.add_parser(
+        "preflight", help="check settings, services, projects, fields and the database; writes nothing"
+    )
+    preflight.add_argument(
+        "--project", action="append", type=project_key_argument, help="a Zephyr project key (repeatable)"
+    )
+    preflight.add_argument("--sandbox", action="store_true", help="check against both sandboxes")
+    preflight.add_argument(
+        "--seed", type=int, default=7, help="with --sandbox: the Zephyr sandbox's data seed"
+    )
+    preflight.add_argument("--size", default="small", help="with --sandbox: its data size preset")
+    preflight.set_defaults(run=run_preflight_command)
 
     sandbox = commands.add_parser("sandbox", help="the vendor sandboxes")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
