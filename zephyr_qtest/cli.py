@@ -5,6 +5,9 @@
 - ``zephyr-qtest migrate --project KEY ...``: the whole graph for those projects, headless, on the
   configured services (or ``--sandbox``); exits non-zero when anything failed, or a project is not proven
   complete by this run (its verdict incomplete, or the loader's own check found differences).
+- ``zephyr-qtest preflight [--project KEY ...]``: settings, both services and tokens, the projects, the
+  fields the run would create, the mapping, the user map, the staging database and the id map, checked in
+  seconds without writing anything (``zephyr_qtest/preflight.py``); ``migrate`` and ``demo`` run it first.
 - ``zephyr-qtest sandbox serve``: serve the Zephyr Scale and qTest Manager sandboxes on 127.0.0.1.
 - ``zephyr-qtest users``: the Atlassian accounts the extracted tenant uses, resolved through Jira Cloud
   and matched to qTest users by e-mail, written to ``user_map.csv`` for review.
@@ -393,6 +396,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
         projects = args.project or asyncio.run(discover())
         print(f"projects: {', '.join(projects)}", flush=True)
+        if not preflight_passed(settings, projects, db_url):
+            return 1
         with people_settings(settings, generated=generated, seed=args.seed, size=args.size) as settings:
             # Extract first: the people are resolved from the extracted payloads, then the rest runs on them.
             failed, _ = run_migration(settings, projects, groups=["zephyr_raw"])
@@ -704,13 +709,18 @@ def explain(error: BaseException) -> str:
     import pydantic
 
     from zephyr_qtest.lib.redaction import redact
+    from zephyr_qtest.preflight import database_setting, service_error_remedy
 
     message = " ".join(str(error).split()) or type(error).__name__
+    settings = _settings_or_none()
     if isinstance(error, psycopg.OperationalError):
+        setting = database_setting(settings) if settings else "DATABASE_URL (or the POSTGRES_* settings)"
         advice = (
-            "the staging database could not be used: check DATABASE_URL (or POSTGRES_HOST and the other "
-            "POSTGRES_* settings), or unset them to use the embedded server, then re-run the same command"
+            f"the staging database could not be used: check {setting}, or unset DATABASE_URL and "
+            "POSTGRES_HOST to use the embedded server; `zephyr-qtest preflight` checks it in seconds"
         )
+    elif settings is not None and (remedy := service_error_remedy(error, settings)) is not None:
+        advice = remedy
     elif isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
         advice = "a service could not be reached: check ZEPHYR_BASE_URL and QTEST_BASE_URL and the network"
     elif isinstance(error, pydantic.ValidationError):
@@ -722,6 +732,15 @@ def explain(error: BaseException) -> str:
     else:
         advice = "re-run with --verbose for the traceback"
     return redact(f"{type(error).__name__}: {message[:500]} ({advice})")
+
+
+def _settings_or_none() -> Settings | None:
+    """The settings, for naming a setting in an error's advice; None when they cannot be read (that is
+    then the error being explained)."""
+    try:
+        return load_settings()
+    except Exception:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
