@@ -42,6 +42,7 @@ from zephyr_qtest.lib.qtest.field_setup import (
     needed_fields,
 )
 from zephyr_qtest.lib.qtest.id_map import NO_SITE, site_of
+from zephyr_qtest.lib.qtest.kinds.base import ZEPHYR_KEY_LABEL
 from zephyr_qtest.lib.zephyr.client import ZephyrClient
 from zephyr_qtest.settings import Settings
 
@@ -368,20 +369,20 @@ async def _fields_of(client: QtestClient, project_id: int) -> dict[str, dict[str
     return existing
 
 
-async def _permissions(client: QtestClient, project_id: int, create_fields: bool) -> Check:
+async def _permissions(client: QtestClient, key: str, project_id: int, changes_settings: bool) -> Check:
     """The token's user's permissions in the target project (GET /projects/{id}/user-profiles/current, the
-    swagger's getCurrentProfile): what the stages create, and field settings when fields are created."""
+    swagger's getCurrentProfile): what the stages create, and field settings when the run changes them."""
     try:
         profile = await client.get_json(f"projects/{project_id}/user-profiles/current")
-    except NotFoundError:
+    except (NotFoundError, AuthError):
         return Check(
-            "qTest permissions",
+            f"{key}: qTest permissions",
             WARNING,
             "not checked: the site does not answer GET /projects/{id}/user-profiles/current",
             "a stage that may not write stops naming what to do, before it writes",
         )
     needed = list(_NEEDED_PERMISSIONS)
-    if create_fields:
+    if changes_settings:
         needed.append(("project_setting", "manage"))
     lacking = [
         f"{area}.{action}"
@@ -390,14 +391,20 @@ async def _permissions(client: QtestClient, project_id: int, create_fields: bool
     ]
     if lacking:
         return Check(
-            "qTest permissions",
+            f"{key}: qTest permissions",
             BLOCKER,
             f"the token's user lacks {', '.join(lacking)} in project {project_id}",
-            "use the token of a project administrator (QTEST_API_TOKEN), or grant these in the user's profile"
-            + (f", or set {CREATE_FIELDS_SETTING}=false" if lacking == ["project_setting.manage"] else ""),
+            "use the token of a project administrator, or grant these in the user's profile"
+            + (
+                ", or create the fields of the row above by hand (Field Settings)"
+                if "project_setting.manage" in lacking
+                else ""
+            ),
         )
     return Check(
-        "qTest permissions", OK, f"the token's user may create what the migration creates in {project_id}"
+        f"{key}: qTest permissions",
+        OK,
+        f"the token's user may create what the migration creates in {project_id}",
     )
 
 
@@ -444,7 +451,10 @@ async def _qtest_checks(
                         "create it (or name an existing one in ZEPHYR_QTEST_PROJECT_MAP) if this token's user "
                         "may not create projects",
                     )
-                    _report_fields(key, None, uses.get(key, []), {}, settings, report)
+                    _new_project_fields(
+                        key, needed_fields(uses.get(key, [])), settings.mapping.create_fields, report
+                    )
+                    _custom_fields_row(key, report)
                 continue
             project_id = int(match["id"])
             template = match.get("template_id")
@@ -456,9 +466,17 @@ async def _qtest_checks(
                 + ")",
             )
             try:
-                report.checks.append(await _permissions(client, project_id, settings.mapping.create_fields))
                 existing = await _fields_of(client, project_id)
-                _report_fields(key, project_id, uses.get(key, []), existing, settings, report)
+                changes_settings = _report_field_plan(
+                    key,
+                    project_id,
+                    needed_fields(uses.get(key, [])),
+                    existing,
+                    settings.mapping.create_fields,
+                    report,
+                )
+                _custom_fields_row(key, report)
+                report.checks.append(await _permissions(client, key, project_id, changes_settings))
                 if key in listings:
                     statuses = await client.execution_statuses(project_id)
                     report.checks.append(execution_status_check(key, listings[key], seeds, statuses))
@@ -466,29 +484,32 @@ async def _qtest_checks(
                     if user.get("username"):
                         users[str(user["username"]).lower()] = str(user["username"])
             except ApiError as error:
-                detail, remedy = _service_problem(error, "QTEST_BASE_URL", QTEST_URL_HINT, credential)
-                report.add(f"{key}: qTest project settings", BLOCKER, detail, remedy)
+                if isinstance(error, AuthError):
+                    report.add(
+                        f"{key}: qTest project settings",
+                        BLOCKER,
+                        f"the {credential} user may not read project {project_id}'s settings: {error.message}",
+                        "use the token of a project administrator of the target project",
+                    )
+                else:
+                    detail, remedy = _service_problem(error, "QTEST_BASE_URL", QTEST_URL_HINT, credential)
+                    report.add(f"{key}: qTest project settings", BLOCKER, detail, remedy)
     return users
 
 
-def _report_fields(
-    key: str, project_id: int | None, uses: list[tuple],
-    existing: Mapping[str, Mapping[str, Mapping[str, Any]]], settings: Settings, report: PreflightReport,
-) -> None:  # fmt: skip
-    needs = needed_fields(uses)
-    create = settings.mapping.create_fields
-    if project_id is None:
-        report.add(
-            f"{key}: fields",
-            NOT_YET,
-            "the new project's template decides which exist; of these the run "
-            + ("creates" if create else f"creates only the Zephyr Key ({CREATE_FIELDS_SETTING}=false)")
-            + " what is missing: "
-            + "; ".join(need.describe() for need in needs),
-            "run preflight again once the project exists to see exactly what is created",
-        )
-    else:
-        _report_field_plan(key, project_id, needs, existing, create, report)
+def _new_project_fields(key: str, needs: Sequence[FieldNeed], create: bool, report: PreflightReport) -> None:
+    report.add(
+        f"{key}: fields",
+        NOT_YET,
+        "the new project's template decides which exist; of these the run "
+        + ("creates" if create else f"creates only the Zephyr Key ({CREATE_FIELDS_SETTING}=false)")
+        + " what is missing: "
+        + "; ".join(need.describe() for need in needs),
+        "run preflight again once the project exists to see exactly what is created",
+    )
+
+
+def _custom_fields_row(key: str, report: PreflightReport) -> None:
     report.add(
         f"{key}: custom fields",
         LATER,
@@ -500,24 +521,41 @@ def _report_fields(
 def _report_field_plan(
     key: str, project_id: int, needs: Sequence[FieldNeed],
     existing: Mapping[str, Mapping[str, Mapping[str, Any]]], create: bool, report: PreflightReport,
-) -> None:  # fmt: skip
+) -> bool:  # fmt: skip
+    """The row of the fields the run would create in the project; True when it changes field settings."""
     to_create, to_extend = field_plan(needs, existing)
     where = f"qTest project {project_id}"
+    if not create:
+        # Report only still makes the Zephyr Key fields, the run's own bookkeeping (field_setup).
+        keys = [need for need in to_create if need.label.strip().lower() == ZEPHYR_KEY_LABEL.lower()]
+        left = [need.describe() for need in to_create if need not in keys]
+        left += [
+            f"{object_type} field '{label}': values {name_values(values)}"
+            for object_type, label, values in to_extend
+        ]
+        made = "; ".join(need.describe() for need in keys)
+        report.add(
+            f"{key}: fields",
+            WARNING if left else OK,
+            (f"the run creates in {where}: {made}. " if made else "")
+            + (
+                f"Report only ({CREATE_FIELDS_SETTING}=false), not created: {'; '.join(left)}"
+                if left
+                else "nothing else to create"
+            ),
+            "create them in qTest (Field Settings), or their values become ledger lines" if left else "",
+        )
+        return bool(keys)
     if to_create or to_extend:
         made = [need.describe() for need in to_create]
         made += [
             f"{object_type} field '{label}': values {name_values(values)}"
             for object_type, label, values in to_extend
         ]
-        verb = "the run creates" if create else f"report only ({CREATE_FIELDS_SETTING}=false): not created"
-        report.add(
-            f"{key}: fields",
-            OK if create else WARNING,
-            f"{verb} in {where}: " + "; ".join(made),
-            "" if create else "create them in qTest (Field Settings), or their values become ledger lines",
-        )
-    else:
-        report.add(f"{key}: fields", OK, f"{where} has every field and value these listings need")
+        report.add(f"{key}: fields", OK, f"the run creates in {where}: " + "; ".join(made))
+        return True
+    report.add(f"{key}: fields", OK, f"{where} has every field and value these listings need")
+    return False
 
 
 def _database_checks(

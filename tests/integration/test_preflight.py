@@ -24,6 +24,7 @@ import pytest
 from zephyr_qtest.cli import main
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
+from zephyr_qtest.sandbox.qtest.template import DEFAULT_PASSWORD
 from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle
 
 WRITE_METHODS = ("POST ", "PUT ", "DELETE ", "PATCH ")
@@ -36,7 +37,9 @@ SERVICE_VARIABLES = (
 @pytest.fixture(scope="module")
 def qtest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QTestSandboxHandle]:
     """A qTest site that already holds the target project of every Zephyr project of the shared sandbox."""
-    with start_qtest_in_thread(tmp_path_factory.mktemp("qtest_preflight"), projects=["PAY", "SHOP"]) as handle:
+    with start_qtest_in_thread(
+        tmp_path_factory.mktemp("qtest_preflight"), projects=["PAY", "SHOP"]
+    ) as handle:
         yield handle
 
 
@@ -71,7 +74,12 @@ def partitions(dagster_home: Path) -> list[str]:
 
 
 def writes(stats: dict) -> dict[str, int]:
-    return {path: count for path, count in stats["by_path"].items() if path.startswith(WRITE_METHODS)}
+    """The write requests a sandbox saw (a login at /oauth/token writes nothing of the site's)."""
+    return {
+        path: count
+        for path, count in stats["by_path"].items()
+        if path.startswith(WRITE_METHODS) and path != "POST /oauth/token"
+    }
 
 
 def test_a_wrong_qtest_token_stops_migrate_naming_it_before_any_write(
@@ -163,7 +171,9 @@ def test_unreachable_hosts_and_database_are_named_after_one_attempt(
         silent.close()
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
-    assert "check ZEPHYR_BASE_URL" in err and "check QTEST_BASE_URL" in err and "check DATABASE_URL" in err, err
+    assert "check ZEPHYR_BASE_URL" in err and "check QTEST_BASE_URL" in err and "check DATABASE_URL" in err, (
+        err
+    )
     # The run's clients retry transport errors (8 times, with backoff); preflight's do not.
     assert silent.connections == 1
 
@@ -188,8 +198,16 @@ def test_a_passing_preflight_prints_the_table_having_only_read(
     assert f"QTEST_BASE_URL ends in /api/v3: using the site {qtest.base_url}" in caplog.text
     out = capsys.readouterr().out
     rows = {line.split("  ")[0].strip(): line for line in out.splitlines() if "  " in line}
-    for check in ("Zephyr API and token", "Zephyr projects", "qTest API and token", "SHOP: qTest project",
-                  "staging database", "SHOP: id map" if "SHOP: id map" in rows else "id map"):  # fmt: skip
+    for check in (
+        "Zephyr API and token",
+        "Zephyr projects",
+        "qTest API and token",
+        "SHOP: qTest project",
+        "SHOP: qTest permissions",
+        "SHOP: execution statuses",
+        "staging database",
+        "id map",
+    ):
         assert " ok " in rows[check], rows.get(check)
     # The fields the run would create on this site (a default template): the Zephyr key at least.
     assert "test-cases field 'Zephyr Key'" in rows["SHOP: fields"]
@@ -198,3 +216,26 @@ def test_a_passing_preflight_prints_the_table_having_only_read(
     stats = qtest.stats()
     assert stats["by_path"] and writes(stats) == {}, stats["by_path"]
     assert stats["by_path"].get("GET /api/v3/api/v3/projects") is None
+
+
+def test_a_user_who_may_not_create_the_fields_is_stopped_naming_what_is_missing(
+    configure: Callable[..., Path],
+    shared_zephyr: ZephyrSandboxHandle,
+    qtest: QTestSandboxHandle,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A member of the project who is not its admin: the fields a bare site lacks cannot be created.
+    configure(
+        ZEPHYR_BASE_URL=shared_zephyr.base_url,
+        ZEPHYR_API_TOKEN=shared_zephyr.token,
+        QTEST_BASE_URL=qtest.base_url,
+        QTEST_USERNAME="alice.tester@sandbox.local",
+        QTEST_PASSWORD=DEFAULT_PASSWORD,
+    )
+    qtest.reset_stats()
+    assert main(["preflight", "--project", "SHOP"]) == 1
+    captured = capsys.readouterr()
+    assert "lacks project_setting.manage" in captured.out, captured.out
+    assert "SHOP: qTest permissions" in captured.err and "project administrator" in captured.err, captured.err
+    stats = qtest.stats()
+    assert writes(stats) == {}, stats["by_path"]
