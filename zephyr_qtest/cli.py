@@ -453,7 +453,9 @@ def run_migrate(args: argparse.Namespace) -> int:
     with service_settings(settings, sandbox=args.sandbox, seed=args.seed, size=args.size) as settings:
         print(f"zephyr: {settings.zephyr.base_url}\nqtest: {settings.qtest.base_url}", flush=True)
         # Before the child process and any Dagster partition: a blocker ends the command here.
-        if not preflight_passed(settings, args.project, db_url):
+        if not preflight_passed(
+            settings, args.project, db_url, extracts=not args.only or "zephyr_raw" in args.only
+        ):
             return 1
         failed, run_ids = run_migration(settings, args.project, groups=args.only)
         proven = print_reports(db_url, args.project, settings.qtest.base_url, run_ids)
@@ -472,12 +474,15 @@ def run_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def preflight_passed(settings: Settings, projects: list[str], db_url: str) -> bool:
+def preflight_passed(settings: Settings, projects: list[str], db_url: str, *, extracts: bool = True) -> bool:
     """The preflight checks (``zephyr_qtest.preflight``) on these settings, printed as a table; False when
-    one found a blocker (its summary then goes to stderr)."""
+    one found a blocker (its summary then goes to stderr). `extracts` False: Zephyr is not called by the
+    run, and its problems are warnings."""
     from zephyr_qtest.preflight import run_preflight
 
-    report = run_preflight(settings, projects, db_url, embedded_database=not settings.postgres.is_live)
+    report = run_preflight(
+        settings, projects, db_url, embedded_database=not settings.postgres.is_live, extracts=extracts
+    )
     print(f"\n{report.table()}\n", flush=True)
     print(report.summary(), file=sys.stdout if report.ok else sys.stderr, flush=True)
     return report.ok

@@ -182,17 +182,18 @@ def _service_problem(error: ApiError, url_setting: str, url_hint: str, credentia
 
 
 async def _zephyr_checks(
-    settings: Settings, projects: Sequence[str], report: PreflightReport
+    settings: Settings, projects: Sequence[str], report: PreflightReport, severity: str = BLOCKER
 ) -> dict[str, dict]:
     """Zephyr reachable with the token, each project there; per project its priorities, statuses (by type)
-    and environments, for the checks of the mapping."""
+    and environments, for the checks of the mapping. `severity`: the result of a problem (a warning when
+    the run does not extract)."""
     listings: dict[str, dict] = {}
     async with zephyr_client(settings) as client:
         try:
             found = [project async for project in client.iter_projects()]
         except ApiError as error:
             detail, remedy = _service_problem(error, "ZEPHYR_BASE_URL", ZEPHYR_URL_HINT, "ZEPHYR_API_TOKEN")
-            report.add("Zephyr API and token", BLOCKER, detail, remedy)
+            report.add("Zephyr API and token", severity, detail, remedy)
             return listings
         keys = sorted(str(p["key"]) for p in found if p.get("key") and p.get("enabled", True))
         report.zephyr_projects = keys
@@ -205,7 +206,7 @@ async def _zephyr_checks(
         if unknown:
             report.add(
                 "Zephyr projects",
-                BLOCKER,
+                severity,
                 f"no project {', '.join(unknown)} for this token",
                 f"pass --project with one of: {', '.join(keys) or '(none: check ZEPHYR_API_TOKEN)'}",
             )
@@ -229,7 +230,7 @@ async def _zephyr_checks(
                 detail, remedy = _service_problem(
                     error, "ZEPHYR_BASE_URL", ZEPHYR_URL_HINT, "ZEPHYR_API_TOKEN"
                 )
-                report.add(f"Zephyr {key} listings", BLOCKER, detail, remedy)
+                report.add(f"Zephyr {key} listings", severity, detail, remedy)
     return listings
 
 
@@ -700,15 +701,22 @@ def _user_check(
 
 
 def run_preflight(
-    settings: Settings, projects: Sequence[str], db_url: str, *, embedded_database: bool
+    settings: Settings,
+    projects: Sequence[str],
+    db_url: str,
+    *,
+    embedded_database: bool,
+    extracts: bool = True,
 ) -> PreflightReport:
-    """Every check, reading only; the report's ``ok`` is False when any found a blocker."""
+    """Every check, reading only; the report's ``ok`` is False when any found a blocker. `extracts` False
+    (a run that only transforms or publishes what was extracted): Zephyr's problems are warnings, since
+    the run does not call it (Zephyr may be gone after the freeze)."""
     report = PreflightReport()
     missing = [
         name
         for name, value in (
-            ("ZEPHYR_BASE_URL", settings.zephyr.base_url),
-            ("ZEPHYR_API_TOKEN", settings.zephyr.api_token),
+            ("ZEPHYR_BASE_URL", settings.zephyr.base_url if extracts else "-"),
+            ("ZEPHYR_API_TOKEN", settings.zephyr.api_token if extracts else "-"),
             ("QTEST_BASE_URL", settings.qtest.base_url),
         )
         if not value
@@ -717,13 +725,18 @@ def run_preflight(
         missing.append("QTEST_API_TOKEN (or QTEST_USERNAME and QTEST_PASSWORD)")
     if missing:
         report.add(
-            "settings", BLOCKER, f"not set: {', '.join(missing)}", "set them in the environment or .env"
+            "settings",
+            BLOCKER,
+            f"not set: {', '.join(missing)}",
+            "set them in the environment or .env (or pass --sandbox)",
         )
         return report
     seeds = Seeds.read()
 
     async def services() -> None:
-        listings = await _zephyr_checks(settings, projects, report)
+        listings: dict[str, dict] = {}
+        if settings.zephyr.is_configured or extracts:
+            listings = await _zephyr_checks(settings, projects, report, BLOCKER if extracts else WARNING)
         uses = {key: mapping_checks(key, listing, seeds, report) for key, listing in listings.items()}
         keys = [key for key in projects if report.zephyr_projects is None or key in report.zephyr_projects]
         users = await _qtest_checks(settings, keys, uses, listings, seeds, report)
