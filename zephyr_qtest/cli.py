@@ -719,11 +719,17 @@ def explain(error: BaseException) -> str:
     message = " ".join(str(error).split()) or type(error).__name__
     settings = _settings_or_none()
     if isinstance(error, psycopg.OperationalError):
-        setting = database_setting(settings) if settings else "DATABASE_URL (or the POSTGRES_* settings)"
-        advice = (
-            f"the staging database could not be used: check {setting}, or unset DATABASE_URL and "
-            "POSTGRES_HOST to use the embedded server; `zephyr-qtest preflight` checks it in seconds"
-        )
+        if settings is not None and not settings.postgres.is_live:
+            advice = (
+                "the embedded server's staging database could not be used: check ZEPHYR_QTEST_HOME (its data "
+                "is under it), or set DATABASE_URL to a PostgreSQL server of your own"
+            )
+        else:
+            setting = database_setting(settings) if settings else "DATABASE_URL (or the POSTGRES_* settings)"
+            advice = (
+                f"the staging database could not be used: check {setting}, or unset DATABASE_URL and "
+                "POSTGRES_HOST to use the embedded server; `zephyr-qtest preflight` checks it in seconds"
+            )
     elif settings is not None and (remedy := service_error_remedy(error, settings)) is not None:
         advice = remedy
     elif isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):

@@ -564,15 +564,7 @@ def _database_checks(
 ) -> list[str] | None:
     """The staging database: reachable, its version, the id map's sites for these projects; returns the
     account ids the extracted payloads use (None when nothing was extracted)."""
-    setting = (
-        "the embedded server (ZEPHYR_QTEST_HOME)"
-        if embedded
-        else (
-            "DATABASE_URL"
-            if settings.postgres.database_url
-            else "POSTGRES_HOST/POSTGRES_PORT/POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB"
-        )
-    )
+    setting = "ZEPHYR_QTEST_HOME (the embedded server's data)" if embedded else database_setting(settings)
     try:
         conn = psycopg.connect(db_url, connect_timeout=int(CONNECT_TIMEOUT_S), autocommit=True)
     except psycopg.Error as error:
@@ -756,16 +748,13 @@ def service_error_remedy(error: BaseException, settings: Settings) -> str | None
     if settings.zephyr.base_url and url.startswith(settings.zephyr.base_url.rstrip("/")):
         return _service_problem(error, "ZEPHYR_BASE_URL", ZEPHYR_URL_HINT, "ZEPHYR_API_TOKEN")[1]
     if settings.qtest.base_url and url.startswith(settings.qtest.base_url.rstrip("/")):
-        return _service_problem(error, "QTEST_BASE_URL", QTEST_URL_HINT, qtest_credential_setting(settings))[
-            1
-        ]
+        credential = qtest_credential_setting(settings)
+        return _service_problem(error, "QTEST_BASE_URL", QTEST_URL_HINT, credential)[1]
     return None
 
 
 def database_setting(settings: Settings) -> str:
-    """The setting that names the staging database in use, for messages."""
+    """The setting that names the configured staging database, for messages."""
     if settings.postgres.database_url:
         return "DATABASE_URL"
-    if settings.postgres.host:
-        return "POSTGRES_HOST (and POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB)"
-    return "ZEPHYR_QTEST_HOME (the embedded server's data) or DATABASE_URL"
+    return "POSTGRES_HOST (and POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD, POSTGRES_DB)"
