@@ -162,18 +162,18 @@ def qtest_credential_setting(settings: Settings) -> str:
 
 def _service_problem(error: ApiError, url_setting: str, url_hint: str, credential: str) -> tuple[str, str]:
     """(what happened, what to change) for a service's first call that failed."""
-    where = error.message
+    happened = error.message
     if isinstance(error, TransportError):
-        return where, f"check {url_setting} (it must be reachable from here: {url_hint}) and the network"
+        return happened, f"check {url_setting} (it must be reachable from here: {url_hint}) and the network"
     if isinstance(error, AuthError) or error.status in (400, 401, 403):
         return (
-            where,
+            happened,
             f"{credential} was refused: set a valid one (of a user who can read every project to migrate)",
         )
     if isinstance(error, NotFoundError):
-        return where, f"{url_setting} does not serve the API there: set it to {url_hint}"
+        return happened, f"{url_setting} does not serve the API there: set it to {url_hint}"
     return (
-        where,
+        happened,
         f"the service answered an error: check {url_setting} and {credential}, and the service's status",
     )
 
@@ -193,7 +193,7 @@ async def _zephyr_checks(
             found = [project async for project in client.iter_projects()]
         except ApiError as error:
             detail, remedy = _service_problem(error, "ZEPHYR_BASE_URL", ZEPHYR_URL_HINT, "ZEPHYR_API_TOKEN")
-            report.add("Zephyr API and token", severity, detail, remedy)
+            report.add("Zephyr API and token", severity, f"{settings.zephyr.base_url}: {detail}", remedy)
             return listings
         keys = sorted(str(p["key"]) for p in found if p.get("key") and p.get("enabled", True))
         report.zephyr_projects = keys
@@ -422,7 +422,7 @@ async def _qtest_checks(
             qtest_projects = await client.list_projects()
         except ApiError as error:
             detail, remedy = _service_problem(error, "QTEST_BASE_URL", QTEST_URL_HINT, credential)
-            report.add("qTest API and token", BLOCKER, detail, remedy)
+            report.add("qTest API and token", BLOCKER, f"{settings.qtest.base_url}: {detail}", remedy)
             return {}
         report.add(
             "qTest API and token",
