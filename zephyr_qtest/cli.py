@@ -5,6 +5,9 @@
 - ``zephyr-qtest migrate --project KEY ...``: the whole graph for those projects, headless, on the
   configured services (or ``--sandbox``); exits non-zero when anything failed, or a project is not proven
   complete by this run (its verdict incomplete, or the loader's own check found differences).
+- ``zephyr-qtest preflight [--project KEY ...]``: settings, both services and tokens, the projects, the
+  fields the run would create, the mapping, the user map, the staging database and the id map, checked in
+  seconds without writing anything (``zephyr_qtest/preflight.py``); ``migrate`` and ``demo`` run it first.
 - ``zephyr-qtest sandbox serve``: serve the Zephyr Scale and qTest Manager sandboxes on 127.0.0.1.
 - ``zephyr-qtest users``: the Atlassian accounts the extracted tenant uses, resolved through Jira Cloud
   and matched to qTest users by e-mail, written to ``user_map.csv`` for review.
@@ -393,6 +396,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
         projects = args.project or asyncio.run(discover())
         print(f"projects: {', '.join(projects)}", flush=True)
+        if not preflight_passed(settings, projects, db_url):
+            return 1
         with people_settings(settings, generated=generated, seed=args.seed, size=args.size) as settings:
             # Extract first: the people are resolved from the extracted payloads, then the rest runs on them.
             failed, _ = run_migration(settings, projects, groups=["zephyr_raw"])
@@ -447,6 +452,11 @@ def run_migrate(args: argparse.Namespace) -> int:
     print(f"staging database: {redact_url(db_url)}")
     with service_settings(settings, sandbox=args.sandbox, seed=args.seed, size=args.size) as settings:
         print(f"zephyr: {settings.zephyr.base_url}\nqtest: {settings.qtest.base_url}", flush=True)
+        # Before the child process and any Dagster partition: a blocker ends the command here.
+        if not preflight_passed(
+            settings, args.project, db_url, extracts=not args.only or "zephyr_raw" in args.only
+        ):
+            return 1
         failed, run_ids = run_migration(settings, args.project, groups=args.only)
         proven = print_reports(db_url, args.project, settings.qtest.base_url, run_ids)
     if failed:
@@ -462,6 +472,31 @@ def run_migrate(args: argparse.Namespace) -> int:
         print(f"\n{NOT_PROVEN}", file=sys.stderr)
         return 1
     return 0
+
+
+def preflight_passed(settings: Settings, projects: list[str], db_url: str, *, extracts: bool = True) -> bool:
+    """The preflight checks (``zephyr_qtest.preflight``) on these settings, printed as a table; False when
+    one found a blocker (its summary then goes to stderr). `extracts` False: Zephyr is not called by the
+    run, and its problems are warnings."""
+    from zephyr_qtest.preflight import run_preflight
+
+    report = run_preflight(
+        settings, projects, db_url, embedded_database=not settings.postgres.is_live, extracts=extracts
+    )
+    print(f"\n{report.table()}\n", flush=True)
+    print(report.summary(), file=sys.stdout if report.ok else sys.stderr, flush=True)
+    return report.ok
+
+
+def run_preflight_command(args: argparse.Namespace) -> int:
+    """``preflight``: every check ``migrate`` runs first, reading only; exits 1 on any blocker."""
+    from zephyr_qtest.lib.postgres import redact_url
+
+    settings = load_settings()
+    db_url = staging_database_url(settings)
+    print(f"staging database: {redact_url(db_url)}")
+    with service_settings(settings, sandbox=args.sandbox, seed=args.seed, size=args.size) as settings:
+        return 0 if preflight_passed(settings, args.project or [], db_url) else 1
 
 
 def run_sandbox_serve(args: argparse.Namespace) -> int:
@@ -558,7 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--verbose", action="store_true", help="on an error, print the traceback after the one-line reason"
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,migrate,sandbox,ui,users}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{demo,migrate,preflight,sandbox,ui,users}"
+    )
 
     demo = commands.add_parser("demo", help="migrate the sandbox's projects end to end and print the result")
     demo.add_argument("--seed", type=int, default=7, help="sandbox data seed")
@@ -588,6 +625,19 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--seed", type=int, default=7, help="with --sandbox: the Zephyr sandbox's data seed")
     migrate.add_argument("--size", default="small", help="with --sandbox: its data size preset")
     migrate.set_defaults(run=run_migrate)
+
+    preflight = commands.add_parser(
+        "preflight", help="check settings, services, projects, fields and the database; writes nothing"
+    )
+    preflight.add_argument(
+        "--project", action="append", type=project_key_argument, help="a Zephyr project key (repeatable)"
+    )
+    preflight.add_argument("--sandbox", action="store_true", help="check against both sandboxes")
+    preflight.add_argument(
+        "--seed", type=int, default=7, help="with --sandbox: the Zephyr sandbox's data seed"
+    )
+    preflight.add_argument("--size", default="small", help="with --sandbox: its data size preset")
+    preflight.set_defaults(run=run_preflight_command)
 
     sandbox = commands.add_parser("sandbox", help="the vendor sandboxes")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
@@ -664,13 +714,24 @@ def explain(error: BaseException) -> str:
     import pydantic
 
     from zephyr_qtest.lib.redaction import redact
+    from zephyr_qtest.preflight import database_setting, service_error_remedy
 
     message = " ".join(str(error).split()) or type(error).__name__
+    settings = _settings_or_none()
     if isinstance(error, psycopg.OperationalError):
-        advice = (
-            "the staging database could not be used: check DATABASE_URL (or POSTGRES_HOST and the other "
-            "POSTGRES_* settings), or unset them to use the embedded server, then re-run the same command"
-        )
+        if settings is not None and not settings.postgres.is_live:
+            advice = (
+                "the embedded server's staging database could not be used: check ZEPHYR_QTEST_HOME (its data "
+                "is under it), or set DATABASE_URL to a PostgreSQL server of your own"
+            )
+        else:
+            setting = database_setting(settings) if settings else "DATABASE_URL (or the POSTGRES_* settings)"
+            advice = (
+                f"the staging database could not be used: check {setting}, or unset DATABASE_URL and "
+                "POSTGRES_HOST to use the embedded server; `zephyr-qtest preflight` checks it in seconds"
+            )
+    elif settings is not None and (remedy := service_error_remedy(error, settings)) is not None:
+        advice = remedy
     elif isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
         advice = "a service could not be reached: check ZEPHYR_BASE_URL and QTEST_BASE_URL and the network"
     elif isinstance(error, pydantic.ValidationError):
@@ -682,6 +743,15 @@ def explain(error: BaseException) -> str:
     else:
         advice = "re-run with --verbose for the traceback"
     return redact(f"{type(error).__name__}: {message[:500]} ({advice})")
+
+
+def _settings_or_none() -> Settings | None:
+    """The settings, for naming a setting in an error's advice; None when they cannot be read (that is
+    then the error being explained)."""
+    try:
+        return load_settings()
+    except Exception:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ the sandboxes the CLI started) as the variables of a child process.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -32,7 +33,12 @@ from zephyr_qtest.lib.postgres import (
 from zephyr_qtest.lib.qtest.exactly_once import QUEUE_WINDOW_S
 from zephyr_qtest.lib.qtest.one_writer import WhenBusy
 
+log = logging.getLogger(__name__)
+
 DEFAULT_ENV_FILE = ".env"
+# What the qTest client adds to the site URL itself; a QTEST_BASE_URL ending in it (the API base the
+# qTest sandbox's banner also prints) is the site.
+QTEST_API_SUFFIX = "/api/v3"
 DEFAULT_ACCEPTANCE_FILENAME = "acceptance.toml"
 
 
@@ -178,6 +184,22 @@ class QtestSettings(_Group):
         description="How long after a bulk submission whose answer was lost qTest's queue may still make "
         "its logs (seconds): until then a run looks for them and waits, and sends them again only after.",
     )
+
+    @field_validator("base_url", mode="after")
+    @classmethod
+    def _the_site(cls, value: str) -> str:
+        # The client puts /api/v3 after the site: kept, the suffix would make every call
+        # /api/v3/api/v3/... and answer 404. The id map names the site the same way (id_map.site_of).
+        site = value.strip().rstrip("/")
+        if site.lower().endswith(QTEST_API_SUFFIX):
+            site = site[: -len(QTEST_API_SUFFIX)].rstrip("/")
+            log.warning(
+                "QTEST_BASE_URL ends in %s: using the site %s (the client adds %s itself)",
+                QTEST_API_SUFFIX,
+                site,
+                QTEST_API_SUFFIX,
+            )
+        return site
 
     @property
     def is_configured(self) -> bool:

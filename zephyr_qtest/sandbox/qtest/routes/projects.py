@@ -81,8 +81,14 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
     async def execution_statuses(request: Request) -> Response:
         return json_response(store.execution_statuses(path_int(request, "projectId")))
 
+    async def current_profile(request: Request) -> Response:
+        # Swagger: GET /api/v3/projects/{projectId}/user-profiles/current (getCurrentProfile), which
+        # preflight reads to know whether the token's user may do what the migration does.
+        return json_response(store.current_profile(path_int(request, "projectId"), request_user_id(request)))
+
     return [
         guarded_route(f"{API}/projects", projects, ["GET", "POST"]),
+        guarded_route(f"{PROJECT}/user-profiles/current", current_profile, ["GET"]),
         guarded_route(PROJECT, project, ["GET"]),
         guarded_route(f"{PROJECT}/settings/{{objectType}}/fields", fields, ["GET", "POST"]),
         guarded_route(f"{PROJECT}/settings/{{objectType}}/fields/{{fieldId}}", field, ["GET"]),

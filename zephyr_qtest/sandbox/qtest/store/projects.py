@@ -357,6 +357,25 @@ class ProjectsStore(StoreBase):
         if (user is None or not user.get("admin")) and user_id not in self._project(project_id)["admin_ids"]:
             raise QTestError(403, NO_PERMISSION)
 
+    def current_profile(self, project_id: int, user_id: int) -> Json:
+        """The caller's permissions in a project (the swagger's getCurrentProfile, ``UserProfile``). The
+        sandbox's rule: every site user is a member of every project and may create, edit and execute its
+        objects; field settings are a project or site admin's only (`_require_settings_admin`)."""
+        project = self._project(project_id)
+        user = self.user(user_id) or {}
+        admin = bool(user.get("admin")) or user_id in project["admin_ids"]
+        full = {"create": True, "edit": True, "delete": True, "view": True}
+        areas = ("release", "build", "module", "requirement", "test_cycle", "test_suite", "defect")
+        return {
+            "user_id": user_id,
+            "project_id": project_id,
+            **{area: dict(full) for area in areas},
+            "test_case": {**full, "approve": True, "export": True, "import": True, "edit_assignment": True},
+            "test_run": {**full, "execute": True, "export": True, "edit_assignment": True},
+            "project_setting": {"manage": admin},
+            "project": {"admin": admin},
+        }
+
     def create_field(self, project_id: int, object_type: str, body: Any, user_id: int | None = None) -> Json:
         self._project(project_id)
         self._check_field_type(object_type, custom=True)
