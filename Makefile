@@ -34,7 +34,8 @@ lint: install
 # Two workers: most tests wait on a sandbox, dbt, PostgreSQL or a Dagster process rather than compute,
 # and each worker has its own embedded server (tests/conftest.py says how tests are grouped).
 PYTEST_WORKERS ?= 2
-PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadgroup
+# In the order of collection (end-to-end first): the longest units start first.
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --no-loadscope-reorder
 
 test: lint
 	$(BIN)/pytest $(PYTEST_PARALLEL)

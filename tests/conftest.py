@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
@@ -37,22 +37,49 @@ def pytest_configure(config: pytest.Config) -> None:
     prepare_manifest()
 
 
-# Under ``pytest -n 2 --dist loadgroup`` (make test), the unit of distribution. Every test that uses the
-# shared tenant runs on one worker, so the tenant is extracted and transformed once per session and the
-# order in which modules edit its sandbox stays the order of collection (see ``shared_zephyr``); the
-# other tests go by module, so a module-scoped migration runs once.
+# Under ``pytest -n 2`` (make test), what one worker runs: a test module, or every module of the shared
+# tenant together, so the tenant is extracted and transformed once per session and the modules that edit
+# its sandbox run in the order of collection (see ``shared_zephyr``). A module-scoped migration runs once.
+# The list is checked at collection (a module using the shared fixtures and not listed is an error).
 SHARED_TENANT_FIXTURES = {"transformed_database", "shared_zephyr"}
+SHARED_TENANT_MODULES = {
+    "test_bulk_queue", "test_database_outage", "test_discovery_sensor", "test_one_writer", "test_plans_as",
+    "test_preflight", "test_publish", "test_snowflake_copy", "test_target_site", "test_transform", "test_users_command",
+}  # fmt: skip
+SHARED_TENANT = "shared_tenant"
+
+
+def test_group(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return SHARED_TENANT if Path(module).stem in SHARED_TENANT_MODULES else module
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        if SHARED_TENANT_FIXTURES & set(getattr(item, "fixturenames", ())):
-            group = "shared_tenant"
-        else:
-            group = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    unlisted = sorted(
+        {
+            item.nodeid.split("::", 1)[0]
+            for item in items
+            if SHARED_TENANT_FIXTURES & set(getattr(item, "fixturenames", ()))
+            and test_group(item.nodeid) != SHARED_TENANT
+        }
+    )
+    if unlisted:
+        raise pytest.UsageError(
+            f"{', '.join(unlisted)} use the shared tenant: add them to SHARED_TENANT_MODULES in tests/conftest.py"
+        )
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Modules as units of work, the shared tenant's modules as one (xdist's own ``loadgroup`` reads a mark
+    it writes into the test's id, which pytest 9.2's ids no longer take)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
