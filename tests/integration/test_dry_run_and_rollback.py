@@ -169,7 +169,9 @@ def test_a_dry_run_writes_nothing_and_the_run_after_it_makes_what_it_planned(
     # The real run created exactly what the plan named, per type, with the requests it counted.
     created = done_rows(rehearsal["url"], qtest.base_url, rehearsal["project"])
     planned = Counter(plan.creates)
-    assert {t: n for t, n in created.items() if t not in ("project", FIELD, ALLOWED_VALUE, DEFAULT_MODULE)} == planned
+    assert {
+        t: n for t, n in created.items() if t not in ("project", FIELD, ALLOWED_VALUE, DEFAULT_MODULE)
+    } == planned
     assert created[FIELD] == len(plan.fields_to_create)
     assert created[ALLOWED_VALUE] == sum(len(added["values"]) for added in plan.values_to_add)
     assert sum(rehearsal["writes_during_run"].values()) == plan.write_requests, (
