@@ -16,10 +16,12 @@ from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[httpx.Client, int]]:
-    with start_qtest_in_thread(tmp_path, projects=["Deletes"]) as handle:
-        with httpx.Client(base_url=handle.api_url, headers=handle.headers, timeout=10) as client:
-            project_id = next(p["id"] for p in client.get("/projects").json() if p["name"] == "Deletes")
-            yield client, project_id
+    with (
+        start_qtest_in_thread(tmp_path, projects=["Deletes"]) as handle,
+        httpx.Client(base_url=handle.api_url, headers=handle.headers, timeout=10) as client,
+    ):
+        project_id = next(p["id"] for p in client.get("/projects").json() if p["name"] == "Deletes")
+        yield client, project_id
 
 
 def test_a_requirement_goes_with_its_links(api: tuple[httpx.Client, int]) -> None:
