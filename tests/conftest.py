@@ -43,7 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
 # The list is checked at collection (a module using the shared fixtures and not listed is an error).
 SHARED_TENANT_FIXTURES = {"transformed_database", "shared_zephyr"}
 SHARED_TENANT_MODULES = {
-    "test_bulk_queue", "test_database_outage", "test_discovery_sensor", "test_one_writer", "test_plans_as",
+    "test_bulk_queue", "test_database_outage", "test_discovery_sensor", "test_dry_run_and_rollback", "test_one_writer",
+    "test_plans_as",
     "test_preflight", "test_publish", "test_snowflake_copy", "test_target_site", "test_transform", "test_users_command",
 }  # fmt: skip
 SHARED_TENANT = "shared_tenant"

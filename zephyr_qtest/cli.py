@@ -457,6 +457,12 @@ def run_migrate(args: argparse.Namespace) -> int:
             settings, args.project, db_url, extracts=not args.only or "zephyr_raw" in args.only
         ):
             return 1
+        if args.dry_run:
+            from zephyr_qtest.plan_commands import dry_run_groups, print_plans
+
+            failed, _ = run_migration(settings, args.project, groups=dry_run_groups(args.only))
+            print_plans(settings, db_url, [key for key in args.project if key not in failed])
+            return 1 if failed else 0
         failed, run_ids = run_migration(settings, args.project, groups=args.only)
         proven = print_reports(db_url, args.project, settings.qtest.base_url, run_ids)
     if failed:
@@ -497,6 +503,14 @@ def run_preflight_command(args: argparse.Namespace) -> int:
     print(f"staging database: {redact_url(db_url)}")
     with service_settings(settings, sandbox=args.sandbox, seed=args.seed, size=args.size) as settings:
         return 0 if preflight_passed(settings, args.project or [], db_url) else 1
+
+
+def run_rollback_command(args: argparse.Namespace) -> int:
+    """``rollback``: see ``plan_commands.run_rollback``."""
+    from zephyr_qtest.plan_commands import run_rollback
+
+    settings = load_settings()
+    return run_rollback(settings, staging_database_url(settings), args.project, args.site, yes=args.yes)
 
 
 def run_sandbox_serve(args: argparse.Namespace) -> int:
@@ -594,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="on an error, print the traceback after the one-line reason"
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, metavar="{demo,migrate,preflight,sandbox,ui,users}"
+        dest="command", required=True, metavar="{demo,migrate,preflight,rollback,sandbox,ui,users}"
     )
 
     demo = commands.add_parser("demo", help="migrate the sandbox's projects end to end and print the result")
@@ -622,6 +636,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument(
         "--sandbox", action="store_true", help="start both sandboxes instead of live services"
     )
+    migrate.add_argument(
+        "--dry-run", action="store_true",
+        help="extract and transform, then print (and write to a file) the plan of qTest writes; write nothing to qTest",
+    )  # fmt: skip
     migrate.add_argument("--seed", type=int, default=7, help="with --sandbox: the Zephyr sandbox's data seed")
     migrate.add_argument("--size", default="small", help="with --sandbox: its data size preset")
     migrate.set_defaults(run=run_migrate)
@@ -689,6 +707,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     users.add_argument("--dry-run", action="store_true", help="list and match, but write nothing")
     users.set_defaults(run=run_users)
+
+    rollback = commands.add_parser(
+        "rollback", help="delete from a qTest project what the migration created there (after a confirmation)"
+    )
+    rollback.add_argument(
+        "--project", required=True, type=project_key_argument, help="the Zephyr project key"
+    )
+    rollback.add_argument(
+        "--site", required=True, help="the qTest site the migration wrote to (QTEST_BASE_URL)"
+    )
+    rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rollback.set_defaults(run=run_rollback_command)
 
     ui = commands.add_parser("ui", help="the Dagster UI on the local defaults")
     ui.add_argument("--port", type=int, default=3000)

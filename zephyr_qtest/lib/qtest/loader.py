@@ -15,8 +15,9 @@ from zephyr_qtest.lib.qtest.field_setup import FieldSetup, ensure_fields, migrat
 from zephyr_qtest.lib.qtest.id_map import NO_SITE, Entry, IdMap
 from zephyr_qtest.lib.qtest.kinds import id_types_of_stage, kinds_of_stage
 from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext
-from zephyr_qtest.lib.qtest.kinds.vocabulary import PROJECT
+from zephyr_qtest.lib.qtest.kinds.vocabulary import PROJECT, TEST_CASE
 from zephyr_qtest.lib.qtest.one_writer import Writer
+from zephyr_qtest.lib.qtest.rollback import note_default_module, record_field_setup
 
 if TYPE_CHECKING:
     from zephyr_qtest.lib.store import Store
@@ -109,6 +110,8 @@ async def publish_stage(
         fields = await ensure_fields(
             client, project_id, migration_fields(store.marts(), project_key), create=create_fields
         )
+        # What it made, for a rollback to remove (and nothing the project had before).
+        await record_field_setup(id_map, fields)
         ctx = PublishContext(
             client,
             project_id,
@@ -121,9 +124,14 @@ async def publish_stage(
         await ctx.load_ids(*id_types_of_stage(stage))
         if any(kind.needs_fields for kind in kinds):
             await ctx.load_settings()
+        makes_cases = stage == TEST_CASE.stage
+        if makes_cases:
+            await note_default_module(client, project_id, id_map, before=True)
         summary = await kinds[0].publish(ctx)
         for kind in kinds[1:]:
             summary.absorb(await kind.publish(ctx))
+        if makes_cases:
+            await note_default_module(client, project_id, id_map, before=False)
         return summary, ctx.property_problems, fields
     finally:
         await id_map.close()

@@ -54,11 +54,25 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         return json_response(store.fields(project_id, object_type, include_inactive=include))
 
     async def field(request: Request) -> Response:
+        project_id = path_int(request, "projectId")
+        object_type = request.path_params["objectType"]
+        field_id = path_int(request, "fieldId")
+        if request.method == "DELETE":
+            # The swagger's deleteCustomField: custom fields only, 200 with an object.
+            return json_response(
+                store.delete_field(project_id, object_type, field_id, request_user_id(request))
+            )
+        return json_response(store.field(project_id, object_type, field_id))
+
+    async def allowed_value(request: Request) -> Response:
+        # The swagger's deleteProjectFieldValue: {value} is the allowed value's id ("value" property).
         return json_response(
-            store.field(
+            store.delete_allowed_value(
                 path_int(request, "projectId"),
                 request.path_params["objectType"],
                 path_int(request, "fieldId"),
+                path_int(request, "value"),
+                request_user_id(request),
             )
         )
 
@@ -91,11 +105,16 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         guarded_route(f"{PROJECT}/user-profiles/current", current_profile, ["GET"]),
         guarded_route(PROJECT, project, ["GET"]),
         guarded_route(f"{PROJECT}/settings/{{objectType}}/fields", fields, ["GET", "POST"]),
-        guarded_route(f"{PROJECT}/settings/{{objectType}}/fields/{{fieldId}}", field, ["GET"]),
+        guarded_route(f"{PROJECT}/settings/{{objectType}}/fields/{{fieldId}}", field, ["GET", "DELETE"]),
         guarded_route(
             f"{PROJECT}/settings/{{objectType}}/fields/{{fieldId}}/allowed-values",
             allowed_values,
             ["GET", "POST"],
+        ),
+        guarded_route(
+            f"{PROJECT}/settings/{{objectType}}/fields/{{fieldId}}/allowed-values/{{value}}",
+            allowed_value,
+            ["DELETE"],
         ),
         # Literal segments before the {testRunId} routes they would otherwise match.
         guarded_route(f"{PROJECT}/test-runs/execution-statuses", execution_statuses, ["GET"]),

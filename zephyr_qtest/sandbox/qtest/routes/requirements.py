@@ -48,6 +48,9 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
             body = await json_body(request)
             parent_id = int_query(request, "parentId", None)
             return json_response(store.update_requirement(project_id, requirement_id, body, parent_id))
+        if request.method == "DELETE":
+            # The swagger's deleteRequirementById (qTest Manager 6+): 200 with an object.
+            return json_response(store.delete_requirement(project_id, requirement_id))
         return json_response(store.requirement(project_id, requirement_id))
 
     async def link(request: Request) -> Response:
@@ -79,7 +82,7 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
 
     return [
         guarded_route(f"{PROJECT}/requirements", requirements, ["GET", "POST"]),
-        guarded_route(f"{PROJECT}/requirements/{{requirementId}}", requirement, ["GET", "PUT"]),
+        guarded_route(f"{PROJECT}/requirements/{{requirementId}}", requirement, ["GET", "PUT", "DELETE"]),
         guarded_route(f"{PROJECT}/linked-artifacts", linked_artifacts, ["GET"]),
         guarded_route(f"{PROJECT}/{{objectType}}/{{objectId}}/link", link, ["POST"]),
     ]

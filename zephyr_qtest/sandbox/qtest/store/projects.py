@@ -453,6 +453,49 @@ class ProjectsStore(StoreBase):
         items = [self._render_allowed(v) for v in added]
         return {"links": [], "total": len(items), "items": items}
 
+    def delete_field(
+        self, project_id: int, object_type: str, field_id: int, user_id: int | None = None
+    ) -> Json:
+        """The swagger's deleteCustomField (``DELETE settings/{objectType}/fields/{fieldId}``: "To delete a
+        custom field (at project level)", 200 with an object; 403 without permission; 404 when the field
+        does not exist). A system field is not a custom field: 400."""
+        self._check_field_type(object_type, custom=True)
+        field = self._require_field(project_id, object_type, field_id)
+        self._require_settings_admin(project_id, user_id)
+        if field["system_field"]:
+            raise bad(
+                f"Field '{field['label']}' ({field_id}) is a system field: only custom fields can be deleted"
+            )
+        with self.tx():
+            self.conn.execute("DELETE FROM objects WHERE id = ?", (field_id,))
+            self._fields_cache.pop((project_id, object_type), None)
+        return {}
+
+    def delete_allowed_value(
+        self, project_id: int, object_type: str, field_id: int, value: int, user_id: int | None = None
+    ) -> Json:
+        """The swagger's deleteProjectFieldValue (``DELETE .../allowed-values/{value}``, the value's id as
+        in its ``value`` property): of a combo box, multiple selection or check box field (400 otherwise),
+        200 with an object; 404 when the field or the value does not exist. The other values keep their
+        order numbers (nothing says qTest renumbers them)."""
+        self._check_field_type(object_type, custom=True)
+        field = self._require_field(project_id, object_type, field_id)
+        self._require_settings_admin(project_id, user_id)
+        if field["data_type"] not in PICKLIST_TYPES:
+            raise bad(
+                f"Field '{field['label']}' ({field_id}) is a {DATA_TYPES[field['data_type']]}: it has no allowed values"
+            )
+        kept = [item for item in field["allowed_values"] if int(item["value"]) != value]
+        if len(kept) == len(field["allowed_values"]):
+            raise QTestError(404, f"Field '{field['label']}' ({field_id}) has no allowed value {value}")
+        with self.tx():
+            field["allowed_values"] = kept
+            if field.get("default_value") == str(value):
+                field["default_value"] = None
+            self._put("field", field)
+            self._fields_cache.pop((project_id, object_type), None)
+        return {}
+
     def _statuses(self, project_id: int) -> list[Json]:
         cached = self._statuses_cache.get(project_id)
         if cached is None:

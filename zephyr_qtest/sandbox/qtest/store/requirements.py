@@ -135,6 +135,22 @@ class RequirementsStore(StoreBase):
             self._put("requirement", requirement)
         return self.render_requirement(requirement)
 
+    def delete_requirement(self, project_id: int, requirement_id: int) -> Json:
+        """The swagger's deleteRequirementById (``DELETE requirements/{requirementId}``, 200 with an object;
+        qTest Manager 6+): the requirement, its attachments and its links, from either end (a linked test
+        case or run no longer lists it)."""
+        self._requirement(project_id, requirement_id)
+        links = [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM objects WHERE kind = ? AND project_id = ? AND (parent_id = ? OR link_id = ?)",
+                (LINK_KIND, project_id, requirement_id, requirement_id),
+            )
+        ]
+        with self.tx():
+            self._delete_rows([requirement_id, *links])
+        return {}
+
     def requirements(self, project_id: int, *, parent_id: int | None, page: int, size: int) -> list[Json]:
         self._project(project_id)
         self._requirement_at_root(parent_id)
