@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import dagster as dg
 
 from zephyr_qtest.definitions import defs
+from zephyr_qtest.defs.tenant import EXTRACTION_BACKFILL_POLICY, PUBLISHING_BACKFILL_POLICY
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,16 +100,44 @@ def test_the_dbt_models_are_assets_keyed_by_schema_with_their_tests_as_checks() 
     assert definitions.resolve_assets_def(dg.AssetKey(["canonical", "test_case"])).op.pool == "postgres"
 
 
-def test_every_asset_has_the_same_partitions_and_backfill_policy() -> None:
+def test_a_backfill_cuts_each_project_into_an_extraction_run_and_a_publishing_run() -> None:
+    """Every asset is one project a run; the qTest assets' backfill policy differs from their parents', so an
+    asset backfill publishes a project in a run of its own once the project is transformed, and the run
+    queue of docs/dagster-tenant.yaml overlaps it with the next project's extraction (defs/tenant.py)."""
     graph = defs().resolve_asset_graph()
-    policies = set()
+    policies: dict[str, set[dg.BackfillPolicy | None]] = {}
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         if not node.is_materializable:
             continue
         assert node.partitions_def is not None and node.partitions_def.name == "zephyr_project", key
-        policies.add(node.backfill_policy)
-    assert policies == {dg.BackfillPolicy.multi_run(1)}
+        policies.setdefault(node.group_name or "", set()).add(node.backfill_policy)
+    assert policies.pop("qtest") == {PUBLISHING_BACKFILL_POLICY}
+    assert set().union(*policies.values()) == {EXTRACTION_BACKFILL_POLICY}
+    assert PUBLISHING_BACKFILL_POLICY != EXTRACTION_BACKFILL_POLICY
+    # Both mean one project a run (Dagster takes no policy for max_partitions_per_run=1).
+    assert EXTRACTION_BACKFILL_POLICY.max_partitions_per_run == 1
+
+
+def test_the_tenant_configuration_enforces_one_run_per_vendor_pool() -> None:
+    """docs/dagster-tenant.yaml is a valid instance configuration whose pools are enforced per run, one slot
+    each, and every run of a backfill executes in one process (the stages share their limiter)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "docs" / "dagster-tenant.yaml").read_text())
+    assert config["concurrency"]["pools"] == {"granularity": "run", "default_limit": 1}
+    definitions = defs()
+    pools = {
+        definitions.resolve_assets_def(key).op.pool
+        for key in definitions.resolve_asset_graph().get_all_asset_keys()
+        if definitions.resolve_asset_graph().get(key).is_materializable
+    }
+    assert {"zephyr_api", "qtest_api", "postgres"} <= pools
+    assert definitions.resolve_implicit_global_asset_job_def().executor_def is dg.in_process_executor
+    with tempfile.TemporaryDirectory() as home:
+        shutil.copyfile(REPO / "docs" / "dagster-tenant.yaml", Path(home) / "dagster.yaml")
+        with dg.DagsterInstance.from_config(home) as instance:
+            assert instance.get_concurrency_config().pool_config.pool_granularity.value == "run"
 
 
 def test_the_qtest_stages_follow_the_load_order() -> None:
