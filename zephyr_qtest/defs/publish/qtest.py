@@ -20,7 +20,6 @@ import dagster as dg
 
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import PostgresResource, QtestResource
-from zephyr_qtest.defs.tenant import PUBLISHING_BACKFILL_POLICY
 from zephyr_qtest.lib.markdown import cell
 from zephyr_qtest.lib.proof.acceptance import AcceptanceError, Verdict, load_acceptance, type_key, verdict
 from zephyr_qtest.lib.proof.compare import prove
@@ -93,7 +92,7 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
         + [dg.AssetKey([QTEST_GROUP, name]) for name in upstream_stages(stage)],
         kinds={"qtest", "postgres"},
         pool="qtest_api",
-        backfill_policy=PUBLISHING_BACKFILL_POLICY,
+        backfill_policy=dg.BackfillPolicy.multi_run(1),
         check_specs=[
             dg.AssetCheckSpec(
                 published_check_name(stage),
@@ -271,7 +270,7 @@ def type_check(
     deps=[dg.AssetKey([QTEST_GROUP, stage]) for stage in STAGES],
     kinds={"qtest", "postgres"},
     pool="qtest_api",
-    backfill_policy=PUBLISHING_BACKFILL_POLICY,
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
     check_specs=[
         dg.AssetCheckSpec(
             f"{object_type}_equal",
