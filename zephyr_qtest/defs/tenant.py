@@ -34,7 +34,7 @@ TENANT_BACKFILL_TAG = "zephyr_qtest/tenant_backfill"
 PUBLISH_GROUP = "qtest"
 TRANSFORMED_GROUP = "qtest_mapping"
 # Runs that ended just before the last cursor are looked at again (a run key never starts a run twice).
-_CURSOR_OVERLAP_S = 60.0
+_CURSOR_OVERLAP_S = 10.0
 
 publish_job = dg.define_asset_job(
     name="publish_job",
