@@ -25,7 +25,7 @@ each stage should not follow (pages are streamed, tables loaded with COPY). From
 rates it projects a tenant of 1,000,000 executions end to end.
 
     .venv/bin/python bench/backfill_benchmark.py [--projects 4] [--cases 40] [--executions 160]
-        [--zephyr-rate-limit 50] [--qtest-rate-limit 8] [--qtest-runs 1] [--scales 1] [--out report.json]
+        [--zephyr-rate-limit 50] [--qtest-rate-limit 4] [--qtest-runs 1] [--scales 1] [--out report.json]
 """
 
 from __future__ import annotations
@@ -507,7 +507,7 @@ def main() -> int:
     parser.add_argument(
         "--zephyr-rate-limit", type=float, default=50.0, help="the Zephyr sandbox's requests/s"
     )
-    parser.add_argument("--qtest-rate-limit", type=float, default=8.0, help="the qTest sandbox's requests/s")
+    parser.add_argument("--qtest-rate-limit", type=float, default=4.0, help="the qTest sandbox's requests/s")
     parser.add_argument(
         "--qtest-runs", type=int, default=1, help="slots of the qtest_api pool: publishing runs at a time"
     )
