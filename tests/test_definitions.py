@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import dagster as dg
 
 from zephyr_qtest.definitions import defs
+from zephyr_qtest.defs.tenant import TENANT_BACKFILL_TAG, THEN_PUBLISH, THEN_TAG, publish_after_transform
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -122,3 +125,71 @@ def test_the_qtest_stages_follow_the_load_order() -> None:
     assert "qtest_mapping/qtest_test_logs" in parents("test_logs")
     for name in ("modules", "test_cases", "test_cycles", "test_runs", "test_logs", "reconciliation"):
         assert definitions.resolve_assets_def(dg.AssetKey(["qtest", name])).op.pool == "qtest_api"
+
+
+def test_the_tenant_configuration_enforces_the_pools_per_run_and_runs_in_one_process() -> None:
+    """docs/dagster-tenant.yaml is a valid instance configuration whose pools are enforced per run (one slot
+    by default); the extraction and the publishing use different vendor pools; every asset job runs in one
+    process (its stages share their limiter); the publishing job and its sensor exist."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "docs" / "dagster-tenant.yaml").read_text())
+    assert config["concurrency"]["pools"] == {"granularity": "run", "default_limit": 1}
+    with tempfile.TemporaryDirectory() as home:
+        shutil.copyfile(REPO / "docs" / "dagster-tenant.yaml", Path(home) / "dagster.yaml")
+        with dg.DagsterInstance.from_config(home) as instance:
+            assert instance.get_concurrency_config().pool_config.pool_granularity.value == "run"
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    pools_by_group: dict[str, set[str | None]] = {}
+    for key in graph.get_all_asset_keys():
+        if graph.get(key).is_materializable:
+            pools_by_group.setdefault(key.path[0], set()).add(definitions.resolve_assets_def(key).op.pool)
+    assert pools_by_group["zephyr_raw"] == {"zephyr_api"}
+    assert pools_by_group["qtest"] == {"qtest_api"}
+    assert definitions.resolve_implicit_global_asset_job_def().executor_def is dg.in_process_executor
+    publish = definitions.resolve_job_def("publish_job")
+    assert publish.executor_def is dg.in_process_executor
+    assert {key.path[0] for key in publish.asset_layer.executable_asset_keys} == {"qtest"}
+    assert definitions.resolve_sensor_def("publish_after_transform").default_status == (
+        dg.DefaultSensorStatus.RUNNING
+    )
+
+
+def test_publishing_starts_after_a_tagged_transform_and_only_then() -> None:
+    """The sensor asks for one publishing run per project a run tagged `zephyr_qtest/then: publish`
+    transformed, once; an untagged run, a failed one, or one that published itself starts nothing."""
+    from dagster._core.test_utils import create_run_for_test
+
+    transform = [
+        dg.AssetKey(["zephyr_raw", "test_cases"]),
+        dg.AssetKey(["qtest_mapping", "qtest_test_cases"]),
+    ]
+    then = {THEN_TAG: THEN_PUBLISH, "dagster/backfill": "abc"}
+    success = dg.DagsterRunStatus.SUCCESS
+    with dg.DagsterInstance.ephemeral() as instance:
+        ranged = {"dagster/asset_partition_range_start": "SHOP", "dagster/asset_partition_range_end": "SHOP"}
+        wanted = create_run_for_test(
+            instance, status=success, tags={**then, **ranged}, asset_selection=set(transform)
+        )
+        create_run_for_test(
+            instance, status=success, tags={"dagster/partition": "PAY"}, asset_selection=set(transform)
+        )
+        create_run_for_test(
+            instance,
+            status=dg.DagsterRunStatus.FAILURE,
+            tags={**then, "dagster/partition": "CRM"},
+            asset_selection=set(transform),
+        )
+        create_run_for_test(
+            instance,
+            status=success,
+            tags={**then, "dagster/partition": "OPS"},
+            asset_selection={*transform, dg.AssetKey(["qtest", "modules"])},
+        )
+        result = publish_after_transform(dg.build_sensor_context(instance=instance))
+        assert [(r.partition_key, r.run_key) for r in result.run_requests] == [("SHOP", wanted.run_id)]
+        assert result.run_requests[0].tags[TENANT_BACKFILL_TAG] == "abc"
+        # The next evaluation, from the cursor, asks again only under the same run key (never run twice).
+        again = publish_after_transform(dg.build_sensor_context(instance=instance, cursor=result.cursor))
+        assert [r.run_key for r in again.run_requests] in ([], [wanted.run_id])
