@@ -166,6 +166,9 @@ class Recorder(logging.Handler):
 
     def detach(self) -> None:
         _log.removeHandler(self)
+        if not _log.handlers:
+            _log.setLevel(logging.NOTSET)
+            _log.propagate = True
 
     def emit(self, record: logging.LogRecord) -> None:
         progress = getattr(record, "progress", None)
