@@ -178,6 +178,12 @@ def run_jobs(args: argparse.Namespace) -> int:
         failed = execute_migration_job(args.project, groups=args.only, run_ids=run_ids)
     except Exception as error:
         # The traceback goes to the log (main); the terminal gets the reason and what to change.
+        if args.verbose:
+            import traceback
+
+            from zephyr_qtest.lib.redaction import redact
+
+            say(redact("".join(traceback.format_exception(error))).rstrip())
         say(f"the migration could not run: {explain(error)}")
         raise
     args.failed_file.write_text("".join(f"{key}\n" for key in failed))
