@@ -169,7 +169,7 @@ async def publish(
     """Publish `items` exactly once; returns what was created, updated, adopted, skipped and failed."""
     started = time.monotonic()
     summary = PublishSummary(kind.object_type)
-    progress.expect(len(items), kind.object_type)
+    progress.expect(len(items), _unit(kind))
     known = await id_map.load(kind.object_type)
     levels: dict[int, list[Item]] = defaultdict(list)
     for item in items:
@@ -199,7 +199,7 @@ async def publish(
                 await _publish_one(kind, item, known.get(kind.source_key(item)), id_map, summary, batch)
             except (ApiError, KeyError, ValueError) as exc:
                 await failed(item, exc)
-        progress.advance(1, kind.object_type)
+        progress.advance(1, _unit(kind))
 
     def new_batched(item: Item) -> bool:
         entry = known.get(kind.source_key(item))
@@ -246,7 +246,7 @@ async def _create_batch(
         else:
             await failed(item, result)
     if counted:
-        progress.advance(len(items), kind.object_type)
+        progress.advance(len(items), _unit(kind))
 
 
 async def _publish_one(
@@ -291,6 +291,11 @@ async def _publish_one(
         result = await kind.create(item)
     await _record(kind, id_map, key, payload_hash, result)
     summary.created += 1
+
+
+def _unit(kind: ObjectKind[Any]) -> str:
+    """What the terminal calls objects of `kind` (``test_case`` -> ``test cases``)."""
+    return f"{kind.object_type.replace('_', ' ')}s"
 
 
 async def _look_up(kind: ObjectKind[Item], item: Item) -> Created | None:
