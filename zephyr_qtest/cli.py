@@ -718,6 +718,10 @@ def main(argv: list[str] | None = None) -> int:
     # Where `migrate` and `demo` send the job's own output (a log file) and how they show its stages.
     configure(args.command, verbose=args.verbose)
     if not args.verbose:
+        import warnings
+
+        # Said by a dependency on every start where the variable is unset (root, CI); nothing to change.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
         # The connection pool warns of every failed attempt; the store retries them and an outage that
         # outlasts ZEPHYR_QTEST_DATABASE_OUTAGE_S ends in the one line below, naming the database.
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
