@@ -67,7 +67,9 @@ def command_log(home: Path) -> Path:
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         _log_file = logs / f"{stamp}-{command}-{os.getpid()}.log"
         _log_file.touch()
-        print(f"log (every event, DEBUG included): {_log_file}", flush=True)
+        print(
+            f"the full log of this command (every event, dbt's output, tracebacks): {_log_file}", flush=True
+        )
     return _log_file
 
 
