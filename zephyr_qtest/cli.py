@@ -141,25 +141,24 @@ def run_migration(
 ) -> tuple[list[str], dict[str, str]]:
     """The migration job for each project (``run-jobs``), in a child process whose environment is the
     settings' (``child_environment``). Returns the projects whose run failed (all of them when the child
-    did not finish) and each project's run id (what the summary shows is that run's, and no other's)."""
+    did not finish) and each project's run id (what the summary shows is that run's, and no other's).
+    The child's own output goes to the command's log file; its stages are shown one line each
+    (``run_output.run_child``)."""
+    from zephyr_qtest.run_output import command_log, run_child, verbose
+
+    log_file = command_log(settings.paths.home_dir())
     with tempfile.TemporaryDirectory(prefix="zephyr-qtest-") as scratch:
         failed_file = Path(scratch) / "failed"
         runs_file = Path(scratch) / "runs"
         # Imported, not run as __main__: Dagster reconstructs the job from this module's name.
         main_call = "import sys; from zephyr_qtest.cli import main; sys.exit(main())"
-        command = [sys.executable, "-c", main_call, "run-jobs", "--failed-file", str(failed_file)]
-        command += ["--runs-file", str(runs_file)]
+        command = [sys.executable, "-c", main_call, *(["--verbose"] if verbose() else []), "run-jobs"]
+        command += ["--failed-file", str(failed_file), "--runs-file", str(runs_file)]
         for project_key in projects:
             command += ["--project", project_key]
         for group in groups or []:
             command += ["--only", group]
-        process = subprocess.Popen(command, env=child_environment(settings))
-        try:
-            process.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached the child too (same process group): let Dagster end its run cleanly.
-            process.wait()
-            raise
+        run_child(command, child_environment(settings), log_file)
         run_ids = (
             dict(line.split() for line in runs_file.read_text().splitlines()) if runs_file.exists() else {}
         )
@@ -172,9 +171,24 @@ def run_jobs(args: argparse.Namespace) -> int:
     """``run-jobs``, what ``run_migration`` starts: the migration job for each project, one run each, through
     Dagster (the runs are in its instance and the UI) on the configuration of this process's environment;
     ``--only`` limits it to those asset groups. Writes the failed projects' keys to ``--failed-file`` and
-    each project's run id to ``--runs-file``."""
+    each project's run id to ``--runs-file``; with ``--progress-fd``, its stages and messages on that pipe
+    (``run_output``)."""
+    from zephyr_qtest.run_output import say, start_recording
+
+    start_recording(args.progress_fd)
     run_ids: dict[str, str] = {}
-    failed = execute_migration_job(args.project, groups=args.only, run_ids=run_ids)
+    try:
+        failed = execute_migration_job(args.project, groups=args.only, run_ids=run_ids)
+    except Exception as error:
+        # The traceback goes to the log (main); the terminal gets the reason and what to change.
+        if args.verbose:
+            import traceback
+
+            from zephyr_qtest.lib.redaction import redact
+
+            say(redact("".join(traceback.format_exception(error))).rstrip())
+        say(f"the migration could not run: {explain(error)}")
+        raise
     args.failed_file.write_text("".join(f"{key}\n" for key in failed))
     if args.runs_file is not None:
         args.runs_file.write_text("".join(f"{key} {run_id}\n" for key, run_id in run_ids.items()))
@@ -187,15 +201,16 @@ def execute_migration_job(
     """The migration job for each project, in this process's Dagster instance (DAGSTER_HOME), after closing
     the runs of those projects that a dead process left behind (``defs/dead_runs.py``: their slots would
     stop every pooled step of the new runs). Returns the projects whose run failed; `run_ids` gets each
-    project's run id."""
+    project's run id. Each step's start and end reach the parent's terminal as stages (``run_output``)."""
     import dagster as dg
 
     from zephyr_qtest.defs.dead_runs import close_dead_runs, owner_tags
     from zephyr_qtest.defs.partitions import zephyr_projects
+    from zephyr_qtest.run_output import StageEvents, recorder, say, step_outputs, watch_stages
 
     instance = dg.DagsterInstance.get()
     for line in close_dead_runs(instance, projects):
-        print(line, flush=True)
+        say(line)
     known = set(instance.get_dynamic_partitions(zephyr_projects.name))
     instance.add_dynamic_partitions(zephyr_projects.name, [key for key in projects if key not in known])
     selection = None
@@ -204,25 +219,34 @@ def execute_migration_job(
 
         graph = defs().resolve_asset_graph()
         selection = [key for key in graph.get_all_asset_keys() if graph.get(key).group_name in groups]
+    outputs, snowflake_steps = step_outputs(load_migration_job(), selection)
     failed: list[str] = []
     for project_key in projects:
         started = time.monotonic()
-        print(f"\n== migrating {project_key} ==", flush=True)
-        result = dg.execute_job(
-            dg.reconstructable(load_migration_job),
-            instance=instance,
-            tags={"dagster/partition": project_key, **owner_tags()},
-            asset_selection=selection,
-            raise_on_error=False,
-        )
+        say(f"\n== migrating {project_key} ==")
+        stages = recorder()
+        if stages is not None:
+            watch_stages(instance, StageEvents(stages, project_key, outputs, snowflake_steps))
+        try:
+            result = dg.execute_job(
+                dg.reconstructable(load_migration_job),
+                instance=instance,
+                tags={"dagster/partition": project_key, **owner_tags()},
+                asset_selection=selection,
+                raise_on_error=False,
+            )
+        finally:
+            watch_stages(instance, None)
+            if stages is not None:
+                stages.finish_all(ok=False, error="the run stopped before this stage ended")
         if run_ids is not None:
             run_ids[project_key] = result.run_id
         unpublished = failed_publish_checks(result)
         status = "succeeded" if result.success and not unpublished else "FAILED"
-        print(f"run {result.run_id} {status} in {time.monotonic() - started:.1f}s", flush=True)
+        say(f"run {result.run_id} {status} in {time.monotonic() - started:.1f}s")
         print_created_fields(result)
         for line in unpublished:
-            print(line, flush=True)
+            say(line)
         # Objects qTest did not take fail the project unless this run proved it complete: every one of them
         # is a ledger line the user accepted in the acceptance file.
         if not result.success or (unpublished and not proven_complete(result)):
@@ -260,7 +284,9 @@ def print_created_fields(result) -> None:  # type: ignore[no-untyped-def]
         table = event.materialization.metadata.get("qtest_fields_created")
         if table is not None:
             stage = event.materialization.asset_key.to_user_string()
-            print(f"qTest fields created by {stage} (the site lacked them):\n{table.value}", flush=True)
+            from zephyr_qtest.run_output import say
+
+            say(f"qTest fields created by {stage} (the site lacked them):\n{table.value}")
 
 
 def print_reports(db_url: str, projects: list[str], qtest_site: str, run_ids: Mapping[str, str]) -> bool:
@@ -732,6 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--only", action="append")
     jobs.add_argument("--failed-file", type=Path, required=True)
     jobs.add_argument("--runs-file", type=Path)
+    jobs.add_argument("--progress-fd", type=int, help="a pipe for the stage lines (run_output.run_child)")
     jobs.set_defaults(run=run_jobs)
     return parser
 
@@ -785,28 +812,41 @@ def _settings_or_none() -> Settings | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from zephyr_qtest.run_output import configure, print_log_path
+
     args = build_parser().parse_args(argv)
+    # Where `migrate` and `demo` send the job's own output (a log file) and how they show its stages.
+    configure(args.command, verbose=args.verbose)
     if not args.verbose:
+        import warnings
+
+        # Said by a dependency on every start where the variable is unset (root, CI); nothing to change.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
         # The connection pool warns of every failed attempt; the store retries them and an outage that
         # outlasts ZEPHYR_QTEST_DATABASE_OUTAGE_S ends in the one line below, naming the database.
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
-        return args.run(args)
+        code = args.run(args)
     except KeyboardInterrupt:
+        print_log_path(sys.stderr)
         print(
             "zephyr-qtest: interrupted; re-run the same command to go on from where it stopped",
             file=sys.stderr,
         )
         return 130
     except Exception as error:
-        if args.verbose:
+        # The run-jobs child writes to the log file: its traceback belongs there.
+        if args.verbose or args.command == "run-jobs":
             import traceback
 
             from zephyr_qtest.lib.redaction import redact
 
             print(redact("".join(traceback.format_exception(error))), file=sys.stderr)
+        print_log_path(sys.stderr)
         print(f"zephyr-qtest {args.command}: {explain(error)}", file=sys.stderr)
         return 1
+    print_log_path(sys.stdout)
+    return code
 
 
 if __name__ == "__main__":

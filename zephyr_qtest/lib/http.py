@@ -30,6 +30,7 @@ from typing import Any, Self
 
 import httpx
 
+from zephyr_qtest.lib import progress
 from zephyr_qtest.lib.redaction import install_redaction, redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -658,6 +659,7 @@ class ApiClient:
             async with self._semaphore:
                 slot = await self.limiter.acquire()
                 self.stats.requests += 1
+                progress.requested()
                 self._enter()
                 try:
                     response = await self._http.send(request, follow_redirects=follow_redirects)
@@ -688,6 +690,7 @@ class ApiClient:
             status = response.status_code
             if status == 429:
                 self.stats.rate_limited += 1
+                progress.rate_limited()
                 self.limiter.on_rate_limited(slot, _retry_after(response.headers))
                 self.stats.rate = self.limiter.rate
                 rate_limited += 1

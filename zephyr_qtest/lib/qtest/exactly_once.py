@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from zephyr_qtest.lib import progress
 from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
 from zephyr_qtest.lib.qtest.id_map import Entry, IdMap
 
@@ -168,6 +169,7 @@ async def publish(
     """Publish `items` exactly once; returns what was created, updated, adopted, skipped and failed."""
     started = time.monotonic()
     summary = PublishSummary(kind.object_type)
+    progress.expect(len(items), _unit(kind))
     known = await id_map.load(kind.object_type)
     levels: dict[int, list[Item]] = defaultdict(list)
     for item in items:
@@ -197,6 +199,7 @@ async def publish(
                 await _publish_one(kind, item, known.get(kind.source_key(item)), id_map, summary, batch)
             except (ApiError, KeyError, ValueError) as exc:
                 await failed(item, exc)
+        progress.advance(1, _unit(kind))
 
     def new_batched(item: Item) -> bool:
         entry = known.get(kind.source_key(item))
@@ -211,7 +214,7 @@ async def publish(
         batch: list[Item] = []  # batched items that were pending and are not in qTest after all
         await asyncio.gather(
             *(one(item, batch) for item in single),
-            *([_create_batch(kind, direct, id_map, summary, failed)] if direct else []),
+            *([_create_batch(kind, direct, id_map, summary, failed, counted=True)] if direct else []),
         )
         if batch:
             await _create_batch(kind, batch, id_map, summary, failed)
@@ -225,7 +228,11 @@ async def _create_batch(
     id_map: IdMap,
     summary: PublishSummary,
     failed: Callable[[Item, Exception], Awaitable[None]],
+    *,
+    counted: bool = False,
 ) -> None:
+    """`items` created many to a call; `counted`: they are done as far as the stage's progress goes (the
+    others were counted when they were found not to be in qTest)."""
     assert kind.create_many is not None
     await id_map.pending_many(
         kind.object_type, [(kind.source_key(item), kind.payload_hash(item)) for item in items]
@@ -238,6 +245,8 @@ async def _create_batch(
             summary.created_in_batches += 1
         else:
             await failed(item, result)
+    if counted:
+        progress.advance(len(items), _unit(kind))
 
 
 async def _publish_one(
@@ -282,6 +291,11 @@ async def _publish_one(
         result = await kind.create(item)
     await _record(kind, id_map, key, payload_hash, result)
     summary.created += 1
+
+
+def _unit(kind: ObjectKind[Any]) -> str:
+    """What the terminal calls objects of `kind` (``test_case`` -> ``test cases``)."""
+    return f"{kind.object_type.replace('_', ' ')}s"
 
 
 async def _look_up(kind: ObjectKind[Item], item: Item) -> Created | None:

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from zephyr_qtest.lib import progress
 from zephyr_qtest.lib.http import (
     ApiClient,
     ApiError,
@@ -227,7 +228,7 @@ class ZephyrClient(ApiClient):
 
     async def _iter_offset(self, collection: str, params: Mapping[str, Any]) -> AsyncIterator[dict]:
         paginator = OffsetPaginator(self.page_size)
-        async for item in self._iter(collection, params, paginator):
+        async for item in self._iter(collection, params, paginator, counted=_unit(collection)):
             yield item
         project_key = params.get("projectKey")
         # Only an unfiltered listing's total is the collection's (a `statusType` listing counts one type).
@@ -240,7 +241,10 @@ class ZephyrClient(ApiClient):
             first_page = True
             try:
                 async for item in self._iter(
-                    f"{collection}/nextgen", params, CursorPaginator(self.page_size)
+                    f"{collection}/nextgen",
+                    params,
+                    CursorPaginator(self.page_size),
+                    counted=_unit(collection),
                 ):
                     first_page = False
                     yield item
@@ -255,11 +259,26 @@ class ZephyrClient(ApiClient):
         async for item in self._iter_offset(collection, params):
             yield item
 
-    async def _iter(self, path: str, params: Mapping[str, Any], paginator: Paginator) -> AsyncIterator[dict]:
-        """Items of every page, as the pages hold them."""
+    async def _iter(
+        self, path: str, params: Mapping[str, Any], paginator: Paginator, *, counted: str | None = None
+    ) -> AsyncIterator[dict]:
+        """Items of every page, as the pages hold them; a listing `counted` as a stage's objects reports its
+        pages' items and, when its first page carries one, its total (``lib/progress``)."""
+        first = True
         async for page in paginate(self, path, params, paginator):
+            if counted is not None:
+                total = getattr(paginator, "total", None)
+                if first and total is not None:
+                    progress.expect(total, counted)
+                progress.advance(len(page.items), counted)
+                first = False
             for item in page.items:
                 yield item
+
+
+def _unit(collection: str) -> str:
+    """What a collection's items are called on the terminal: ``testcases`` -> ``test cases``."""
+    return f"test {collection[4:]}" if collection.startswith("test") else collection
 
 
 def _segment(value: str) -> str:

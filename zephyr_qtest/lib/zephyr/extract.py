@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from zephyr_qtest.lib import progress
 from zephyr_qtest.lib.http import ApiError, NotFoundError
 from zephyr_qtest.lib.pagination import int_or_none
 from zephyr_qtest.lib.raw_store import Issue, PartitionSummary, RawPartitionWriter, RawRow, RawRows
@@ -144,8 +145,12 @@ async def _collect_listing(
         )
 
 
-async def _for_each(items: Iterable[Any], work: Callable[[Any], Awaitable[None]], concurrency: int) -> None:
-    """Run ``work`` over ``items`` with at most ``concurrency`` in flight (bounded memory for 1M items)."""
+async def _for_each(
+    items: Sequence[Any], work: Callable[[Any], Awaitable[None]], concurrency: int, unit: str
+) -> None:
+    """Run ``work`` over ``items`` with at most ``concurrency`` in flight (bounded memory for 1M items);
+    the stage's progress counts them as `unit` (``lib/progress``)."""
+    progress.expect(len(items), unit)
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
 
     async def worker() -> None:
@@ -155,6 +160,7 @@ async def _for_each(items: Iterable[Any], work: Callable[[Any], Awaitable[None]]
                 if item is _DONE:
                     return
                 await work(item)
+                progress.advance(1, unit)
             finally:
                 queue.task_done()
 
@@ -285,7 +291,7 @@ async def extract_test_steps(ctx: ExtractContext) -> None:
                 )
             )
 
-    await _for_each(cases, fetch, ctx.settings.concurrency)
+    await _for_each(cases, fetch, ctx.settings.concurrency, "test cases")
     ctx.writer.summary.api_reported = reported
 
 
@@ -331,7 +337,7 @@ async def extract_test_scripts(ctx: ExtractContext) -> None:
             RawRow(payload=script, id=int_or_none(script.get("id")), key=case_key, parent_key=case_key)
         )
 
-    await _for_each(cases, fetch, ctx.settings.concurrency)
+    await _for_each(cases, fetch, ctx.settings.concurrency, "test cases")
     ctx.writer.summary.api_reported = reported
 
 
@@ -386,7 +392,7 @@ async def extract_test_case_versions(ctx: ExtractContext) -> None:
                 )
             )
 
-    await _for_each(cases, fetch, ctx.settings.concurrency)
+    await _for_each(cases, fetch, ctx.settings.concurrency, "test cases")
     ctx.writer.summary.api_reported = reported
 
 
@@ -428,7 +434,7 @@ async def extract_test_execution_steps(ctx: ExtractContext) -> None:
                 )
             )
 
-    await _for_each(executions, fetch, ctx.settings.concurrency)
+    await _for_each(executions, fetch, ctx.settings.concurrency, "test executions")
     ctx.writer.summary.api_reported = reported
 
 
@@ -508,7 +514,7 @@ async def extract_attachments(ctx: ExtractContext) -> None:
                 )
             )
 
-    await _for_each(attachment_owners(ctx), fetch, ctx.settings.concurrency)
+    await _for_each(attachment_owners(ctx), fetch, ctx.settings.concurrency, "owners")
     ctx.writer.summary.api_reported = reported
 
 
