@@ -257,6 +257,9 @@ def test_the_runbook_screenshots_show_a_real_migration_in_the_ui(
         browser.execute_script(SCROLL_TO_TOP, heading)
         photograph("proof.png")
         ledger = shown("//h2[starts-with(normalize-space(), 'What did not arrive')]")
+        assert shown(
+            "//h2[starts-with(normalize-space(), 'What did not arrive')]/following::td[normalize-space()='not carried by design']"
+        )
         browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", ledger)
         photograph("ledger.png")
     finally:
