@@ -22,10 +22,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import httpx
 import pytest
 
 from tests.e2e.processes import free_port, stop_group
+from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 from zephyr_qtest.sandbox.zephyr.serve import start_in_thread
 
@@ -146,6 +148,13 @@ def test_the_runbook_screenshots_show_a_real_migration_in_the_ui(
         "QTEST_BASE_URL": qtest.base_url,
         "QTEST_API_TOKEN": qtest.token,
     }
+    # The project's partition exists before the UI's discovery sensor and `migrate` start: each adds only the
+    # keys missing, and two adding the same key at once race in Dagster's storage.
+    dagster_home = tmp_path / "home" / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    shutil.copyfile(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.add_dynamic_partitions(zephyr_projects.name, [PROJECT])
     command = str(Path(sys.executable).parent / "zephyr-qtest")
     port = free_port()
     ui_log = tmp_path / "ui.log"
