@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-e2e lint ui bench bench-transform bench-snowflake bench-publish bench-backfill clean
+.PHONY: install demo test test-fast test-e2e lint ui screenshots bench bench-transform bench-snowflake bench-publish bench-backfill clean
 
 $(INSTALLED): pyproject.toml constraints.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ test-e2e: install
 
 ui: install
 	$(BIN)/zephyr-qtest ui
+
+# The runbook's screenshots (docs/runbook/*.png), taken again by its browser test from the real UI after a
+# tiny migration. Needs Debian's browser: apt-get install -y chromium chromium-driver.
+screenshots: install
+	RUNBOOK_SCREENSHOTS=$(CURDIR)/docs/runbook $(BIN)/pytest -m e2e tests/e2e/test_runbook_screenshots.py
 
 bench: install
 	$(BIN)/python bench/extract_benchmark.py
