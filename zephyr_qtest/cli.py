@@ -134,7 +134,7 @@ def load_migration_job():
 
 
 def run_migration(
-    settings: Settings, projects: list[str], *, groups: list[str] | None = None
+    settings: Settings, projects: list[str], *, groups: list[str] | None = None, full: bool = False
 ) -> tuple[list[str], dict[str, str]]:
     """The migration job for each project (``run-jobs``), in a child process whose environment is the
     settings' (``child_environment``). Returns the projects whose run failed (all of them when the child
@@ -150,6 +150,8 @@ def run_migration(
             command += ["--project", project_key]
         for group in groups or []:
             command += ["--only", group]
+        if full:
+            command.append("--full")
         process = subprocess.Popen(command, env=child_environment(settings))
         try:
             process.wait()
@@ -171,7 +173,7 @@ def run_jobs(args: argparse.Namespace) -> int:
     ``--only`` limits it to those asset groups. Writes the failed projects' keys to ``--failed-file`` and
     each project's run id to ``--runs-file``."""
     run_ids: dict[str, str] = {}
-    failed = execute_migration_job(args.project, groups=args.only, run_ids=run_ids)
+    failed = execute_migration_job(args.project, groups=args.only, run_ids=run_ids, full=args.full)
     args.failed_file.write_text("".join(f"{key}\n" for key in failed))
     if args.runs_file is not None:
         args.runs_file.write_text("".join(f"{key} {run_id}\n" for key, run_id in run_ids.items()))
@@ -179,7 +181,11 @@ def run_jobs(args: argparse.Namespace) -> int:
 
 
 def execute_migration_job(
-    projects: list[str], *, groups: list[str] | None = None, run_ids: dict[str, str] | None = None
+    projects: list[str],
+    *,
+    groups: list[str] | None = None,
+    run_ids: dict[str, str] | None = None,
+    full: bool = False,
 ) -> list[str]:
     """The migration job for each project, in this process's Dagster instance (DAGSTER_HOME), after closing
     the runs of those projects that a dead process left behind (``defs/dead_runs.py``: their slots would
@@ -188,6 +194,7 @@ def execute_migration_job(
     import dagster as dg
 
     from zephyr_qtest.defs.dead_runs import close_dead_runs, owner_tags
+    from zephyr_qtest.defs.ingest.assets import extraction_tags
     from zephyr_qtest.defs.partitions import zephyr_projects
 
     instance = dg.DagsterInstance.get()
@@ -208,7 +215,7 @@ def execute_migration_job(
         result = dg.execute_job(
             dg.reconstructable(load_migration_job),
             instance=instance,
-            tags={"dagster/partition": project_key, **owner_tags()},
+            tags={"dagster/partition": project_key, **owner_tags(), **extraction_tags(full)},
             asset_selection=selection,
             raise_on_error=False,
         )
@@ -447,7 +454,7 @@ def run_migrate(args: argparse.Namespace) -> int:
     print(f"staging database: {redact_url(db_url)}")
     with service_settings(settings, sandbox=args.sandbox, seed=args.seed, size=args.size) as settings:
         print(f"zephyr: {settings.zephyr.base_url}\nqtest: {settings.qtest.base_url}", flush=True)
-        failed, run_ids = run_migration(settings, args.project, groups=args.only)
+        failed, run_ids = run_migration(settings, args.project, groups=args.only, full=args.full)
         proven = print_reports(db_url, args.project, settings.qtest.base_url, run_ids)
     if failed:
         print(
@@ -587,6 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--seed", type=int, default=7, help="with --sandbox: the Zephyr sandbox's data seed")
     migrate.add_argument("--size", default="small", help="with --sandbox: its data size preset")
+    migrate.add_argument(
+        "--full",
+        action="store_true",
+        help="read all of Zephyr again (a run after a complete one reads what changed)",
+    )
     migrate.set_defaults(run=run_migrate)
 
     sandbox = commands.add_parser("sandbox", help="the vendor sandboxes")
@@ -652,6 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--only", action="append")
     jobs.add_argument("--failed-file", type=Path, required=True)
     jobs.add_argument("--runs-file", type=Path)
+    jobs.add_argument("--full", action="store_true")
     jobs.set_defaults(run=run_jobs)
     return parser
 
