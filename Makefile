@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-e2e lint ui bench bench-transform bench-snowflake bench-publish clean
+.PHONY: install demo test test-fast test-e2e lint ui bench bench-transform bench-snowflake bench-publish bench-delta clean
 
 $(INSTALLED): pyproject.toml constraints.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ bench-snowflake: install
 
 bench-publish: install
 	$(BIN)/python bench/publish_benchmark.py
+
+bench-delta: install
+	$(BIN)/python bench/delta_benchmark.py
 
 clean:
 	rm -rf .zephyr_qtest .pytest_cache .ruff_cache dbt_project/target dbt_project/logs
