@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install demo test test-fast test-e2e lint ui screenshots bench bench-transform bench-snowflake bench-publish bench-backfill clean
+.PHONY: install demo test test-fast test-e2e lint ui screenshots bench bench-transform bench-snowflake bench-publish bench-backfill bench-delta clean
 
 $(INSTALLED): pyproject.toml constraints.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,9 @@ bench-publish: install
 # A tenant of 4 projects backfilled through the daemon (docs/dagster-tenant.yaml), at two project sizes.
 bench-backfill: install
 	$(BIN)/python bench/backfill_benchmark.py --scales 1,2
+
+bench-delta: install
+	$(BIN)/python bench/delta_benchmark.py
 
 clean:
 	rm -rf .zephyr_qtest .pytest_cache .ruff_cache dbt_project/target dbt_project/logs

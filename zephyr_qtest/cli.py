@@ -137,7 +137,7 @@ def load_migration_job():
 
 
 def run_migration(
-    settings: Settings, projects: list[str], *, groups: list[str] | None = None
+    settings: Settings, projects: list[str], *, groups: list[str] | None = None, full: bool = False
 ) -> tuple[list[str], dict[str, str]]:
     """The migration job for each project (``run-jobs``), in a child process whose environment is the
     settings' (``child_environment``). Returns the projects whose run failed (all of them when the child
@@ -158,6 +158,8 @@ def run_migration(
             command += ["--project", project_key]
         for group in groups or []:
             command += ["--only", group]
+        if full:
+            command.append("--full")
         run_child(command, child_environment(settings), log_file)
         run_ids = (
             dict(line.split() for line in runs_file.read_text().splitlines()) if runs_file.exists() else {}
@@ -178,7 +180,7 @@ def run_jobs(args: argparse.Namespace) -> int:
     start_recording(args.progress_fd)
     run_ids: dict[str, str] = {}
     try:
-        failed = execute_migration_job(args.project, groups=args.only, run_ids=run_ids)
+        failed = execute_migration_job(args.project, groups=args.only, run_ids=run_ids, full=args.full)
     except Exception as error:
         # The traceback goes to the log (main); the terminal gets the reason and what to change.
         if args.verbose:
@@ -196,7 +198,11 @@ def run_jobs(args: argparse.Namespace) -> int:
 
 
 def execute_migration_job(
-    projects: list[str], *, groups: list[str] | None = None, run_ids: dict[str, str] | None = None
+    projects: list[str],
+    *,
+    groups: list[str] | None = None,
+    run_ids: dict[str, str] | None = None,
+    full: bool = False,
 ) -> list[str]:
     """The migration job for each project, in this process's Dagster instance (DAGSTER_HOME), after closing
     the runs of those projects that a dead process left behind (``defs/dead_runs.py``: their slots would
@@ -205,6 +211,7 @@ def execute_migration_job(
     import dagster as dg
 
     from zephyr_qtest.defs.dead_runs import close_dead_runs, owner_tags
+    from zephyr_qtest.defs.ingest.assets import extraction_tags
     from zephyr_qtest.defs.partitions import zephyr_projects
     from zephyr_qtest.run_output import StageEvents, recorder, say, step_outputs, watch_stages
 
@@ -231,7 +238,7 @@ def execute_migration_job(
             result = dg.execute_job(
                 dg.reconstructable(load_migration_job),
                 instance=instance,
-                tags={"dagster/partition": project_key, **owner_tags()},
+                tags={"dagster/partition": project_key, **owner_tags(), **extraction_tags(full)},
                 asset_selection=selection,
                 raise_on_error=False,
             )
@@ -489,7 +496,7 @@ def run_migrate(args: argparse.Namespace) -> int:
             failed, _ = run_migration(settings, args.project, groups=dry_run_groups(args.only))
             print_plans(settings, db_url, [key for key in args.project if key not in failed])
             return 1 if failed else 0
-        failed, run_ids = run_migration(settings, args.project, groups=args.only)
+        failed, run_ids = run_migration(settings, args.project, groups=args.only, full=args.full)
         proven = print_reports(db_url, args.project, settings.qtest.base_url, run_ids)
     if failed:
         print(
@@ -668,6 +675,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     migrate.add_argument("--seed", type=int, default=7, help="with --sandbox: the Zephyr sandbox's data seed")
     migrate.add_argument("--size", default="small", help="with --sandbox: its data size preset")
+    migrate.add_argument(
+        "--full",
+        action="store_true",
+        help="read all of Zephyr again (a run after a complete one reads what changed)",
+    )
     migrate.set_defaults(run=run_migrate)
 
     preflight = commands.add_parser(
@@ -759,6 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--failed-file", type=Path, required=True)
     jobs.add_argument("--runs-file", type=Path)
     jobs.add_argument("--progress-fd", type=int, help="a pipe for the stage lines (run_output.run_child)")
+    jobs.add_argument("--full", action="store_true")
     jobs.set_defaults(run=run_jobs)
     return parser
 

@@ -127,9 +127,14 @@ def test_the_extraction_report_reads_the_log_it_is_given(capsys: pytest.CaptureF
         ) -> dict[tuple[str, str], tuple[int, int | None, int, int]]:
             return {("ALPHA", "folders"): (4, 4, 0, 0)}
 
+        def deletions(self, projects: list[str]) -> list[tuple[str, str, str, str]]:
+            return [("ALPHA", "test_cases", "ALPHA-T3", "run-1")]
+
     print_extraction_report(Log(), ["ALPHA"])
     out = capsys.readouterr().out
     assert "4 = api 4" in out and "not extracted" in out
+    # A case deleted in Zephyr after it was extracted is named (qTest keeps it).
+    assert "deleted in Zephyr since they were extracted (1;" in out and "ALPHA test_cases: ALPHA-T3" in out
 
 
 class MartsInMemory:

@@ -90,6 +90,11 @@ class ZephyrResource(dg.ConfigurableResource):
         description="Retries of a failed or unreadable answer before it counts as lost (exponential backoff "
         "from 0.5 s, at most 8 s apart).",
     )
+    delta_overlap_seconds: float = Field(
+        default=300.0,
+        description="How far before the last complete extraction a delta starts reading again (changes saved "
+        "while it ran, or a server clock behind ours).",
+    )
     attachment_owners: list[str] = Field(
         default=[
             "testcases",

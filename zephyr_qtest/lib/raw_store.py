@@ -70,7 +70,27 @@ create table if not exists zephyr_raw.extraction_log (
     seconds double precision not null,
     finished_at timestamptz not null,
     primary key (project_key, entity)
-)"""
+);
+alter table zephyr_raw.extraction_log add column if not exists mode text;
+alter table zephyr_raw.extraction_log add column if not exists read_since timestamptz;
+alter table zephyr_raw.extraction_log add column if not exists changes_read_to bigint"""
+
+# What each extraction of a listed collection found changed, new or deleted since the raw table's previous
+# state: the delta extractions of the per-object children read it (by `seq`, which only grows), and the
+# report names the deletions. Written in the same transaction as the rows, so it never describes rows that
+# were rolled back.
+EXTRACTION_CHANGES_DDL = """
+create table if not exists zephyr_raw.extraction_changes (
+    seq bigserial primary key,
+    project_key text not null,
+    entity text not null,
+    object_id bigint,
+    object_key text,
+    change text not null check (change in ('new', 'changed', 'deleted')),
+    run_id text not null,
+    recorded_at timestamptz not null
+);
+create index if not exists extraction_changes_project_idx on zephyr_raw.extraction_changes (project_key, seq)"""
 
 EXTRACTION_ISSUES_DDL = """
 create table if not exists zephyr_raw.extraction_issues (
@@ -133,12 +153,27 @@ class RawRow:
 
 
 @dataclass
+class ChangeCounts:
+    """What a listed collection's extraction found against the raw table's previous state."""
+
+    new: int = 0
+    changed: int = 0
+    deleted: list[str] = field(default_factory=list)
+    # False when the listing was incomplete (an object lost): deletions cannot be told then.
+    deletions_known: bool = True
+
+
+@dataclass
 class PartitionSummary:
     entity: str
     project_key: str
     rows_written: int = 0
     api_reported: int | None = None
     issues: list[Issue] = field(default_factory=list)
+    # "delta" when only what changed was read (see RawPartitionWriter).
+    mode: str = "full"
+    # A listed collection's new, changed and deleted objects (None for the other tables).
+    changes: ChangeCounts | None = None
 
     @property
     def lost(self) -> list[Issue]:
@@ -223,17 +258,51 @@ def _differing_fields(earlier: dict[str, Any], later: dict[str, Any]) -> list[st
     )
 
 
+@dataclass(frozen=True)
+class MergeScope:
+    """What a delta extraction of a child table replaces: the rows of these owners (``parent_key`` equal to
+    one of `parents`, or starting with one of `prefixes`); every other row of the project is kept."""
+
+    parents: frozenset[str] = frozenset()
+    prefixes: frozenset[str] = frozenset()
+
+
 class RawPartitionWriter:
     """Replace one project's rows of one raw table in a single transaction, streaming rows in with COPY.
 
     Rows may be added from many concurrent tasks; a lock keeps the COPY stream whole.
+
+    ``merge``: a delta of a child table; only the rows of the owners it names are replaced. ``track_changes``:
+    a listed collection; what is new, changed (its payload differs, or the listing's change filter named
+    it: `mark_changed`) or gone since the table's previous state is recorded in
+    ``zephyr_raw.extraction_changes``. ``read_since`` and ``changes_read_to`` are the watermarks the next
+    delta starts from; they are written with the rows, in the same transaction, and only when nothing was
+    lost, so a failed or killed extraction never moves them.
     """
 
-    def __init__(self, db: AsyncConnections, entity: str, project_key: str, run_id: str) -> None:
+    def __init__(
+        self,
+        db: AsyncConnections,
+        entity: str,
+        project_key: str,
+        run_id: str,
+        *,
+        merge: MergeScope | None = None,
+        track_changes: bool = False,
+    ) -> None:
         self._db = db
         self.entity = entity
         self.project_key = project_key
         self.run_id = run_id
+        self.merge = merge
+        self.track_changes = track_changes
+        # "delta" when this extraction read only what changed (a merge, or a listing with a change filter).
+        self.mode = "delta" if merge is not None else "full"
+        self.read_since: datetime | None = None
+        self.changes_read_to: int | None = None
+        self.changes = ChangeCounts()
+        self._reported_changed: set[int] = set()
+        self._kept_rows = 0
         self.with_content = entity == "attachments"
         self.summary = PartitionSummary(entity=entity, project_key=project_key)
         self._extracted_at = datetime.now(UTC)
@@ -250,16 +319,45 @@ class RawPartitionWriter:
     def record(self, issue: Issue) -> None:
         self.summary.issues.append(issue)
 
+    def mark_changed(self, ident: int) -> None:
+        """The listing's change filter (``updatedAfter``, ``actualEndDateAfter``) named this object: it counts
+        as changed even if its listed payload is the same (its steps or script may not be)."""
+        self._reported_changed.add(ident)
+
     async def __aenter__(self) -> RawPartitionWriter:
         self._conn = await self._db.connect_async()
         await self._conn.execute("create schema if not exists zephyr_raw")
         await self._conn.execute(entity_table_ddl(self.entity, with_content=self.with_content))
         await self._conn.execute(EXTRACTION_LOG_DDL)
         await self._conn.execute(EXTRACTION_ISSUES_DDL)
-        await self._conn.execute(
-            sql.SQL("delete from {} where project_key = %s").format(raw_table(self.entity)),
-            (self.project_key,),
-        )
+        await self._conn.execute(EXTRACTION_CHANGES_DDL)
+        table = raw_table(self.entity)
+        if self.track_changes:
+            # The previous state, as digests: compared in SQL when the new rows are in (flat memory).
+            await self._conn.execute(
+                sql.SQL(
+                    "create temp table previous_rows on commit drop as "
+                    "select id, key, md5(payload::text) as digest from {} where project_key = %s"
+                ).format(table),
+                (self.project_key,),
+            )
+        if self.merge is None:
+            await self._conn.execute(
+                sql.SQL("delete from {} where project_key = %s").format(table), (self.project_key,)
+            )
+        else:
+            await self._conn.execute(
+                sql.SQL(
+                    "delete from {} where project_key = %s and (parent_key = any(%s) "
+                    "or exists (select 1 from unnest(%s::text[]) as prefix where starts_with(parent_key, prefix)))"
+                ).format(table),
+                (self.project_key, sorted(self.merge.parents), sorted(self.merge.prefixes)),
+            )
+            cursor = await self._conn.execute(
+                sql.SQL("select count(*) from {} where project_key = %s").format(table), (self.project_key,)
+            )
+            row = await cursor.fetchone()
+            self._kept_rows = int(row[0]) if row else 0
         columns = ["project_key", "id", "key", "parent_key", "position", "payload", "extracted_at", "run_id"]
         if self.with_content:
             columns += ["content_type", "size_bytes", "sha256", "content"]
@@ -357,6 +455,16 @@ class RawPartitionWriter:
         self._copy_cm = None
         await self._apply_again()
         now = datetime.now(UTC)
+        self.summary.mode = self.mode
+        if self.track_changes:
+            await self._record_changes(now)
+            self.summary.changes = self.changes
+        complete = not self.summary.lost
+        if self.merge is not None:
+            # The table holds the kept rows beside the ones read again; so does the API.
+            self.summary.rows_written += self._kept_rows
+            if self.summary.api_reported is not None:
+                self.summary.api_reported += self._kept_rows
         await self._conn.execute(
             "delete from zephyr_raw.extraction_issues where project_key = %s and entity = %s",
             (self.project_key, self.entity),
@@ -383,14 +491,19 @@ class RawPartitionWriter:
             """
             insert into zephyr_raw.extraction_log as log
                 (project_key, entity, run_id, rows_written, api_reported, issues, lost,
-                 requests, retries, rate_limited, seconds, finished_at)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                 requests, retries, rate_limited, seconds, finished_at, mode, read_since, changes_read_to)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             on conflict (project_key, entity) do update set
                 run_id = excluded.run_id, rows_written = excluded.rows_written,
                 api_reported = excluded.api_reported, issues = excluded.issues, lost = excluded.lost,
                 requests = excluded.requests, retries = excluded.retries,
                 rate_limited = excluded.rate_limited, seconds = excluded.seconds,
-                finished_at = excluded.finished_at
+                finished_at = excluded.finished_at, mode = excluded.mode,
+                -- A watermark moves only past an extraction that lost nothing: what a lost object held is
+                -- read again by the next run, from the previous watermark.
+                read_since = case when excluded.lost = 0 then excluded.read_since else log.read_since end,
+                changes_read_to = case when excluded.lost = 0 then excluded.changes_read_to
+                                       else log.changes_read_to end
             """,
             (
                 self.project_key,
@@ -405,10 +518,59 @@ class RawPartitionWriter:
                 int(stats.get("rate_limited", 0)),
                 float(stats.get("seconds", 0.0)),
                 now,
+                self.mode,
+                self.read_since if complete else None,
+                self.changes_read_to if complete else None,
             ),
         )
         await self._conn.commit()
         return self.summary
+
+    async def _record_changes(self, now: datetime) -> None:
+        """Compare the new rows with ``previous_rows`` and record what is new, changed and (when the listing
+        was complete) deleted, in ``zephyr_raw.extraction_changes``."""
+        assert self._conn is not None
+        table = raw_table(self.entity)
+        cursor = await self._conn.execute(
+            sql.SQL(
+                """
+                insert into zephyr_raw.extraction_changes
+                    (project_key, entity, object_id, object_key, change, run_id, recorded_at)
+                select distinct on (current.id) current.project_key, %s, current.id, current.key,
+                       case when previous.id is null then 'new' else 'changed' end, %s, %s
+                from {table} as current
+                left join previous_rows as previous on previous.id = current.id
+                where current.project_key = %s and current.id is not null
+                  and (previous.id is null or previous.digest <> md5(current.payload::text)
+                       or current.id = any(%s))
+                returning change
+                """
+            ).format(table=table),
+            (self.entity, self.run_id, now, self.project_key, sorted(self._reported_changed)),
+        )
+        found = [change for (change,) in await cursor.fetchall()]
+        self.changes.new = found.count("new")
+        self.changes.changed = found.count("changed")
+        if self.summary.lost:
+            # An incomplete listing cannot tell a deleted object from one it did not reach.
+            self.changes.deletions_known = False
+            return
+        cursor = await self._conn.execute(
+            sql.SQL(
+                """
+                insert into zephyr_raw.extraction_changes
+                    (project_key, entity, object_id, object_key, change, run_id, recorded_at)
+                select %s, %s, previous.id, previous.key, 'deleted', %s, %s
+                from previous_rows as previous
+                where previous.id is not null
+                  and not exists (select 1 from {table} as current
+                                  where current.project_key = %s and current.id = previous.id)
+                returning coalesce(object_key, object_id::text)
+                """
+            ).format(table=table),
+            (self.project_key, self.entity, self.run_id, now, self.project_key),
+        )
+        self.changes.deleted = sorted(ref for (ref,) in await cursor.fetchall())
 
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._conn is not None
@@ -427,6 +589,15 @@ class RawPartitionWriter:
             await self._conn.close()
 
 
+@dataclass(frozen=True)
+class Watermark:
+    """Where a delta starts: the moment the last complete extraction began reading (for the listings'
+    change filters), and the last change of the parent tables it had read (for the per-object children)."""
+
+    read_since: datetime | None
+    changes_read_to: int | None
+
+
 class RawQueries(Protocol):
     """Read queries over the raw layer (what the raw checks need)."""
 
@@ -439,8 +610,71 @@ class RawRows:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def writer(self, entity: str, project_key: str, run_id: str) -> RawPartitionWriter:
-        return RawPartitionWriter(self._db, entity, project_key, run_id)
+    def writer(
+        self,
+        entity: str,
+        project_key: str,
+        run_id: str,
+        *,
+        merge: MergeScope | None = None,
+        track_changes: bool = False,
+    ) -> RawPartitionWriter:
+        return RawPartitionWriter(
+            self._db, entity, project_key, run_id, merge=merge, track_changes=track_changes
+        )
+
+    def watermark(self, entity: str, project_key: str) -> Watermark | None:
+        """Where the last extraction of `entity` that lost nothing left off (None: never, or only failed)."""
+        if not self.table_exists("extraction_log"):
+            return None
+        rows = self.query(
+            "select read_since, changes_read_to from zephyr_raw.extraction_log "
+            "where project_key = %s and entity = %s",
+            (project_key, entity),
+        )
+        if not rows or (rows[0][0] is None and rows[0][1] is None):
+            return None
+        return Watermark(read_since=rows[0][0], changes_read_to=rows[0][1])
+
+    def last_change_seq(self) -> int:
+        """The newest change recorded so far (0: none); a delta of a child reads the changes up to it."""
+        if not self.table_exists("extraction_changes"):
+            return 0
+        rows = self.query("select coalesce(max(seq), 0) from zephyr_raw.extraction_changes", ())
+        return int(rows[0][0])
+
+    def changes_between(
+        self, project_key: str, entities: Sequence[str], after: int, upto: int
+    ) -> list[tuple[str, int | None, str | None, str]]:
+        """``(entity, id, key, change)`` of the changes to `entities` of the project recorded after `after`
+        up to `upto`, oldest first."""
+        if not self.table_exists("extraction_changes"):
+            return []
+        return self.query(
+            "select entity, object_id, object_key, change from zephyr_raw.extraction_changes "
+            "where project_key = %s and entity = any(%s) and seq > %s and seq <= %s order by seq",
+            (project_key, list(entities), after, upto),
+        )
+
+    def deletions(self, projects: list[str]) -> list[tuple[str, str, str, str]]:
+        """``(project, entity, key or id, run id)`` of every object an extraction found deleted in Zephyr
+        and no later one found again: what qTest still holds from it (a delta never deletes there)."""
+        if not self.table_exists("extraction_changes"):
+            return []
+        return self.query(
+            """
+            select project_key, entity, ref, run_id from (
+                select distinct on (project_key, entity, object_id)
+                       project_key, entity, coalesce(object_key, object_id::text) as ref, run_id, change
+                from zephyr_raw.extraction_changes
+                where project_key = any(%s) and object_id is not null
+                order by project_key, entity, object_id, seq desc
+            ) as latest
+            where change = 'deleted'
+            order by 1, 2, 3
+            """,
+            (projects,),
+        )
 
     def query(self, statement: Query, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run one read query (used by checks)."""

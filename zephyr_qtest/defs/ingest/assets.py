@@ -19,6 +19,9 @@ from zephyr_qtest.lib.zephyr.extract import ENTITIES, Entity, ExtractionSettings
 
 RAW_GROUP = "zephyr_raw"
 ISSUES_SHOWN = 50
+# A run tagged so reads everything from Zephyr, whatever the watermarks allow (`zephyr-qtest migrate
+# --full`, or the tag set on a launch in the UI); otherwise each extraction after a complete one is a delta.
+FULL_EXTRACTION_TAG = "zephyr_qtest/full_extraction"
 
 # Checks beyond the two every raw table gets, by entity.
 CROSS_TABLE_CHECKS: dict[str, tuple[tuple[str, str, Any], ...]] = {
@@ -37,6 +40,11 @@ CROSS_TABLE_CHECKS: dict[str, tuple[tuple[str, str, Any], ...]] = {
         ),
     ),
 }
+
+
+def extraction_tags(full: bool) -> dict[str, str]:
+    """The run tags that make its extractions read everything (`full`), or none."""
+    return {FULL_EXTRACTION_TAG: "true"} if full else {}
 
 
 def raw_asset_key(entity_name: str) -> dg.AssetKey:
@@ -95,7 +103,10 @@ def build_raw_asset(entity: Entity) -> dg.AssetsDefinition:
         store = postgres.store()
         raw = store.raw_rows()
         settings = ExtractionSettings(
-            concurrency=zephyr.concurrency, attachment_owners=tuple(zephyr.attachment_owners)
+            concurrency=zephyr.concurrency,
+            attachment_owners=tuple(zephyr.attachment_owners),
+            full=context.run.tags.get(FULL_EXTRACTION_TAG, "").lower() in ("1", "true", "yes"),
+            delta_overlap_seconds=zephyr.delta_overlap_seconds,
         )
 
         async def extract() -> tuple[PartitionSummary, dict[str, float | int]]:
@@ -133,7 +144,23 @@ def build_raw_asset(entity: Entity) -> dg.AssetsDefinition:
             "seconds": float(stats.get("seconds", 0.0)),
             "issues": len(summary.issues),
             "lost": len(summary.lost),
+            "extraction": summary.mode,
         }
+        if summary.changes is not None:
+            metadata["new_in_zephyr"] = summary.changes.new
+            metadata["changed_in_zephyr"] = summary.changes.changed
+            if summary.changes.deletions_known:
+                metadata["deleted_in_zephyr"] = len(summary.changes.deleted)
+            for ref in summary.changes.deleted[:ISSUES_SHOWN]:
+                # Reported, never deleted in qTest: what was migrated from it stays there.
+                context.log.warning(
+                    f"{entity.name} {project_key}: {ref} was deleted in Zephyr since the last extraction; "
+                    "qTest keeps what was migrated from it"
+                )
+            if summary.changes.deleted:
+                metadata["deleted_list"] = dg.MetadataValue.md(
+                    "\n".join(f"- {ref}" for ref in summary.changes.deleted[:ISSUES_SHOWN])
+                )
         if summary.issues:
             metadata["issue_list"] = dg.MetadataValue.md(_issues_markdown(summary.issues))
         if summary.lost:

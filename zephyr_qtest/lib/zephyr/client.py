@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -46,6 +47,18 @@ COLLECTIONS = frozenset(
         "environments",
     }
 )
+# The change filter each cursor listing takes, as SmartBear's own 2026 schema has them
+# (`SmartBear/smartbear-mcp` `src/zephyr/common/rest-api-schemas.ts` @01a4733f: `updatedAfter` in
+# ListTestCasesCursorPaginatedQueryParams and ListTestCyclesCursorPaginatedQueryParams; none in
+# ListTestPlansCursorPaginatedQueryParams; only `actualEndDateAfter`/`Before` in
+# ListTestExecutionsNextgenQueryParams). No listed object carries its update time (the schemas are strict:
+# a test case has only the read-only `createdOn`, an execution its `actualEndDate`), so a delta's "since"
+# is the client's own record of when it last read (`lib/raw_store.py`, the extraction log).
+CHANGE_FILTERS: dict[str, str] = {
+    "testcases": "updatedAfter",
+    "testcycles": "updatedAfter",
+    "testexecutions": "actualEndDateAfter",
+}
 # The values of the `statusType` filter, in the order statuses are read. A status answers under exactly one.
 STATUS_TYPES: tuple[str, ...] = ("TEST_CASE", "TEST_PLAN", "TEST_CYCLE", "TEST_EXECUTION")
 # `GET .../testscript` answers these when the case has no plain or BDD script: 422 for a step-by-step
@@ -134,20 +147,52 @@ class ZephyrClient(ApiClient):
 
     # ----------------------------------------------------------------------- the big collections
 
-    async def iter_test_cases(self, project_key: str) -> AsyncIterator[dict]:
-        async for item in self._iter_nextgen("testcases", {"projectKey": project_key}):
+    async def iter_test_cases(
+        self, project_key: str, *, updated_after: datetime | None = None
+    ) -> AsyncIterator[dict]:
+        """Every test case, or (`updated_after`) those Zephyr says were updated after that moment."""
+        async for item in self._iter_changed("testcases", project_key, "updatedAfter", updated_after):
             yield item
 
-    async def iter_test_cycles(self, project_key: str) -> AsyncIterator[dict]:
-        async for item in self._iter_nextgen("testcycles", {"projectKey": project_key}):
+    async def iter_test_cycles(
+        self, project_key: str, *, updated_after: datetime | None = None
+    ) -> AsyncIterator[dict]:
+        """Every test cycle, or (`updated_after`) those Zephyr says were updated after that moment."""
+        async for item in self._iter_changed("testcycles", project_key, "updatedAfter", updated_after):
             yield item
 
     async def iter_test_plans(self, project_key: str) -> AsyncIterator[dict]:
+        # No `updatedAfter` here: the 2026 schema's test-plan cursor listing takes only projectKey, limit
+        # and startAtId (`CHANGE_FILTERS`).
         async for item in self._iter_nextgen("testplans", {"projectKey": project_key}):
             yield item
 
-    async def iter_test_executions(self, project_key: str) -> AsyncIterator[dict]:
-        async for item in self._iter_nextgen("testexecutions", {"projectKey": project_key}):
+    async def iter_test_executions(
+        self, project_key: str, *, ended_after: datetime | None = None
+    ) -> AsyncIterator[dict]:
+        """Every test execution, or (`ended_after`) those whose actual end date is at or after that moment."""
+        async for item in self._iter_changed(
+            "testexecutions", project_key, "actualEndDateAfter", ended_after
+        ):
+            yield item
+
+    async def _iter_changed(
+        self, collection: str, project_key: str, name: str, moment: datetime | None
+    ) -> AsyncIterator[dict]:
+        """The cursor listing of `collection`, filtered by the change filter `name` when `moment` is given.
+
+        A filtered listing has no offset fallback: an offset endpoint without the filter would answer every
+        object, silently, so a tenant without nextgen answers `ApiError` and the caller reads everything.
+        """
+        params: dict[str, Any] = {"projectKey": project_key}
+        if moment is None:
+            async for item in self._iter_nextgen(collection, params):
+                yield item
+            return
+        if CHANGE_FILTERS.get(collection) != name:
+            raise ValueError(f"{collection} has no {name!r} filter (CHANGE_FILTERS)")
+        params[name] = api_datetime(moment)
+        async for item in self._iter(f"{collection}/nextgen", params, CursorPaginator(self.page_size)):
             yield item
 
     async def reported_total(self, collection: str, project_key: str) -> int | None:
@@ -279,6 +324,14 @@ class ZephyrClient(ApiClient):
 def _unit(collection: str) -> str:
     """What a collection's items are called on the terminal: ``testcases`` -> ``test cases``."""
     return f"test {collection[4:]}" if collection.startswith("test") else collection
+
+
+def api_datetime(moment: datetime) -> str:
+    """A moment in the API's date-time format, ``yyyy-MM-dd'T'HH:mm:ss'Z'`` (UTC, whole seconds, rounded
+    down: a filter "after" an earlier second only widens what is read)."""
+    if moment.tzinfo is None:
+        raise ValueError("a change filter needs an aware datetime")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _segment(value: str) -> str:

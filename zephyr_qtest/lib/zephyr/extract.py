@@ -11,15 +11,23 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from zephyr_qtest.lib import progress
 from zephyr_qtest.lib.http import ApiError, NotFoundError
 from zephyr_qtest.lib.pagination import int_or_none
-from zephyr_qtest.lib.raw_store import Issue, PartitionSummary, RawPartitionWriter, RawRow, RawRows
-from zephyr_qtest.lib.zephyr.client import ZephyrClient
+from zephyr_qtest.lib.raw_store import (
+    Issue,
+    MergeScope,
+    PartitionSummary,
+    RawPartitionWriter,
+    RawRow,
+    RawRows,
+)
+from zephyr_qtest.lib.zephyr.client import CHANGE_FILTERS, ZephyrClient
 
 ATTACHMENT_OWNER_KINDS = (
     "testcases",
@@ -51,10 +59,19 @@ LINK_TYPES = frozenset({"COVERAGE", "BLOCKS", "RELATED"})
 PARAMETER_TYPES = frozenset({"MANUAL_INPUT", "DEFAULT_VALUE"})
 
 
+# How long before the last complete extraction began a delta starts reading again: a change saved while
+# that extraction ran (after its listing passed the object), or stamped by a server clock behind ours, is
+# then read again instead of lost. Reading an object twice costs a request; missing it costs the migration.
+DELTA_OVERLAP_SECONDS = 300.0
+
+
 @dataclass
 class ExtractionSettings:
     concurrency: int = 32
     attachment_owners: tuple[str, ...] = ATTACHMENT_OWNER_KINDS
+    # Read everything even where a watermark allows a delta (`zephyr-qtest migrate --full`).
+    full: bool = False
+    delta_overlap_seconds: float = DELTA_OVERLAP_SECONDS
 
 
 @dataclass
@@ -64,6 +81,10 @@ class ExtractContext:
     project_key: str
     raw: RawRows
     settings: ExtractionSettings = field(default_factory=ExtractionSettings)
+    # Where the listings' change filters start (None: no delta, read everything).
+    since: datetime | None = None
+    # A delta of a child table: per upstream entity, the column and values of the rows to read again.
+    only: dict[str, tuple[str, frozenset[str]]] | None = None
 
     def record(self, issue: Issue) -> None:
         self.writer.record(issue)
@@ -71,7 +92,13 @@ class ExtractContext:
     def upstream_rows(
         self, entity: str, columns: tuple[str, ...] = ("id", "key", "payload")
     ) -> list[tuple[Any, ...]]:
-        return self.raw.project_rows(entity, self.project_key, columns)
+        """The project's rows of an upstream table; in a delta, only those of the objects that changed."""
+        rows = self.raw.project_rows(entity, self.project_key, columns)
+        if self.only is None or entity not in self.only:
+            return rows
+        column, wanted = self.only[entity]
+        index = columns.index(column)
+        return [row for row in rows if row[index] is not None and str(row[index]) in wanted]
 
 
 def validate(entity: str, payload: dict[str, Any], object_ref: str) -> list[Issue]:
@@ -198,6 +225,8 @@ async def extract_projects(ctx: ExtractContext) -> None:
 
 def _listing(entity: str, iterate: str, collection: str) -> Callable[[ExtractContext], Awaitable[None]]:
     async def extract(ctx: ExtractContext) -> None:
+        if ctx.since is not None and collection in CHANGE_FILTERS:
+            await _mark_reported_changes(ctx, entity, iterate, collection)
         await _collect_listing(
             ctx,
             entity,
@@ -207,6 +236,29 @@ def _listing(entity: str, iterate: str, collection: str) -> Callable[[ExtractCon
 
     extract.__name__ = f"extract_{entity}"
     return extract
+
+
+async def _mark_reported_changes(ctx: ExtractContext, entity: str, iterate: str, collection: str) -> None:
+    """The objects the listing's change filter names (``updatedAfter`` / ``actualEndDateAfter`` since the
+    watermark), marked changed: their steps, script, versions and attachments are read again even when the
+    listed object looks the same. The whole listing follows anyway (it is the only way to see deletions,
+    and its pages hold the objects), so a filter the tenant refuses costs only this finer signal."""
+    name = CHANGE_FILTERS[collection]
+    keyword = "ended_after" if name == "actualEndDateAfter" else "updated_after"
+    try:
+        async for item in getattr(ctx.client, iterate)(ctx.project_key, **{keyword: ctx.since}):
+            ident = int_or_none(item.get("id"))
+            if ident is not None:
+                ctx.writer.mark_changed(ident)
+    except ApiError as error:
+        ctx.record(
+            Issue(
+                f"{entity} of project {ctx.project_key}",
+                f"the {name} listing failed ({error}); changes are taken from the listed objects alone, so a "
+                "change only to an object's steps, script or attachments waits for `migrate --full`",
+                field=name,
+            )
+        )
 
 
 async def extract_statuses(ctx: ExtractContext) -> None:
@@ -520,12 +572,14 @@ async def extract_attachments(ctx: ExtractContext) -> None:
 
 @dataclass(frozen=True)
 class Entity:
-    """One raw table and how to fill it."""
+    """One raw table and how to fill it. ``tracked``: a listed collection whose new, changed and deleted
+    objects each extraction records (the per-object children read only those in a delta)."""
 
     name: str
     description: str
     extract: Callable[[ExtractContext], Awaitable[None]]
     upstream: tuple[str, ...] = ()
+    tracked: bool = False
 
 
 ENTITIES: tuple[Entity, ...] = (
@@ -555,6 +609,7 @@ ENTITIES: tuple[Entity, ...] = (
         "test_cases",
         "Every test case (current version) with its custom fields, labels and links, through the cursor endpoint.",
         _listing("test_cases", "iter_test_cases", "testcases"),
+        tracked=True,
     ),
     Entity(
         "test_steps",
@@ -580,16 +635,19 @@ ENTITIES: tuple[Entity, ...] = (
         "test_cycles",
         "Every test cycle of the project.",
         _listing("test_cycles", "iter_test_cycles", "testcycles"),
+        tracked=True,
     ),
     Entity(
         "test_plans",
         "Every test plan of the project.",
         _listing("test_plans", "iter_test_plans", "testplans"),
+        tracked=True,
     ),
     Entity(
         "test_executions",
         "Every test execution, in cycles and ad hoc, automated or manual.",
         _listing("test_executions", "iter_test_executions", "testexecutions"),
+        tracked=True,
     ),
     Entity(
         "test_execution_steps",
@@ -614,6 +672,74 @@ ENTITIES: tuple[Entity, ...] = (
 )
 
 
+# A child table's rows, by the parent whose change makes them be read again: the column of the parent's
+# rows that names it, and how a child row names its parent (the ``parent_key`` values and prefixes).
+_CHILD_SCOPES: dict[
+    str, dict[str, tuple[str, Callable[[str], tuple[str, ...]], Callable[[str], tuple[str, ...]]]]
+] = {
+    "test_steps": {"test_cases": ("key", lambda key: (key,), lambda key: ())},
+    "test_scripts": {"test_cases": ("key", lambda key: (key,), lambda key: ())},
+    "test_case_versions": {"test_cases": ("key", lambda key: (key,), lambda key: ())},
+    "test_execution_steps": {"test_executions": ("id", lambda ident: (ident,), lambda ident: ())},
+    "attachments": {
+        "test_cases": ("key", lambda key: (f"testcases/{key}",), lambda key: (f"testcases/{key}/",)),
+        "test_cycles": ("key", lambda key: (f"testcycles/{key}",), lambda key: ()),
+        "test_plans": ("key", lambda key: (f"testplans/{key}",), lambda key: ()),
+        "test_executions": (
+            "id",
+            lambda ident: (f"testexecutions/{ident}",),
+            lambda ident: (f"testexecutions/{ident}/",),
+        ),
+    },
+}
+# The upstream tables whose rows a child reads per changed parent: (table, parent's table, column).
+_CHILD_UPSTREAM_BY_PARENT = {
+    "test_steps": ("test_cases", "parent_key"),
+    "test_execution_steps": ("test_executions", "parent_key"),
+}
+
+
+@dataclass(frozen=True)
+class DeltaPlan:
+    """What a delta of a child table reads again and replaces."""
+
+    only: dict[str, tuple[str, frozenset[str]]]
+    merge: MergeScope
+    parents: int
+
+
+def plan_child_delta(
+    entity_name: str, changes: Iterable[tuple[str, int | None, str | None, str]]
+) -> DeltaPlan:
+    """From the parents' recorded changes ``(entity, id, key, change)``: the parents to read again (new or
+    changed) and the child rows to replace (those of every changed, new or deleted parent)."""
+    scopes = _CHILD_SCOPES[entity_name]
+    reread: dict[str, set[str]] = {parent: set() for parent in scopes}
+    parents: set[str] = set()
+    prefixes: set[str] = set()
+    for parent, ident, key, change in changes:
+        if parent not in scopes:
+            continue
+        column, exact, prefix = scopes[parent]
+        name = key if column == "key" else (None if ident is None else str(ident))
+        if name is None:
+            continue
+        parents.update(exact(name))
+        prefixes.update(prefix(name))
+        if change != "deleted":
+            reread[parent].add(name)
+    only = {parent: (scopes[parent][0], frozenset(names)) for parent, names in reread.items()}
+    # The children of a parent's children (steps of a changed case, for attachments) follow their parent.
+    for table, (parent, column) in _CHILD_UPSTREAM_BY_PARENT.items():
+        if parent in reread and entity_name == "attachments":
+            only[table] = (column, frozenset(reread[parent]))
+    return DeltaPlan(
+        only=only,
+        merge=MergeScope(parents=frozenset(parents), prefixes=frozenset(prefixes)),
+        parents=sum(len(names) for names in reread.values()),
+    )
+
+
 async def extract_entity(
     entity: Entity,
     *,
@@ -623,10 +749,50 @@ async def extract_entity(
     run_id: str,
     settings: ExtractionSettings | None = None,
 ) -> tuple[PartitionSummary, dict[str, float | int]]:
-    """Extract one entity of one project and replace its raw partition. Returns what happened and the API stats."""
+    """Extract one entity of one project into its raw partition. Returns what happened and the API stats.
+
+    The first extraction, and every one under ``settings.full``, reads everything. After a complete one (the
+    watermark in the extraction log), a listed collection still reads its whole listing (deletions can only
+    be seen so; a page holds 1,000 objects) plus what its change filter names since the watermark, and
+    records what changed; a per-object child (steps, scripts, versions, step results, attachments) reads only
+    the objects whose parent changed since its own last complete extraction and merges them with the rows
+    it holds.
+    """
+    settings = settings or ExtractionSettings()
     started = time.monotonic()
-    async with raw.writer(entity.name, project_key, run_id) as writer:
-        ctx = ExtractContext(client, writer, project_key, raw, settings or ExtractionSettings())
+    read_since = datetime.now(UTC)
+    changes_upto = raw.last_change_seq()
+    watermark = None if settings.full else raw.watermark(entity.name, project_key)
+    since: datetime | None = None
+    plan: DeltaPlan | None = None
+    if watermark is not None and entity.tracked and watermark.read_since is not None:
+        since = watermark.read_since - timedelta(seconds=settings.delta_overlap_seconds)
+    if watermark is not None and entity.name in _CHILD_SCOPES and watermark.changes_read_to is not None:
+        changes = raw.changes_between(
+            project_key, tuple(_CHILD_SCOPES[entity.name]), watermark.changes_read_to, changes_upto
+        )
+        plan = plan_child_delta(entity.name, changes)
+    writer = raw.writer(
+        entity.name,
+        project_key,
+        run_id,
+        merge=None if plan is None else plan.merge,
+        track_changes=entity.tracked,
+    )
+    writer.read_since = read_since
+    writer.changes_read_to = changes_upto
+    if since is not None:
+        writer.mode = "delta"
+    async with writer:
+        ctx = ExtractContext(
+            client,
+            writer,
+            project_key,
+            raw,
+            settings,
+            since=since,
+            only=None if plan is None else plan.only,
+        )
         await entity.extract(ctx)
         # Each asset has a client of its own, so the client's totals are this extraction's.
         stats: dict[str, float | int] = {

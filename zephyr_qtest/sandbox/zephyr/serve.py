@@ -90,6 +90,14 @@ class ZephyrSandboxHandle(SandboxHandle):
             "POST", "mutate", {"type": kind, "key": str(ref), "set": dict(changes), "remove": remove or []}
         )
 
+    def churn(self, project: str, share: float, *, delete_cases: int = 0, seed: int = 0) -> dict[str, Any]:
+        """Change `share` of each kind of `project`'s objects (their update times advanced; executions run
+        again) and delete `delete_cases` test cases, as between two migration runs: ``POST /_sandbox/churn``.
+        Answers what changed (``changed[kind]``: keys, ids for executions) and was deleted."""
+        return self._admin(
+            "POST", "churn", {"project": project, "share": share, "delete_cases": delete_cases, "seed": seed}
+        )
+
 
 def start_in_thread(
     *,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import json
 import mimetypes
+import random
 import re
 import time
 from collections import OrderedDict, defaultdict
@@ -442,6 +443,66 @@ class ZephyrStore:
             self.versions[record.key][-1] = replacement
         self._changed()
         return replacement
+
+    def churn(
+        self, project_key: str, share: float, *, delete_cases: int = 0, seed: int = 0
+    ) -> dict[str, Any]:
+        """Change `share` of each kind of the project's objects as its users would between two runs, and
+        delete `delete_cases` test cases; answers the keys (ids for executions) changed and deleted.
+
+        Cases, cycles and plans get an edited field (through ``mutate``, which moves their hidden update
+        time past everything served). An execution is run again: a new ``actualEndDate`` (now), status
+        and comment, which is how Zephyr's own player records one, and what ``actualEndDateAfter`` filters on
+        (API_NOTES.md Z-4; the execution carries no other change time, SmartBear's 2026 schema). At least one
+        object of a kind is changed when `share` > 0 and the kind has any. The choice is ``seed``'s.
+        """
+        project_id = self.project_id_for_key(project_key)
+        if project_id is None:
+            raise StoreError(f"no project {project_key!r}")
+        if not 0 <= share <= 1:
+            raise StoreError(f"share must be between 0 and 1, got {share!r}")
+        chooser = random.Random(seed)
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        changed: dict[str, list[Any]] = {}
+        deleted: list[str] = []
+        cases = [r.key for r in self.collections["testcases"].by_project.get(project_id, []) if r.key]
+        if delete_cases:
+            deleted = sorted(chooser.sample(cases, min(delete_cases, len(cases))))
+            for key in deleted:
+                self.delete_test_case(key)
+        statuses = [
+            r.obj
+            for r in self.collections["statuses"].by_project.get(project_id, [])
+            if r.meta.get("status_type") == "TEST_EXECUTION" and r.oid is not None
+        ]
+        for kind, field_name in (
+            ("testcases", "name"),
+            ("testcycles", "description"),
+            ("testplans", "objective"),
+            ("testexecutions", "comment"),
+        ):
+            records = [r for r in self.collections[kind].by_project.get(project_id, []) if r.oid is not None]
+            if not records or share <= 0:
+                changed[kind] = []
+                continue
+            picked = chooser.sample(records, max(1, round(share * len(records))))
+            refs: list[Any] = []
+            for record in sorted(picked, key=lambda r: r.sort_key):
+                ref = record.key if kind != "testexecutions" else record.oid
+                previous = record.obj.get(field_name) or ""
+                changes: dict[str, Any] = {field_name: f"{previous} (changed {stamp})".strip()}
+                if kind == "testexecutions":
+                    changes["actualEndDate"] = stamp
+                    if statuses:
+                        status = chooser.choice(statuses)
+                        changes["testExecutionStatus"] = {
+                            "id": status["id"],
+                            "self": f"{self.base_url}/statuses/{status['id']}",
+                        }
+                self.mutate(kind, str(ref), changes)
+                refs.append(ref)
+            changed[kind] = refs
+        return {"project": project_key, "changed": changed, "deleted": {"testcases": deleted}}
 
     def version_records(self, key: str) -> list[Record]:
         """Versions of a case, oldest first; the last one is the current case."""

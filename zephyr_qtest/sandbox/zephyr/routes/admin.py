@@ -1,5 +1,6 @@
 """Admin endpoints under ``/_sandbox/`` (no auth, not part of the vendor API): request statistics,
-the switches at run time, deleting and editing objects mid-run, and what the sandbox serves.
+the switches at run time, deleting and editing objects mid-run, changing a share of a project's objects
+between two runs (``churn``, for delta runs), and what the sandbox serves.
 """
 
 from __future__ import annotations
@@ -90,6 +91,24 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
             raise ApiError(404 if "no object" in str(exc) else 400, str(exc)) from None
         return json_response(store.render(record))
 
+    async def admin_churn(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, f"body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict) or not isinstance(body.get("project"), str):
+            raise ApiError(400, 'expected {"project": "KEY", "share": 0.01, "delete_cases": 0, "seed": 0}')
+        try:
+            done = store.churn(
+                body["project"],
+                float(body.get("share", 0.01)),
+                delete_cases=int(body.get("delete_cases", 0)),
+                seed=int(body.get("seed", 0)),
+            )
+        except (StoreError, TypeError, ValueError) as exc:
+            raise ApiError(400, str(exc)) from None
+        return json_response(json.dumps(done))
+
     async def admin_info(request: Request) -> Response:
         info = {
             "base_url": sandbox.base_url,
@@ -106,4 +125,5 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         route("/_sandbox/faults", admin_faults, methods=["GET", "POST"]),
         route("/_sandbox/testcases/{testCaseKey}", admin_delete_case, methods=["DELETE"]),
         route("/_sandbox/mutate", admin_mutate, methods=["POST"]),
+        route("/_sandbox/churn", admin_churn, methods=["POST"]),
     ]

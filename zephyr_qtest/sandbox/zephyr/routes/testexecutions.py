@@ -17,7 +17,6 @@ from zephyr_qtest.sandbox.zephyr.api import (
     raw,
     route,
     test_execution,
-    time_query,
 )
 
 if TYPE_CHECKING:
@@ -34,9 +33,14 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         )
 
     async def nextgen_executions(request: Request) -> Response:
-        filters = execution_filters(store, request)
-        filters["updated_after"] = time_query(request, "updatedAfter")
-        return sandbox.cursor_page(request, store.select("testexecutions", **filters))
+        # The filters of the offset listing and no `updatedAfter`, as in SmartBear's own 2026 schema
+        # (`SmartBear/smartbear-mcp` `src/zephyr/common/rest-api-schemas.ts` @01a4733f:
+        # ListTestExecutionsNextgenQueryParams has actualEndDateAfter/Before but no updatedAfter; so does a
+        # client generated from the public spec, swagger-typescript-api's `listTestExecutionsNextgen`). An
+        # unknown parameter is ignored: an execution edited without a new end date is not found by a filter.
+        return sandbox.cursor_page(
+            request, store.select("testexecutions", **execution_filters(store, request))
+        )
 
     async def get_execution(request: Request) -> Response:
         bool_query(request, "includeStepLinks")

@@ -13,7 +13,6 @@ from zephyr_qtest.sandbox.zephyr.api import (
     project_filter,
     route,
     test_plan,
-    time_query,
 )
 
 if TYPE_CHECKING:
@@ -29,11 +28,11 @@ def routes(sandbox: ZephyrSandbox) -> list[Route]:
         return sandbox.offset_page(request, selection.records)
 
     async def nextgen_plans(request: Request) -> Response:
-        selection = store.select(
-            "testplans",
-            project_id=project_filter(store, request),
-            updated_after=time_query(request, "updatedAfter"),
-        )
+        # No `updatedAfter` here, as in SmartBear's own 2026 schema (`SmartBear/smartbear-mcp`
+        # `src/zephyr/common/rest-api-schemas.ts` @01a4733f: ListTestPlansCursorPaginatedQueryParams holds
+        # projectKey, limit and startAtId only): the parameter is ignored, as an unknown one is, so a client
+        # that counts on it here reads every plan in the sandbox too.
+        selection = store.select("testplans", project_id=project_filter(store, request))
         return sandbox.cursor_page(request, selection)
 
     async def get_plan(request: Request) -> Response:
