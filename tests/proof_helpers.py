@@ -75,16 +75,18 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         ("test execution", name, Reason.NOT_CARRIED): f"""
             with shadowed as ({_SHADOWED})
             select count(*) from shadowed where {_nonempty(f"payload->'{name}'")}"""
-        for name in ("environment", "estimatedTime", "jiraProjectVersion")
+        for name in ("environment", "estimatedTime", "jiraProjectVersion", "assignedToId", "comment")
     },
     ("test execution", "executedById", Reason.NO_MAPPING): f"""
         with executions as ({_EXECUTIONS})
         select count(*) from executions
         where ran and payload->>'executedById' is not null and payload->>'executedById' {_UNMAPPED_ACCOUNT}""",
+    # An assignee is on the log of an execution that ran, and on the run of the latest one not run yet.
     ("test execution", "assignedToId", Reason.NO_MAPPING): f"""
-        with executions as ({_EXECUTIONS})
+        with executions as ({_EXECUTIONS}), shadowed as ({_SHADOWED})
         select count(*) from executions
-        where ran and payload->>'assignedToId' is not null and payload->>'assignedToId' {_UNMAPPED_ACCOUNT}""",
+        where id not in (select id from shadowed)
+        and payload->>'assignedToId' is not null and payload->>'assignedToId' {_UNMAPPED_ACCOUNT}""",
     ("test execution", "testExecutionStatus", Reason.NO_MAPPING): """
         select count(*) from zephyr_raw.test_executions as executions
         join zephyr_raw.statuses as statuses on statuses.project_key = executions.project_key
@@ -100,13 +102,10 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         select count(*) from zephyr_raw.test_execution_steps as results
         join executions on results.parent_key = executions.id::text
         where results.project_key = %(p)s and not executions.ran""",
-    # Executions not run yet: qTest makes no log of them, and their run holds none of their values.
-    **{
-        ("test execution", name, Reason.NOT_CARRIED): f"""
-            with executions as ({_EXECUTIONS})
-            select count(*) from executions where not ran and {_nonempty(f"payload->'{name}'")}"""
-        for name in ("comment", "assignedToId")
-    },
+    # Executions not run yet: qTest makes no log of them, and a run has no executor.
+    ("test execution", "executedById", Reason.NOT_CARRIED): f"""
+        with executions as ({_EXECUTIONS})
+        select count(*) from executions where not ran and {_nonempty("payload->'executedById'")}""",
     # qTest takes no files on test cycles (plans go as releases, which take them), and an execution not run
     # yet has no test log to hold its files or its step results' files.
     ("attachment", "(object)", Reason.NOT_CARRIED): f"""
@@ -138,35 +137,14 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         select count(*) from zephyr_raw.folders
         where project_key = %(p)s and payload->>'folderType' in ('TEST_CASE', 'TEST_CYCLE')
         and {_nonempty("payload->'index'")}""",
-    # Older versions of the cases, replayed in qTest: the steps of each (Zephyr's API gives none), and each
-    # value besides its name, objective, precondition and key (not replayed); and the executions that ran
-    # against one (their logs are on the current version).
+    # Older versions of the cases, replayed in qTest with their values (by the current version's rules):
+    # the steps of each (Zephyr's API gives none), and an owner no qTest user maps, as on the current one.
+    # The executions that ran against one have their logs on it: no line.
     ("test case version", "steps", Reason.NOT_CARRIED): """
         select count(*) from zephyr_raw.test_case_versions where project_key = %(p)s""",
-    **{
-        ("test case version", path, Reason.NOT_CARRIED): f"""
-        select count(*) from zephyr_raw.test_case_versions
-        where project_key = %(p)s and {_nonempty(f"payload->'{path}'")}"""
-        for path in ("priority", "status", "owner", "component", "estimatedTime", "createdOn")
-    },
-    **{
-        ("test case version", path, Reason.NOT_CARRIED): f"""
-        select coalesce(sum({_items(f"payload{pointer}")}), 0) from zephyr_raw.test_case_versions
-        where project_key = %(p)s"""
-        for path, pointer in (
-            ("labels", "->'labels'"),
-            ("links.issues", "->'links'->'issues'"),
-            ("links.webLinks", "->'links'->'webLinks'"),
-        )
-    },
-    ("test execution", "testCase (version)", Reason.NOT_CARRIED): f"""
-        with executions as ({_EXECUTIONS}),
-        newest as (
-            select parent_key as case_key, max(position) + 1 as number from zephyr_raw.test_case_versions
-            where project_key = %(p)s group by parent_key
-        )
-        select count(*) from executions join newest using (case_key)
-        where substring(payload->'testCase'->>'self' from '/versions/([0-9]+)')::int < newest.number""",
+    ("test case version", "owner", Reason.NO_MAPPING): f"""
+        select count(*) from zephyr_raw.test_case_versions where project_key = %(p)s
+        and payload->'owner'->>'accountId' is not null and payload->'owner'->>'accountId' {_UNMAPPED_ACCOUNT}""",
 }
 
 
@@ -197,8 +175,6 @@ for _object_type, _table, _path in _RICH_TEXT_WITH_IMAGES:
 # those of steps in the steps' own.)
 RAW_CUSTOM_FIELD_LOSSES: dict[str, str] = {
     "test execution": f"with shadowed as ({_SHADOWED}) select payload->'customFields' as values from shadowed",
-    "test case version": "select payload->'customFields' as values from zephyr_raw.test_case_versions "
-    "where project_key = %(p)s",
 }
 
 

@@ -5,6 +5,7 @@ a re-run after success sends nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -273,3 +274,64 @@ def test_a_refused_older_version_stops_neither_the_current_one_nor_comes_after_i
     assert sent == [] and cases.skipped == 1
     [failure] = versions.failures
     assert failure.source_key == "UT-T1@2" and "cannot be replayed before it" in failure.reason
+
+
+def test_each_version_carries_its_own_values_and_clears_what_a_later_one_dropped(
+    qtest: QTestSandboxHandle,
+) -> None:
+    """An older version's values are its own (the case's rules: the marts' shared macro), and a value a
+    later version no longer has is cleared there (an update keeps what it does not name): version 1's
+    second label and component are gone from version 2, and version 2's label from the current one."""
+
+    def props(priority: str, labels: list[str], component: str | None = None) -> list[dict[str, Any]]:
+        values = [*KEY, {"field_label": "Priority", "value": priority, "zephyr_field": "priority"}]
+        if labels:
+            values.append({"field_label": "Labels", "value": labels, "zephyr_field": "labels"})
+        if component:
+            values.append({"field_label": "Component", "value": component, "zephyr_field": "component"})
+        return values
+
+    tables = {
+        **TABLES,
+        "qtest_test_cases": [{**TABLES["qtest_test_cases"][0], "properties": props("Medium", [])}],
+        "qtest_test_case_versions": [
+            {**version(1, "Log in (v1)"), "properties": props("High", ["smoke", "api"], "70001")},
+            {**version(2, "Log in (v2)"), "properties": props("Low", ["smoke"])},
+        ],
+    }
+    replay = Replay(qtest, tables)
+    (versions, cases), _ = replay.run()
+    assert (versions.created, cases.created, versions.failed, cases.failed) == (2, 1, 0, 0)
+
+    async def held() -> list[dict[str, str]]:
+        async with QtestClient(qtest.base_url, qtest.token) as client:
+            ctx = await replay._context(client)
+            labels = {field.id: field.label for field in ctx.test_case_fields.fields.values()}
+            names = {
+                field.id: {value: label for label, value in field.allowed.items()}
+                for field in ctx.test_case_fields.fields.values()
+            }
+            case_id = replay.id_map.entries[(TEST_CASE.name, "UT-T1")].qtest_id
+            out = []
+            for item in await client.list_test_case_versions(ctx.project_id, case_id):
+                shown = {}
+                for prop in item["properties"]:
+                    value, field_id = str(prop.get("field_value") or ""), int(prop["field_id"])
+                    if labels[field_id] in ("Priority", "Labels", "Component") and value:
+                        ids = json.loads(value) if value.startswith("[") else [value]
+                        shown[labels[field_id]] = ", ".join(
+                            names[field_id].get(int(i), str(i))
+                            if str(i).isdigit() and names[field_id]
+                            else str(i)
+                            for i in ids
+                        )
+                out.append(shown)
+            return out
+
+    assert asyncio.run(held()) == [
+        {"Priority": "high", "Labels": "smoke, api", "Component": "70001"},
+        {"Priority": "low", "Labels": "smoke"},
+        {"Priority": "medium"},
+    ]
+    result = replay.reconciled()
+    assert (result.expected, result.matched, result.mismatches) == (2, 2, [])

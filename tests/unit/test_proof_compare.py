@@ -62,6 +62,8 @@ def prove_offline(
     recorded: dict[tuple[str, str], Recorded] | None = None,
     replaced: dict[tuple[str, str], list[tuple[str, str]]] | None = None,
     statuses: dict[str, int] | None = None,
+    run_fields: list[dict[str, Any]] | None = None,
+    users: dict[str, int] | None = None,
 ) -> Ledger:
     source = Source("P", objects, names or {}, seeds or Seeds(), recorded or {}, {}, replaced or {})
     read_back = ReadBack(
@@ -70,8 +72,8 @@ def prove_offline(
         marts=None,  # type: ignore[arg-type]
         ids=ids,
         outcome=Reconciliation("P", 1),
-        test_case_fields=FieldCatalog(CASE_FIELDS),
-        test_run_fields=FieldCatalog(RUN_FIELDS),
+        test_case_fields=FieldCatalog(CASE_FIELDS, users),
+        test_run_fields=FieldCatalog([*RUN_FIELDS, *(run_fields or [])], users),
         statuses=statuses or {"passed": 1, "failed": 2},
         found=found,
     )
@@ -568,49 +570,85 @@ def test_an_inline_image_is_a_line_even_though_its_text_arrived() -> None:
 
 
 def test_each_older_version_is_checked_in_qtests_version_list_and_its_steps_are_named() -> None:
-    """An older version is compared with the version qTest lists for it: a value that did not arrive is a
-    line, as is one that is not replayed (its priority), and its steps (Zephyr's API does not give them);
-    a version qTest does not hold is missing. An execution that ran against one is a line (its log is on
-    the current version); one that ran against the current one is not."""
+    """An older version is compared with the version qTest lists for it, by the current version's rules:
+    its texts and the values of its properties (its own, not the case's: a priority or label it held and
+    qTest's version does not is a line); its steps are named (Zephyr's API does not give them); a version
+    qTest does not hold is missing. The log of an execution that ran against an older version must be on
+    the qTest version that one became: elsewhere it is a line; on it, or with no log (not run), none."""
 
     def execution(key: str, version: int) -> RawObject:
         link = f"https://api.zephyrscale.smartbear.com/v2/testcases/P-T1/versions/{version}"
         return raw(key, {"id": int(key[-1]), "key": key, "testCase": {"self": link}})
 
-    first = {"id": 7, "name": "Login (first)", "objective": "<p>Old</p>", "priority": {"id": 3}}
+    first = {
+        "id": 7,
+        "name": "Login (first)",
+        "objective": "<p>Old</p>",
+        "priority": {"id": 3},
+        "labels": ["smoke"],
+    }
+    second = {"id": 8, "name": "Login (second)", "priority": {"id": 3}, "labels": ["api"]}
     ledger = prove_offline(
         {
-            "test_cases": [raw("P-T1", case_payload())],
+            "test_cases": [raw("P-T1", case_payload(priority={"id": 4}))],
             "test_case_versions": [
                 raw("P-T1@1", first, parent="P-T1", position=1),
-                raw("P-T1@2", {"id": 8, "name": "Login (second)"}, parent="P-T1", position=2),
+                raw("P-T1@2", second, parent="P-T1", position=2),
                 raw("P-T1@3", {"id": 9, "name": "Login (third)"}, parent="P-T1", position=3),
             ],
-            "test_executions": [execution("P-E1", 1), execution("P-E2", 4)],
+            "test_executions": [
+                execution("P-E1", 1),  # its log on the version v1 became
+                execution("P-E2", 4),  # ran against the current version
+                execution("P-E3", 2),  # its log on the current version
+                execution("P-E4", 1),  # not run: no log
+            ],
         },
         {
-            "test_case": {900: qtest_case({1: "P-T1"})},
+            "test_case": {900: qtest_case({1: "P-T1", 2: "21"})},
             "test_case_version": {
-                501: {"name": "Login (first)", "description": "<p>Old</p>", "precondition": ""},
-                502: {"name": "Login (2nd)", "description": "", "precondition": ""},
+                501: qtest_case(
+                    {1: "P-T1", 2: "23", 3: "[31]"}, name="Login (first)", description="<p>Old</p>"
+                ),
+                # The case's Low where v2 held High, and its label missing.
+                502: qtest_case({1: "P-T1", 2: "21"}, name="Login (2nd)"),
+            },
+            "test_log": {
+                801: {"id": 801, "test_case_version_id": 501},
+                803: {"id": 803, "test_case_version_id": 510},
             },
         },
-        {"test_case": {"P-T1": 900}, "test_case_version": {"P-T1@1": 501, "P-T1@2": 502}},
-        names={"priorities": {3: "High"}},
+        {
+            "test_case": {"P-T1": 900},
+            "test_case_version": {"P-T1@1": 501, "P-T1@2": 502},
+            "test_log": {"P-E1": 801, "P-E3": 803},
+        },
+        names={"priorities": {3: "High", 4: "Low"}},
+        seeds=Seeds(
+            labels={
+                ("TestCase", "key"): "Zephyr Key",
+                ("TestCase", "priority"): "Priority",
+                ("TestCase", "labels"): "Labels",
+            }
+        ),
     )
     versions = [line for line in ledger.lines if line.object_type == "test case version"]
     assert [(line.object_key, line.field, line.value, line.reason) for line in versions] == [
         ("P-T1 version 1", "steps", "the steps of P-T1 version 1", Reason.NOT_CARRIED),
-        ("P-T1 version 1", "priority", "High", Reason.NOT_CARRIED),
         ("P-T1 version 2", "name", "Login (second)", Reason.DIFFERS),
+        ("P-T1 version 2", "priority", "High", Reason.DIFFERS),
+        ("P-T1 version 2", "labels", "api", Reason.DIFFERS),
         ("P-T1 version 2", "steps", "the steps of P-T1 version 2", Reason.NOT_CARRIED),
         ("P-T1 version 3", "(object)", "Login (third)", Reason.OBJECT_MISSING),
     ]
     assert "gives no steps of an older version" in versions[0].detail
     assert (ledger.count("test case version").in_zephyr, ledger.count("test case version").in_qtest) == (3, 2)
-    [ran_against_old] = lines_of(ledger, "testCase (version)")
-    assert (ran_against_old.object_key, ran_against_old.value) == ("P-E1", "P-T1 version 1")
-    assert "version 4" in ran_against_old.detail
+    [elsewhere] = lines_of(ledger, "testCase (version)")
+    assert (elsewhere.object_key, elsewhere.value, elsewhere.reason) == (
+        "P-E3",
+        "P-T1 version 2",
+        Reason.DIFFERS,
+    )
+    assert "qTest version 510, not on 502" in elsewhere.detail
 
 
 # ------------------------------------------------------------------ cycles and plans: releases and details
@@ -771,22 +809,28 @@ def test_with_plans_as_test_cycle_the_plan_links_are_not_carried_and_the_details
 
 
 def test_an_unrun_executions_values_are_checked_on_its_run_and_a_shadowed_ones_named() -> None:
-    """Not run yet: qTest has no log, the run holds the values of the latest such execution of the pair;
-    an earlier one's values are lines saying which run holds another's."""
+    """Not run yet: qTest has no log, the run holds the values of the latest such execution of the pair
+    (its assignee in the run's 'Assigned To', its comment in a property: a run has no note); an earlier
+    one's values are lines saying which run holds another's."""
 
-    def unrun(id_: int, key: str, environment: int, estimated: int) -> RawObject:
+    def unrun(id_: int, key: str, environment: int, estimated: int, comment: str) -> RawObject:
         payload = {"id": id_, "key": key, "testCase": {"id": 100}, "testCycle": None,
-                   "environment": {"id": environment}, "estimatedTime": estimated, "actualEndDate": None}  # fmt: skip
+                   "environment": {"id": environment}, "estimatedTime": estimated, "actualEndDate": None,
+                   "assignedToId": "acc-jane", "comment": comment}  # fmt: skip
         return raw(key, payload, id_=id_)
 
     run = {
         "id": 950,
-        "properties": [{"field_id": 12, "field_value": "121"}, {"field_id": 13, "field_value": "60000"}],
-    }
+        "properties": [{"field_id": 12, "field_value": "121"}, {"field_id": 13, "field_value": "60000"},
+                       {"field_id": 14, "field_value": "7"}, {"field_id": 15, "field_value": "Blocked <b>on data</b>"}],
+    }  # fmt: skip
     ledger = prove_offline(
         {
             "test_cases": [raw("P-T1", case_payload(), id_=100)],
-            "test_executions": [unrun(5, "P-E1", 4, 1000), unrun(6, "P-E2", 3, 60000)],
+            "test_executions": [
+                unrun(5, "P-E1", 4, 1000, "First look"),
+                unrun(6, "P-E2", 3, 60000, "Blocked <b>on data</b>"),
+            ],
         },
         {"test_case": {900: qtest_case({1: "P-T1"})}, "test_run": {950: run}},
         {"test_case": {"P-T1": 900}, "test_run": {"adhoc:P|P-T1": 950}},
@@ -795,11 +839,21 @@ def test_an_unrun_executions_values_are_checked_on_its_run_and_a_shadowed_ones_n
                 ("TestCase", "key"): "Zephyr Key",
                 ("TestExecution", "environment"): "Environment",
                 ("TestExecution", "estimatedTime"): "Estimated Time (ms)",
-            }
+                ("TestExecution", "assignedToId"): "Assigned To",
+                ("TestExecution", "comment"): "Zephyr Comment",
+            },
+            users={"acc-jane": "jane.doe"},
         ),
         names={"environments": {3: "Chrome", 4: "Safari"}},
+        run_fields=[
+            {"id": 14, "label": "Assigned To", "data_type": 5},
+            {"id": 15, "label": "Zephyr Comment", "data_type": 2},
+        ],
+        users={"jane.doe": 7},
     )
     assert sorted((line.object_key, line.field, line.value) for line in ledger.lines) == [
+        ("P-E1", "assignedToId", "acc-jane"),
+        ("P-E1", "comment", "First look"),
         ("P-E1", "environment", "Safari"),
         ("P-E1", "estimatedTime", "1000"),
     ]

@@ -161,7 +161,7 @@ def test_the_marts_are_read_in_one_pass_each(new_embedded_database: Callable[[st
     url = new_embedded_database("zq_fields")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("create schema qtest_mapping")
-        for table in ("qtest_test_cases", "qtest_test_runs", "qtest_test_logs"):
+        for table in ("qtest_test_cases", "qtest_test_case_versions", "qtest_test_runs", "qtest_test_logs"):
             conn.execute(f"create table qtest_mapping.{table} (project_key text, properties jsonb)")
         conn.execute(
             "insert into qtest_mapping.qtest_test_cases values "
@@ -174,6 +174,11 @@ def test_the_marts_are_read_in_one_pass_each(new_embedded_database: Callable[[st
                ('P', null),
                ('Q', '[{"field_label": "Other", "value": "x", "zephyr_field": "customFields.Other"}]')"""
         )
+        # An older version's values need the fields of test cases too (a label only it has).
+        conn.execute(
+            "insert into qtest_mapping.qtest_test_case_versions values "
+            """('P', '[{"field_label": "Labels", "value": ["legacy"], "zephyr_field": "labels"}]')"""
+        )
         conn.execute(
             "insert into qtest_mapping.qtest_test_logs values "
             """('P', '[{"field_label": "Executed By", "value": "alice", "zephyr_field": "executedById"}]')"""
@@ -181,7 +186,7 @@ def test_the_marts_are_read_in_one_pass_each(new_embedded_database: Callable[[st
     with Store(url) as store:
         needs = migration_fields(store.marts(), "P")
     by_key = {(need.object_type, need.label): need for need in needs}
-    assert by_key[("test-cases", "Labels")].values == ("api", "ui")
+    assert by_key[("test-cases", "Labels")].values == ("api", "legacy", "ui")
     assert by_key[("test-cases", "Priority")].values == ("Normal",)
     assert by_key[("test-cases", "Flag")] == FieldNeed("test-cases", "Flag", COMBO_BOX, ("true",))
     assert by_key[("test-runs", "Executed By")].data_type == USER_LIST

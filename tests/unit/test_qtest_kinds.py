@@ -442,6 +442,25 @@ def test_a_log_is_expected_on_its_run_with_its_step_statuses() -> None:
     assert held_test_log(found, expected) == expected
 
 
+def test_a_log_of_an_older_version_goes_on_it_where_qtest_holds_it() -> None:
+    """An execution that ran against an older version of its case: its log names the qTest version that
+    version became (and is expected there); without it in qTest, the log goes on the latest approved one."""
+    older = {**LOG, "test_case_version_source_key": "SHOP-T2@1"}
+    ids = {"test_run": {"SHOP-R1|SHOP-T2": 61}, "test_case_version": {"SHOP-T2@1": 77}, **LOG_IDS}
+    body = manual_log_body(older, [], ids, STATUSES, [])
+    assert body["test_case_version_id"] == 77
+    assert "test_case_version_id" not in manual_log_body(older, [], LOG_IDS, STATUSES, [])
+    assert "test_case_version_id" not in manual_log_body(LOG, [], ids, STATUSES, [])
+    expected = expected_test_log(older, [], ids, STATUSES, FieldCatalog([]))
+    assert expected["test case version"] == 77
+    found = {"_run_id": 61, "test_case_version_id": 78, "status": {"id": 601}}
+    assert held_test_log(found, expected)["test case version"] == 78  # a mismatch the reconciliation names
+    assert (
+        held_test_log(found, expected_test_log(LOG, [], ids, STATUSES, FieldCatalog([])))["test case version"]
+        is None
+    )
+
+
 CASE_STEPS = [
     {"source_key": "SHOP-T2#1", "description": "open", "expected": "opens"},
     {"source_key": "SHOP-T2#2", "description": "pay", "expected": None},

@@ -625,7 +625,6 @@ class Proof:
         assert self.rb is not None
         steps = self.case_steps
         scripts = {str(script.parent_key): script for script in self.source.of("test_scripts")}
-        seeds = self.source.seeds
         links = LinkProof(self)
         for obj in self.source.of("test_cases"):
             with self.guard(TEST_CASE_WORDS, obj):
@@ -668,82 +667,71 @@ class Proof:
                             f"qTest has it in module {found.get('parent_id')}",
                         )
                 props = Properties.of(self.rb.test_case_fields, found)
-
-                def label(zephyr_field: str, default: str | None = None) -> str | None:
-                    return seeds.labels.get(("TestCase", zephyr_field), default)
-
-                self.check_property(TEST_CASE_WORDS, key, "key", label("key"), props, key)
-                priority = self.source.name("priorities", payload.get("priority"))
-                if priority is not None:
-                    self.check_mapped(
-                        TEST_CASE_WORDS,
-                        key,
-                        "priority",
-                        label("priority"),
-                        props,
-                        priority,
-                        seeds.priorities,
-                        "priority_map",
-                    )
-                status = self.source.name("statuses", payload.get("status"))
-                if status is not None:
-                    self.check_mapped(
-                        TEST_CASE_WORDS,
-                        key,
-                        "status",
-                        label("status"),
-                        props,
-                        status,
-                        seeds.statuses.get("TEST_CASE", {}),
-                        "status_map",
-                    )
-                owner = (payload.get("owner") or {}).get("accountId")
-                if owner:
-                    self.check_mapped(
-                        TEST_CASE_WORDS, key, "owner", label("owner"), props, owner, seeds.users, "user_map"
-                    )
-                self.check_property(
-                    TEST_CASE_WORDS, key, "labels", label("labels"), props, list(payload.get("labels") or [])
-                )
-                component = (payload.get("component") or {}).get("id")
-                self.check_property(TEST_CASE_WORDS, key, "component", label("component"), props, component)
-                self.check_property(
-                    TEST_CASE_WORDS,
-                    key,
-                    "estimatedTime",
-                    label("estimatedTime"),
-                    props,
-                    payload.get("estimatedTime"),
-                )
-                self.check_property(
-                    TEST_CASE_WORDS, key, "createdOn", label("createdOn"), props, payload.get("createdOn")
-                )
-                issues = [
-                    link.get("target") or str(link.get("issueId"))
-                    for link in (payload.get("links") or {}).get("issues") or []
-                ]
-                if issues:
-                    self._check_issue_links(key, label("issueLinks"), props, issues)
+                self.case_values(TEST_CASE_WORDS, key, key, payload, props)
                 links.case(key, payload, found, props)
-                for name, value in (payload.get("customFields") or {}).items():
-                    path = f"customFields.{name}"
-                    self.check_property(
-                        TEST_CASE_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
-                    )
                 self.not_carried("test_cases", TEST_CASE_WORDS, key, payload)
                 self.test_steps(key, steps.get(key, []), scripts.get(key), found)
 
-    def _check_issue_links(self, key: str, label: str | None, props: Properties, issues: list[str]) -> None:
+    def case_values(self, words: str, key: str, case_key: str, payload: Payload, props: Properties) -> None:
+        """The values a test case (or an older version of it: `words`) holds in its properties: the Zephyr
+        key (`case_key`), priority, status, owner, labels, component, estimated time, created on, the
+        issue links' property and custom fields. One rule for the current version and the older ones."""
+        seeds = self.source.seeds
+
+        def label(zephyr_field: str, default: str | None = None) -> str | None:
+            return seeds.labels.get(("TestCase", zephyr_field), default)
+
+        self.check_property(words, key, "key", label("key"), props, case_key)
+        priority = self.source.name("priorities", payload.get("priority"))
+        if priority is not None:
+            self.check_mapped(
+                words, key, "priority", label("priority"), props, priority, seeds.priorities, "priority_map"
+            )
+        status = self.source.name("statuses", payload.get("status"))
+        if status is not None:
+            self.check_mapped(
+                words,
+                key,
+                "status",
+                label("status"),
+                props,
+                status,
+                seeds.statuses.get("TEST_CASE", {}),
+                "status_map",
+            )
+        owner = (payload.get("owner") or {}).get("accountId")
+        if owner:
+            self.check_mapped(words, key, "owner", label("owner"), props, owner, seeds.users, "user_map")
+        self.check_property(words, key, "labels", label("labels"), props, list(payload.get("labels") or []))
+        component = (payload.get("component") or {}).get("id")
+        self.check_property(words, key, "component", label("component"), props, component)
+        self.check_property(
+            words, key, "estimatedTime", label("estimatedTime"), props, payload.get("estimatedTime")
+        )
+        self.check_property(words, key, "createdOn", label("createdOn"), props, payload.get("createdOn"))
+        issues = [
+            link.get("target") or str(link.get("issueId"))
+            for link in (payload.get("links") or {}).get("issues") or []
+        ]
+        if issues:
+            self._check_issue_links(words, key, label("issueLinks"), props, issues)
+        for name, value in (payload.get("customFields") or {}).items():
+            path = f"customFields.{name}"
+            self.check_property(words, key, path, label(path, name), props, _custom_value(value, seeds))
+
+    def _check_issue_links(
+        self, words: str, key: str, label: str | None, props: Properties, issues: list[str]
+    ) -> None:
         qfield = props.catalog.get(label) if label else None
         if qfield is None:
-            self.check_property(TEST_CASE_WORDS, key, "links.issues", label, props, issues)
+            self.check_property(words, key, "links.issues", label, props, issues)
             return
         held = {item.strip() for value in props.values(qfield) for item in value.split(",")}
         for issue in issues:
             self.ledger.values_compared += 1
             if issue not in held:
                 self.line(
-                    TEST_CASE_WORDS,
+                    words,
                     key,
                     "links.issues",
                     issue,
@@ -1241,22 +1229,47 @@ class Proof:
 
     def _unexecuted(self, key: str, payload: Payload, run_key: str, latest: bool) -> None:
         """The values of an execution without a result: qTest has no log to hold them, so its run holds
-        them, of the latest such execution of the run's (`latest`); its people and comment have no place."""
+        them, of the latest such execution of the run's (`latest`): its assignee in the run's 'Assigned To',
+        its comment in a property of the run (a run has no note); its executor has no place (a run is
+        executed by no one until it has a log)."""
         assert self.rb is not None
-        why = "not run yet in Zephyr: qTest makes no test log for it, and its run holds none of these values"
-        for path in ("executedById", "assignedToId", "comment"):
-            value = payload.get(path)
-            if not is_empty(value):
-                self.line(EXECUTION_WORDS, key, path, value, Reason.NOT_CARRIED, ACCEPT, why)
+        why = "not run yet in Zephyr: qTest makes no test log for it, and a run has no executor"
+        executor = payload.get("executedById")
+        if not is_empty(executor):
+            self.line(EXECUTION_WORDS, key, "executedById", executor, Reason.NOT_CARRIED, ACCEPT, why)
         run = self._found(TEST_RUN.name, run_key)
         if latest and run is not None:
-            self._check_values(key, payload, Properties.of(self.rb.test_run_fields, run))
+            props = Properties.of(self.rb.test_run_fields, run)
+            self._check_values(key, payload, props)
+            seeds = self.source.seeds
+            assignee = payload.get("assignedToId")
+            if assignee:
+                self.check_mapped(
+                    EXECUTION_WORDS,
+                    key,
+                    "assignedToId",
+                    seeds.labels.get(("TestExecution", "assignedToId")),
+                    props,
+                    assignee,
+                    seeds.users,
+                    "user_map",
+                )
+            self.check_property(
+                EXECUTION_WORDS,
+                key,
+                "comment",
+                seeds.labels.get(("TestExecution", "comment")),
+                props,
+                payload.get("comment"),
+            )
         else:
             shadowed = (
                 f"not run yet in Zephyr, like a later execution of the same qTest run ({run_key}): the "
                 "run holds that one's values (qTest has one run per cycle and case, and no log of it)"
             )
             values = [
+                ("assignedToId", payload.get("assignedToId")),
+                ("comment", payload.get("comment")),
                 ("environment", self.source.name("environments", payload.get("environment"))),
                 ("estimatedTime", payload.get("estimatedTime")),
                 ("jiraProjectVersion", (payload.get("jiraProjectVersion") or {}).get("id")),
@@ -1330,11 +1343,12 @@ class Proof:
                     )
 
     def test_case_versions(self) -> None:
-        """Each older version of a case against the version qTest lists for it (its name, objective and
-        precondition); a line for its steps, which Zephyr's API does not give, and for each other value it
-        held (not replayed); and a line per execution that ran against one (its log is on the current
-        version)."""
+        """Each older version of a case against the version qTest lists for it (its name, objective,
+        precondition and the values its properties hold, by the current version's rules); a line for its
+        steps, which Zephyr's API does not give; and the log of each execution that ran against one, which
+        must be on the qTest version it became."""
         assert self.rb is not None
+        links = LinkProof(self)
         newest: dict[str, int] = defaultdict(lambda: 1)
         for version in self.source.of("test_case_versions"):
             with self.guard(VERSION_WORDS, version):
@@ -1359,6 +1373,9 @@ class Proof:
                 self.check_value(
                     VERSION_WORDS, key, "precondition", payload.get("precondition"), found.get("precondition")
                 )
+                props = Properties.of(self.rb.test_case_fields, found)
+                self.case_values(VERSION_WORDS, key, case_key, payload, props)
+                links.web_links(VERSION_WORDS, key, payload, props)
                 steps = fate_of("test_case_versions", "steps")
                 assert steps is not None
                 self.line(
@@ -1371,21 +1388,37 @@ class Proof:
                     steps.rule,
                 )
                 self.not_carried("test_case_versions", VERSION_WORDS, key, payload)
+        replayed = self.rb.ids.get(TEST_CASE_VERSION.name, {})
         for execution in self.source.of("test_executions"):
             case_key, number = _case_version_of(execution.payload)
-            if case_key in newest and number is not None and number < newest[case_key]:
-                self.line(
-                    EXECUTION_WORDS,
-                    execution.key or str(execution.id),
-                    "testCase (version)",
-                    f"{case_key} version {number}",
-                    Reason.NOT_CARRIED,
-                    ACCEPT,
-                    f"it ran against an older version of the case; qTest holds that version, but the log is "
-                    f"on the case's current version (Zephyr's version {newest[case_key]}): logs are not "
-                    "placed on older versions yet (an older version holds no steps in qTest, so a log's "
-                    "step results could not go with it there)",
-                )
+            if case_key not in newest or number is None or number >= newest[case_key]:
+                continue
+            key = str(execution.key) if execution.key else f"execution:{execution.id}"
+            log = self._found(TEST_LOG.name, key)
+            if log is None:
+                # No log: the execution's own line says why (not run yet, or missing); a run in qTest is
+                # one per cycle and case, whatever version each of its executions ran against.
+                continue
+            self.ledger.values_compared += 1
+            version_id = replayed.get(f"{case_key}@{number}")
+            held = log.get("test_case_version_id")
+            if version_id is not None and held is not None and int(held) == version_id:
+                continue
+            self.line(
+                EXECUTION_WORDS,
+                key,
+                "testCase (version)",
+                f"{case_key} version {number}",
+                Reason.DIFFERS if version_id is not None else Reason.OBJECT_MISSING,
+                # A log keeps the version it was made on (an update does not move it).
+                ACCEPT if version_id is not None else RERUN,
+                f"it ran against an older version of the case; its log is on qTest version {held or '?'}"
+                + (
+                    f", not on {version_id}, the version that one became"
+                    if version_id is not None
+                    else ", since qTest does not hold that version (see its own line)"
+                ),
+            )
 
     def inline_images(self) -> None:
         """A line per picture embedded in rich text (`images.py`): the text arrives, its pictures do not."""

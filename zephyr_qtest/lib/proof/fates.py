@@ -55,10 +55,7 @@ LINKED_FROM = "'Linked from: <Zephyr key> (<type>)' in its Zephyr details block"
 CYCLE_DETAILS = "test cycle description, Zephyr details"
 PLAN_DETAILS = "release (plans_as test_cycle: test cycle) description, Zephyr details"
 CUSTOM_FIELD_TEXT = "the value as text (a list's items joined with ', ')"
-VERSION_FIELD_NOT_REPLAYED = (
-    "an older version in qTest holds its name, objective, precondition and Zephyr key; its other fields are "
-    "not replayed (qTest shows the field's default there; the case's current version holds the current value)"
-)
+VERSION_RULE = "as the current version's"
 
 
 def _fates() -> tuple[FieldFate, ...]:
@@ -156,21 +153,23 @@ def _fates() -> tuple[FieldFate, ...]:
             "line per older version",
             ACCEPT,
         ),
+        # The other values of an older version: its qTest version's properties, by the current version's
+        # rules (the marts share the test_case_properties macro); a value a later version drops is cleared.
         *(
-            f(versions, path, N, "", VERSION_FIELD_NOT_REPLAYED, ACCEPT)
-            for path in (
-                "priority",
-                "status",
-                "owner",
-                "labels",
-                "component",
-                "estimatedTime",
-                "customFields",
-                "links.issues",
-                "links.webLinks",
+            f(versions, path, C, f"test case version property '{label}'", f"{VERSION_RULE}: {rule}")
+            for path, label, rule in (
+                ("priority", "Priority", "the name through priority_map"),
+                ("status", "Status", "the name through status_map"),
+                ("owner", "Assigned To", "the account through user_map"),
+                ("labels", "Labels", "each label, one allowed value each"),
+                ("component", "Component", "the Jira component's id, as text"),
+                ("estimatedTime", "Estimated Time (ms)", "milliseconds, a number"),
+                ("customFields", "<the field's label>", "a field of the closest type, created when missing"),
+                ("links.issues", "Jira Issues", "the issues' URLs (else ids), in order"),
+                ("links.webLinks", "Web Links", "one line per link: 'url (description) [TYPE]'"),
+                ("createdOn", "Zephyr Created On", "the same instant, in a date-time field"),
             )
         ),
-        f(versions, "createdOn", N, "", CREATED_BY_QTEST, ACCEPT),
         f(versions, "folder", S, "", "qTest keeps a module per case, not per version: the case's module"),
         f(versions, "links.self", S, "", SELF),
         f(versions, "testScript", S, "", "a link to the case's current steps (see 'steps')"),
@@ -306,7 +305,14 @@ def _fates() -> tuple[FieldFate, ...]:
         # ---------------------------------------------------------------- executions -> qTest runs and logs
         f(executions, "id", S, "", "Zephyr's internal id; the key identifies the execution"),
         f(executions, "key", ID, "test log property 'Zephyr Key'", "the key, as written"),
-        f(executions, "testCase", ID, "test run's test case", "the run of (cycle, case) holds the log"),
+        f(
+            executions,
+            "testCase",
+            ID,
+            "test run's test case; the test log's test_case_version_id",
+            "the run of (cycle, case) holds the log, on the qTest version the Zephyr version it ran against "
+            "became (an older one: its results in the log's note, as qTest holds it without steps)",
+        ),
         f(
             executions,
             "testCycle",
@@ -317,7 +323,13 @@ def _fates() -> tuple[FieldFate, ...]:
         f(executions, "testExecutionStatus", C, "test log status", "the status's name through status_map"),
         f(executions, "actualEndDate", C, "test log exe_end_date", "the same instant"),
         f(executions, "executionTime", C, "test log exe_start_date", "exe_end_date minus the time taken"),
-        f(executions, "comment", C, "test log note", "as written"),
+        f(
+            executions,
+            "comment",
+            C,
+            "test log note (not run yet: the run's property 'Zephyr Comment')",
+            "as written (a qTest run has no note: a text-area field of test runs, created when missing)",
+        ),
         f(
             executions,
             "environment",
@@ -326,7 +338,13 @@ def _fates() -> tuple[FieldFate, ...]:
             "the environment's name, added to the field's allowed values when missing",
         ),
         f(executions, "executedById", C, "test log property 'Executed By'", "the account through user_map"),
-        f(executions, "assignedToId", C, "test log property 'Assigned To'", "the account through user_map"),
+        f(
+            executions,
+            "assignedToId",
+            C,
+            "test log property 'Assigned To' (not run yet: the run's 'Assigned To')",
+            "the account through user_map",
+        ),
         f(
             executions,
             "customFields",

@@ -76,9 +76,7 @@ class LinkProof:
         owner = (TEST_CASE.api_segment, int(case["id"]), key)
         for link in links.get("issues") or []:
             self._issue(self.case_words, key, key, link, owner)
-        web = [web_link_line(link) for link in links.get("webLinks") or [] if link.get("url")]
-        if web:
-            self._web_links(key, web, props)
+        self.web_links(self.case_words, key, payload, props)
 
     def execution(self, key: str, linked_as: str, payload: Payload, run_key: str, run_id: Any) -> None:
         """An execution's issue links, on the run of its (cycle, case) (`run_key`, qTest id `run_id`).
@@ -140,18 +138,26 @@ class LinkProof:
                 f"the description of requirement '{name}' does not say '{LINKED_FROM}: {expected}'",
             )
 
-    def _web_links(self, key: str, lines: list[str], props: Properties) -> None:
+    def web_links(self, words: str, key: str, payload: Payload, props: Properties) -> None:
+        """A test case's (or an older version's: `words`) web links against its 'Web Links' property."""
+        lines = [
+            web_link_line(link)
+            for link in (payload.get("links") or {}).get("webLinks") or []
+            if link.get("url")
+        ]
+        if not lines:
+            return
         label = self.proof.source.seeds.labels.get(("TestCase", WEB_LINKS_FIELD))
         qfield = props.catalog.get(label) if label else None
         if qfield is None:
-            self.proof.check_property(self.case_words, key, "links.webLinks", label, props, lines)
+            self.proof.check_property(words, key, "links.webLinks", label, props, lines)
             return
         held = {line.strip() for value in props.values(qfield) for line in value.splitlines()}
         for line in lines:
             self.proof.ledger.values_compared += 1
             if line.strip() not in held:
                 self.proof.line(
-                    self.case_words,
+                    words,
                     key,
                     "links.webLinks",
                     line,

@@ -47,7 +47,7 @@ from zephyr_qtest.lib.qtest.fields import (
     USER_LIST,
 )
 from zephyr_qtest.lib.qtest.kinds.base import ZEPHYR_KEY_LABEL
-from zephyr_qtest.lib.qtest.kinds.vocabulary import RELEASE, TEST_CASE, TEST_LOG, TEST_RUN
+from zephyr_qtest.lib.qtest.kinds.vocabulary import RELEASE, TEST_CASE, TEST_CASE_VERSION, TEST_LOG, TEST_RUN
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,10 @@ ZEPHYR_KEY_OBJECT_TYPES: tuple[str, ...] = (
     RELEASE.api_segment,
 )
 # The marts whose rows carry properties, and the object type whose fields they set (a test log takes the
-# fields of test runs).
+# fields of test runs; an older version of a case, the fields of test cases).
 PROPERTY_MARTS: tuple[tuple[str, str], ...] = (
     (str(TEST_CASE.mart), TEST_CASE.api_segment),
+    (str(TEST_CASE_VERSION.mart), TEST_CASE.api_segment),
     (str(TEST_RUN.mart), TEST_RUN.api_segment),
     (str(TEST_LOG.mart), TEST_RUN.api_segment),
 )
@@ -74,6 +75,8 @@ ZEPHYR_FIELD_TYPES: dict[str, int] = {
     "component": TEXT_BOX,
     "issueLinks": TEXT_AREA,
     "webLinks": TEXT_AREA,
+    # An unrun execution's comment, on its run (a log's is its note).
+    "comment": TEXT_AREA,
     "labels": MULTI_SELECT,
     "owner": USER_LIST,
     "executedById": USER_LIST,

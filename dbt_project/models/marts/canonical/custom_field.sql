@@ -27,36 +27,10 @@ typed as (
         object_id,
         object_key,
         field_name,
-        -- Text as it is; numbers, booleans ('true' / 'false'), arrays and objects as their JSON text.
-        case json_type
-            when 'null' then null
-            when 'string' then value_text
-            else field_value_json::text
-        end as field_value,
-        -- Zephyr publishes no field definitions: the type is read off the JSON value (string tests
-        -- without regular expressions: this runs on millions of values).
-        case json_type
-            when 'boolean' then 'boolean'
-            when 'number' then 'number'
-            when 'array' then 'multi_select'
-            when 'object' then 'json'
-            when 'string' then
-                case
-                    when length(value_text) = 10
-                        and translate(value_text, '0123456789', '9999999999') = '9999-99-99'
-                        then 'date'
-                    -- Atlassian accountIds: 24 lowercase letters / digits (with digits), or <digits>:<uuid>.
-                    when length(value_text) = 24
-                        and translate(value_text, '0123456789abcdefghijklmnopqrstuvwxyz', '') = ''
-                        and translate(value_text, 'abcdefghijklmnopqrstuvwxyz', '') <> ''
-                        then 'user'
-                    when length(value_text) between 38 and 60
-                        and translate(value_text, '0123456789abcdef', '') = ':----'
-                        then 'user'
-                    when strpos(lower(value_text), '<br') > 0 then 'multiline_text'
-                    else 'text'
-                end
-        end as field_type,
+        -- Text as it is; numbers, booleans, arrays and objects as their JSON text.
+        {{ custom_field_text('field_value_json', 'json_type', 'value_text') }} as field_value,
+        -- Zephyr publishes no field definitions: the type is read off the JSON value.
+        {{ custom_field_type('json_type', 'value_text') }} as field_type,
         _loaded_at
     from values_read
     where object_id is not null

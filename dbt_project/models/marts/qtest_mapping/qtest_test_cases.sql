@@ -111,155 +111,24 @@ field_map as (
 
 ),
 
-----------  properties
+----------  properties (the rule older versions follow too: macros/test_case_properties.sql)
 
--- Values stay narrow text (value_text + value_type) until they are aggregated: the JSON is built once,
--- inside the aggregate.
-builtin_values as (
+property_cases as (
 
     select
-        test_cases.test_case_id,
-        builtin.zephyr_field,
-        null as default_label,
-        builtin.value_text,
-        builtin.value_type
+        test_case_id as object_id,
+        key,
+        priority,
+        status,
+        owner_id,
+        component_id,
+        estimated_time_ms,
+        created_on
     from test_cases
-    left join priority_map
-        on test_cases.priority = priority_map.zephyr_name
-    left join status_map
-        on test_cases.status = status_map.zephyr_name
-    -- An owner without a qTest user is left out here and listed in unmapped.
-    left join user_map as owners
-        on test_cases.owner_id = owners.zephyr_account_id
-    left join automated_cases
-        on test_cases.key = automated_cases.test_case_key
-    cross join lateral (
-        values
-            ('key', test_cases.key, 'text'),
-            -- The fingerprint by which qTest's bulk auto-test-logs endpoint finds the case again.
-            ('automationContent', test_cases.key, 'text'),
-            ('automated', case when automated_cases.test_case_key is not null then 'Yes' end, 'text'),
-            ('priority', coalesce(priority_map.qtest_name, test_cases.priority), 'text'),
-            ('status', coalesce(status_map.qtest_name, test_cases.status), 'text'),
-            ('owner', owners.qtest_username, 'text'),
-            ('component', test_cases.component_id::text, 'text'),
-            ('estimatedTime', test_cases.estimated_time_ms::text, 'number'),
-            -- qTest sets its own created date: Zephyr's goes in a field of its own, as an instant.
-            ('createdOn', to_char(test_cases.created_on, 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'text')
-    ) as builtin (zephyr_field, value_text, value_type)
-    where builtin.value_text is not null
 
 ),
 
-label_values as (
-
-    select
-        object_id as test_case_id,
-        'labels' as zephyr_field,
-        null as default_label,
-        jsonb_agg(label order by label_order)::text as value_text,
-        'multi_select' as value_type
-    from labels
-    group by object_id
-
-),
-
--- Jira issue links: a text property listing the linked issues (their URLs when Zephyr sent one, else the
--- Jira issue ids), in Zephyr's order; the links themselves stay in canonical.issue_link.
-issue_link_values as (
-
-    select
-        object_id as test_case_id,
-        'issueLinks' as zephyr_field,
-        null as default_label,
-        string_agg(coalesce(target_url, issue_id::text), ', ' order by link_order) as value_text,
-        'text' as value_type
-    from issue_links
-    where coalesce(target_url, issue_id::text) is not null
-    group by object_id
-
-),
-
--- Web links: a text-area property, one line per link, "url (description) [TYPE]" (qTest has no web-link
--- object); the description and type only when Zephyr has them.
-web_link_values as (
-
-    select
-        object_id as test_case_id,
-        'webLinks' as zephyr_field,
-        null as default_label,
-        string_agg(
-            url || coalesce(' (' || nullif(description, '') || ')', '') || coalesce(' [' || link_type || ']', ''),
-            chr(10)
-            order by link_order
-        ) as value_text,
-        'text' as value_type
-    from web_links
-    where url <> ''
-    group by object_id
-
-),
-
-custom_values as (
-
-    select
-        custom_fields.object_id as test_case_id,
-        'customFields.' || custom_fields.field_name as zephyr_field,
-        custom_fields.field_name as default_label,
-        coalesce(user_map.qtest_username, custom_fields.field_value) as value_text,
-        custom_fields.field_type as value_type
-    from custom_fields
-    left join user_map
-        on
-            custom_fields.field_type = 'user'
-            and custom_fields.field_value = user_map.zephyr_account_id
-    where custom_fields.field_value is not null
-
-),
-
-all_values as (
-
-    select * from builtin_values
-    union all
-    select * from label_values
-    union all
-    select * from issue_link_values
-    union all
-    select * from web_link_values
-    union all
-    select * from custom_values
-
-),
-
--- A row of custom_field_map decides the label (an empty label drops the field); without one, a custom
--- field keeps its Zephyr name and a built-in field is left out.
-labelled_values as (
-
-    select
-        all_values.test_case_id,
-        all_values.zephyr_field,
-        case
-            when field_map.zephyr_field is not null then field_map.qtest_label
-            else all_values.default_label
-        end as field_label,
-        all_values.value_text,
-        all_values.value_type
-    from all_values
-    left join field_map
-        on all_values.zephyr_field = field_map.zephyr_field
-
-),
-
-properties as (
-
-    select
-        test_case_id,
-        {{ properties_array('field_label', 'value_text', 'value_type', 'zephyr_field') }} as properties
-    from labelled_values
-    where nullif(field_label, '') is not null
-    group by test_case_id
-
-),
+{{ test_case_properties('property_cases') }},
 
 ----------  call-to-test order
 
@@ -410,7 +279,7 @@ final as (
     left join folders
         on test_cases.folder_id = folders.folder_id
     left join properties
-        on test_cases.test_case_id = properties.test_case_id
+        on test_cases.test_case_id = properties.object_id
     left join call_depths
         on test_cases.key = call_depths.origin_key
     left join cut_calls

@@ -63,6 +63,20 @@ field_map as (
 
 ),
 
+-- The older versions qTest gets (replayed before the current one): a log of an execution that ran against
+-- one goes on it (test_case_version_id; swagger, submitTestLog: without it the log goes on the latest
+-- approved version).
+older_versions as (
+
+    select
+        source_key,
+        parent_source_key,
+        version_number
+    from {{ ref('qtest_test_case_versions') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
 placed as not materialized (
 
     select
@@ -103,6 +117,9 @@ builtin_values as (
             -- Unmapped users are left out here (the note keeps the executor; unmapped lists both).
             ('executedById', executors.qtest_username, 'text'),
             ('assignedToId', assignees.qtest_username, 'text'),
+            -- A log's comment is its note; an execution not run yet has no log: its run holds it (as the
+            -- run's property, qtest_test_runs), since a qTest run has no note.
+            ('comment', case when test_executions.actual_end_date is null then test_executions.comment end, 'text'),
             -- qTest logs have neither: fields of the run (a log takes the run's fields) hold them.
             ('estimatedTime', test_executions.estimated_time_ms::text, 'number'),
             -- Zephyr gives the Jira version's id only (no name): the id, as a number.
@@ -202,6 +219,7 @@ logs as (
         placed.execution_id,
         placed.test_case_key as test_case_source_key,
         placed.test_case_version,
+        older_versions.source_key as test_case_version_source_key,
         log_orders.log_order,
         coalesce(status_map.qtest_name, nullif(placed.status, '')) as status,
         placed.status as zephyr_status,
@@ -240,6 +258,10 @@ logs as (
         on placed.execution_id = properties.execution_id
     left join test_cases
         on placed.test_case_key = test_cases.key
+    left join older_versions
+        on
+            placed.test_case_key = older_versions.parent_source_key
+            and placed.test_case_version = older_versions.version_number
 
 ),
 
@@ -252,6 +274,7 @@ final as (
         execution_id,
         test_case_source_key::varchar as test_case_source_key,
         test_case_version,
+        test_case_version_source_key::varchar as test_case_version_source_key,
         log_order::integer as log_order,
         status::varchar as status,
         zephyr_status::varchar as zephyr_status,
@@ -264,6 +287,7 @@ final as (
         skip_reason::text as skip_reason,
         {{ payload_hash([
             "parent_source_key",
+            "test_case_version_source_key",
             "status",
             "exe_start_date",
             "exe_end_date",

@@ -6,8 +6,8 @@
 -- Executions of a test case that is not in the project (deleted in Zephyr after it ran) get a row with a
 -- skip_reason: qTest has no run without a test case, so it is not created, nor are its logs.
 -- An execution that has not run yet gets no log (qTest makes one only of a result): its values (the
--- properties its log would have had, but its key and its people) go on the run; of several such
--- executions of one run, the latest one's.
+-- properties its log would have had, its assignee and comment included, but its key and its executor)
+-- go on the run; of several such executions of one run, the latest one's.
 
 with
 
@@ -48,7 +48,8 @@ unrun_logs as (
 
 ),
 
--- The properties of each run's latest unrun execution, without its key and its people.
+-- The properties of each run's latest unrun execution, without its key and its executor (a run is not
+-- executed by anyone; its assignee is the run's 'Assigned To').
 unrun_properties as (
 
     select distinct on (unrun_logs.parent_source_key)
@@ -56,7 +57,7 @@ unrun_properties as (
         (
             select coalesce(jsonb_agg(prop order by ordinality), '[]'::jsonb)
             from jsonb_array_elements(unrun_logs.properties) with ordinality as props (prop, ordinality)
-            where prop ->> 'zephyr_field' not in ('key', 'executedById', 'assignedToId')
+            where prop ->> 'zephyr_field' not in ('key', 'executedById')
         ) as properties
     from unrun_logs
     order by unrun_logs.parent_source_key, unrun_logs.log_order desc

@@ -13,6 +13,9 @@
 --     a position after a call into another project, whose steps are not known here, or a position the case
 --     no longer has): kept, readable, in the Zephyr details block of the log's note (placement 'note',
 --     with note_reason). Never dropped.
+-- The results of an execution that ran against an older version of its case are all in the note: its log
+-- goes on that version (qtest_test_logs), which qTest holds without steps (Zephyr's v2 API gives none of
+-- an older version), so no step log can name a step there.
 
 with recursive
 
@@ -49,6 +52,17 @@ status_map as (
 
     select * from {{ ref('status_map') }}
     where status_type = 'TEST_EXECUTION'
+
+),
+
+-- The older versions qTest gets, whose logs hold no step logs (see above).
+older_versions as (
+
+    select
+        parent_source_key,
+        version_number
+    from {{ ref('qtest_test_case_versions') }}
+    where project_key = '{{ zephyr_project_key() }}'
 
 ),
 
@@ -141,6 +155,7 @@ results as (
         test_execution_steps.*,
         test_executions.test_case_key,
         test_executions.key as execution_key,
+        test_executions.test_case_version,
         test_executions.actual_end_date,
         -- Zephyr numbers each data row's results from the list's start: the position within the row
         -- is the position in the flattened steps.
@@ -163,6 +178,10 @@ placed as (
         flat_positions.root_step_source_key,
         flat_positions.root_linked_case_key,
         case
+            when older_versions.version_number is not null
+                then 'it ran against version ' || results.test_case_version || ' of the case, which its log is'
+                    || ' on: qTest holds that version without steps (Zephyr''s API gives none of an older'
+                    || ' version)'
             when results.position_in_row >= case_layouts.first_unknown_position
                 then 'at or after a call whose steps are not known here (a case of another project, or a'
                     || ' loop of calls)'
@@ -185,6 +204,10 @@ placed as (
             results.test_case_key = flat_positions.root_case_key
             and results.position_in_row = flat_positions.flat_position
             and not flat_positions.is_unknown_call
+    left join older_versions
+        on
+            results.test_case_key = older_versions.parent_source_key
+            and results.test_case_version = older_versions.version_number
 
 ),
 

@@ -32,7 +32,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     mart_properties,
     source_key,
 )
-from zephyr_qtest.lib.qtest.kinds.manual_test_log import ManualTestLogs
+from zephyr_qtest.lib.qtest.kinds.manual_test_log import ManualTestLogs, older_version_id
 from zephyr_qtest.lib.qtest.kinds.vocabulary import (
     TEST_CASE,
     TEST_CYCLE,
@@ -293,6 +293,10 @@ class AutomatedTestLogs:
         """Automated executions of automation runs, when qTest can match their step logs by position."""
         run = self.automation_run(row)
         if run is None:
+            return False
+        if older_version_id(row, self.ctx.ids) is not None:
+            # It goes on the older version it ran against: a call of its own (the bulk endpoint takes
+            # test_case_version_id only for runs that exist, and makes its runs itself).
             return False
         case_step_keys = self.automation.step_keys_by_case.get(run["test_case_source_key"], [])
         return pairs_by_position(self.manual.step_results_by_log.get(source_key(row), []), case_step_keys)

@@ -10,8 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.lib.qtest.fields import FieldCatalog
 from zephyr_qtest.lib.qtest.id_map import Entry
-from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext, Row, load_level, source_key
+from zephyr_qtest.lib.qtest.kinds.base import (
+    Marts,
+    PublishContext,
+    Row,
+    encoded_properties,
+    load_level,
+    source_key,
+)
 from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE_VERSION
 
 # The id-map detail of an older version that names its qTest case.
@@ -69,6 +77,33 @@ def replayed_cases(rows: Sequence[Row], entries: Mapping[str, Entry]) -> dict[st
 def test_case_version_rows(marts: Marts) -> list[Row]:
     assert TEST_CASE_VERSION.mart is not None
     return marts.rows(TEST_CASE_VERSION.mart)
+
+
+def latest_older_versions(rows: Sequence[Row]) -> dict[str, Row]:
+    """Case key -> the row of its newest older version (the one its current version is written after)."""
+    latest: dict[str, Row] = {}
+    for row in sorted(rows, key=load_level):
+        latest[str(row["parent_source_key"])] = row
+    return latest
+
+
+def cleared(catalog: FieldCatalog, encoded: list[dict], before: Row | None) -> list[dict]:
+    """`encoded` (a version's properties, as qTest takes them) with an empty value for every field the
+    version written before it (`before`, a mart row) set and it does not: an update keeps the value of a
+    field it does not name (the sandbox does; nothing public says qTest clears it), so a value Zephyr
+    dropped in a later version must be cleared, or the later version would show the older value."""
+    if before is None:
+        return encoded
+    named = {int(item["field_id"]) for item in encoded}
+    dropped = {
+        int(item["field_id"])
+        for item in encoded_properties(catalog, before.get("properties"))
+        if int(item["field_id"]) not in named
+    }
+    return sorted(
+        [*encoded, *({"field_id": field_id, "field_value": ""} for field_id in dropped)],
+        key=lambda item: int(item["field_id"]),
+    )
 
 
 # ------------------------------------------------------------------ the current version, written last

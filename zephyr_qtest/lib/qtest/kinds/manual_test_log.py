@@ -32,7 +32,14 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     payload_hash_on,
     source_key,
 )
-from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE, TEST_LOG, TEST_RUN, TEST_STEP, TEST_STEP_LOG
+from zephyr_qtest.lib.qtest.kinds.vocabulary import (
+    TEST_CASE,
+    TEST_CASE_VERSION,
+    TEST_LOG,
+    TEST_RUN,
+    TEST_STEP,
+    TEST_STEP_LOG,
+)
 
 # The field the reconciliation reads a log's run from (qTest's log does not name it; it is read per run).
 RUN_OF_LOG = "_run_id"
@@ -140,6 +147,16 @@ def step_log_body(step: Row, ids: Ids, statuses: Mapping[str, int]) -> dict[str,
     return body
 
 
+def older_version_id(row: Row, ids: Ids) -> int | None:
+    """The qTest version a log goes on when its execution ran against an older version of the case (the
+    mart's ``test_case_version_source_key``) that qTest holds; None: the case's latest approved version
+    (the current one). Swagger, submitTestLog: "test_case_version_id: ID of the associated Test Case's
+    version. If it is omitted, the submitted Test Log will be associated with the Test Case's latest
+    approved version"."""
+    version_key = row.get("test_case_version_source_key")
+    return ids.get(TEST_CASE_VERSION.name, {}).get(str(version_key)) if version_key else None
+
+
 def manual_log_body(
     row: Row,
     step_results: Sequence[Row],
@@ -148,8 +165,10 @@ def manual_log_body(
     properties: list[dict],
 ) -> dict[str, Any]:
     """The create (and update) body of a test log: its step results (all of them: those with a step log as
-    step logs, the others in the note), `properties` already encoded for the project."""
-    return {
+    step logs, the others in the note), `properties` already encoded for the project; on the older version
+    its execution ran against, when qTest holds it (whose step results the mart put in the note: qTest holds
+    an older version without steps)."""
+    body: dict[str, Any] = {
         "status": execution_status(statuses, row.get("status"), f"execution {source_key(row)}"),
         "exe_start_date": iso(row["exe_start_date"]),
         "exe_end_date": iso(row["exe_end_date"]),
@@ -159,6 +178,9 @@ def manual_log_body(
             step_log_body(step, ids, statuses) for step in sent_step_results(step_results, ids)
         ],
     }
+    if (version_id := older_version_id(row, ids)) is not None:
+        body["test_case_version_id"] = version_id
+    return body
 
 
 def answered_step_logs(log: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -182,6 +204,8 @@ def expected_test_log(
     order, and the properties qTest has a field for."""
     return {
         "run": ids[TEST_RUN.name].get(row["parent_source_key"]),
+        # None: the latest approved version qTest chose (not compared).
+        "test case version": older_version_id(row, ids),
         "status": statuses.get(text(row.get("status")).lower()),
         "exe_start_date": instant(row.get("exe_start_date")),
         "exe_end_date": instant(row.get("exe_end_date")),
@@ -196,6 +220,9 @@ def expected_test_log(
 def held_test_log(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "run": found[RUN_OF_LOG],
+        "test case version": (
+            found.get("test_case_version_id") if expected["test case version"] is not None else None
+        ),
         "status": (found.get("status") or {}).get("id"),
         "exe_start_date": instant(found.get("exe_start_date")),
         "exe_end_date": instant(found.get("exe_end_date")),

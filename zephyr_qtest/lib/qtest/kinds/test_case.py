@@ -31,7 +31,15 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     payload_hash_on,
     source_key,
 )
-from zephyr_qtest.lib.qtest.kinds.case_history import Replayed, case_histories, find_current, write_current
+from zephyr_qtest.lib.qtest.kinds.case_history import (
+    Replayed,
+    case_histories,
+    cleared,
+    find_current,
+    latest_older_versions,
+    test_case_version_rows,
+    write_current,
+)
 from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE, TEST_CASE, TEST_STEP
 
 
@@ -132,13 +140,18 @@ def test_case_protocol(
     ctx: PublishContext,
     steps_by_case: Mapping[str, list[Row]],
     histories: Mapping[str, Replayed] | None = None,
+    older: Mapping[str, Row] | None = None,
 ) -> ObjectKind[Row]:
     """Create, update and look up test cases (a lost create is found by its Zephyr Key property). A case
-    with older versions (`histories`, ``test_case_version.py``) is written as an update after them."""
+    with older versions (`histories`, ``test_case_version.py``) is written as an update after them,
+    clearing what its newest older version (`older`: case key -> its row) set and it does not."""
     histories = histories or {}
+    older = older or {}
 
     def body(row: Row) -> dict[str, Any]:
         properties = ctx.encode(ctx.test_case_fields, TEST_CASE.api_segment, row.get("properties"))
+        if source_key(row) in histories:
+            properties = cleared(ctx.test_case_fields, properties, older.get(source_key(row)))
         return test_case_body(row, steps_by_case.get(source_key(row), []), ctx.ids, properties)
 
     async def finish(row: Row, case: Mapping[str, Any]) -> Created:
@@ -198,7 +211,12 @@ def steps_by_case(marts: Marts) -> dict[str, list[Row]]:
 
 
 async def publish_test_cases(ctx: PublishContext) -> PublishSummary:
-    protocol = test_case_protocol(ctx, steps_by_case(ctx.marts), await case_histories(ctx))
+    protocol = test_case_protocol(
+        ctx,
+        steps_by_case(ctx.marts),
+        await case_histories(ctx),
+        latest_older_versions(test_case_version_rows(ctx.marts)),
+    )
     return await ctx.run(protocol, test_case_rows(ctx.marts), also_reload=(TEST_STEP.name,))
 
 

@@ -5,9 +5,10 @@ version qTest's version list keeps (the swagger's getVersions: approved major ve
 unapproved one; an unapproved older version would be hidden by the next). The test-case kind then writes the
 current version last (``test_case.py``), so the case as qTest shows it is the current one.
 
-An older version carries its name, description, precondition and the Zephyr key, and no steps: Zephyr's
-v2 API gives no steps of an older version, and the current ones would pass for them (the proof names the
-steps of each older version as not carried).
+An older version carries its name, description, precondition and properties (by the current version's
+rules: the mart's ``test_case_properties`` macro), and no steps: Zephyr's v2 API gives no steps of an older
+version, and the current ones would pass for them (the proof names the steps of each older version as not
+carried). A field an earlier version set and a later one does not is cleared in the later one.
 
 Exactly once: a replayed version is recorded under its qTest version id (``test_case_version_id``),
 with the case's id in its detail. A version whose write may have happened (``pending``) is looked for in
@@ -38,6 +39,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
 from zephyr_qtest.lib.qtest.kinds.case_history import (
     CASE_ID,
     approved,
+    cleared,
     replayed_cases,
     test_case_version_rows,
     versions_after,
@@ -47,16 +49,26 @@ from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE, TEST_CASE, TEST_CASE
 
 
 def test_case_version_protocol(
-    ctx: PublishContext, case_rows: Mapping[str, Row], case_ids: dict[str, int]
+    ctx: PublishContext,
+    case_rows: Mapping[str, Row],
+    case_ids: dict[str, int],
+    version_rows: Mapping[str, Row] | None = None,
 ) -> ObjectKind[Row]:
     """Create (POST the first version, PUT each later one; approve), keep, and look up older versions.
-    `case_ids`: case key -> the qTest case its first version made (from the id map; filled as it goes)."""
+    `case_ids`: case key -> the qTest case its first version made (from the id map; filled as it goes).
+    `version_rows`: the older versions' rows by source key (a later version clears what an earlier one
+    set and it does not)."""
+    version_rows = version_rows or {}
     # Version source key -> its qTest version id (done rows).
     version_ids = ctx.ids[TEST_CASE_VERSION.name]
 
     def body(row: Row) -> dict[str, Any]:
         case = case_rows[str(row["parent_source_key"])]
-        properties = ctx.encode(ctx.test_case_fields, TEST_CASE.api_segment, row.get("properties"))
+        properties = cleared(
+            ctx.test_case_fields,
+            ctx.encode(ctx.test_case_fields, TEST_CASE.api_segment, row.get("properties")),
+            version_rows.get(previous(row)),
+        )
         # The module is the case's (qTest keeps one per case, not per version).
         placed = {**row, "parent_source_key": case.get("parent_source_key")}
         return test_case_body(placed, [], ctx.ids, properties)
@@ -142,7 +154,8 @@ async def publish_test_case_versions(ctx: PublishContext) -> PublishSummary:
         for key, replayed in replayed_cases(rows, entries).items()
         if replayed.case_id is not None
     }
-    return await ctx.run(test_case_version_protocol(ctx, cases, case_ids), rows)
+    by_key = {source_key(row): row for row in rows}
+    return await ctx.run(test_case_version_protocol(ctx, cases, case_ids, by_key), rows)
 
 
 async def read_back_test_case_versions(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
@@ -166,8 +179,8 @@ async def read_back_test_case_versions(rb: ReadBack, rows: list[Row]) -> dict[in
 KIND = Kind(
     object_type=TEST_CASE_VERSION,
     description="The older versions of the test cases, replayed oldest first as approved qTest versions of "
-    "the case (name, description, precondition, the Zephyr key; no steps: Zephyr's API gives none), before "
-    "the current version.",
+    "the case (name, description, precondition, properties by the current version's rules; no steps: "
+    "Zephyr's API gives none), before the current version.",
     marts=("qtest_test_case_versions",),
     upstream=(MODULE,),
     id_types=(MODULE, TEST_CASE, TEST_CASE_VERSION),

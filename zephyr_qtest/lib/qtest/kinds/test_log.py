@@ -23,6 +23,7 @@ from zephyr_qtest.lib.qtest.kinds.manual_test_log import (
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import (
     TEST_CASE,
+    TEST_CASE_VERSION,
     TEST_CYCLE,
     TEST_LOG,
     TEST_RUN,
@@ -70,8 +71,9 @@ KIND = Kind(
     "properties and step logs.",
     marts=("qtest_test_logs", "qtest_test_step_logs"),
     upstream=(TEST_RUN,),
-    # test cases and cycles: the bulk auto-test-logs endpoint names them (fingerprint, test_cycle).
-    id_types=(TEST_CASE, TEST_CYCLE, TEST_RUN, TEST_STEP, TEST_LOG),
+    # test cases and cycles: the bulk auto-test-logs endpoint names them (fingerprint, test_cycle); older
+    # versions: a log goes on the one its execution ran against.
+    id_types=(TEST_CASE, TEST_CASE_VERSION, TEST_CYCLE, TEST_RUN, TEST_STEP, TEST_LOG),
     needs_fields=True,
     publish=publish_test_logs,
     rows=test_log_rows,
