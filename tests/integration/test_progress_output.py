@@ -80,7 +80,10 @@ def test_piped_output_is_a_few_lines_a_stage(piped: Piped) -> None:
 
 def test_the_log_named_at_the_start_and_the_end_holds_the_debug_events(piped: Piped) -> None:
     named = [line for line in piped.lines if re.search(r"log.*: /\S+\.log$", line)]
-    assert len(named) == 2 and piped.lines.index(named[0]) < 5 and named[1] == piped.lines[-1], piped.lines
+    # At the start (before the first stage; the preflight's table comes before it) and as the last line.
+    first_stage = next(index for index, line in enumerate(piped.lines) if line.startswith("start "))
+    assert len(named) == 2 and piped.lines.index(named[0]) < first_stage, piped.lines
+    assert named[1] == piped.lines[-1], piped.lines
     log = log_path(piped.lines).read_text()
     assert " - DEBUG - " in log and "STEP_START" in log and "STEP_SUCCESS" in log
     # What the terminal leaves out is in the log: every step's events.

@@ -188,10 +188,12 @@ def expected_counts(database_url: str, project_key: str) -> dict[str, int]:
                 f"select count(*) from qtest_mapping.{table} where project_key = %s{skip}", (project_key,)
             ).fetchone()[0]
         # Automated logs go in bulk when the endpoint's pairing by position is right: their step logs are
-        # on the case's first steps, in order (not on called steps, nor a data row's repeated steps).
+        # on the case's first steps, in order (not on called steps, nor a data row's repeated steps), and
+        # they ran against the current version (a log of an older one is a call of its own, on that version).
         counts["automated_test_log"] = conn.execute(
             "select count(*) from qtest_mapping.qtest_test_logs as logs where project_key = %s "
-            "and skip_reason is null and automated and not exists (select 1 from (select "
+            "and skip_reason is null and automated and logs.test_case_version_source_key is null "
+            "and not exists (select 1 from (select "
             "steps.test_step_source_key, row_number() over (order by steps.step_order) as n "
             "from qtest_mapping.qtest_test_step_logs as steps where steps.parent_source_key = logs.source_key "
             "and steps.skip_reason is null and steps.test_step_source_key is not null) as placed "

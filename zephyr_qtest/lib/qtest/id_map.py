@@ -292,7 +292,7 @@ class IdMap:
         self,
         object_type: str,
         source_key: str,
-        qtest_id: int,
+        qtest_id: int | None,
         payload_hash: str | None,
         detail: Mapping[str, Any] | None = None,
     ) -> None:
