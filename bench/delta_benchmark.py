@@ -67,7 +67,7 @@ def main() -> int:
     parser.add_argument("--size", default="small", help="the sandbox's size preset (one project is used)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--share", type=float, default=0.01, help="share of each kind of object changed")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "delta.json")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "reports" / "delta.json")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="zq_bench_delta_"))
