@@ -50,6 +50,12 @@ SHARED_TENANT_MODULES = {
 SHARED_TENANT = "shared_tenant"
 
 
+def unit_rank(unit: str) -> int:
+    if unit == SHARED_TENANT:
+        return 0
+    return 1 if unit.startswith("tests/e2e/") else 2 if unit.startswith("tests/integration/") else 3
+
+
 def test_group(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
     return SHARED_TENANT if Path(module).stem in SHARED_TENANT_MODULES else module
@@ -77,8 +83,19 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from xdist.scheduler import LoadScopeScheduling
 
     class ModuleScheduling(LoadScopeScheduling):
+        ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             return test_group(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            # The longest units first, so that no worker starts one near the end: the shared tenant (built,
+            # then a dozen modules), then the end-to-end modules, the other integration modules, the rest.
+            if not self.ordered:
+                for unit in sorted(self.workqueue, key=unit_rank):
+                    self.workqueue.move_to_end(unit)
+                self.ordered = True
+            super()._assign_work_unit(node)
 
     return ModuleScheduling(config, log)
 

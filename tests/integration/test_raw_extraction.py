@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from tests.graph_helpers import materialize_partition
-from zephyr_qtest.defs.ingest.assets import raw_assets
+from zephyr_qtest.defs.ingest.assets import extraction_tags, raw_assets
 from zephyr_qtest.defs.resources import ZephyrResource
 from zephyr_qtest.lib.postgres import connect
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
@@ -50,11 +50,17 @@ def materialize(
     *,
     token: str | None = None,
     max_retries: int = 8,
+    full: bool = True,
     **kwargs: Any,
 ) -> dg.ExecuteInProcessResult:
+    """The raw assets for one project. `full`: read everything, as the first run does (the tests of these
+    modules are about what a read meets); a run after a complete one is otherwise a delta, which reads only
+    what changed (tests/integration/test_delta_extraction.py)."""
     zephyr = ZephyrResource(
         base_url=sandbox.base_url, api_token=token or sandbox.token, max_retries=max_retries
     )
+    if full:
+        kwargs["tags"] = {**kwargs.get("tags", {}), **extraction_tags(True)}
     return materialize_partition(raw_assets, project_key, database_url=database_url, zephyr=zephyr, **kwargs)
 
 
