@@ -161,9 +161,9 @@ def test_unreachable_hosts_and_database_are_named_after_one_attempt(
     try:
         configure(
             ZEPHYR_BASE_URL=f"http://127.0.0.1:{closed_port()}/v2",
-            ZEPHYR_API_TOKEN="token",
+            ZEPHYR_API_TOKEN="zq-unreachable-zephyr-token",
             QTEST_BASE_URL=f"http://127.0.0.1:{silent.port}",
-            QTEST_API_TOKEN="token",
+            QTEST_API_TOKEN="zq-unreachable-qtest-token",
             DATABASE_URL=f"postgresql://nobody@127.0.0.1:{closed_port()}/nothing",
         )
         assert main(["preflight", "--project", "SHOP"]) == 1
