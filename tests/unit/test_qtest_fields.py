@@ -123,6 +123,9 @@ def test_the_fields_needed_come_from_what_the_marts_set() -> None:
             ("test-cases", "Mixed", "customFields.Mixed", "number", None),
             ("test-cases", "Mixed", "customFields.Mixed", "string", None),
             ("test-cases", "Payload", "customFields.Payload", "object", None),
+            # custom_field_map declares it a single choice: its text values are the combo box's values.
+            ("test-cases", "Area", "customFields.Area", "choice", "Backend"),
+            ("test-cases", "Area", "customFields.Area", "choice", "Données"),
             ("test-runs", "Executed By", "executedById", "string", None),
             ("test-runs", "Environment", "environment", "string", "Staging"),
         ]
@@ -138,6 +141,9 @@ def test_the_fields_needed_come_from_what_the_marts_set() -> None:
         "test-cases", "Implemented", COMBO_BOX, ("false",)
     )
     assert by_key[("test-cases", "Notes")].data_type == TEXT_BOX
+    assert by_key[("test-cases", "Area")] == FieldNeed(
+        "test-cases", "Area", COMBO_BOX, ("Backend", "Données")
+    )
     assert by_key[("test-cases", "Mixed")].data_type == TEXT_BOX  # several JSON types keep their text
     assert by_key[("test-cases", "Payload")].data_type == TEXT_AREA
     assert by_key[("test-runs", "Executed By")].data_type == USER_LIST
@@ -156,8 +162,8 @@ def test_the_fields_needed_come_from_what_the_marts_set() -> None:
 
 
 def test_the_marts_are_read_in_one_pass_each(new_embedded_database: Callable[[str], str]) -> None:
-    """``property_uses`` against real PostgreSQL: arrays give their items, picklist text and booleans theirs,
-    other values only their type; another project's rows are not read."""
+    """``property_uses`` against real PostgreSQL: arrays give their items, picklist text (a declared single
+    choice's too) and booleans theirs, other values only their type; another project's rows are not read."""
     url = new_embedded_database("zq_fields")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("create schema qtest_mapping")
@@ -170,7 +176,10 @@ def test_the_marts_are_read_in_one_pass_each(new_embedded_database: Callable[[st
                      {"field_label": "Priority", "value": "Normal", "zephyr_field": "priority"},
                      {"field_label": "Flag", "value": true, "zephyr_field": "customFields.Flag"},
                      {"field_label": "Go-live", "value": "2024-03-05", "zephyr_field": "customFields.Go-live",
-                      "data_type": "date"}]'),
+                      "data_type": "date"},
+                     {"field_label": "Area", "value": "Backend", "zephyr_field": "customFields.Area",
+                      "data_type": "choice"},
+                     {"field_label": "Reference", "value": "R-1", "zephyr_field": "customFields.Reference"}]'),
                ('P', null),
                ('Q', '[{"field_label": "Other", "value": "x", "zephyr_field": "customFields.Other"}]')"""
         )
@@ -191,6 +200,9 @@ def test_the_marts_are_read_in_one_pass_each(new_embedded_database: Callable[[st
     assert by_key[("test-cases", "Flag")] == FieldNeed("test-cases", "Flag", COMBO_BOX, ("true",))
     assert by_key[("test-runs", "Executed By")].data_type == USER_LIST
     assert by_key[("test-cases", "Go-live")] == FieldNeed("test-cases", "Go-live", DATE)
+    # A declared single choice: its text is the combo box's value; other text stays a text box.
+    assert by_key[("test-cases", "Area")] == FieldNeed("test-cases", "Area", COMBO_BOX, ("Backend",))
+    assert by_key[("test-cases", "Reference")] == FieldNeed("test-cases", "Reference", TEXT_BOX)
     assert ("test-cases", "Other") not in by_key
 
 

@@ -171,17 +171,20 @@ class MartRows:
         """What one project's rows of ``qtest_mapping.<table>`` set in their ``properties``: distinct
         (field label, Zephyr field, JSON type of the value, item), where the item is each element of an
         array value, a boolean value, or a string value of the Zephyr fields `listed_fields` (picklists
-        such as priority), and None for any other value. One pass in the database, nothing per row here."""
+        such as priority) or of a field declared a single choice, and None for any other value. One pass
+        in the database, nothing per row here."""
         query = sql.SQL(
             "select prop ->> 'field_label', prop ->> 'zephyr_field', "
-            # A day is text marked "data_type": "date" (the properties_array macro).
+            # A day is text marked "data_type": "date", a declared single choice "choice" (the
+            # properties_array macro).
             "coalesce(prop ->> 'data_type', jsonb_typeof(prop -> 'value')), item.value "
             "from {table} as t "
             "cross join lateral jsonb_array_elements(coalesce(t.properties, '[]'::jsonb)) as p (prop) "
             "left join lateral (select element #>> '{{}}' as value from jsonb_array_elements(case "
             "when jsonb_typeof(prop -> 'value') = 'array' then prop -> 'value' "
             "when jsonb_typeof(prop -> 'value') = 'boolean' "
-            "or (jsonb_typeof(prop -> 'value') = 'string' and prop ->> 'zephyr_field' = any(%s)) "
+            "or (jsonb_typeof(prop -> 'value') = 'string' and (prop ->> 'zephyr_field' = any(%s) "
+            "or prop ->> 'data_type' = 'choice')) "
             "then jsonb_build_array(prop -> 'value') else '[]'::jsonb end) as element) as item on true "
             "where t.project_key = %s and nullif(prop ->> 'field_label', '') is not null "
             "group by 1, 2, 3, 4"

@@ -102,8 +102,9 @@ def _fates() -> tuple[FieldFate, ...]:
             C,
             "test case property of the same label",
             "custom_field_map may rename it; a field of the closest type (number, combo box true/false for "
-            "a checkbox, multiple selection with each value allowed for lists, text otherwise), created "
-            "with its values when missing",
+            "a checkbox, multiple selection with each value allowed for lists, combo box for a single "
+            "choice declared in custom_field_map's zephyr_type, text otherwise), created with its values "
+            "when missing",
         ),
         f(
             cases,

@@ -93,10 +93,13 @@ ZEPHYR_FIELD_TYPES: dict[str, int] = {
 PICKLIST_ZEPHYR_FIELDS: tuple[str, ...] = tuple(
     name for name, data_type in ZEPHYR_FIELD_TYPES.items() if data_type == COMBO_BOX
 )
-# By the JSON type of the values (a day: "date", the marts' mark on its text). A day is a date picker (qTest
-# answers it as a date-time at midnight, which the proof compares as the same instant).
+# By the JSON type of the values (a day: "date", a declared single choice: "choice", the marts' marks on
+# their text). A day is a date picker (qTest answers it as a date-time at midnight, which the proof compares
+# as the same instant).
 VALUE_TYPES: dict[str, int] = {
     "date": DATE,
+    # A custom field custom_field_map declares a single choice (Zephyr sends the option's name as text).
+    "choice": COMBO_BOX,
     "number": NUMBER,
     "boolean": COMBO_BOX,
     "array": MULTI_SELECT,

@@ -166,7 +166,7 @@ labelled_values as (
             else all_values.default_label
         end as field_label,
         all_values.value_text,
-        all_values.value_type
+        {{ declared_value_type('all_values.value_type', 'field_map.zephyr_type') }} as value_type
     from all_values
     left join field_map
         on all_values.zephyr_field = field_map.zephyr_field
