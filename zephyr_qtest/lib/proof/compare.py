@@ -1105,6 +1105,8 @@ class Proof:
                         run_id = self.rb.ids.get(TEST_RUN.name, {}).get(run_key)
                         links.execution(key, str(obj.key or obj.id), payload, run_key, run_id)
                         for result in own_results:
+                            if self._shown_by_run(f"{key}#{result.position}", result, statuses):
+                                continue
                             self.line(
                                 RESULT_WORDS,
                                 f"{key}#{result.position}",
@@ -1226,6 +1228,24 @@ class Proof:
             self.check_property(
                 EXECUTION_WORDS, key, path, label(path, name), props, _custom_value(value, seeds)
             )
+
+    def _shown_by_run(self, result_key: str, result: RawObject, statuses: Mapping[str, str]) -> bool:
+        """Whether a step result of an execution that has not run says no more than its qTest run shows:
+        a status that status_map makes qTest's default (the status of a run without a log, every step
+        unexecuted) and no actual result. Such a result is in qTest as that state (the caller found the run
+        and no log of the execution); any other is a line, since only a test log holds step results."""
+        assert self.rb is not None
+        inline = result.payload.get("inline") or {}
+        status = self.source.name("statuses", inline.get("status"))
+        default = self.rb.default_status
+        if not status or not default or reader_text(inline.get("actualResult")):
+            return False
+        if statuses.get(status, status).lower() != default.lower():
+            return False
+        self.ledger.count(RESULT_WORDS).in_qtest += 1
+        self.ledger.values_compared += 1
+        self.not_carried("test_execution_steps", RESULT_WORDS, result_key, result.payload)
+        return True
 
     def _unexecuted(self, key: str, payload: Payload, run_key: str, latest: bool) -> None:
         """The values of an execution without a result: qTest has no log to hold them, so its run holds

@@ -20,7 +20,14 @@ from zephyr_qtest.lib.qtest.comparison import Mismatch, Reconciliation, TypeResu
 from zephyr_qtest.lib.qtest.id_map import DDL_LOCK_KEY, site_of
 from zephyr_qtest.lib.qtest.kinds import KINDS, Kind
 from zephyr_qtest.lib.qtest.kinds.attachment import all_attachment_rows, not_uploaded
-from zephyr_qtest.lib.qtest.kinds.base import Marts, ReadBack, done_ids, execution_statuses, field_catalogs
+from zephyr_qtest.lib.qtest.kinds.base import (
+    Marts,
+    ReadBack,
+    default_status,
+    done_ids,
+    field_catalogs,
+    status_ids,
+)
 from zephyr_qtest.lib.qtest.kinds.vocabulary import OBJECT_TYPES, PROJECT
 
 if TYPE_CHECKING:
@@ -130,8 +137,10 @@ async def read_back_and_reconcile(
         return outcome, None
     pid = outcome.qtest_project_id
     case_fields, run_fields = await field_catalogs(client, pid)
-    statuses = await execution_statuses(client, pid)
-    read_back = ReadBack(client, pid, marts, ids, outcome, case_fields, run_fields, statuses)
+    listed = await client.execution_statuses(pid)
+    read_back = ReadBack(
+        client, pid, marts, ids, outcome, case_fields, run_fields, status_ids(listed), default_status(listed)
+    )
     for kind in KINDS:
         await reconcile_kind(kind, read_back)
     outcome.skipped_attachments = not_uploaded(all_attachment_rows(marts), "no qTest target")

@@ -133,10 +133,17 @@ async def field_catalogs(client: QtestClient, project_id: int) -> tuple[FieldCat
 
 async def execution_statuses(client: QtestClient, project_id: int) -> dict[str, int]:
     """The project's execution statuses: lower-cased name -> id."""
-    return {
-        str(status["name"]).lower(): int(status["id"])
-        for status in await client.execution_statuses(project_id)
-    }
+    return status_ids(await client.execution_statuses(project_id))
+
+
+def status_ids(resources: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Execution statuses as qTest lists them (``StatusResource``): lower-cased name -> id."""
+    return {str(status["name"]).lower(): int(status["id"]) for status in resources}
+
+
+def default_status(resources: Iterable[Mapping[str, Any]]) -> str | None:
+    """The name of the status qTest shows for a run that has no test log (``StatusResource.is_default``)."""
+    return next((str(status["name"]) for status in resources if status.get("is_default")), None)
 
 
 @dataclass
@@ -218,6 +225,8 @@ class ReadBack:
     test_case_fields: FieldCatalog
     test_run_fields: FieldCatalog
     statuses: dict[str, int]
+    # The status of a run without a test log (qTest's default execution status), when the site names one.
+    default_status: str | None = None
     # id-map type -> qTest id -> the object as read back
     found: dict[str, dict[int, Any]] = field(default_factory=dict)
 
