@@ -43,6 +43,7 @@ from zephyr_qtest.lib.qtest.field_setup import (
 )
 from zephyr_qtest.lib.qtest.id_map import NO_SITE, site_of
 from zephyr_qtest.lib.qtest.kinds.base import ZEPHYR_KEY_LABEL
+from zephyr_qtest.lib.qtest.loader import project_moved_remedy
 from zephyr_qtest.lib.zephyr.client import ZephyrClient
 from zephyr_qtest.settings import Settings
 
@@ -632,6 +633,7 @@ def _id_map_check(
                 OK,
                 f"{sites[site]} rows for {site}: a re-run sends only what is left or changed",
             )
+            _project_target_check(conn, settings, key, site, report)
         else:
             others = ", ".join(
                 f"{target or '(no site: an earlier version)'} ({count} rows)"
@@ -648,6 +650,27 @@ def _id_map_check(
                 ),
                 "intended after a rehearsal; if the same site was reached by another URL, set QTEST_BASE_URL as before",
             )
+
+
+def _project_target_check(
+    conn: psycopg.Connection, settings: Settings, key: str, site: str, report: PreflightReport
+) -> None:
+    """A project map naming another qTest project than the one this site's id map sends `key` to (the
+    run would stop at its first stage: ``loader.resolve_project``)."""
+    target = settings.mapping.project_map.get(key)
+    row = conn.execute(
+        "select qtest_id, detail ->> 'name' from migration.id_map where target_site = %s and project_key = %s "
+        "and object_type = 'project' and state = 'done' and qtest_id is not null",
+        (site, key),
+    ).fetchone()
+    if not target or row is None or target in (str(row[0]), row[1]):
+        return
+    report.add(
+        f"{key}: qTest project",
+        BLOCKER,
+        f"migrated to {row[1]!r} (id {row[0]}) on this site; ZEPHYR_QTEST_PROJECT_MAP now names {target!r}",
+        project_moved_remedy(key, row[1], target, site),
+    )
 
 
 def _user_check(

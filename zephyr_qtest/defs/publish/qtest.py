@@ -36,7 +36,7 @@ from zephyr_qtest.lib.qtest.kinds import (
     upstream_stages,
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import BY_NAME
-from zephyr_qtest.lib.qtest.loader import publish_stage
+from zephyr_qtest.lib.qtest.loader import ProjectTargetError, publish_stage
 from zephyr_qtest.lib.qtest.one_writer import ProjectBusy, WhenBusy, Writer
 from zephyr_qtest.settings import load_settings
 
@@ -109,8 +109,8 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
     ):
         """One stage published (its description is the registry's). Per-object failures never fail the
         asset: they are recorded in the id map and fail its check ``<stage>_all_published``, so the later
-        stages still run; only what stops the whole stage (ProjectBusy, FieldSetupError, an error out of
-        the loader) does."""
+        stages still run; only what stops the whole stage (ProjectBusy, ProjectTargetError,
+        FieldSetupError, an error out of the loader) does."""
         project_key = context.partition_key
         # The only run publishing this project to this site while the stage runs: another one is waited
         # for, or stopped at, as ZEPHYR_QTEST_WHEN_BUSY says.
@@ -128,8 +128,8 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
                     writer=writer,
                     queue_window_s=qtest.queue_window_s,
                 )
-            except ProjectBusy as busy:
-                raise dg.Failure(description=str(busy)) from None
+            except (ProjectBusy, ProjectTargetError) as stop:
+                raise dg.Failure(description=str(stop)) from None
             except FieldSetupError as error:
                 raise dg.Failure(
                     description=str(error),

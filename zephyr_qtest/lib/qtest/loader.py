@@ -6,7 +6,7 @@ site. A stage holds the project on its site for its run while it publishes (``on
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zephyr_qtest.lib.http import NotFoundError
 from zephyr_qtest.lib.qtest.client import QtestClient
@@ -23,11 +23,22 @@ if TYPE_CHECKING:
     from zephyr_qtest.lib.store import Store
 
 
+class ProjectTargetError(ValueError):
+    """The qTest project a Zephyr project should go to cannot be the one it goes to (stops its stage)."""
+
+
 async def resolve_project(client: QtestClient, id_map: IdMap, project_key: str, target: str | None) -> int:
     """The qTest project a Zephyr project goes to: `target` (a name or an id) from the project map, else
     the project named after the Zephyr key, created when missing (once: the id map remembers it)."""
     known = (await id_map.load(PROJECT.name)).get(project_key)
     if known is not None and known.state == "done" and known.qtest_id:
+        earlier = known.detail.get("name")
+        if target and target not in (str(known.qtest_id), earlier):
+            # Everything the id map holds for this site is in that project: following the new map would
+            # create the whole project again beside it, or update objects it cannot reach.
+            raise ProjectTargetError(
+                project_moved(project_key, earlier, known.qtest_id, target, id_map.target_site)
+            )
         return known.qtest_id
     wanted = target or project_key
     for project in await client.list_projects():
@@ -37,11 +48,31 @@ async def resolve_project(client: QtestClient, id_map: IdMap, project_key: str, 
             )
             return int(project["id"])
     if target and target.isdigit():
-        raise ValueError(f"qTest project {target} (from the project map for {project_key}) does not exist")
+        raise ProjectTargetError(
+            f"qTest project {target} (from the project map for {project_key}) does not exist: fix "
+            "ZEPHYR_QTEST_PROJECT_MAP"
+        )
     await id_map.pending(PROJECT.name, project_key, "")
     project = await client.create_project(wanted, f"Migrated from Zephyr Scale project {project_key}")
     await id_map.done(PROJECT.name, project_key, int(project["id"]), None, {"name": wanted, "created": True})
     return int(project["id"])
+
+
+def project_moved(project_key: str, earlier: Any, qtest_id: int, target: str, site: str) -> str:
+    """Why a Zephyr project already migrated to one qTest project is not sent to another, and what to do."""
+    return (
+        f"{project_key} was migrated to qTest project {earlier!r} (id {qtest_id}) on {site}, but "
+        f"ZEPHYR_QTEST_PROJECT_MAP now names {target!r} for it: the id map keeps one qTest project per Zephyr "
+        f"project and site. {project_moved_remedy(project_key, earlier, target, site)}"
+    )
+
+
+def project_moved_remedy(project_key: str, earlier: Any, target: str, site: str) -> str:
+    return (
+        f"Set ZEPHYR_QTEST_PROJECT_MAP back to keep migrating into {earlier!r}; or, to start over in "
+        f"{target!r}, undo the first with `zephyr-qtest rollback --project {project_key} --site {site}` (it "
+        "clears the id map), then run again"
+    )
 
 
 async def adopt_rows_without_site(client: QtestClient, id_map: IdMap, writer: Writer) -> None:
