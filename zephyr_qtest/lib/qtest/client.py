@@ -48,12 +48,16 @@ QUEUE_DONE_STATES = frozenset({"SUCCESS", "FAILED"})
 class QtestOAuth(AuthProvider):
     """User name and password exchanged for a bearer token at ``/oauth/token``; again on a 401."""
 
-    def __init__(self, site_url: str, username: str, password: str, *, transport: Any = None) -> None:
+    def __init__(
+        self, site_url: str, username: str, password: str, *, transport: Any = None, timeout: Any = 30.0
+    ) -> None:
         register_secret(password)
         self._site_url = site_url.rstrip("/")
         self._username = username
         self._password = password
         self._transport = transport
+        # The client's own timeout: a preflight's short connect timeout holds for the login too.
+        self._timeout = timeout
         self._value: str | None = None
         self._lock = asyncio.Lock()
 
@@ -73,7 +77,7 @@ class QtestOAuth(AuthProvider):
                 return
             site_name = (urlsplit(self._site_url).hostname or "").split(".")[0]
             basic = base64.b64encode(f"{site_name}:".encode()).decode()
-            async with httpx.AsyncClient(timeout=30.0, transport=self._transport) as http:
+            async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as http:
                 response = await http.post(
                     f"{self._site_url}/oauth/token",
                     data={"grant_type": "password", "username": self._username, "password": self._password},
@@ -119,7 +123,7 @@ class QtestClient(ApiClient):
         username: str | None = None,
         password: str | None = None,
         max_in_flight: int = 16,
-        timeout: float = 60.0,
+        timeout: float | httpx.Timeout = 60.0,
         max_retries: int = 8,
         page_size: int = 100,
         **options: Any,
@@ -129,7 +133,9 @@ class QtestClient(ApiClient):
             auth: AuthProvider = BearerToken(api_token, "bearer")
             credential = api_token
         elif username and password:
-            auth = QtestOAuth(site_url, username, password, transport=options.get("transport"))
+            auth = QtestOAuth(
+                site_url, username, password, transport=options.get("transport"), timeout=timeout
+            )
             credential = f"{username}:{password}"
         else:
             raise ValueError("qTest needs an API token, or a user name and password")
