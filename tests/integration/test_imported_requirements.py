@@ -180,6 +180,7 @@ def test_the_reconciliation_finds_every_requirement_and_link(migrated: dict[str,
 
 
 def test_a_rollback_keeps_the_imported_requirements(migrated: dict[str, Any]) -> None:
+    """Last in the module on purpose: it empties the project the tests above read."""
     qtest: QTestSandboxHandle = migrated["qtest"]
     with Store(migrated["database_url"]) as store:
         plan = plan_rollback(store, PROJECT, qtest.base_url)
