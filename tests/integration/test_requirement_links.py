@@ -1,6 +1,8 @@
 """The requirement kind against the real qTest sandbox and a real id map: a requirement or a link whose
 answer was lost is found again (never made twice), a run killed between its pending row and the answer
-(kill -9) is completed by the next run without a duplicate, and a re-run sends nothing."""
+(kill -9) is completed by the next run without a duplicate, and a re-run sends nothing. Requirements the
+site's Jira integration imported are adopted and linked, never duplicated, never changed, and a rollback
+leaves them."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from zephyr_qtest.lib.qtest.exactly_once import PublishSummary
 from zephyr_qtest.lib.qtest.id_map import IdMap
 from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext, Row
 from zephyr_qtest.lib.qtest.kinds.requirement import publish_requirements, read_links
+from zephyr_qtest.lib.qtest.kinds.vocabulary import PROJECT as PROJECT_TYPE
 from zephyr_qtest.lib.qtest.kinds.vocabulary import REQUIREMENT, REQUIREMENT_LINK, TEST_CASE, TEST_RUN
+from zephyr_qtest.lib.qtest.rollback import plan_rollback, roll_back
 from zephyr_qtest.lib.store import Store
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
 
@@ -41,6 +45,7 @@ class Rows:
 def requirement(issue: int) -> Row:
     return {
         "source_key": f"jira-issue:{issue}",
+        "issue_id": issue,
         "name": f"Jira issue {issue}",
         "description": f"<p><b>Zephyr details</b><br>Linked from: {PROJECT}-T1 (COVERAGE)</p>",
         "load_order": 0,
@@ -77,9 +82,18 @@ def qtest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QTestSandboxHand
 
 @pytest.fixture(scope="module")
 def target(qtest: QTestSandboxHandle) -> dict[str, int]:
-    """The project with one test case and one run of it, made directly through the API."""
+    return make_target(qtest, PROJECT)
+
+
+def make_target(qtest: QTestSandboxHandle, name: str) -> dict[str, int]:
+    """The project with one test case and one run of it, made directly through the API (the project too,
+    when the sandbox did not start with it)."""
     with httpx.Client(base_url=qtest.api_url, headers=qtest.headers, timeout=10) as api:
-        project_id = next(p["id"] for p in api.get("/projects").json() if p["name"] == PROJECT)
+        project_id = next((p["id"] for p in api.get("/projects").json() if p["name"] == name), None)
+        if project_id is None:
+            made = api.post("/projects", json={"name": name})
+            made.raise_for_status()
+            project_id = made.json()["id"]
         case = api.post(f"/projects/{project_id}/test-cases", json={"name": "Login", "properties": []})
         case.raise_for_status()
         cycle = api.post(f"/projects/{project_id}/test-cycles", params={"parentId": 0, "parentType": "root"},
@@ -99,11 +113,17 @@ def database_url(new_embedded_database: Callable[[str], str]) -> str:
     return new_embedded_database("zq_requirements")
 
 
-async def publish(database_url: str, qtest: QTestSandboxHandle, target: dict[str, int]) -> PublishSummary:
-    id_map = await IdMap.open(Store(database_url), PROJECT, qtest.base_url)
+async def publish(
+    database_url: str,
+    qtest: QTestSandboxHandle,
+    target: dict[str, int],
+    project: str = PROJECT,
+    tables: dict[str, list[Row]] = TABLES,
+) -> PublishSummary:
+    id_map = await IdMap.open(Store(database_url), project, qtest.base_url)
     try:
         async with QtestClient(qtest.base_url, qtest.token) as client:
-            ctx = PublishContext(client, target["project"], id_map, Marts(Rows(TABLES), PROJECT))
+            ctx = PublishContext(client, target["project"], id_map, Marts(Rows(tables), project))
             ctx.ids[TEST_CASE.name][f"{PROJECT}-T1"] = target["case"]
             ctx.ids[TEST_RUN.name][f"C1|{PROJECT}-T1"] = target["run"]
             await ctx.load_ids(REQUIREMENT.name, REQUIREMENT_LINK.name)
@@ -117,7 +137,7 @@ def held(qtest: QTestSandboxHandle, target: dict[str, int]) -> tuple[list[str], 
 
     async def read() -> tuple[list[str], dict[str, set]]:
         async with QtestClient(qtest.base_url, qtest.token) as client:
-            requirements = await client.list_requirements(target["project"])
+            requirements = await client.list_requirements(target["project"], external_properties=True)
             links = await read_links(client, target["project"], [r["id"] for r in requirements])
         return sorted(r["name"] for r in requirements), {r["name"]: links[r["id"]] for r in requirements}
 
@@ -160,3 +180,88 @@ def test_lost_answers_and_a_killed_run_make_nothing_twice(
     again = asyncio.run(publish(database_url, qtest, target))
     assert (again.created, again.adopted, again.updated, again.skipped) == (0, 0, 0, 5)
     assert held(qtest, target) == (names, links)
+
+
+IMPORTED_PROJECT = "REQIMP"
+# Issues 11 and 12 were imported by the site's Jira integration (12's external id is its key: its link
+# names the id); issue 13 was not.
+IMPORTED_ISSUES = [
+    {"issue_id": 11, "key": "SHOP-1", "summary": "Checkout"},
+    {"issue_id": 12, "key": "SHOP-2", "summary": "Refunds", "id": "SHOP-2"},
+]
+IMPORTED_TABLES = {
+    "qtest_requirements": [requirement(11), requirement(12), requirement(13)],
+    "qtest_requirement_links": [
+        link(11, "test-cases", f"{PROJECT}-T1"),
+        link(11, "test-runs", f"C1|{PROJECT}-T1"),
+        link(12, "test-cases", f"{PROJECT}-T1"),
+        link(13, "test-cases", f"{PROJECT}-T1"),
+    ],
+}
+
+
+def test_requirements_jira_imported_are_linked_not_duplicated_and_kept_by_a_rollback(
+    database_url: str, qtest: QTestSandboxHandle
+) -> None:
+    target = make_target(qtest, IMPORTED_PROJECT)
+    imported = {r["name"]: r for r in qtest.import_jira_issues(target["project"], IMPORTED_ISSUES)}
+    assert set(imported) == {"SHOP-1 Checkout", "SHOP-2 Refunds"}
+    case, run = ("test-cases", target["case"]), ("test-runs", target["run"])
+
+    # A run killed after the pending row of issue 11 (kill -9): the next one adopts the import all the same.
+    async def killed() -> None:
+        id_map = await IdMap.open(Store(database_url), IMPORTED_PROJECT, qtest.base_url)
+        try:
+            await id_map.pending(REQUIREMENT.name, "jira-issue:11", "h11")
+        finally:
+            await id_map.close()
+
+    asyncio.run(killed())
+    # The answer of the first link is lost: it is found again, not made twice.
+    qtest.set_faults(lose_next=1, lost_answer_match="/link")
+    try:
+        summary = asyncio.run(publish(database_url, qtest, target, IMPORTED_PROJECT, IMPORTED_TABLES))
+    finally:
+        qtest.set_faults(lose_next=0, lost_answer_match="")
+    assert summary.failures == []
+    # Requirements: 11 and 12 adopted, 13 created; links: one found again, three made.
+    assert (summary.created, summary.adopted) == (1 + 3, 2 + 1), summary
+    names, links = held(qtest, target)
+    assert names == ["Jira issue 13", "SHOP-1 Checkout", "SHOP-2 Refunds"]
+    assert links == {"SHOP-1 Checkout": {case, run}, "SHOP-2 Refunds": {case}, "Jira issue 13": {case}}
+
+    # A changed description is not written into the integration's requirement (nor anything else).
+    changed = {**IMPORTED_TABLES, "qtest_requirements": [{**row, "payload_hash": f"{row['payload_hash']}'"}
+                                                          for row in IMPORTED_TABLES["qtest_requirements"]]}  # fmt: skip
+    again = asyncio.run(publish(database_url, qtest, target, IMPORTED_PROJECT, changed))
+    assert (again.created, again.adopted, again.updated, again.skipped) == (0, 0, 3, 4)
+    assert held(qtest, target) == (names, links)
+    with httpx.Client(base_url=qtest.api_url, headers=qtest.headers, timeout=10) as api:
+        for name, before in imported.items():
+            after = api.get(f"/projects/{target['project']}/requirements/{before['id']}",
+                            params={"includeExternalProperties": "true"}).json()  # fmt: skip
+            assert (after["name"], after["properties"], after["external_properties"]) == (
+                name, before["properties"], before["external_properties"])  # fmt: skip
+
+    # A rollback deletes the requirement the migration made and keeps the imported ones.
+    async def record_project() -> None:
+        id_map = await IdMap.open(Store(database_url), IMPORTED_PROJECT, qtest.base_url)
+        try:
+            await id_map.done(PROJECT_TYPE.name, IMPORTED_PROJECT, target["project"], None, {})
+        finally:
+            await id_map.close()
+
+    asyncio.run(record_project())
+    with Store(database_url) as store:
+        plan = plan_rollback(store, IMPORTED_PROJECT, qtest.base_url)
+        assert [row.source_key for row in plan.delete[REQUIREMENT.name]] == ["jira-issue:13"]
+        assert plan.kept_imported == 2
+        assert "2 requirements the site's Jira integration imported stay" in plan.confirmation()
+
+        async def rollback() -> None:
+            async with QtestClient(qtest.base_url, qtest.token) as client:
+                result = await roll_back(store, client, plan)
+            assert result.ok and result.deleted[REQUIREMENT.name] == 1
+
+        asyncio.run(rollback())
+    assert held(qtest, target)[0] == ["SHOP-1 Checkout", "SHOP-2 Refunds"]

@@ -1,6 +1,7 @@
 """The proof of links, on payloads and qTest objects written here: an issue link arrived when a requirement
-named after the issue is linked to the case (or the execution's run) and its description names the link
-with its type; a web link when the case's 'Web Links' property holds its line."""
+named after the issue (or one the site's Jira integration imported for it) is linked to the case (or the
+execution's run) and its description names the link with its type; a web link when the case's 'Web Links'
+property holds its line."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.unit import test_proof_compare
 from tests.unit.test_proof_compare import case_payload, lines_of, prove_offline, qtest_case, raw
 from zephyr_qtest.lib.proof.ledger import Reason
 from zephyr_qtest.lib.proof.source import Recorded, Seeds
-from zephyr_qtest.lib.qtest.kinds.requirement import DESCRIPTION, LINKS
+from zephyr_qtest.lib.qtest.kinds.requirement import DESCRIPTION, LINKS, imported_by_issue, imported_issues
 
 WEB_LINKS_FIELD = {"id": 6, "label": "Web Links", "data_type": 2}
 JIRA_ISSUES_FIELD = {"id": 7, "label": "Jira Issues", "data_type": 2}
@@ -71,6 +72,71 @@ def test_each_issue_link_of_a_case_is_its_requirement_linked_with_its_type(
     assert "not linked to the test case" in lines[("links.issues", "3 (COVERAGE)")].detail
     assert lines[("links.issues", "4 (COVERAGE)")].reason is Reason.REFUSED
     assert "holds no requirement 'Jira issue 4'" in lines[("links.issues", "4 (COVERAGE)")].detail
+
+
+def imported(requirement_id: int, name: str, links: set, **external: str) -> dict[str, Any]:
+    """A requirement the site's Jira integration made, read with its external properties."""
+    return {"id": requirement_id, "name": name, DESCRIPTION: "<p>From Jira</p>", LINKS: links,
+            "external_properties": external}  # fmt: skip
+
+
+def test_a_link_to_the_requirement_jira_imported_for_the_issue_arrived(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        test_proof_compare, "CASE_FIELDS", [*test_proof_compare.CASE_FIELDS, JIRA_ISSUES_FIELD]
+    )
+    case = ("test-cases", 900)
+    issues = [issue(1), issue(2, "BLOCKS"), issue(3), issue(4)]
+    urls = ", ".join(link["target"] for link in issues)
+    ledger = prove_offline(
+        {"test_cases": [raw("P-T1", case_payload(links={"issues": issues}), id_=100)]},
+        {
+            "test_case": {900: qtest_case({7: urls})},
+            "requirement": {
+                # Its external id is the issue id.
+                81: imported(81, "P-11 Checkout", {case}, id="1", link="https://jira.invalid/browse/P-11"),
+                # Its external link names the issue id (the id is the key): BLOCKS is written nowhere.
+                82: imported(
+                    82, "P-12 Refunds", {case}, id="P-12", link="https://jira.invalid/rest/api/2/issue/2"
+                ),
+                # Imported for issue 3, but not linked to the case.
+                83: imported(83, "P-13 Coupons", set(), id="3"),
+                # Another issue's: it holds no link of issue 4.
+                84: imported(84, "P-14 Other", {case}, id="40"),
+            },
+        },
+        {"test_case": {"P-T1": 900}},
+        seeds=Seeds(labels={("TestCase", "issueLinks"): "Jira Issues"}),
+    )
+    lines = {(line.field, line.value): line for line in ledger.lines if line.field.startswith("links.issues")}
+    assert set(lines) == {("links.issues.type", "2 (BLOCKS)"), ("links.issues", "3 (COVERAGE)"),
+                          ("links.issues", "4 (COVERAGE)")}  # fmt: skip
+    assert lines[("links.issues.type", "2 (BLOCKS)")].reason is Reason.NOT_CARRIED
+    assert (
+        "Jira integration imported for issue 3 but it is not linked"
+        in lines[("links.issues", "3 (COVERAGE)")].detail
+    )
+    assert "holds no requirement 'Jira issue 4'" in lines[("links.issues", "4 (COVERAGE)")].detail
+
+
+def test_an_imported_requirement_stands_for_the_issue_its_external_id_or_link_names() -> None:
+    assert imported_issues({"external_properties": {"id": "10100", "link": "x"}}) == {"10100"}
+    assert imported_issues(
+        {"external_properties": {"id": "SHOP-1", "link": "https://j/rest/api/2/issue/7"}}
+    ) == {"7"}
+    assert (
+        imported_issues({"external_properties": {"id": "SHOP-1", "link": "https://j/browse/SHOP-1"}}) == set()
+    )
+    assert imported_issues({"external_properties": None}) == imported_issues({}) == set()
+    assert imported_issues({"external_properties": [{"id": "5"}, {"link": "https://j/issue/6?x=1"}]}) == {
+        "5",
+        "6",
+    }
+    # Imported twice: the oldest.
+    found = imported_by_issue([{"id": 9, "external_properties": {"id": "1"}},
+                               {"id": 3, "external_properties": {"id": "1"}}])  # fmt: skip
+    assert found["1"]["id"] == 3
 
 
 def test_an_executions_issue_links_are_on_the_run_its_log_is_on() -> None:

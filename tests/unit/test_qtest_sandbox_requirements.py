@@ -132,3 +132,47 @@ def test_link_types_outside_the_swagger_enums_are_refused(
         f"/projects/{project_id}/{object_type}/1/link", params={"type": linked_type}, json=[1]
     )
     assert response.status_code == 400 and message in response.json()["message"]
+
+
+def test_jira_imported_requirements_show_external_properties_only_when_asked(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The admin import makes requirements as a site's Jira integration would; getRequirements and
+    getRequirement return their ExternalPropertyResource only with includeExternalProperties=true."""
+    state = tmp_path_factory.mktemp("qtest_jira_import")
+    with (
+        start_qtest_in_thread(state, seed=3, projects=["Imported"]) as handle,
+        httpx.Client(base_url=handle.api_url, headers=handle.headers, timeout=10) as api,
+    ):
+        pid = next(p["id"] for p in api.get("/projects").json() if p["name"] == "Imported")
+        [made, by_key] = handle.import_jira_issues(
+            pid,
+            [{"issue_id": 10100, "key": "SHOP-12", "summary": "Checkout"},
+             {"issue_id": 10101, "id": "SHOP-13", "jira_url": "https://acme.atlassian.net"}],
+        )  # fmt: skip
+        assert made["name"] == "SHOP-12 Checkout" and by_key["name"] == "10101"
+        assert made["external_properties"] == {
+            "id": "10100",
+            "link": "https://jira.example.invalid/rest/api/2/issue/10100",
+            "unique_id": "SHOP-12",
+        }
+        assert by_key["external_properties"]["id"] == "SHOP-13"
+        assert by_key["external_properties"]["link"] == "https://acme.atlassian.net/rest/api/2/issue/10101"
+        create_requirement(api, pid, "Jira issue 7")
+
+        plain = api.get(f"/projects/{pid}/requirements")
+        assert all("external_properties" not in r for r in plain.json())
+        asked = api.get(f"/projects/{pid}/requirements", params={"includeExternalProperties": "true"})
+        assert_status(asked, 200, "GET", REQUIREMENTS)
+        assert_valid_items(asked.json(), "RequirementResource")
+        assert [r.get("external_properties", {}).get("id") for r in asked.json()] == [
+            "10100",
+            "SHOP-13",
+            None,
+        ]
+        one = api.get(
+            f"/projects/{pid}/requirements/{made['id']}", params={"includeExternalProperties": "true"}
+        )
+        assert_valid(one.json(), "RequirementResource")
+        assert one.json() == made
+        assert "external_properties" not in api.get(f"/projects/{pid}/requirements/{made['id']}").json()

@@ -110,8 +110,10 @@ def _fates() -> tuple[FieldFate, ...]:
             cases,
             "links.issues",
             C,
-            "requirement 'Jira issue <issueId>' linked to the test case (also the property 'Jira Issues')",
-            f"one requirement per issue; the link type in its description, {LINKED_FROM}",
+            "requirement 'Jira issue <issueId>' (or the one the site's Jira integration imported) linked to "
+            "the test case (also the property 'Jira Issues')",
+            f"one requirement per issue; the link type in its description, {LINKED_FROM} (an imported "
+            "requirement keeps its own: COVERAGE is the link itself, other types are not carried)",
         ),
         f(
             cases,
@@ -372,9 +374,11 @@ def _fates() -> tuple[FieldFate, ...]:
             executions,
             "links.issues",
             C,
-            "requirement 'Jira issue <issueId>' linked to the execution's test run",
+            "requirement 'Jira issue <issueId>' (or the one the site's Jira integration imported) linked to "
+            "the execution's test run",
             f"one requirement per issue, linked to the run of (cycle, case); the link type in its description, "
-            f"{LINKED_FROM}",
+            f"{LINKED_FROM} (an imported requirement keeps its own: COVERAGE is the link itself, other types "
+            "are not carried)",
         ),
         f(executions, "links.self", S, "", SELF),
         f(executions, "project", S, "", "the project, which the whole run is about"),

@@ -3,7 +3,12 @@ holds linked to the case or the execution's run (read back through linked-artifa
 against the requirement's description, and web links against the case's 'Web Links' property.
 
 The requirements are read back by the reconciliation (``kinds/requirement.py``: each with its
-'Description' value and its links); this compares the raw Zephyr links with them, never with the marts.
+'Description' value, its links and its external properties); this compares the raw Zephyr links with them,
+never with the marts. A link is held by a requirement named after the issue, or by one the site's Jira
+integration imported whose external properties name the payload's ``issueId`` (``imported_issues``: the
+swagger's field names, unverified on a real site). The integration's requirement keeps its own
+description, so a link type is not written anywhere there: COVERAGE is what qTest's link itself says (the
+test covers the requirement), BLOCKS and RELATED are lines (not carried).
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from zephyr_qtest.lib.details_block import details_of
+from zephyr_qtest.lib.proof.fates import ACCEPT
 from zephyr_qtest.lib.proof.ledger import Reason
 from zephyr_qtest.lib.proof.source import Payload
-from zephyr_qtest.lib.qtest.kinds.requirement import DESCRIPTION, LINKS
+from zephyr_qtest.lib.qtest.kinds.requirement import DESCRIPTION, LINKS, imported_issues
 from zephyr_qtest.lib.qtest.kinds.vocabulary import REQUIREMENT, REQUIREMENT_LINK, TEST_CASE, TEST_RUN
 
 if TYPE_CHECKING:
@@ -24,6 +30,8 @@ if TYPE_CHECKING:
 # The details-block label naming each Zephyr object linking to the issue (qtest_requirements).
 LINKED_FROM = "Linked from"
 WEB_LINKS_FIELD = "webLinks"
+# The link type a link to an imported requirement carries by itself (qTest's requirement link: covered by).
+COVERAGE = "COVERAGE"
 
 
 def requirement_name(issue_id: Any) -> str:
@@ -64,6 +72,7 @@ class LinkProof:
         self.rb = proof.rb
         found = self.rb.found.get(REQUIREMENT.name, {})
         self.names = {str(requirement.get("name")) for requirement in found.values()}
+        self.imported = {issue for requirement in found.values() for issue in imported_issues(requirement)}
         # (linkArtifacts type, qTest id) -> the requirements linked to it
         self.linked: dict[tuple[str, int], list[Mapping[str, Any]]] = defaultdict(list)
         for requirement in found.values():
@@ -105,16 +114,35 @@ class LinkProof:
         name = requirement_name(issue)
         shown = linked_from(str(issue), link.get("type"))
         self.proof.ledger.values_compared += 1
-        held = [r for r in self.linked.get((owner_type, owner_id), []) if r.get("name") == name]
+        linked = self.linked.get((owner_type, owner_id), [])
+        held = [r for r in linked if r.get("name") == name]
+        imported = [r for r in linked if str(issue) in imported_issues(r)]
+        if imported and not held:
+            if link.get("type") not in (None, COVERAGE):
+                self.proof.line(
+                    words,
+                    key,
+                    "links.issues.type",
+                    shown,
+                    Reason.NOT_CARRIED,
+                    ACCEPT,
+                    f"linked to '{imported[0].get('name')}', which the site's Jira integration imported: its "
+                    "description is the integration's, so the link type is not written there",
+                )
+            return
         if not held:
             link_key = f"jira-issue:{issue}|{owner_type}:{owner_key}"
             recorded = self.proof.source.recorded.get((REQUIREMENT_LINK.name, link_key))
             error = recorded.error if recorded is not None else None
-            detail = (
-                f"qTest holds the requirement '{name}' but it is not linked to the {owner_words}"
-                if name in self.names
-                else f"qTest holds no requirement '{name}'"
-            )
+            if name in self.names:
+                detail = f"qTest holds the requirement '{name}' but it is not linked to the {owner_words}"
+            elif str(issue) in self.imported:
+                detail = (
+                    f"qTest holds the requirement its Jira integration imported for issue {issue} but it is not "
+                    f"linked to the {owner_words}"
+                )
+            else:
+                detail = f"qTest holds no requirement '{name}'"
             self.proof.line(
                 words,
                 key,

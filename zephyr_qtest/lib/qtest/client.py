@@ -473,10 +473,16 @@ class QtestClient(ApiClient):
             validate=_object,
         )  # fmt: skip
 
-    async def list_requirements(self, project_id: int) -> list[dict]:
-        """Every requirement of the project (swagger getRequirements: a bare array, ``page`` and ``size``)."""
+    async def list_requirements(self, project_id: int, *, external_properties: bool = False) -> list[dict]:
+        """Every requirement of the project (swagger getRequirements: a bare array, ``page`` and ``size``);
+        `external_properties`: with the ``external_properties`` of those a Jira integration imported, which
+        qTest returns only when asked (``includeExternalProperties=true``)."""
+        params = {"includeExternalProperties": "true"} if external_properties else None
         return [
-            item async for item in self._iter_pages(f"projects/{project_id}/requirements", size_param="size")
+            item
+            async for item in self._iter_pages(
+                f"projects/{project_id}/requirements", params, size_param="size"
+            )
         ]
 
     async def link_artifacts(

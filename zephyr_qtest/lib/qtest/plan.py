@@ -470,8 +470,10 @@ class PlanningClient(QtestClient):
         self._write("PUT", "requirements")
         return {"id": requirement_id, **body}
 
-    async def list_requirements(self, project_id: int) -> list[dict]:
-        return [] if self.made_up(project_id) else await super().list_requirements(project_id)
+    async def list_requirements(self, project_id: int, *, external_properties: bool = False) -> list[dict]:
+        if self.made_up(project_id):
+            return []
+        return await super().list_requirements(project_id, external_properties=external_properties)
 
     async def link_artifacts(
         self, project_id: int, object_type: str, object_id: int, linked_type: str, linked_ids: Sequence[int]

@@ -6,7 +6,9 @@ requirements, runs, cycles, releases, test cases, modules, then the allowed valu
 fields and the fields it created, which ``record_field_setup`` records). Objects qTest deletes with their
 parent (test steps and versions with their case, test logs and step logs with their run, requirement links
 with their requirement) are cleared with it. Never deleted: the qTest project (the migration adopts it, or
-created it: qTest's API has no call to delete a project) and anything the id map does not name.
+created it: qTest's API has no call to delete a project), the requirements the site's Jira integration
+imported and the migration only linked (``imported`` in their row's detail: their links to the migration's
+test cases and runs go with those) and anything the id map does not name.
 
 Exactly once: each deletion is followed by the removal of its row in its own transaction, and a DELETE
 answered 404 counts as done (an earlier rollback, or the parent's deletion, removed it), so a rollback
@@ -32,6 +34,7 @@ from zephyr_qtest.lib.http import ApiError, NotFoundError
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.id_map import IdMap, site_of
 from zephyr_qtest.lib.qtest.kinds.module import DEFAULT_MODULE_NAME
+from zephyr_qtest.lib.qtest.kinds.requirement import IMPORTED
 from zephyr_qtest.lib.qtest.kinds.vocabulary import (
     ATTACHMENT,
     MODULE,
@@ -136,6 +139,8 @@ class RollbackPlan:
     pending: list[Row] = field(default_factory=list)
     cleared_only: int = 0
     project_created: bool = False
+    # Requirements the site's Jira integration imported: kept in qTest, their rows cleared.
+    kept_imported: int = 0
 
     @property
     def total(self) -> int:
@@ -155,6 +160,11 @@ class RollbackPlan:
             text += (
                 f"; {len(self.pending)} objects left pending (a create whose answer was lost) are kept in the "
                 "id map and not deleted: run `migrate` to resolve them first if they must go too"
+            )
+        if self.kept_imported:
+            text += (
+                f"; {self.kept_imported} requirements the site's Jira integration imported stay (the migration "
+                "only linked them; the links go with its test cases and runs)"
             )
         if self.project_created:
             text += "; the qTest project itself stays (qTest's API cannot delete a project)"
@@ -212,6 +222,9 @@ def plan_rollback(db: Connections, project_key: str, site_url: str) -> RollbackP
         elif row.state == "pending":
             plan.pending.append(row)
         elif row.state != "done" or row.object_type == PROJECT.name:
+            plan.cleared_only += 1
+        elif row.object_type == REQUIREMENT.name and row.detail.get(IMPORTED):
+            plan.kept_imported += 1
             plan.cleared_only += 1
         elif row.object_type in deletable:
             plan.delete[row.object_type].append(row)

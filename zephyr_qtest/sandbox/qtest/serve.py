@@ -129,6 +129,11 @@ class QTestSandboxHandle(common.SandboxHandle):
         """Delete every project (users, tokens and the start-up projects come back)."""
         return self._admin("POST", "reset")
 
+    def import_jira_issues(self, project_id: int, issues: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Requirements made as a site's Jira integration would import the issues (``issue_id``, ``key``,
+        ``summary``...; see ``store/requirements.py``), with their external properties."""
+        return self._admin("POST", f"jira-import/{project_id}", issues)
+
 
 def start_qtest_in_thread(
     state_dir: str | Path,

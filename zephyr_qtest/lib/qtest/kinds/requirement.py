@@ -4,9 +4,20 @@ qTest test cases and test runs (the ``requirements`` stage).
 Zephyr's issue link holds the Jira issue id and its REST URL, not its key: each issue becomes one
 requirement named ``Jira issue <id>`` at the project's root, its 'Description' field linking the issue and
 naming, in the "Zephyr details" block, every Zephyr object that links to it with its link type (COVERAGE,
-BLOCKS, RELATED; qTest's links hold no type of ours). A site whose Jira integration already imported the
-issues holds requirements of its own (named ``KEY summary``): reusing them would need the issue keys, which
-the Zephyr payload does not give; not built.
+BLOCKS, RELATED; qTest's links hold no type of ours).
+
+A site whose Jira integration already imported the issue holds a requirement of its own for it: that one is
+adopted instead (``imported_by_issue``), recorded in the id map as ``imported`` (never updated, since its
+name and description are the integration's, and never deleted by a rollback), and linked like ours. The
+stage lists the project's requirements once, with ``includeExternalProperties=true`` (the swagger: qTest
+returns a requirement's ``external_properties``, an ExternalPropertyResource ``{id, link, unique_id}``, only
+when asked). Which value the integration puts in them is not established: the swagger names the fields, no
+public source shows a value, and nothing here was checked against a real site. A requirement stands for a
+Zephyr issue link when its external ``id`` is the link's ``issueId``, or its ``link`` names it
+(``.../issue/<issueId>``, the form of Zephyr's ``target``). An integration that keeps only the issue key
+matches neither, and its issues get requirements of ours as before. The decision is made when the
+requirement is first published: one the migration created on an earlier run (the integration imported the
+issue later) is kept, with its links, and the imported one is left alone (nothing is moved or deleted).
 
 A link is made with ``POST requirements/{id}/link?type=test-cases|test-runs`` (the swagger's linkArtifacts,
 a real client: ``requirements/{id}/link?type=test-cases`` with the array of ids as body) and read back
@@ -19,6 +30,7 @@ ledger line.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -53,6 +65,12 @@ LINKS_READ_PER_CALL = 50
 # Set on each requirement read back: its 'Description' value, and its links as (linkArtifacts type, id).
 DESCRIPTION = "_description"
 LINKS = "_links"
+# The id-map detail of a requirement adopted from the site's Jira integration (rollback leaves it).
+IMPORTED = "imported"
+# The reconciliation's field of an imported requirement: the Jira issue it stands for.
+JIRA_ISSUE = "jira_issue"
+# A Jira REST URL's issue id (Zephyr's ``target``: .../rest/api/2/issue/<id>).
+ISSUE_IN_URL = re.compile(r"/issue/(\d+)(?:[/?#]|$)")
 
 
 def requirement_body(row: Row, properties: list[dict]) -> dict[str, Any]:
@@ -89,22 +107,68 @@ def links_of(containers: Iterable[Mapping[str, Any]]) -> dict[int, set[tuple[str
     return links
 
 
-def requirement_protocol(ctx: PublishContext, catalog: FieldCatalog) -> ObjectKind[Row]:
-    """Create, update and look up requirements (a lost create is found by its name, unclaimed)."""
+def row_issue(row: Row) -> str:
+    """The Jira issue id of a requirement row (its ``issue_id``, else its source key ``jira-issue:<id>``)."""
+    if row.get("issue_id") is not None:
+        return str(row["issue_id"])
+    return str(row["source_key"]).removeprefix("jira-issue:")
+
+
+def imported_issues(requirement: Mapping[str, Any]) -> set[str]:
+    """The Jira issue ids a requirement read with its external properties stands for: its external ``id``
+    when it is an id (a number), and the id its external ``link`` names (``.../issue/<id>``). Rests on the
+    swagger's field names only (module docstring). The swagger has one ExternalPropertyResource; a list is
+    read as well."""
+    external = requirement.get("external_properties")
+    issues: set[str] = set()
+    for resource in external if isinstance(external, list) else [external]:
+        if not isinstance(resource, Mapping):
+            continue
+        external_id = str(resource.get("id") or "").strip()
+        if external_id.isdigit():
+            issues.add(external_id)
+        if match := ISSUE_IN_URL.search(str(resource.get("link") or "")):
+            issues.add(match.group(1))
+    return issues
+
+
+def imported_by_issue(requirements: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Jira issue id -> the requirement the site's Jira integration imported for it (the oldest, should it
+    have imported one twice)."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for requirement in sorted(requirements, key=lambda r: int(r["id"])):
+        for issue in imported_issues(requirement):
+            found.setdefault(issue, requirement)
+    return found
+
+
+def requirement_protocol(
+    ctx: PublishContext, catalog: FieldCatalog, imported: Mapping[str, Mapping[str, Any]] | None = None
+) -> ObjectKind[Row]:
+    """Create, update and look up requirements (a lost create is found by its name, unclaimed). `imported`:
+    the requirements the site's Jira integration made, by issue id: "creating" one of those adopts it, with
+    no call (a run killed before its done row adopts it again, as it is still there); an adopted one is
+    never updated."""
+    imported = imported or {}
 
     def body(row: Row) -> dict[str, Any]:
         properties = ctx.encode(catalog, REQUIREMENT.api_segment, requirement_properties(row))
         return requirement_body(row, properties)
 
     async def create(row: Row) -> Created:
-        requirement = await ctx.client.create_requirement(ctx.project_id, body(row))
-        created = Created(int(requirement["id"]), {"pid": requirement.get("pid")})
+        found = imported.get(row_issue(row))
+        if found is not None and int(found["id"]) not in ctx.claimed(REQUIREMENT.name):
+            created = Created(int(found["id"]), {"pid": found.get("pid"), IMPORTED: True})
+        else:
+            requirement = await ctx.client.create_requirement(ctx.project_id, body(row))
+            created = Created(int(requirement["id"]), {"pid": requirement.get("pid")})
         ctx.remember(REQUIREMENT.name, source_key(row), created)
         return created
 
     async def update(row: Row, entry: Entry) -> Created:
         assert entry.qtest_id is not None
-        await ctx.client.update_requirement(ctx.project_id, entry.qtest_id, body(row))
+        if not entry.detail.get(IMPORTED):  # the integration's requirement keeps its name and description
+            await ctx.client.update_requirement(ctx.project_id, entry.qtest_id, body(row))
         return Created(entry.qtest_id, entry.detail)
 
     async def lookup(row: Row) -> Created | None:
@@ -160,9 +224,27 @@ def links_by_requirement(marts: Marts) -> dict[str, list[Row]]:
 
 
 async def publish_requirements(ctx: PublishContext) -> PublishSummary:
-    """The requirements, then their links (which need the requirements' ids)."""
+    """The requirements (those the site's Jira integration imported adopted, the others created), then their
+    links (which need the requirements' ids)."""
     catalog = FieldCatalog(await ctx.client.get_fields(ctx.project_id, REQUIREMENT.api_segment))
-    summary = await ctx.run(requirement_protocol(ctx, catalog), requirement_rows(ctx.marts))
+    rows = requirement_rows(ctx.marts)
+    # Once per run, and only when something is left to publish (a re-run with nothing new reads nothing).
+    known = await ctx.id_map.load(REQUIREMENT.name)
+    imported: dict[str, Mapping[str, Any]] = {}
+    if any(not (entry := known.get(source_key(row))) or entry.state != "done" for row in rows):
+        imported = imported_by_issue(
+            await ctx.client.list_requirements(ctx.project_id, external_properties=True)
+        )
+    before = {key for key, entry in known.items() if entry.state == "done"}
+    summary = await ctx.run(requirement_protocol(ctx, catalog, imported), rows)
+    # Adopting an imported requirement goes through `create` (no call is made): counted as adopted.
+    adopted = [
+        key
+        for key, entry in (await ctx.id_map.load(REQUIREMENT.name)).items()
+        if key not in before and entry.state == "done" and entry.detail.get(IMPORTED)
+    ]
+    summary.created -= len(adopted)
+    summary.adopted += len(adopted)
     return summary.absorb(await ctx.run(requirement_link_protocol(ctx), requirement_link_rows(ctx.marts)))
 
 
@@ -182,10 +264,13 @@ async def read_links(
 
 
 async def read_back_requirements(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
-    """Every requirement of the project, each with its 'Description' value and its links."""
+    """Every requirement of the project, each with its 'Description' value, its links and its external
+    properties (those the site's Jira integration imported)."""
     catalog = FieldCatalog(await rb.client.get_fields(rb.project_id, REQUIREMENT.api_segment))
     description = catalog.get(DESCRIPTION_LABEL)
-    requirements = {int(r["id"]): r for r in await rb.client.list_requirements(rb.project_id)}
+    requirements = {
+        int(r["id"]): r for r in await rb.client.list_requirements(rb.project_id, external_properties=True)
+    }
     links = await read_links(rb.client, rb.project_id, list(requirements))
     found: dict[int, Any] = {}
     for requirement_id, requirement in requirements.items():
@@ -201,11 +286,25 @@ async def read_back_requirements(rb: ReadBack, rows: list[Row]) -> dict[int, Any
     return found
 
 
-def expected_requirement(row: Row) -> dict[str, Any]:
+def adopted_import(row: Row, rb: ReadBack) -> bool:
+    """Whether the row's requirement in qTest is one the site's Jira integration imported for its issue."""
+    qtest_id = rb.ids.get(REQUIREMENT.name, {}).get(source_key(row))
+    found = rb.found.get(REQUIREMENT.name, {}).get(qtest_id) if qtest_id is not None else None
+    return found is not None and row_issue(row) in imported_issues(found)
+
+
+def expected_requirement(row: Row, rb: ReadBack) -> dict[str, Any]:
+    """Ours: its name and description; an imported one: that it stands for the row's issue (its name and
+    description are the integration's)."""
+    if adopted_import(row, rb):
+        return {JIRA_ISSUE: row_issue(row)}
     return {"name": row["name"], "description": row.get("description") or ""}
 
 
 def held_requirement(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    if JIRA_ISSUE in expected:
+        issues = imported_issues(found)
+        return {JIRA_ISSUE: expected[JIRA_ISSUE] if expected[JIRA_ISSUE] in issues else sorted(issues)}
     return {"name": found.get("name"), "description": found.get(DESCRIPTION)}
 
 
@@ -213,6 +312,13 @@ def reconcile_links(rb: ReadBack, row: Row, requirement: Mapping[str, Any]) -> N
     """A requirement's links against the mart's: each expected link held, and none other to our objects."""
     result = rb.outcome.results[REQUIREMENT_LINK.name]
     held: set[tuple[str, int]] = set(requirement.get(LINKS) or ())
+    if adopted_import(row, rb):
+        # The integration's requirement may be linked to test cases and runs that are not the migration's.
+        held &= {
+            (segment, qtest_id)
+            for segment, object_type in LINKED_TYPES.items()
+            for qtest_id in rb.ids.get(object_type, {}).values()
+        }
     result.found += len(held)
     expected: set[tuple[str, int]] = set()
     for link in links_by_requirement(rb.marts).get(str(row["source_key"]), []):
@@ -233,14 +339,15 @@ def reconcile_links(rb: ReadBack, row: Row, requirement: Mapping[str, Any]) -> N
 KIND = Kind(
     object_type=REQUIREMENT,
     description="qTest requirements for the Jira issues Zephyr test cases and executions link to (named "
-    "after the issue, the link types in their description), linked to the qTest test cases and test runs.",
+    "after the issue, the link types in their description; or the ones the site's Jira integration imported), "
+    "linked to the qTest test cases and test runs.",
     marts=("qtest_requirements", "qtest_requirement_links"),
     upstream=(TEST_CASE, TEST_RUN),
     id_types=(TEST_CASE, TEST_RUN, REQUIREMENT, REQUIREMENT_LINK),
     publish=publish_requirements,
     rows=requirement_rows,
     read_back=read_back_requirements,
-    expect=lambda row, rb: expected_requirement(row),
+    expect=expected_requirement,
     held=held_requirement,
     children=(REQUIREMENT_LINK,),
     reconcile_children=reconcile_links,

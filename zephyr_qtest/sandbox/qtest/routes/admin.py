@@ -1,5 +1,6 @@
 """The sandbox's admin endpoints under ``/_sandbox/`` (not part of the vendor API, no auth): information,
-request statistics, switches, counts, dump, reset."""
+request statistics, switches, counts, dump, reset, and Jira issues imported as requirements the way a
+site's Jira integration would (``store/requirements.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.routing import Route
 from zephyr_qtest.sandbox.common import FaultConfigError, read_switch_changes
 from zephyr_qtest.sandbox.qtest.routes.http import (
     guarded_route,
+    json_body,
     json_response,
     path_int,
 )
@@ -65,6 +67,11 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
     async def admin_dump(request: Request) -> Response:
         return json_response(store.dump(path_int(request, "projectId")))
 
+    async def admin_jira_import(request: Request) -> Response:
+        return json_response(
+            store.import_jira_issues(path_int(request, "projectId"), await json_body(request))
+        )
+
     async def admin_reset(request: Request) -> Response:
         store.reset()
         sandbox.ensure_projects()
@@ -79,4 +86,5 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         guarded_route("/_sandbox/counts/{projectId}", admin_counts, ["GET"]),
         guarded_route("/_sandbox/dump/{projectId}", admin_dump, ["GET"]),
         guarded_route("/_sandbox/reset", admin_reset, ["POST"]),
+        guarded_route("/_sandbox/jira-import/{projectId}", admin_jira_import, ["POST"]),
     ]

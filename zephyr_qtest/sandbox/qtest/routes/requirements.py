@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from zephyr_qtest.sandbox.qtest.routes.http import (
     PROJECT,
+    bool_query,
     guarded_route,
     int_query,
     json_body,
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 # getRequirements: "By the default, the number of requirements in each page is 20" (parameter ``size``).
 REQUIREMENTS_PAGE_SIZE = 20
+# getRequirements and getRequirement: "By default, Requirement external properties are not included in the
+# response. Specify includeExternalProperties=true to include them."
+EXTERNAL_PROPERTIES = "includeExternalProperties"
 
 
 def routes(sandbox: QTestSandbox) -> list[Route]:
@@ -39,7 +43,10 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
             # The swagger answers 200 (not 201) to createRequirement.
             return json_response(store.create_requirement(project_id, body, parent_id))
         page, size = page_query(request, size_name="size", default_size=REQUIREMENTS_PAGE_SIZE)
-        return json_response(store.requirements(project_id, parent_id=parent_id, page=page, size=size))
+        external = bool_query(request, EXTERNAL_PROPERTIES, False)
+        return json_response(
+            store.requirements(project_id, parent_id=parent_id, page=page, size=size, external=external)
+        )
 
     async def requirement(request: Request) -> Response:
         project_id = path_int(request, "projectId")
@@ -51,7 +58,8 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         if request.method == "DELETE":
             # The swagger's deleteRequirementById (qTest Manager 6+): 200 with an object.
             return json_response(store.delete_requirement(project_id, requirement_id))
-        return json_response(store.requirement(project_id, requirement_id))
+        external = bool_query(request, EXTERNAL_PROPERTIES, False)
+        return json_response(store.requirement(project_id, requirement_id, external=external))
 
     async def link(request: Request) -> Response:
         project_id = path_int(request, "projectId")

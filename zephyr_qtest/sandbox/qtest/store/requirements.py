@@ -11,6 +11,16 @@ pid, link_type, self}]}``. A link is a pair: linking it again adds nothing. A li
 (a test case read back lists its requirement). ``link_type`` follows the swagger's example
 ("is_covered_by" from a requirement to a test case; its reverse "covers"); the other names are the
 sandbox's own.
+
+Requirements a site's Jira integration imported (``import_jira_issues``, the admin route
+``POST /_sandbox/jira-import/{projectId}``) carry ``external_properties``: the swagger's RequirementResource
+has it (readOnly, an ExternalPropertyResource ``{id, link, unique_id}``, all strings), and getRequirements,
+getRequirement and the search return it only with ``includeExternalProperties=true`` ("By default,
+Requirement external properties are not included in the response"). What the integration puts in them is
+not established (the swagger names the fields, nothing public shows a value): the sandbox's guess is the
+Jira issue id in ``id``, the issue's REST URL in ``link`` and the key in ``unique_id``; a caller may give
+other values. The integration's naming of the requirement is not established either: the sandbox names it
+``<key or id> <summary>``.
 """
 
 from __future__ import annotations
@@ -66,9 +76,11 @@ WEB_COLLECTION: dict[str, str] = {
 class RequirementsStore(StoreBase):
     """Requirements (at the root of the Requirements tab) and the links between objects."""
 
-    def render_requirement(self, requirement: Json) -> Json:
+    def render_requirement(self, requirement: Json, *, external: bool = False) -> Json:
+        """The RequirementResource; `external`: with ``external_properties`` (includeExternalProperties),
+        which only imported requirements have (the others leave it out: their value is unverified)."""
         project_id = requirement["project_id"]
-        return {
+        rendered = {
             "links": self._self_link(project_id, "requirements", requirement["id"]),
             "id": requirement["id"],
             "name": requirement["name"],
@@ -80,6 +92,9 @@ class RequirementsStore(StoreBase):
             "web_url": self._web_url(project_id, "requirement", requirement["id"]),
             "parent_id": requirement["parent_id"],
         }
+        if external and requirement.get("external") is not None:
+            rendered["external_properties"] = dict(requirement["external"])
+        return rendered
 
     def _requirement(self, project_id: int, requirement_id: int) -> Json:
         self._project(project_id)
@@ -98,6 +113,11 @@ class RequirementsStore(StoreBase):
         props, _ = self._parse_properties(
             project_id, "requirements", body.get("properties"), "requirement", required=True
         )
+        return self.render_requirement(self._new_requirement(project_id, name, props))
+
+    def _new_requirement(
+        self, project_id: int, name: str, props: dict, external: dict[str, str] | None = None
+    ) -> Json:
         now = format_time(time.time())
         with self.tx():
             requirement = {
@@ -111,12 +131,37 @@ class RequirementsStore(StoreBase):
                 "props": self._with_defaults(project_id, "requirements", props),
                 "created_date": now,
                 "last_modified_date": now,
+                "external": external,
             }
             self._put("requirement", requirement)
-        return self.render_requirement(requirement)
+        return requirement
 
-    def requirement(self, project_id: int, requirement_id: int) -> Json:
-        return self.render_requirement(self._requirement(project_id, requirement_id))
+    def import_jira_issues(self, project_id: int, issues: Any) -> list[Json]:
+        """Requirements as a Jira integration would import them (not the vendor API: the sandbox's admin
+        route). Each issue: ``issue_id`` (required), ``key``, ``summary``, and optionally the external
+        ``id``, ``link`` and ``unique_id`` to store (defaults: the id, ``jira_url``'s REST URL of the
+        issue, the key). Answers the requirements with their external properties."""
+        self._project(project_id)
+        if not isinstance(issues, list):
+            raise bad("the body must be an array of issues")
+        made = []
+        for issue in issues:
+            issue = require_object(issue, "issue")
+            if not isinstance(issue.get("issue_id"), int):
+                raise bad("each issue needs issue_id, a number")
+            issue_id, key = issue["issue_id"], issue.get("key")
+            jira_url = str(issue.get("jira_url") or "https://jira.example.invalid").rstrip("/")
+            external = {
+                "id": str(issue.get("id", issue_id)),
+                "link": str(issue.get("link", f"{jira_url}/rest/api/2/issue/{issue_id}")),
+                "unique_id": str(issue.get("unique_id", key or issue_id)),
+            }
+            name = " ".join(str(part) for part in (key or issue_id, issue.get("summary")) if part)
+            made.append(self._new_requirement(project_id, name, {}, external))
+        return [self.render_requirement(requirement, external=True) for requirement in made]
+
+    def requirement(self, project_id: int, requirement_id: int, *, external: bool = False) -> Json:
+        return self.render_requirement(self._requirement(project_id, requirement_id), external=external)
 
     def update_requirement(
         self, project_id: int, requirement_id: int, body: Any, parent_id: int | None
@@ -151,7 +196,9 @@ class RequirementsStore(StoreBase):
             self._delete_rows([requirement_id, *links])
         return {}
 
-    def requirements(self, project_id: int, *, parent_id: int | None, page: int, size: int) -> list[Json]:
+    def requirements(
+        self, project_id: int, *, parent_id: int | None, page: int, size: int, external: bool = False
+    ) -> list[Json]:
         self._project(project_id)
         self._requirement_at_root(parent_id)
         limit, offset = page_bounds(page, size)
@@ -159,7 +206,7 @@ class RequirementsStore(StoreBase):
             "SELECT body FROM objects WHERE kind = 'requirement' AND project_id = ? ORDER BY id LIMIT ? OFFSET ?",
             (project_id, limit, offset),
         )
-        return [self.render_requirement(requirement) for requirement in found]
+        return [self.render_requirement(requirement, external=external) for requirement in found]
 
     # ------------------------------------------------------------------ links
 
