@@ -482,6 +482,9 @@ class ZephyrStore:
             ("testexecutions", "comment"),
         ):
             records = [r for r in self.collections[kind].by_project.get(project_id, []) if r.oid is not None]
+            if kind == "testexecutions":
+                # Nobody runs an execution of a case that was just deleted: its test player is gone with it.
+                records = [r for r in records if _case_key_of_execution(r.obj) not in deleted]
             if not records or share <= 0:
                 changed[kind] = []
                 continue
@@ -510,3 +513,9 @@ class ZephyrStore:
         if current is None:
             return []
         return self.versions.get(key, [current])
+
+
+def _case_key_of_execution(execution: dict[str, Any]) -> str | None:
+    """The key of an execution's test case, from its ``testCase.self`` (``.../testcases/KEY/versions/N``)."""
+    link = str((execution.get("testCase") or {}).get("self") or "")
+    return link.split("/testcases/", 1)[1].split("/", 1)[0] if "/testcases/" in link else None
