@@ -303,7 +303,7 @@ def running_qtest_sandbox(
 ) -> RunningQTestSandbox | None:
     """The sandbox served at ``port`` if it is the one of ``state_dir`` (its admin information says so)."""
     try:
-        response = httpx.get(f"http://{common.url_host(host)}:{port}/_sandbox/info", timeout=5.0)
+        response = httpx.get(f"http://{common.url_host(host)}:{port}/_sandbox/info", timeout=2.0)
         info = response.json() if response.status_code == 200 else {}
     except (httpx.HTTPError, ValueError):
         return None
