@@ -90,16 +90,37 @@ def zephyr_endpoint(settings: Settings, *, seed: int, size: str) -> Iterator[Zep
         sandbox.stop()
 
 
+def qtest_sandbox_state(settings: Settings) -> Path:
+    """The state directory of the project home's qTest sandbox (what ``--sandbox``, ``demo`` and ``ui`` use)."""
+    return settings.paths.home_dir() / "qtest-sandbox"
+
+
+def qtest_sandbox_site(settings: Settings) -> str | None:
+    """The site URL of the project home's qTest sandbox (its recorded port), None before its first start."""
+    from zephyr_qtest.sandbox.qtest.serve import recorded_port
+
+    port = recorded_port(qtest_sandbox_state(settings))
+    return None if port is None else f"http://127.0.0.1:{port}"
+
+
 @contextmanager
 def qtest_endpoint(settings: Settings) -> Iterator[QtestSettings]:
-    """The configured qTest, else the qTest sandbox (state under the project home) started here."""
+    """The configured qTest, else the project home's qTest sandbox: started here at its own address (the
+    same for every command on this home, so one site to the id map), or the one another command on this
+    home serves there already."""
     if settings.qtest.base_url:
         yield settings.qtest
         return
-    from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
+    from zephyr_qtest.sandbox.qtest.serve import RunningQTestSandbox, start_or_join_qtest
 
     # The default template, as a new qTest site has: the migration creates the fields it sets.
-    sandbox = start_qtest_in_thread(settings.paths.home_dir() / "qtest-sandbox", template="default")
+    sandbox = start_or_join_qtest(qtest_sandbox_state(settings), template="default")
+    if isinstance(sandbox, RunningQTestSandbox):
+        print(
+            f"qtest: the sandbox of this project home is served by another command already ({sandbox.base_url}): "
+            "this one uses it",
+            flush=True,
+        )
     try:
         yield settings.qtest.model_copy(
             update={"base_url": sandbox.base_url, "api_token": SecretStr(sandbox.token)}
@@ -540,10 +561,20 @@ def run_preflight_command(args: argparse.Namespace) -> int:
 
 def run_rollback_command(args: argparse.Namespace) -> int:
     """``rollback``: see ``plan_commands.run_rollback``."""
+    from zephyr_qtest.lib.qtest.id_map import site_of
     from zephyr_qtest.plan_commands import run_rollback
 
     settings = load_settings()
-    return run_rollback(settings, staging_database_url(settings), args.project, args.site, yes=args.yes)
+    db_url = staging_database_url(settings)
+    sandbox_site = qtest_sandbox_site(settings)
+    if settings.qtest.base_url or sandbox_site is None or site_of(args.site) != sandbox_site:
+        return run_rollback(
+            settings, db_url, args.project, args.site, yes=args.yes, sandbox_site=sandbox_site
+        )
+    # The site of `migrate --sandbox`: this home's qTest sandbox, started (or joined) at its address.
+    with qtest_endpoint(settings) as qtest:
+        settings = settings.model_copy(update={"qtest": qtest})
+        return run_rollback(settings, db_url, args.project, args.site, yes=args.yes)
 
 
 def run_sandbox_serve(args: argparse.Namespace) -> int:
@@ -553,23 +584,48 @@ def run_sandbox_serve(args: argparse.Namespace) -> int:
     ``ZEPHYR_BASE_URL=``/``ZEPHYR_API_TOKEN=``); Ctrl-C stops both. The qTest state persists in
     ``--qtest-state`` (default: the project home's ``qtest-sandbox``), so a restart keeps its objects.
     """
-    from zephyr_qtest.sandbox.qtest.serve import print_banner, start_qtest_in_thread
+    from zephyr_qtest.sandbox.qtest.serve import (
+        SandboxPortBusy,
+        print_banner,
+        recorded_port,
+        running_qtest_sandbox,
+        start_qtest_in_thread,
+    )
     from zephyr_qtest.sandbox.zephyr.serve import serve_zephyr
 
     qtest = None
     if not args.no_qtest:
-        qtest = start_qtest_in_thread(
-            args.qtest_state or load_settings().paths.home_dir() / "qtest-sandbox",
-            port=args.qtest_port,
-            seed=args.qtest_seed,
-            rate_limit=args.qtest_rate_limit,
-            latency_ms=args.qtest_latency_ms,
-            fault_rate=args.qtest_fault_rate,
-            drop_rate=args.qtest_drop_rate,
-            lost_answer_rate=args.qtest_lost_answer_rate,
-            projects=args.qtest_project,
-            template=args.qtest_template,
-        )
+        state = args.qtest_state or qtest_sandbox_state(load_settings())
+        own_port = recorded_port(state)
+        if args.qtest_port is not None and own_port is not None and args.qtest_port != own_port:
+            print(
+                f"note: the qTest sandbox of {state} has been served at port {own_port}: at port "
+                f"{args.qtest_port} it is another qTest site to the migration's id map",
+                flush=True,
+            )
+        try:
+            # No --qtest-port: the state's own port (chosen and recorded at its first start).
+            qtest = start_qtest_in_thread(
+                state,
+                port=args.qtest_port,
+                seed=args.qtest_seed,
+                rate_limit=args.qtest_rate_limit,
+                latency_ms=args.qtest_latency_ms,
+                fault_rate=args.qtest_fault_rate,
+                drop_rate=args.qtest_drop_rate,
+                lost_answer_rate=args.qtest_lost_answer_rate,
+                projects=args.qtest_project,
+                template=args.qtest_template,
+            )
+        except SandboxPortBusy as busy:
+            running = running_qtest_sandbox(state, busy.port)
+            if running is None:
+                raise
+            raise RuntimeError(
+                f"the qTest sandbox of {state} is served at {running.base_url} by another command already "
+                "(ui, demo, migrate --sandbox): use that one while it runs, stop it first, or pass "
+                "--no-qtest to serve the Zephyr sandbox only"
+            ) from None
         print_banner(qtest.sandbox)
     try:
         serve_zephyr(
@@ -711,7 +767,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--drop-rate", type=float, default=0.0, help="share of connections dropped mid-answer")
     qtest = serve.add_argument_group("the qTest Manager sandbox served beside it (docs/qtest-sandbox.md)")
     qtest.add_argument("--no-qtest", action="store_true", help="serve the Zephyr sandbox only")
-    qtest.add_argument("--qtest-port", type=int, default=8091, help="its port; 0 picks a free one")
+    qtest.add_argument(
+        "--qtest-port",
+        type=int,
+        default=None,
+        help="its port (default: the one its state directory recorded at its first start, the address every "
+        "command on this home uses); 0 picks any free one",
+    )
     qtest.add_argument("--qtest-state", type=Path, help="its state directory (default: <home>/qtest-sandbox)")
     qtest.add_argument("--qtest-seed", type=int, default=0, help="seed of a new site's ids, token and faults")
     qtest.add_argument(
@@ -785,6 +847,7 @@ def explain(error: BaseException) -> str:
 
     from zephyr_qtest.lib.redaction import redact
     from zephyr_qtest.preflight import database_setting, service_error_remedy
+    from zephyr_qtest.sandbox.qtest.serve import SandboxPortBusy
 
     message = " ".join(str(error).split()) or type(error).__name__
     settings = _settings_or_none()
@@ -802,6 +865,9 @@ def explain(error: BaseException) -> str:
             )
     elif settings is not None and (remedy := service_error_remedy(error, settings)) is not None:
         advice = remedy
+    elif isinstance(error, SandboxPortBusy):
+        # The message names the port, its file and what to change; a project home has one sandbox address.
+        advice = "another ZEPHYR_QTEST_HOME has a qTest sandbox (and an address) of its own"
     elif isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
         advice = "a service could not be reached: check ZEPHYR_BASE_URL and QTEST_BASE_URL and the network"
     elif isinstance(error, pydantic.ValidationError):

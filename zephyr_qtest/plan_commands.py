@@ -70,17 +70,25 @@ def run_rollback(
     *,
     yes: bool,
     ask: Callable[[str], str] = input,
+    sandbox_site: str | None = None,
 ) -> int:
     """``rollback``: what the migration of `project_key` created on `site`, deleted after a confirmation
-    naming the counts (or `yes`); that target's id map cleared. Exits 1 when qTest refused a deletion."""
+    naming the counts (or `yes`); that target's id map cleared. Exits 1 when qTest refused a deletion.
+    `sandbox_site`: the address of the project home's qTest sandbox, named when the site is not configured."""
     from zephyr_qtest.lib.qtest.rollback import RollbackResult, plan_rollback, roll_back
     from zephyr_qtest.lib.store import Store
 
     qtest = settings.qtest
     if not qtest.is_configured or site_of(qtest.base_url) != site_of(site):
+        sandbox = (
+            f" (the qTest sandbox of `migrate --sandbox` on this project home is {sandbox_site}: with "
+            "QTEST_BASE_URL unset, the rollback of that site uses it)"
+            if sandbox_site
+            else ""
+        )
         print(
             f"zephyr-qtest rollback: set QTEST_BASE_URL to {site} and QTEST_API_TOKEN (or QTEST_USERNAME and "
-            "QTEST_PASSWORD) to a token of that site: the rollback deletes with the configured credentials",
+            f"QTEST_PASSWORD) to a token of that site: the rollback deletes with the configured credentials{sandbox}",
             file=sys.stderr,
         )
         return 2

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.graph_helpers import TransformedDatabase
+from tests.qtest_snapshot import api_writes, snapshot
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.id_map import site_of
 from zephyr_qtest.lib.qtest.kinds import stages
@@ -29,42 +30,6 @@ from zephyr_qtest.lib.qtest.plan import PlanningClient, PlanWriteRefused, Projec
 from zephyr_qtest.lib.qtest.rollback import ALLOWED_VALUE, DEFAULT_MODULE, FIELD, plan_rollback, roll_back
 from zephyr_qtest.lib.store import Store
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
-
-WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
-
-
-def api_writes(qtest: QTestSandboxHandle) -> Counter[str]:
-    """The write requests the sandbox answered since its statistics were reset, by route (searches are
-    reads sent as POSTs: left out)."""
-    writes: Counter[str] = Counter()
-    for route, count in qtest.stats()["by_path"].items():
-        method, _, path = route.partition(" ")
-        if method in WRITE_METHODS and path.startswith("/api/") and not path.endswith("/search"):
-            writes[route] += count
-    return writes
-
-
-def snapshot(qtest: QTestSandboxHandle, project_id: int) -> dict[str, Any]:
-    """Everything the sandbox holds of the project: every object type, fields with their allowed values,
-    requirements and links (queue jobs are the queue's history, which qTest keeps and no API deletes)."""
-    dump = qtest.dump(project_id)
-    dump.pop("queue_jobs")
-    counts = qtest.counts(project_id)
-    counts.pop("queue-jobs")
-    requirements = QtestSandboxReader(qtest).requirements(project_id)
-    return {"dump": dump, "counts": counts, "requirements": requirements}
-
-
-class QtestSandboxReader:
-    def __init__(self, qtest: QTestSandboxHandle) -> None:
-        self.qtest = qtest
-
-    def requirements(self, project_id: int) -> list[dict[str, Any]]:
-        async def read() -> list[dict[str, Any]]:
-            async with QtestClient(self.qtest.base_url, self.qtest.token) as client:
-                return await client.list_requirements(project_id)
-
-        return asyncio.run(read())
 
 
 def done_rows(url: str, site: str, project: str) -> Counter[str]:

@@ -4,7 +4,9 @@
 The foreground form is what ``zephyr-qtest sandbox serve`` and ``python -m zephyr_qtest.sandbox.qtest``
 run; the threaded form is what the test-suite, the demo and the benchmark use: it picks a free port, waits
 until the server accepts connections, and returns a handle with ``.base_url`` (the site URL; the API is
-under ``/api/v3``), ``.token``, ``.stop()`` and helpers for the admin endpoints.
+under ``/api/v3``), ``.token``, ``.stop()`` and helpers for the admin endpoints. Started with
+``port=None`` (what the CLI's commands do), a sandbox keeps one address per state directory
+(``PORT_FILE``), and ``start_or_join_qtest`` uses the one another command already serves there.
 
 The server runs with a small uvicorn protocol subclass that lets the app close a connection without
 answering (``app.ABORT_EXTENSION``): that is how a dropped connection and a lost answer look to the client
@@ -13,9 +15,14 @@ answering (``app.ABORT_EXTENSION``): that is how a dropped connection and a lost
 
 from __future__ import annotations
 
+import socket
+import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+
+import httpx
 
 from zephyr_qtest.sandbox import common
 from zephyr_qtest.sandbox.qtest.app import ABORT_EXTENSION, QTestSandbox
@@ -37,6 +44,76 @@ try:  # httptools is what uvicorn uses when installed (uvicorn[standard]); the h
     _HTTP_PROTOCOL: Any = AbortableHttpToolsProtocol
 except ImportError:  # pragma: no cover - without httptools, lost answers are cut bodies instead
     _HTTP_PROTOCOL = "auto"
+
+
+# The file in a state directory that names the port its site is served at when no port is given. qTest
+# knows a site by its URL and so does the migration's id map (one map per site URL): a sandbox served at a
+# new port by each command would be a new site to every run, which would then create everything again in
+# the same projects, and `rollback --site` could not name the site of an earlier run.
+PORT_FILE = "port"
+# Where a new state's port is chosen: below the ephemeral ranges (Linux 32768-60999, Windows and macOS
+# 49152-65535) from which the system takes the local ports of outgoing connections, so that none of those
+# holds it when the sandbox starts again.
+STABLE_PORTS = range(20000, 30000)
+
+
+class SandboxPortBusy(OSError):
+    """Another program listens on the port a state directory recorded for its sandbox."""
+
+    def __init__(self, state_dir: Path, port: int) -> None:
+        self.state_dir = state_dir
+        self.port = port
+        port_file = state_dir / PORT_FILE
+        super().__init__(
+            f"the qTest sandbox of {state_dir} is served at port {port} (its site http://127.0.0.1:{port}, "
+            f"recorded in {port_file}), and another program listens on that port: stop that program, or "
+            f"delete {port_file} to give the sandbox a new port (a new site to the migration's id map: what "
+            "runs created at the old address would be created again)"
+        )
+
+
+def recorded_port(state_dir: str | Path) -> int | None:
+    """The port the sandbox of ``state_dir`` is served at by default, or None before its first start."""
+    port_file = Path(state_dir) / PORT_FILE
+    try:
+        text = port_file.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(
+            f"{port_file} holds {text[:20]!r}, not a port: write the sandbox's port in it, or delete it"
+        )
+    return int(text)
+
+
+def record_port(state_dir: str | Path, port: int) -> None:
+    """Make ``port`` the address of the sandbox of ``state_dir`` for the starts without a port."""
+    port_file = Path(state_dir) / PORT_FILE
+    partial = port_file.with_name(f"{PORT_FILE}.partial")
+    partial.write_text(f"{port}\n")
+    partial.replace(port_file)
+
+
+def stable_socket(state_dir: str | Path, host: str) -> socket.socket:
+    """A listening socket at the recorded port of ``state_dir`` (``SandboxPortBusy`` when another program
+    holds it), or, for a state without one, at a free port of ``STABLE_PORTS``."""
+    state = Path(state_dir)
+    port = recorded_port(state)
+    if port is not None:
+        try:
+            return common.bind_socket(host, port)
+        except OSError as error:
+            raise SandboxPortBusy(state, port) from error
+    # Derived from the directory: two project homes (or two test workers) seldom try the same port first.
+    first = zlib.crc32(str(state.resolve()).encode())
+    for offset in range(len(STABLE_PORTS)):
+        try:
+            return common.bind_socket(host, STABLE_PORTS[(first + offset) % len(STABLE_PORTS)])
+        except OSError:
+            continue
+    raise OSError(
+        f"no free port in {STABLE_PORTS.start}-{STABLE_PORTS.stop - 1} on {host} for the qTest sandbox of {state}"
+    )
 
 
 def build_qtest_sandbox(
@@ -157,17 +234,18 @@ def start_qtest_in_thread(
     projects: Sequence[str] = (),
     template: str = DEFAULT_TEMPLATE_NAME,
     host: str = "127.0.0.1",
-    port: int = 0,
+    port: int | None = 0,
     startup_timeout: float = 30.0,
 ) -> QTestSandboxHandle:
-    """Serve a qTest sandbox on a background thread (``port=0``: a free port) and return its handle.
+    """Serve a qTest sandbox on a background thread (``port=0``: a free port; ``None``: the port of
+    ``state_dir``, see ``PORT_FILE``) and return its handle.
 
     ``state_dir`` holds the SQLite state: a sandbox started again on the same directory has every
     object (and the same API token). ``template`` is what new projects get: ``default``, a new qTest site's
     system fields only, or ``rich``, with the migration's fields (Zephyr Key, Labels...) already there. The
     other arguments are described in docs/qtest-sandbox.md.
     """
-    sock = common.bind_socket(host, port)
+    sock = stable_socket(state_dir, host) if port is None else common.bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     sandbox: QTestSandbox | None = None
     try:
@@ -207,7 +285,53 @@ def start_qtest_in_thread(
         if sandbox is not None:
             sandbox.close()
         raise
+    if port is None and recorded_port(state_dir) != bound_port:
+        record_port(state_dir, bound_port)  # once started: a state that could not be served keeps no port
     return QTestSandboxHandle(sandbox, server)
+
+
+@dataclass(frozen=True)
+class RunningQTestSandbox:
+    """The sandbox of a state directory that another process serves (another command on the same project
+    home), joined rather than started: ``stop()`` leaves it to that process."""
+
+    base_url: str
+    api_url: str
+    token: str
+
+    def stop(self) -> None:
+        """Nothing to stop: the process that serves it stops it."""
+
+
+def running_qtest_sandbox(
+    state_dir: str | Path, port: int, host: str = "127.0.0.1"
+) -> RunningQTestSandbox | None:
+    """The sandbox served at ``port`` if it is the one of ``state_dir`` (its admin information says so)."""
+    try:
+        response = httpx.get(f"http://{common.url_host(host)}:{port}/_sandbox/info", timeout=2.0)
+        info = response.json() if response.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return None
+    if not isinstance(info, dict) or not info.get("state_dir") or not info.get("token"):
+        return None
+    if Path(info["state_dir"]).resolve() != Path(state_dir).resolve():
+        return None
+    return RunningQTestSandbox(str(info["base_url"]), str(info["api_url"]), str(info["token"]))
+
+
+def start_or_join_qtest(
+    state_dir: str | Path, *, host: str = "127.0.0.1", **options: Any
+) -> QTestSandboxHandle | RunningQTestSandbox:
+    """The sandbox of ``state_dir`` at its own address (``PORT_FILE``): served here on a background thread
+    (``options`` as ``start_qtest_in_thread``'s), or, when another process serves it there already, that
+    one (its switches are that process's). Raises ``SandboxPortBusy`` when another program holds the port."""
+    try:
+        return start_qtest_in_thread(state_dir, host=host, port=None, **options)
+    except SandboxPortBusy as busy:
+        running = running_qtest_sandbox(state_dir, busy.port, host)
+        if running is None:
+            raise
+        return running
 
 
 def qtest_sandbox(state_dir: str | Path, **kwargs: Any) -> QTestSandboxHandle:
