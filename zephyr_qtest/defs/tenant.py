@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from zephyr_qtest.defs.partitions import run_project
+
 THEN_TAG = "zephyr_qtest/then"
 THEN_PUBLISH = "publish"
 # On a publishing run: the run whose transform it follows, and that run's backfill.
@@ -52,11 +54,7 @@ def transformed_project(run: dg.DagsterRun) -> str | None:
     groups = {key.path[0] for key in run.asset_selection}
     if TRANSFORMED_GROUP not in groups or PUBLISH_GROUP in groups:
         return None
-    project = run.tags.get("dagster/partition")
-    start = run.tags.get("dagster/asset_partition_range_start")
-    if project is None and start is not None and start == run.tags.get("dagster/asset_partition_range_end"):
-        project = start
-    return project
+    return run_project(run.tags)
 
 
 @dg.sensor(
