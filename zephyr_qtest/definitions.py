@@ -1,9 +1,9 @@
 """The one entry point: every Dagster object comes from the modules under ``defs/``."""
 
-import warnings
 from pathlib import Path
 
 import dagster as dg
+from dagster._utils.warnings import disable_dagster_warnings
 
 
 @dg.definitions
@@ -14,7 +14,7 @@ def defs() -> dg.Definitions:
     dagster-dbt's components): half of loading the definitions, which every run's process does before its
     first step (README, "A whole tenant"). This project defines no components."""
     tree = dg.ComponentTree.for_project(path_within_project=Path(__file__).parent)
-    with warnings.catch_warnings():
-        # Said of the module loader load_from_defs_folder uses too (it silences it the same way).
-        warnings.simplefilter("ignore", dg.PreviewWarning)
+    # As load_from_defs_folder does: the preview and beta notices of Dagster's own loaders and parameters
+    # (backfill_policy) would otherwise be printed by every process that loads the definitions.
+    with disable_dagster_warnings():
         return tree.build_defs(tree.defs_module_path)
