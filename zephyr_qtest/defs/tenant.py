@@ -13,9 +13,11 @@ way with three pieces (README, "A whole tenant"; ``docs/dagster-tenant.yaml`` is
   once projects finish at different times it would publish each stage in a run of its own, one every
   30 s.)
 - The pools are enforced per run (``granularity: run``): the queue starts an extraction run only while no
-  other run uses ``zephyr_api`` and a publishing run only while no other uses ``qtest_api``. A waiting run
-  stays queued: it spins on nothing, and each vendor is talked to by one limiter (``lib/http.py``, one per
-  process and token), which finds the whole rate alone.
+  other run uses ``zephyr_api``, and at most two publishing runs (``qtest_api``, two slots): the second
+  loads its definitions while the first publishes, then waits for qTest's turn
+  (``QtestResource.take_turn``) and goes on the moment the first ends. A run waiting in the queue spins on
+  nothing, and each vendor is talked to by one limiter (``lib/http.py``, one per process and token), which
+  finds the whole rate alone.
 
 Every run of an asset job executes in one process (``tenant_runs``), as ``migration_job`` does: its
 stages share the rate their limiter learnt and their connections, instead of each step process starting
