@@ -129,6 +129,8 @@ def take_turn(
     the queue may then start the next publishing run while one publishes, and that run loads its
     definitions and waits here instead of in the queue, so it goes on the moment the other ends. One run
     talks to qTest at a time: its limiter finds the whole rate (two would spend it on each other's 429s).
+    The lock lives in the staging database: runs of one tenant share it; runs on another database do not
+    wait for these.
     A database outage ends the turn early; the project hold (``acquire``) still keeps each project to
     one writer, so at worst two runs share the rate for a while."""
     key = turn_lock_key(client_key)
