@@ -2,8 +2,7 @@
 and a real Dagster instance: under the tenant's pools enforced per run, a second publishing run may start
 while one publishes, and waits for the turn before talking to qTest; the turn ends with the run."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Dagster reads the asset's context annotation as a type.
 import shutil
 import threading
 from collections.abc import Callable
