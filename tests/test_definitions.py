@@ -139,6 +139,11 @@ def test_the_tenant_configuration_enforces_the_pools_per_run_and_runs_in_one_pro
         shutil.copyfile(REPO / "docs" / "dagster-tenant.yaml", Path(home) / "dagster.yaml")
         with dg.DagsterInstance.from_config(home) as instance:
             assert instance.get_concurrency_config().pool_config.pool_granularity.value == "run"
+    # One run per project, whether it names it as its partition or (a backfill's run) as its range.
+    assert {limit["key"] for limit in config["concurrency"]["runs"]["tag_concurrency_limits"]} == {
+        "dagster/partition",
+        "dagster/asset_partition_range_start",
+    }
     definitions = defs()
     graph = definitions.resolve_asset_graph()
     pools_by_group: dict[str, set[str | None]] = {}

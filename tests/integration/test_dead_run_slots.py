@@ -96,3 +96,27 @@ def test_live_foreign_and_other_project_runs_are_left_alone(instance: dg.Dagster
     for run_id in (live, from_ui, elsewhere, other_project):
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
     assert _holders(instance) == [live]
+
+
+def test_a_backfill_run_of_a_dead_process_is_found_by_its_project(instance: dg.DagsterInstance) -> None:
+    # A backfill's run names its project in the range tags, not in dagster/partition.
+    run_id = str(uuid.uuid4())
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id=run_id,
+            status=dg.DagsterRunStatus.STARTED,
+            tags={
+                "dagster/asset_partition_range_start": "SHOP",
+                "dagster/asset_partition_range_end": "SHOP",
+                **owner_tags(),
+                PID_TAG: str(_dead_pid()),
+            },
+        )
+    )
+
+    assert close_dead_runs(instance, ["BANK"]) == []
+    assert close_dead_runs(instance, ["SHOP"]) == [
+        f"run {run_id} of SHOP was left by a process that no longer exists: marked failed, no slot held"
+    ]
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE

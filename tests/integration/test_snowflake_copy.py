@@ -302,7 +302,7 @@ def test_copy_into_a_real_snowflake_account(canonical_database: dict[str, Any]) 
         dg.build_resources({"snowflake": snowflake_resource_from_env()}) as resources,
         resources.snowflake.get_connection() as conn,
     ):
-        # resources.snowflake is dagster-snowflake's SnowflakeConnection; it connects through our resource.
+        # Our resource: it connects through dagster-snowflake's SnowflakeResource.
         cursor = conn.cursor()
         cursor.execute(f"CREATE TRANSIENT SCHEMA {schema}")
         try:

@@ -32,7 +32,8 @@ import dagster as dg
 from dagster._core.remote_origin import GrpcServerCodeLocationOrigin, ManagedGrpcPythonEnvCodeLocationOrigin
 from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
-PARTITION_TAG = "dagster/partition"
+from zephyr_qtest.defs.partitions import PARTITION_TAG, RANGE_START_TAG, run_project
+
 HOST_TAG = "zephyr_qtest/host"
 PID_TAG = "zephyr_qtest/pid"
 # The engine event a run's own process writes first (dagster/_grpc/impl.py, dagster/_cli/api.py).
@@ -124,15 +125,24 @@ def close_dead_runs(
 ) -> list[str]:
     """Marks failed the unfinished runs of these projects (partitions; None: of every project) whose
     process no longer exists, and frees their concurrency slots. Returns one line per run closed."""
+    # A backfill's runs name their project in the range tags (start = end), the others in the partition's.
     filters = (
-        [dg.RunsFilter(statuses=list(NOT_FINISHED_STATUSES), tags={PARTITION_TAG: key}) for key in projects]
+        [
+            dg.RunsFilter(statuses=list(NOT_FINISHED_STATUSES), tags={tag: key})
+            for key in projects
+            for tag in (PARTITION_TAG, RANGE_START_TAG)
+        ]
         if projects is not None
         else [dg.RunsFilter(statuses=list(NOT_FINISHED_STATUSES))]
     )
     lines = []
+    seen: set[str] = set()
     for runs_filter in filters:
         for record in instance.get_run_records(filters=runs_filter):
             run = record.dagster_run
+            if run.run_id in seen:
+                continue
+            seen.add(run.run_id)
             owner = _dead_owner(instance, run)
             if owner is None:
                 continue
@@ -151,7 +161,7 @@ def close_dead_runs(
                 if pools
                 else "no slot held"
             )
-            project = run.tags.get(PARTITION_TAG, "no project")
+            project = run_project(run.tags) or "no project"
             lines.append(
                 f"run {run.run_id} of {project} was left by a process that no longer exists: "
                 f"marked failed, {freed}"

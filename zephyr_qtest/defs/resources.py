@@ -13,13 +13,13 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
-from dagster_snowflake import SnowflakeResource
 from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from zephyr_qtest.lib import postgres
 from zephyr_qtest.lib import snowflake as warehouse
 from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, dbt_executable
-from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.lib.qtest import one_writer
+from zephyr_qtest.lib.qtest.client import QtestClient, rate_limit_key
 from zephyr_qtest.lib.qtest.exactly_once import QUEUE_WINDOW_S
 from zephyr_qtest.lib.store import Store
 from zephyr_qtest.lib.zephyr.client import ZephyrClient
@@ -156,6 +156,24 @@ class QtestResource(dg.ConfigurableResource):
         "qTest's queue may still make its logs; they are looked for, never sent again, until then.",
     )
 
+    _turn: Any = PrivateAttr(default=None)
+
+    def take_turn(self, context: dg.AssetExecutionContext, database_url: str) -> None:
+        """Before this run's first request to qTest, when the instance enforces pools per run (the tenant's
+        configuration, docs/dagster-tenant.yaml): waits until no other run talks to qTest with this token,
+        and keeps the turn until the run ends (``lib/qtest/one_writer.take_turn``). With pools enforced
+        per step (dagster.yaml) Dagster's slots already let one step at a time talk to qTest, and a turn
+        held from step to step could wait for a slot held by a step that waits for the turn."""
+        if self._turn is not None or not pools_per_run(context.instance):
+            return
+        key = rate_limit_key(self.base_url, self.api_token or None, self.username, self.password)
+        self._turn = one_writer.take_turn(database_url, key, context.run.run_id, context.log.info)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._turn is not None:
+            self._turn.close()
+            self._turn = None
+
     def client(self) -> QtestClient:
         if not self.base_url or not (self.api_token or (self.username and self.password)):
             raise dg.Failure(
@@ -171,13 +189,37 @@ class QtestResource(dg.ConfigurableResource):
         )
 
 
-class SnowflakeWarehouse(SnowflakeResource):
+def pools_per_run(instance: dg.DagsterInstance) -> bool:
+    """Whether the instance enforces its pools per run (``concurrency: pools: granularity: run``): the queue
+    counts runs, and no step claims a slot."""
+    granularity = instance.get_concurrency_config().pool_config.pool_granularity
+    return getattr(granularity, "value", None) == "run"
+
+
+class SnowflakeWarehouse(dg.ConfigurableResource):
     """Snowflake through dagster-snowflake's ``SnowflakeResource``, or, with ``embedded`` (the default when no
     ``SNOWFLAKE_ACCOUNT`` is configured), its local emulation: fakesnow keeps each database in a DuckDB file
     under ``<project home>/snowflake``. The fakesnow patch is applied here, in the process that connects
     (each Dagster step process applies its own), and removed when its last connection closes, which
-    releases the DuckDB file for the next process."""
+    releases the DuckDB file for the next process.
 
+    It holds the account's settings itself and builds dagster-snowflake's resource only when it connects to
+    an account: importing dagster-snowflake (snowpark, snowflake.core) takes half of loading the
+    definitions, and every run's process loads them (README, "A whole tenant")."""
+
+    account: str | None = Field(default=None, description="SNOWFLAKE_ACCOUNT, the account identifier.")
+    user: str = Field(description="SNOWFLAKE_USER, the login name (the emulation takes any).")
+    password: str | None = Field(default=None, description="SNOWFLAKE_PASSWORD (secret).")
+    private_key: str | None = Field(default=None, description="SNOWFLAKE_PRIVATE_KEY (secret).")
+    private_key_path: str | None = Field(default=None, description="SNOWFLAKE_PRIVATE_KEY_PATH.")
+    private_key_password: str | None = Field(
+        default=None, description="SNOWFLAKE_PRIVATE_KEY_PASSWORD (secret)."
+    )
+    authenticator: str | None = Field(default=None, description="Snowflake's authenticator, if not a key.")
+    role: str | None = Field(default=None, description="SNOWFLAKE_ROLE.")
+    database: str | None = Field(default=None, description="SNOWFLAKE_DATABASE.")
+    # `schema` is a name pydantic keeps for itself, as in dagster-snowflake's resource.
+    schema_: str | None = Field(default=None, alias="schema", description="SNOWFLAKE_SCHEMA.")
     embedded: bool = Field(
         default=False, description="Use the local emulation (fakesnow on DuckDB) instead of an account."
     )
@@ -194,11 +236,13 @@ class SnowflakeWarehouse(SnowflakeResource):
         default=warehouse.DEFAULT_CHUNK_ROWS,
         description="Rows read from PostgreSQL and bulk-loaded at a time.",
     )
+    # After the fields above: in the class body this name hides the module `warehouse` (lib/snowflake.py).
+    warehouse: str | None = Field(default=None, description="SNOWFLAKE_WAREHOUSE.")
 
     @model_validator(mode="before")
     @classmethod
     def validate_authentication(cls, values: Any) -> Any:
-        # Overrides SnowflakeResource's check of the same name: the emulation needs no credentials.
+        # dagster-snowflake's own check, but the emulation needs no credentials.
         if not isinstance(values, dict) or values.get("embedded"):
             return values
         methods = [
@@ -225,19 +269,39 @@ class SnowflakeWarehouse(SnowflakeResource):
             return f"embedded (fakesnow) {self.embedded_directory() / (str(self.database).upper() + '.db')}: {location}"
         return f"Snowflake {location}"
 
+    def account_resource(self) -> Any:
+        """dagster-snowflake's ``SnowflakeResource`` for the account (imported here, when one is used)."""
+        from dagster_snowflake import SnowflakeResource
+
+        settings = {
+            name: getattr(self, name)
+            for name in (
+                "account",
+                "user",
+                "password",
+                "private_key",
+                "private_key_path",
+                "private_key_password",
+                "authenticator",
+                "warehouse",
+                "role",
+                "database",
+            )
+        }
+        return SnowflakeResource(schema=self.schema_, **_present(**settings))  # type: ignore[arg-type]
+
     @contextmanager
     def get_connection(self, raw_conn: bool = True) -> Iterator[Any]:
         if not self.embedded:
-            with super().get_connection(raw_conn=raw_conn) as conn:
+            with self.account_resource().get_connection(raw_conn=raw_conn) as conn:
                 yield conn
             return
         import snowflake.connector
 
+        arguments = _present(user=self.user, database=self.database, schema=self.schema_)
         with warehouse.embedded_snowflake(self.embedded_directory()):
             # Looked up at call time: under the patch this is fakesnow's connect.
-            conn = warehouse.connect_waiting_for_lock(
-                lambda: snowflake.connector.connect(**self._connection_args)
-            )
+            conn = warehouse.connect_waiting_for_lock(lambda: snowflake.connector.connect(**arguments))
             try:
                 yield conn
                 conn.commit()

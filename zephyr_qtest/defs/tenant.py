@@ -13,9 +13,11 @@ way with three pieces (README, "A whole tenant"; ``docs/dagster-tenant.yaml`` is
   once projects finish at different times it would publish each stage in a run of its own, one every
   30 s.)
 - The pools are enforced per run (``granularity: run``): the queue starts an extraction run only while no
-  other run uses ``zephyr_api`` and a publishing run only while no other uses ``qtest_api``. A waiting run
-  stays queued: it spins on nothing, and each vendor is talked to by one limiter (``lib/http.py``, one per
-  process and token), which finds the whole rate alone.
+  other run uses ``zephyr_api``, and at most two publishing runs (``qtest_api``, two slots): the second
+  loads its definitions while the first publishes, then waits for qTest's turn
+  (``QtestResource.take_turn``) and goes on the moment the first ends. A run waiting in the queue spins on
+  nothing, and each vendor is talked to by one limiter (``lib/http.py``, one per process and token), which
+  finds the whole rate alone.
 
 Every run of an asset job executes in one process (``tenant_runs``), as ``migration_job`` does: its
 stages share the rate their limiter learnt and their connections, instead of each step process starting
@@ -25,6 +27,8 @@ from slow start again.
 from datetime import UTC, datetime
 
 import dagster as dg
+
+from zephyr_qtest.defs.partitions import run_project
 
 THEN_TAG = "zephyr_qtest/then"
 THEN_PUBLISH = "publish"
@@ -52,11 +56,7 @@ def transformed_project(run: dg.DagsterRun) -> str | None:
     groups = {key.path[0] for key in run.asset_selection}
     if TRANSFORMED_GROUP not in groups or PUBLISH_GROUP in groups:
         return None
-    project = run.tags.get("dagster/partition")
-    start = run.tags.get("dagster/asset_partition_range_start")
-    if project is None and start is not None and start == run.tags.get("dagster/asset_partition_range_end"):
-        project = start
-    return project
+    return run_project(run.tags)
 
 
 @dg.sensor(

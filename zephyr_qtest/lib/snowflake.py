@@ -34,17 +34,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import psycopg
-
-# Called as ``pandas_tools.write_pandas`` at call time, never imported by name: fakesnow patches the
-# attribute of this module, so nothing of ours has to be named in its ``extra_targets``.
-from snowflake.connector import pandas_tools
 
 from zephyr_qtest.lib.dbt import manifest_path
 from zephyr_qtest.lib.postgres import connect
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas and the Snowflake connector are imported where they are used: this module is imported whenever the
+# definitions load (every run's process), and the two take longer to import than the rest of it.
 
 CANONICAL_SCHEMA = "canonical"
 MIGRATION_SCHEMA = "migration"
@@ -501,6 +502,8 @@ def _batches(reader: Any, chunk_rows: int) -> Iterator[Any]:
 
 
 def _to_frame(table: Any, binary: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)
     for name in binary:  # opt-in attachment bytes: hex text as PostgreSQL wrote it (\\x...) to bytes
         frame[name] = pd.Series(
@@ -660,6 +663,10 @@ def _load(
             f"{contract.qualified_source} lacks the column(s) {', '.join(missing)} of its contract "
             f"({contract.origin}); build the table again (dbt build / the qTest assets) before copying it"
         )
+    # Called as ``pandas_tools.write_pandas`` at call time, never imported by name: fakesnow patches the
+    # attribute of this module, so nothing of ours has to be named in its ``extra_targets``.
+    from snowflake.connector import pandas_tools
+
     load_table = load_table_name(contract, project_key)
     for chunk in iter_frames(pg_conn, contract, project_key, chunk_rows=chunk_rows, copy_binary=copy_binary):
         success, _, loaded, _ = pandas_tools.write_pandas(

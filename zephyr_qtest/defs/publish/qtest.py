@@ -12,6 +12,7 @@ fields it cannot set up, an error before any object is sent) fails the asset. Ea
 (``lib/qtest/one_writer.py``), and its metadata names that target (site and qTest project).
 """
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
         # The only run publishing this project to this site while the stage runs: another one is waited
         # for, or stopped at, as ZEPHYR_QTEST_WHEN_BUSY says.
         writer = Writer(context.run.run_id, stage, WhenBusy(qtest.when_busy), context.log.warning)
+        await asyncio.to_thread(qtest.take_turn, context, postgres.url())
         async with qtest.client() as client:
             try:
                 summary, problems, fields = await publish_stage(
@@ -303,6 +305,7 @@ async def reconciliation(context: dg.AssetExecutionContext, qtest: QtestResource
     except AcceptanceError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
     store = postgres.store()
+    await asyncio.to_thread(qtest.take_turn, context, postgres.url())
     async with qtest.client() as client:
         outcome, ledger = await prove(store, client, project_key)
         calls = client.stats.as_metadata()

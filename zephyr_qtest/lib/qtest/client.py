@@ -112,6 +112,14 @@ def _object(data: Any) -> None:
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
 
 
+def rate_limit_key(
+    site_url: str, api_token: str | None, username: str | None = None, password: str | None = None
+) -> str:
+    """What qTest counts requests against (the site and the token, or the user), as the key of the
+    process-wide limiter (``lib/http.py``): it holds no secret."""
+    return limiter_key(site_url, api_token or f"{username}:{password}")
+
+
 class QtestClient(ApiClient):
     """qTest Manager v3 at a site URL (``https://<site>.qtestnet.com`` or the sandbox); ``async with``."""
 
@@ -131,15 +139,13 @@ class QtestClient(ApiClient):
         """`options` go to `ApiClient` (a test transport, a rate limiter, clock and sleep)."""
         if api_token:
             auth: AuthProvider = BearerToken(api_token, "bearer")
-            credential = api_token
         elif username and password:
             auth = QtestOAuth(
                 site_url, username, password, transport=options.get("transport"), timeout=timeout
             )
-            credential = f"{username}:{password}"
         else:
             raise ValueError("qTest needs an API token, or a user name and password")
-        options.setdefault("rate_limit_key", limiter_key(site_url, credential))
+        options.setdefault("rate_limit_key", rate_limit_key(site_url, api_token, username, password))
         self.site_url = site_url.rstrip("/")
         super().__init__(
             f"{self.site_url}/api/v3",

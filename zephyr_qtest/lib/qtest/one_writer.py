@@ -21,6 +21,8 @@ from enum import StrEnum
 
 import psycopg
 
+from zephyr_qtest.lib.postgres import connect
+
 # The schema named literally: no identifier is interpolated into the statement text.
 WRITER_DDL = """
 create schema if not exists migration;
@@ -110,6 +112,53 @@ async def _record(conn: psycopg.AsyncConnection, target_site: str, project_key: 
         "run_id = excluded.run_id, stage = excluded.stage, backend_pid = excluded.backend_pid, since = now()",
         (target_site, project_key, writer.run_id, writer.stage),
     )
+
+
+def turn_lock_key(client_key: str) -> int:
+    return lock_key(f"zephyr_qtest qtest turn\n{client_key}")
+
+
+def take_turn(
+    database_url: str, client_key: str, run_id: str, log: Callable[[str], None] = _ignore
+) -> psycopg.Connection:
+    """Holds the turn to talk to qTest with one token (`client_key`: ``client.rate_limit_key``, no secret)
+    on a connection of its own, which it returns: the turn ends when that connection closes (the run's end,
+    or its process's). Held by another run: says so through `log`, naming it, and waits for it.
+
+    For runs that Dagster keeps apart only at the queue (pools enforced per run, docs/dagster-tenant.yaml):
+    the queue may then start the next publishing run while one publishes, and that run loads its
+    definitions and waits here instead of in the queue, so it goes on the moment the other ends. One run
+    talks to qTest at a time: its limiter finds the whole rate (two would spend it on each other's 429s).
+    The lock lives in the staging database: runs of one tenant share it; runs on another database do not
+    wait for these.
+    A database outage ends the turn early; the project hold (``acquire``) still keeps each project to
+    one writer, so at worst two runs share the rate for a while."""
+    key = turn_lock_key(client_key)
+    conn = connect(database_url, autocommit=True)
+    try:
+        name = f"zephyr-qtest {run_id}".encode()[:APPLICATION_NAME_BYTES].decode(errors="ignore")
+        conn.execute("select set_config('application_name', %s, false)", (name,))
+        if not _sync_scalar(conn, "select pg_try_advisory_lock(%s)", (key,)):
+            holder = _sync_scalar(
+                conn,
+                "select a.application_name from pg_locks l join pg_stat_activity a on a.pid = l.pid "
+                "where l.locktype = 'advisory' and l.granted and l.classid = %s::oid "
+                "and l.objid = %s::oid and l.objsubid = 1 "
+                "and l.database = (select oid from pg_database where datname = current_database())",
+                _halves(key),
+            )
+            log(f"waiting for the run that talks to qTest ({holder or 'it has just let go'}) to end")
+            conn.execute("select pg_advisory_lock(%s)", (key,))
+            log("qTest's turn taken: this run publishes")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _sync_scalar(conn: psycopg.Connection, query: str, params: tuple[object, ...]) -> object:
+    row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+    return row[0] if row else None
 
 
 class HoldLost(RuntimeError):
