@@ -127,6 +127,7 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
                     create_fields=qtest.create_fields,
                     writer=writer,
                     queue_window_s=qtest.queue_window_s,
+                    cdn_token=qtest.cdn_token or None,
                 )
             except ProjectBusy as busy:
                 raise dg.Failure(description=str(busy)) from None
@@ -304,7 +305,7 @@ async def reconciliation(context: dg.AssetExecutionContext, qtest: QtestResource
         raise dg.Failure(description=str(error), allow_retries=False) from None
     store = postgres.store()
     async with qtest.client() as client:
-        outcome, ledger = await prove(store, client, project_key)
+        outcome, ledger = await prove(store, client, project_key, cdn_token=qtest.cdn_token or None)
         calls = client.stats.as_metadata()
     reconcile.save(store.reconciliations(), outcome)
     judged = verdict(ledger, acceptance)

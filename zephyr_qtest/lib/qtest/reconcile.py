@@ -21,7 +21,7 @@ from zephyr_qtest.lib.qtest.id_map import DDL_LOCK_KEY, site_of
 from zephyr_qtest.lib.qtest.kinds import KINDS, Kind
 from zephyr_qtest.lib.qtest.kinds.attachment import all_attachment_rows, not_uploaded
 from zephyr_qtest.lib.qtest.kinds.base import Marts, ReadBack, done_ids, execution_statuses, field_catalogs
-from zephyr_qtest.lib.qtest.kinds.vocabulary import OBJECT_TYPES, PROJECT
+from zephyr_qtest.lib.qtest.kinds.vocabulary import INLINE_IMAGE, OBJECT_TYPES, PROJECT
 
 if TYPE_CHECKING:
     from zephyr_qtest.lib.store import Connections, Store
@@ -109,7 +109,11 @@ async def read_back_and_reconcile(
     the proof compares the same objects with the raw payloads."""
     id_map = await store.open_id_map(project_key, client.site_url)
     try:
-        maps = {object_type.name: await id_map.load(object_type.name) for object_type in OBJECT_TYPES}
+        # Inline images too: their attachments are on the cases beside the files (read_back_attachments).
+        maps = {
+            object_type.name: await id_map.load(object_type.name)
+            for object_type in (*OBJECT_TYPES, INLINE_IMAGE)
+        }
     finally:
         await id_map.close()
     ids = {object_type: done_ids(entries) for object_type, entries in maps.items()}
