@@ -18,13 +18,16 @@ from zephyr_qtest.lib.store import Store
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle
 
 
-def ledger_of(database_url: str, qtest: QTestSandboxHandle, project: str) -> Ledger:
-    """The ledger of what did not arrive, as the reconciliation proves it (raw payloads against qTest)."""
+def ledger_of(
+    database_url: str, qtest: QTestSandboxHandle, project: str, *, cdn_token: str | None = None
+) -> Ledger:
+    """The ledger of what did not arrive, as the reconciliation proves it (raw payloads against qTest);
+    `cdn_token` reads the inline images on Zephyr's CDN again (ZEPHYR_CDN_TOKEN)."""
 
     async def run() -> Ledger:
         with Store(database_url) as store:
             async with QtestClient(qtest.base_url, qtest.token) as client:
-                return (await prove(store, client, project))[1]
+                return (await prove(store, client, project, cdn_token=cdn_token))[1]
 
     return asyncio.run(run())
 
