@@ -23,7 +23,7 @@ import binascii
 import hashlib
 import html
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -146,6 +146,9 @@ class CdnFetcher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -193,8 +196,3 @@ class CdnFetcher:
             content_type = response.headers.get("content-type", "application/octet-stream")
             return Picture(response.content, content_type.split(";")[0].strip())
         raise PictureError(f"the CDN could not be read: {last}")
-
-
-def image_lines(text: Any, known: Callable[[str], bool]) -> list[str]:
-    """The pictures of `text` that `known` does not account for, in order, each once."""
-    return [source for source in dict.fromkeys(image_sources(text)) if not known(source)]

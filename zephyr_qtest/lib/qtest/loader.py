@@ -140,5 +140,5 @@ async def publish_stage(
             await note_default_module(client, project_id, id_map, before=False)
         return summary, ctx.property_problems, fields
     finally:
-        await fetcher.__aexit__()
+        await fetcher.aclose()
         await id_map.close()
