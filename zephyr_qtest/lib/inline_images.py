@@ -67,6 +67,16 @@ def rewrite_sources(text: str, addresses: Mapping[str, str]) -> str:
     return _IMAGE.sub(replace, text)
 
 
+def without_sources(text: str) -> str:
+    """`text` with every picture's address left out: the loader's own check compares texts so (the proof
+    compares each picture with its source, byte for byte)."""
+    if "<img" not in text.lower():
+        return text
+    return _IMAGE.sub(
+        lambda match: f"{match.group('head')}{match.group('quote')}{match.group('quote')}", text
+    )
+
+
 def is_data_uri(source: str) -> bool:
     return source[:5].lower() == "data:"
 
