@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from zephyr_qtest.lib.inline_images import without_sources
 from zephyr_qtest.lib.qtest.client import quote_search_value
 from zephyr_qtest.lib.qtest.comparison import (
     Mismatch,
@@ -40,7 +41,6 @@ from zephyr_qtest.lib.qtest.kinds.case_history import (
     test_case_version_rows,
     write_current,
 )
-from zephyr_qtest.lib.inline_images import without_sources
 from zephyr_qtest.lib.qtest.kinds.inline_image import rewritten
 from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE, TEST_CASE, TEST_STEP
 
