@@ -155,6 +155,13 @@ class ZephyrSettings(_Group):
         description="e.g. https://api.zephyrscale.smartbear.com/v2 (EU, AU and DE have their own).",
     )
     api_token: SecretStr | None = Field(default=None, validation_alias="ZEPHYR_API_TOKEN")
+    cdn_token: SecretStr | None = Field(
+        default=None,
+        validation_alias="ZEPHYR_CDN_TOKEN",
+        description="The token of a signed-in browser session of the Zephyr app, which reads the inline "
+        "images of rich text on SmartBear's CDN (the API token cannot); see docs/runbook.md. Optional: "
+        "without it each such picture is a ledger line.",
+    )
 
     @property
     def is_configured(self) -> bool:

@@ -59,12 +59,19 @@ def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluati
 
 
 def attachments_expected(database_url: str, project: str) -> int:
+    """The files of the mart, and the inline images uploaded beside them (data: pictures of cases)."""
     with connect(database_url) as conn:
-        return conn.execute(
+        files = conn.execute(
             "select count(*) from qtest_mapping.qtest_attachments where project_key = %s "
             "and skip_reason is null and qtest_object_type is not null",
             (project,),
         ).fetchone()[0]
+        pictures = conn.execute(
+            "select count(*) from migration.id_map where project_key = %s and object_type = 'inline_image' "
+            "and state = 'done'",
+            (project,),
+        ).fetchone()[0]
+    return int(files) + int(pictures)
 
 
 def test_an_unknown_status_fails_its_check_and_stops_nothing_else(

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from zephyr_qtest.lib.proof import images
 from zephyr_qtest.lib.proof.compare import Proof, reader_text, same_value
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason
 from zephyr_qtest.lib.proof.source import RawObject, Recorded, Seeds, Source
@@ -64,6 +65,7 @@ def prove_offline(
     statuses: dict[str, int] | None = None,
     run_fields: list[dict[str, Any]] | None = None,
     users: dict[str, int] | None = None,
+    pictures: images.PictureEvidence | None = None,
 ) -> Ledger:
     source = Source("P", objects, names or {}, seeds or Seeds(), recorded or {}, {}, replaced or {})
     read_back = ReadBack(
@@ -78,7 +80,7 @@ def prove_offline(
         found=found,
     )
     ledger = Ledger("P", "site", "site")
-    Proof(source, read_back, ledger).run()
+    Proof(source, read_back, ledger, pictures=pictures or images.PictureEvidence()).run()
     return ledger
 
 
@@ -567,6 +569,35 @@ def test_an_inline_image_is_a_line_even_though_its_text_arrived() -> None:
         Reason.NOT_CARRIED,
     )
     assert lines_of(ledger, "objective") == []
+
+
+def test_a_picture_arrived_only_where_qtest_points_at_an_attachment_of_the_case_with_its_bytes() -> None:
+    """The proof's own reading (the source's bytes, the case's attachments read back): a picture whose text
+    points at an attachment of the case with the same sha256 arrived; one whose attachment holds other bytes,
+    or whose text still names the old address, is a line; a data: URI's line never shows the bytes."""
+    good = "https://cloudfront.tm4j.smartbear.com/tenant/t1/project/10/embedded-aa-1-good.png"
+    bad = "https://cloudfront.tm4j.smartbear.com/tenant/t1/project/10/embedded-bb-2-bad.png"
+    data = "data:image/png;base64,iVBORw0KGgo="
+    objective = f"<p>x</p><img src=\"{good}\"><img src='{bad}'>"
+    held = "<p>x</p><img src=\"https://q/att/1\"><img src='https://q/att/2'>"
+    pictures = images.PictureEvidence(
+        has_token=True,
+        source={good: "sha-good", bad: "sha-bad", data: "sha-data"},
+        attachments={900: {"https://q/att/1": "sha-good", "https://q/att/2": "sha-other"}},
+    )
+    ledger = prove_offline(
+        {
+            "test_cases": [
+                raw("P-T1", case_payload(objective=objective, precondition=f'<img src="{data}">'))
+            ],
+        },
+        {"test_case": {900: qtest_case({1: "P-T1"}, description=held, precondition=f'<img src="{data}">')}},
+        {"test_case": {"P-T1": 900}},
+        pictures=pictures,
+    )
+    assert [line.value for line in lines_of(ledger, "objective (inline image)")] == [bad]
+    [line] = lines_of(ledger, "precondition (inline image)")
+    assert line.value.startswith("data:image/png;base64,...") and "iVBOR" not in line.value
 
 
 def test_each_older_version_is_checked_in_qtests_version_list_and_its_steps_are_named() -> None:

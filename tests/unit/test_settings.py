@@ -22,6 +22,7 @@ SECRET = "s3cret-t0ken-value"
 
 # Every variable the tree reads; each one is named in .env.example.
 VARIABLES = {
+    "ZEPHYR_CDN_TOKEN",
     "ZEPHYR_QTEST_HOME",
     "ZEPHYR_QTEST_REPORTS",
     "ZEPHYR_QTEST_ACCEPTANCE",

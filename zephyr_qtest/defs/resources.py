@@ -131,6 +131,11 @@ class QtestResource(dg.ConfigurableResource):
     )
     username: str = Field(default="", description="QTEST_USERNAME, when logging in instead of a token.")
     password: str = Field(default="", description="QTEST_PASSWORD (secret).")
+    cdn_token: str = Field(
+        default="",
+        description="ZEPHYR_CDN_TOKEN (secret): a browser session's token that reads Zephyr's inline images "
+        "from SmartBear's CDN, for their upload as attachments and for the proof.",
+    )
     project_map: dict[str, str] = Field(
         default={},
         description="Zephyr project key -> qTest project name or id; unmapped projects go to the qTest "
@@ -358,6 +363,7 @@ def qtest_resource(settings: Settings) -> QtestResource:
         api_token=_secret(config, "api_token"),
         username=config.username or None,
         password=_secret(config, "password"),
+        cdn_token=_secret(settings.zephyr, "cdn_token"),
     )
     return QtestResource(
         project_map=dict(settings.mapping.project_map),

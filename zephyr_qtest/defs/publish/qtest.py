@@ -129,6 +129,7 @@ def build_publish_asset(stage: str) -> dg.AssetsDefinition:
                     create_fields=qtest.create_fields,
                     writer=writer,
                     queue_window_s=qtest.queue_window_s,
+                    cdn_token=qtest.cdn_token or None,
                 )
             except (ProjectBusy, ProjectTargetError) as stop:
                 raise dg.Failure(description=str(stop)) from None
@@ -307,7 +308,7 @@ async def reconciliation(context: dg.AssetExecutionContext, qtest: QtestResource
     store = postgres.store()
     await asyncio.to_thread(qtest.take_turn, context, postgres.url())
     async with qtest.client() as client:
-        outcome, ledger = await prove(store, client, project_key)
+        outcome, ledger = await prove(store, client, project_key, cdn_token=qtest.cdn_token or None)
         calls = client.stats.as_metadata()
     reconcile.save(store.reconciliations(), outcome)
     judged = verdict(ledger, acceptance)

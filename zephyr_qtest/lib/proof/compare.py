@@ -85,14 +85,36 @@ def seed_file(seed: str) -> str:
     return USER_MAP_FILE if seed == "user_map" else f"{SEEDS}/{seed}.csv"
 
 
-async def prove(store: Store, client: QtestClient, project_key: str) -> tuple[Reconciliation, Ledger]:
+async def prove(
+    store: Store, client: QtestClient, project_key: str, *, cdn_token: str | None = None
+) -> tuple[Reconciliation, Ledger]:
     """The project reconciled (marts against qTest: the loader's own check) and proven (raw payloads
-    against qTest): the ledger of every value that did not arrive."""
+    against qTest): the ledger of every value that did not arrive. `cdn_token` (``ZEPHYR_CDN_TOKEN``) reads
+    the inline images on Zephyr's CDN again, to compare with the attachments qTest holds."""
     outcome, read_back = await read_back_and_reconcile(store, client, project_key)
     source = load_source(store, project_key, outcome.target_site)
     ledger = Ledger(project_key, outcome.target, outcome.target_site)
-    Proof(source, read_back, ledger).run()
+    pictures = images.PictureEvidence()
+    if read_back is not None:
+        pictures = await images.gather_evidence(
+            client,
+            read_back.project_id,
+            read_back.ids.get(TEST_CASE.name, {}),
+            carried_texts(source),
+            cdn_token,
+        )
+    Proof(source, read_back, ledger, pictures=pictures).run()
     return outcome, ledger
+
+
+def carried_texts(source: Source) -> dict[str, list[Any]]:
+    """Case key -> the rich texts whose pictures the loader carries onto that case (its own, its steps')."""
+    texts: dict[str, list[Any]] = defaultdict(list)
+    for entity in images.CARRIED:
+        for obj in source.of(entity):
+            case_key = str(obj.parent_key if entity == "test_steps" else obj.key)
+            texts[case_key].extend(_at(obj.payload, path) for path in images.RICH_TEXT[entity])
+    return texts
 
 
 # ------------------------------------------------------------------------------------------ normal forms
@@ -196,6 +218,8 @@ class Proof:
     plan_keys: dict[int, str] = field(default_factory=dict)
     # Zephyr case key -> its steps, in order
     case_steps: dict[str, list[RawObject]] = field(default_factory=dict)
+    # The inline images as the proof read them itself (sources and qTest's attachments).
+    pictures: images.PictureEvidence = field(default_factory=images.PictureEvidence)
 
     # ---------------------------------------------------------------- lines
 
@@ -1441,7 +1465,9 @@ class Proof:
             )
 
     def inline_images(self) -> None:
-        """A line per picture embedded in rich text (`images.py`): the text arrives, its pictures do not."""
+        """A line per picture embedded in rich text (`images.py`) that did not arrive: a test case's or its
+        steps' picture arrives when qTest's text points at an attachment of the case with its bytes; the
+        pictures of other texts are not carried."""
         execution_keys = {
             str(execution.id): str(execution.key)
             for execution in self.source.of("test_executions")
@@ -1458,16 +1484,44 @@ class Proof:
                 else:
                     key = obj.key or str(obj.id)
                 for path in paths:
-                    for source in images.image_sources(_at(obj.payload, path)):
+                    for source in dict.fromkeys(images.image_sources(_at(obj.payload, path))):
+                        if entity in images.CARRIED:
+                            self.ledger.values_compared += 1
+                            case_key, held = self._held_text(entity, obj, path)
+                            case_id = (
+                                None if self.rb is None else self.rb.ids.get(TEST_CASE.name, {}).get(case_key)
+                            )
+                            if self.pictures.arrived(source, held, case_id):
+                                continue
+                            detail, remedy = self.pictures.why_not(source)
+                        else:
+                            detail, remedy = images.NOT_CARRIED_HERE, images.REMEDY
+                            if not images.is_data_uri(source):
+                                detail = images.DETAIL
                         self.line(
                             _ENTITY_WORDS[entity],
                             key,
                             f"{path} (inline image)",
-                            source,
+                            images.shown(source),
                             images.REASON,
-                            images.REMEDY,
-                            images.DETAIL,
+                            remedy,
+                            detail,
                         )
+
+    def _held_text(self, entity: str, obj: RawObject, path: str) -> tuple[str, Any]:
+        """The qTest case a carried text is on, and the text qTest holds for it (None: not there)."""
+        if entity == "test_cases":
+            case_key = str(obj.key)
+            found = self._found(TEST_CASE.name, case_key) or {}
+            return case_key, found.get("description" if path == "objective" else "precondition")
+        case_key = str(obj.parent_key)
+        found = self._found(TEST_CASE.name, case_key) or {}
+        held = sorted(found.get("test_steps") or [], key=lambda step: int(step.get("order") or 0))
+        ordered = sorted(self.case_steps.get(case_key, []), key=lambda step: step.position or 0)
+        index = next((i for i, step in enumerate(ordered) if step.position == obj.position), None)
+        if index is None or index >= len(held):
+            return case_key, None
+        return case_key, held[index].get("expected" if path == "inline.expectedResult" else "description")
 
     def replaced_characters(self) -> None:
         """The characters the raw layer could not store (NUL, lone surrogates): named, object by object,

@@ -1,20 +1,37 @@
-"""Inline images: pictures embedded in Zephyr's rich text, found and counted object by object.
+"""Inline images: pictures embedded in Zephyr's rich text, proven object by object.
 
 Zephyr Scale Cloud keeps them on SmartBear's CDN (``https://cloudfront.tm4j.smartbear.com/tenant/<tenant>/
 project/<id>/embedded-...png``) behind a token that only the Zephyr app in a signed-in browser holds; the API
-token cannot fetch them (REAL_SHAPES Zephyr 5). The HTML arrives in qTest as written, so the text compares
-equal while its pictures still point at SmartBear and break once the Jira site is gone. Each is therefore a
-ledger line of its own, naming the object, the field and the picture's address: the text check alone would
-call it carried.
+token cannot fetch them (REAL_SHAPES Zephyr 5), or in the text itself as ``data:`` URIs. The loader uploads
+the pictures of test cases and their steps as attachments of the qTest case and points the text at them
+(``qtest/kinds/inline_image.py``) when it can read them: a data: URI always, a CDN picture with
+``ZEPHYR_CDN_TOKEN``.
+
+The proof does not take the loader's word for it: it reads each picture again from its source (the data: URI
+decoded, the CDN fetched with the token) and every attachment of the qTest case back from qTest, and a
+picture arrived only when the qTest text no longer names the source address but names an attachment of the
+case whose bytes (sha256) are the source's. Any other picture is a ledger line naming the object, the field
+and the address: the text check alone (tags stripped) would call it carried.
 """
 
 from __future__ import annotations
 
-import html
-import re
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from zephyr_qtest.lib.inline_images import (
+    CDN_TOKEN_SETTING,
+    CdnFetcher,
+    PictureError,
+    image_sources,
+    is_data_uri,
+    shown,
+)
 from zephyr_qtest.lib.proof.ledger import Reason
+from zephyr_qtest.lib.qtest.client import QtestClient
+from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE
 
 # The rich-text fields of each raw table (payload paths), as the API sends them.
 RICH_TEXT: dict[str, tuple[str, ...]] = {
@@ -26,21 +43,100 @@ RICH_TEXT: dict[str, tuple[str, ...]] = {
     "test_executions": ("comment",),
     "test_execution_steps": ("inline.actualResult",),
 }
-# <img ... src="..."> in HTML; Zephyr's editor writes HTML, the quotes either kind.
-_IMAGE = re.compile(r"""<img\b[^>]*?\bsrc\s*=\s*(["'])(?P<src>.*?)\1""", re.IGNORECASE | re.DOTALL)
+# The raw tables whose pictures the loader carries (onto the qTest test case).
+CARRIED = ("test_cases", "test_steps")
 DETAIL = (
     "an inline image on SmartBear's CDN: the Zephyr API token cannot fetch it, so qTest's copy of the text "
     "still points at SmartBear (it breaks when the Jira site's access ends)"
+)
+NOT_CARRIED_HERE = (
+    "an inline image of a text whose pictures the migration does not carry yet (only test cases' and their "
+    "steps' are uploaded): qTest's copy of the text still points at the picture's old address"
 )
 REMEDY = (
     "save the picture from the Zephyr page and attach it to the qTest object by hand, or accept it in the "
     "acceptance file (ZEPHYR_QTEST_ACCEPTANCE)"
 )
+TOKEN_REMEDY = (
+    f'set {CDN_TOKEN_SETTING} to a signed-in browser session\'s token (docs/runbook.md, "Inline images") and '
+    "re-run `zephyr-qtest migrate` for the project; or " + REMEDY
+)
 REASON = Reason.NOT_CARRIED
 
 
-def image_sources(text: Any) -> list[str]:
-    """The addresses of the pictures embedded in one rich-text value, in order."""
-    if not isinstance(text, str) or "<img" not in text.lower():
-        return []
-    return [html.unescape(match.group("src")).strip() for match in _IMAGE.finditer(text)]
+@dataclass
+class PictureEvidence:
+    """What the proof read itself: each source picture's sha256 (or why it could not be read), and every
+    attachment of the qTest cases that hold pictures (address -> sha256 of the bytes read back)."""
+
+    has_token: bool = False
+    source: dict[str, str] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    # qTest case id -> attachment address -> sha256
+    attachments: dict[int, dict[str, str]] = field(default_factory=dict)
+
+    def arrived(self, source: str, held_text: Any, case_id: int | None) -> bool:
+        """Whether qTest's text points at an attachment of the case holding the source's bytes, not at the
+        source itself."""
+        wanted = self.source.get(source)
+        if wanted is None or case_id is None:
+            return False
+        held = image_sources(held_text)
+        if source in held:
+            return False
+        on_case = self.attachments.get(case_id, {})
+        return any(on_case.get(address) == wanted for address in held)
+
+    def why_not(self, source: str) -> tuple[str, str]:
+        """The detail and remedy of a picture that did not arrive."""
+        if source in self.unreadable:
+            return f"the picture could not be read: {self.unreadable[source]}", TOKEN_REMEDY
+        if not is_data_uri(source) and not self.has_token:
+            return f"{DETAIL}; no {CDN_TOKEN_SETTING} is set", TOKEN_REMEDY
+        return "qTest's text does not point at an attachment of the case with the picture's bytes", (
+            "re-run `zephyr-qtest migrate` for the project: a re-run sends only what is left"
+        )
+
+
+async def gather_evidence(
+    client: QtestClient,
+    project_id: int,
+    case_ids: Mapping[str, int],
+    payloads: Mapping[str, list[Any]],
+    cdn_token: str | None,
+) -> PictureEvidence:
+    """Reads the pictures of the carried texts (`payloads`: case key -> its texts) from their sources and the
+    attachments of their qTest cases (`case_ids`) back from qTest."""
+    async with CdnFetcher(cdn_token) as fetcher:
+        evidence = PictureEvidence(has_token=fetcher.has_token)
+        for case_key, texts in payloads.items():
+            sources = {source for text in texts for source in image_sources(text)}
+            if not sources:
+                continue
+            for source in sources - evidence.source.keys() - evidence.unreadable.keys():
+                if not fetcher.can_read(source):
+                    continue
+                try:
+                    evidence.source[source] = (await fetcher.read(source)).sha256
+                except PictureError as error:
+                    evidence.unreadable[source] = str(error)
+            case_id = case_ids.get(case_key)
+            if case_id is None or case_id in evidence.attachments:
+                continue
+            held: dict[str, str] = {}
+            for attachment in await client.list_attachments(project_id, TEST_CASE.api_segment, case_id):
+                content = await client.download_attachment(
+                    project_id, TEST_CASE.api_segment, case_id, int(attachment["id"])
+                )
+                digest = hashlib.sha256(content).hexdigest()
+                for address in (
+                    attachment.get("web_url"),
+                    *(link.get("href") for link in attachment.get("links") or []),
+                ):
+                    if address:
+                        held[str(address)] = digest
+            evidence.attachments[case_id] = held
+        return evidence
+
+
+__all__ = ["RICH_TEXT", "PictureEvidence", "gather_evidence", "image_sources", "is_data_uri", "shown"]

@@ -9,12 +9,14 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from zephyr_qtest.lib.http import NotFoundError
+from zephyr_qtest.lib.inline_images import CdnFetcher
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.exactly_once import QUEUE_WINDOW_S, PublishSummary
 from zephyr_qtest.lib.qtest.field_setup import FieldSetup, ensure_fields, migration_fields
 from zephyr_qtest.lib.qtest.id_map import NO_SITE, Entry, IdMap
 from zephyr_qtest.lib.qtest.kinds import id_types_of_stage, kinds_of_stage
 from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext
+from zephyr_qtest.lib.qtest.kinds.inline_image import InlineImages
 from zephyr_qtest.lib.qtest.kinds.vocabulary import PROJECT, TEST_CASE
 from zephyr_qtest.lib.qtest.one_writer import Writer
 from zephyr_qtest.lib.qtest.rollback import note_default_module, record_field_setup
@@ -123,14 +125,16 @@ async def publish_stage(
     concurrency: int = 8,
     writer: Writer | None = None,
     queue_window_s: float = QUEUE_WINDOW_S,
+    cdn_token: str | None = None,
 ) -> tuple[PublishSummary, Counter[tuple[str, str, str]], FieldSetup]:
     """Publishes one stage of one project to the site of `client`, as the project's only writer there
     (`writer`: the run, and whether it waits for another run or stops); returns its summary, the
     properties that could not be set and the fields it created first (`FieldSetupError` when it may not:
-    then nothing is written)."""
+    then nothing is written). `cdn_token` (``ZEPHYR_CDN_TOKEN``) reads the inline images on Zephyr's CDN."""
     kinds = kinds_of_stage(stage)
     writer = writer or Writer(stage=stage)
     id_map = await store.open_id_map(project_key, client.site_url)
+    fetcher = CdnFetcher(cdn_token)
     try:
         await id_map.become_sole_writer(writer)
         await adopt_rows_without_site(client, id_map, writer)
@@ -158,6 +162,8 @@ async def publish_stage(
         makes_cases = stage == TEST_CASE.stage
         if makes_cases:
             await note_default_module(client, project_id, id_map, before=True)
+            ctx.images = InlineImages(client, project_id, id_map, fetcher)
+            await ctx.images.load()
         summary = await kinds[0].publish(ctx)
         for kind in kinds[1:]:
             summary.absorb(await kind.publish(ctx))
@@ -165,4 +171,5 @@ async def publish_stage(
             await note_default_module(client, project_id, id_map, before=False)
         return summary, ctx.property_problems, fields
     finally:
+        await fetcher.aclose()
         await id_map.close()

@@ -447,7 +447,12 @@ class PlanningClient(QtestClient):
     ) -> dict:
         self._write("POST", f"{object_type}/blob-handles")
         self.upload_bytes += len(content)
-        return {"id": self._new_id(), "name": name, "content_type": content_type}
+        attachment_id = self._new_id()
+        # Shaped as qTest answers (swagger AttachmentResource): an inline image's text points at its web_url.
+        web_url = (
+            f"{self.site_url}/p/{project_id}/portal/attachment/{object_type}/attachmentId/{attachment_id}"
+        )
+        return {"id": attachment_id, "name": name, "content_type": content_type, "web_url": web_url}
 
     async def delete_attachment(
         self, project_id: int, object_type: str, object_id: int, blob_id: int

@@ -28,7 +28,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     field_catalogs,
     status_ids,
 )
-from zephyr_qtest.lib.qtest.kinds.vocabulary import OBJECT_TYPES, PROJECT
+from zephyr_qtest.lib.qtest.kinds.vocabulary import INLINE_IMAGE, OBJECT_TYPES, PROJECT
 
 if TYPE_CHECKING:
     from zephyr_qtest.lib.store import Connections, Store
@@ -116,7 +116,11 @@ async def read_back_and_reconcile(
     the proof compares the same objects with the raw payloads."""
     id_map = await store.open_id_map(project_key, client.site_url)
     try:
-        maps = {object_type.name: await id_map.load(object_type.name) for object_type in OBJECT_TYPES}
+        # Inline images too: their attachments are on the cases beside the files (read_back_attachments).
+        maps = {
+            object_type.name: await id_map.load(object_type.name)
+            for object_type in (*OBJECT_TYPES, INLINE_IMAGE)
+        }
     finally:
         await id_map.close()
     ids = {object_type: done_ids(entries) for object_type, entries in maps.items()}

@@ -37,6 +37,7 @@ from zephyr_qtest.lib.qtest.kinds.module import DEFAULT_MODULE_NAME
 from zephyr_qtest.lib.qtest.kinds.requirement import IMPORTED
 from zephyr_qtest.lib.qtest.kinds.vocabulary import (
     ATTACHMENT,
+    INLINE_IMAGE,
     MODULE,
     PROJECT,
     RELEASE,
@@ -73,6 +74,8 @@ GOES_WITH: dict[str, str] = {
     TEST_LOG.name: TEST_RUN.name,
     TEST_STEP.name: TEST_CASE.name,
     TEST_CASE_VERSION.name: TEST_CASE.name,
+    # The inline images of a case's texts are attachments of the case (kinds/inline_image.py).
+    INLINE_IMAGE.name: TEST_CASE.name,
 }
 
 

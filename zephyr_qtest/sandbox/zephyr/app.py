@@ -38,7 +38,7 @@ from zephyr_qtest.sandbox.zephyr.api import (
     int_query,
     json_response,
 )
-from zephyr_qtest.sandbox.zephyr.auth import mint_token
+from zephyr_qtest.sandbox.zephyr.auth import cdn_session_token, mint_token
 from zephyr_qtest.sandbox.zephyr.faults import FaultConfig, FaultInjector
 from zephyr_qtest.sandbox.zephyr.middleware import SandboxMiddleware
 from zephyr_qtest.sandbox.zephyr.routes import api_routes
@@ -86,6 +86,8 @@ class ZephyrSandbox:
         self.base_url = self.store.base_url
         self.secret = token_secret
         self.token = mint_token(token_secret)
+        # A browser session's token for the inline images (routes/cdn.py): not the API token.
+        self.cdn_token = cdn_session_token(token_secret)
         self.faults = FaultInjector(faults)
         self.stats = ZephyrRequestStats()
         self.app = self._build_app()

@@ -47,6 +47,12 @@ def _b64url_decode(segment: str) -> bytes:
         raise ValueError(NOT_BASE64) from exc
 
 
+def cdn_session_token(secret: bytes) -> str:
+    """The browser session token the sandbox's CDN of inline images takes (``routes/cdn.py``): stable for a
+    secret, and unlike the API token (the real CDN does not take the API token either)."""
+    return "cdn-session-" + hmac.new(secret, b"zephyr sandbox cdn session", hashlib.sha256).hexdigest()[:32]
+
+
 def mint_token(secret: bytes, *, account_id: str = SANDBOX_ACCOUNT_ID, issued_at: int = 1700000000) -> str:
     """A JWT like the ones Jira issues for Zephyr: HS256 header, Zephyr-style context payload.
 

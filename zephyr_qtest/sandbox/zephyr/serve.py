@@ -238,5 +238,7 @@ def serve_zephyr(
     print(f"  API base URL : {base_url}")
     print(f"  admin        : {base_url.removesuffix('/v2')}/_sandbox/stats")
     print(f"ZEPHYR_BASE_URL={base_url}")
-    print(f"ZEPHYR_API_TOKEN={sandbox.token}", flush=True)
+    print(f"ZEPHYR_API_TOKEN={sandbox.token}")
+    # The browser session token its CDN of inline images takes (optional: without it they stay ledger lines).
+    print(f"ZEPHYR_CDN_TOKEN={sandbox.cdn_token}", flush=True)
     serve_forever(sandbox.asgi, sock, log_level=log_level)

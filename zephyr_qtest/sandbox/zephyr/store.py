@@ -40,6 +40,8 @@ _API_LINK = re.compile(
     r"(/(?:projects|folders|statuses|priorities|environments|testcases|testCases|testcycles|testplans"
     r'|testexecutions|links)(?:[/?#][^"]*)?)"'
 )
+# The address of a picture pasted into rich text, on SmartBear's CDN (REAL_SHAPES Zephyr 5).
+_CDN_TENANT = "https://cloudfront.tm4j.smartbear.com/tenant/"
 _VERSION_LINK = re.compile(r"/testcases/([^/?#]+)/versions/([0-9]+)", re.IGNORECASE)
 # The hidden update time of an object comes from the first of these it has (see updatedAfter).
 _UPDATE_TIME_FIELDS = ("updatedOn", "lastModifiedOn", "createdOn", "actualEndDate", "plannedEndDate")
@@ -276,7 +278,11 @@ class ZephyrStore:
     def rewrite_links(self, text: str) -> str:
         """Point every Zephyr API ``self``/``target`` link in a JSON text at this sandbox."""
         base = self.base_url
-        return _API_LINK.sub(lambda m: f'"{m[1]}":"{base}{m[3]}"', text)
+        text = _API_LINK.sub(lambda m: f'"{m[1]}":"{base}{m[3]}"', text)
+        # Inline images on SmartBear's CDN are served by this sandbox (routes/cdn.py), at its own host.
+        if _CDN_TENANT in text:
+            text = text.replace(_CDN_TENANT, f"{base.removesuffix('/v2')}/cdn/tenant/")
+        return text
 
     def to_json(self, value: Any) -> str:
         return self.rewrite_links(json.dumps(value, ensure_ascii=False, separators=(",", ":")))

@@ -23,6 +23,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import (
     ATTACHMENT,
+    INLINE_IMAGE,
     RELEASE,
     TEST_CASE,
     TEST_LOG,
@@ -186,8 +187,12 @@ async def read_back_attachments(rb: ReadBack, rows: list[Row]) -> dict[int, Any]
         except KeyError:
             continue  # its owner is missing: the attachment shows as missing
     files: dict[int, dict[str, Any]] = {}
+    # The pictures of rich texts uploaded beside the files: the proof accounts for them (inline_image.py).
+    pictures = set(rb.ids.get(INLINE_IMAGE.name, {}).values())
     for object_type, owner_id in sorted(owners):
         for attachment in await rb.client.list_attachments(rb.project_id, object_type, owner_id):
+            if int(attachment["id"]) in pictures:
+                continue
             content = await rb.client.download_attachment(
                 rb.project_id, object_type, owner_id, int(attachment["id"])
             )

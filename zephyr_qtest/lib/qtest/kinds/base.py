@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.comparison import Reconciliation
@@ -21,6 +21,9 @@ from zephyr_qtest.lib.qtest.exactly_once import QUEUE_WINDOW_S, Created, ObjectK
 from zephyr_qtest.lib.qtest.fields import FieldCatalog
 from zephyr_qtest.lib.qtest.id_map import IdMap
 from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE, TEST_RUN, ObjectType
+
+if TYPE_CHECKING:
+    from zephyr_qtest.lib.qtest.kinds.inline_image import InlineImages
 
 Row = dict[str, Any]
 # object type -> source key -> qTest id (done rows of the id map)
@@ -166,6 +169,8 @@ class PublishContext:
     # object type -> source key -> qTest id (done rows, as the run goes)
     ids: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
     property_problems: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    # The inline images of rich texts (``inline_image.py``); None: texts go as they are.
+    images: InlineImages | None = None
 
     async def load_settings(self) -> None:
         self.test_case_fields, self.test_run_fields = await field_catalogs(self.client, self.project_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from zephyr_qtest.lib.inline_images import without_sources
 from zephyr_qtest.lib.qtest.client import quote_search_value
 from zephyr_qtest.lib.qtest.comparison import (
     Mismatch,
@@ -40,6 +41,7 @@ from zephyr_qtest.lib.qtest.kinds.case_history import (
     test_case_version_rows,
     write_current,
 )
+from zephyr_qtest.lib.qtest.kinds.inline_image import rewritten
 from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE, TEST_CASE, TEST_STEP
 
 
@@ -82,12 +84,41 @@ def test_case_body(row: Row, steps: list[Row], ids: Ids, properties: list[dict])
     return payload
 
 
+def body_texts(body: Mapping[str, Any]) -> list[Any]:
+    """The rich texts of a test case's body, its steps' included: where its inline images are."""
+    steps = body.get("test_steps") or []
+    return [
+        body.get("description"),
+        body.get("precondition"),
+        *(step.get(name) for step in steps for name in ("description", "expected")),
+    ]
+
+
+def with_addresses(body: Mapping[str, Any], addresses: dict[str, str]) -> dict[str, Any]:
+    """The body with each inline image pointed at its qTest attachment (``inline_image.py``)."""
+    return {
+        **body,
+        "description": rewritten(body.get("description"), addresses),
+        "precondition": rewritten(body.get("precondition"), addresses),
+        "test_steps": [
+            {**step, **{name: rewritten(step.get(name), addresses) for name in ("description", "expected")}}
+            for step in body.get("test_steps") or []
+        ],
+    }
+
+
+def rich(value: Any) -> str:
+    """A rich text as the loader's check compares it: its pictures' addresses left out (they point at the
+    case's attachments in qTest; the proof compares each picture with its source)."""
+    return without_sources(text(value))
+
+
 def expected_test_case(row: Row, ids: Ids, catalog: FieldCatalog) -> dict[str, Any]:
     """What qTest must hold for a test case: texts, module, and the properties qTest has a field for."""
     return {
         "name": row["name"],
-        "description": text(row.get("description")),
-        "precondition": text(row.get("precondition")),
+        "description": rich(row.get("description")),
+        "precondition": rich(row.get("precondition")),
         "module": ids[MODULE.name].get(text(row.get("parent_source_key"))),
         "properties": expected_properties(encoded_properties(catalog, row.get("properties"))),
     }
@@ -96,8 +127,8 @@ def expected_test_case(row: Row, ids: Ids, catalog: FieldCatalog) -> dict[str, A
 def held_test_case(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "name": found.get("name"),
-        "description": text(found.get("description")),
-        "precondition": text(found.get("precondition")),
+        "description": rich(found.get("description")),
+        "precondition": rich(found.get("precondition")),
         "module": found.get("parent_id") if expected["module"] is not None else None,
         "properties": held_properties(found, expected["properties"]),
     }
@@ -107,8 +138,8 @@ def expected_test_step(step: Row, order: int, case_ids: Mapping[str, int]) -> di
     """What qTest must hold for the `order`-th step (from 1) of a case."""
     callee = step.get("linked_test_case_source_key")
     return {
-        "description": text(step.get("description")),
-        "expected": text(step.get("expected")),
+        "description": rich(step.get("description")),
+        "expected": rich(step.get("expected")),
         "order": order,
         "called test case": case_ids.get(callee) if callee else None,
     }
@@ -116,8 +147,8 @@ def expected_test_step(step: Row, order: int, case_ids: Mapping[str, int]) -> di
 
 def held_test_step(found: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "description": text(found.get("description")),
-        "expected": text(found.get("expected")),
+        "description": rich(found.get("description")),
+        "expected": rich(found.get("expected")),
         "order": int(found.get("order") or 0),
         "called test case": found.get("called_test_case_id"),
     }
@@ -154,6 +185,30 @@ def test_case_protocol(
             properties = cleared(ctx.test_case_fields, properties, older.get(source_key(row)))
         return test_case_body(row, steps_by_case.get(source_key(row), []), ctx.ids, properties)
 
+    def row_texts(row: Row) -> list[Any]:
+        steps = steps_by_case.get(source_key(row), [])
+        return [
+            row.get("description"),
+            row.get("precondition"),
+            *(step.get(name) for step in steps for name in ("description", "expected")),
+        ]
+
+    async def with_pictures(row: Row, case_id: int, sent: dict[str, Any]) -> dict[str, Any] | None:
+        """The body with its pictures uploaded on the case and pointed at, or None when nothing changes."""
+        if ctx.images is None:
+            return None
+        addresses = await ctx.images.settle(TEST_CASE.api_segment, source_key(row), case_id, body_texts(sent))
+        pictured = with_addresses(sent, addresses)
+        return pictured if pictured != sent else None
+
+    async def written(row: Row, case: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
+        """A case just written (`sent`), written again with its pictures' qTest addresses, before it is
+        approved: its pictures need the case to exist, and the approved version must hold them."""
+        pictured = await with_pictures(row, int(case["id"]), sent)
+        if pictured is None:
+            return case
+        return await ctx.client.update_test_case(ctx.project_id, int(case["id"]), pictured)
+
     async def finish(row: Row, case: Mapping[str, Any]) -> Created:
         """Approval as configured, then the steps' ids (by order) of the version runs will use: approving
         makes a new version, whose steps are the ones step logs must name."""
@@ -172,18 +227,23 @@ def test_case_protocol(
         return created
 
     async def create(row: Row) -> Created:
+        sent = body(row)
         if (history := histories.get(source_key(row))) is not None:
-            return await finish(row, await write_current(ctx, source_key(row), history, body(row)))
-        return await finish(row, await ctx.client.create_test_case(ctx.project_id, body(row)))
+            case = await write_current(ctx, source_key(row), history, sent)
+        else:
+            case = await ctx.client.create_test_case(ctx.project_id, sent)
+        return await finish(row, await written(row, case, sent))
 
     async def update(row: Row, entry: Entry) -> Created:
         assert entry.qtest_id is not None
-        return await finish(row, await ctx.client.update_test_case(ctx.project_id, entry.qtest_id, body(row)))
+        sent = body(row)
+        sent = await with_pictures(row, entry.qtest_id, sent) or sent
+        return await finish(row, await ctx.client.update_test_case(ctx.project_id, entry.qtest_id, sent))
 
     async def lookup(row: Row) -> Created | None:
         if (history := histories.get(source_key(row))) is not None:
             current = await find_current(ctx, source_key(row), history)
-            return None if current is None else await finish(row, current)
+            return None if current is None else await finish(row, await written(row, current, body(row)))
         if ctx.test_case_fields.get(ZEPHYR_KEY_LABEL) is None:
             return None  # without the key property a lost create cannot be told from a namesake
         query = f"'{ZEPHYR_KEY_LABEL}' = '{quote_search_value(source_key(row))}'"
@@ -192,10 +252,19 @@ def test_case_protocol(
         for case in found:
             if int(case["id"]) not in claimed:
                 full = await ctx.client.get_test_case(ctx.project_id, int(case["id"]))
-                return await finish(row, full)
+                return await finish(row, await written(row, full, body(row)))
         return None
 
-    hashed = payload_hash_on(lambda: ctx.test_case_fields)
+    by_fields = payload_hash_on(lambda: ctx.test_case_fields)
+
+    def hashed(row: Row) -> str:
+        pictures = (
+            ""
+            if ctx.images is None
+            else ctx.images.mark(TEST_CASE.api_segment, source_key(row), row_texts(row))
+        )
+        return by_fields(row) + pictures
+
     return ObjectKind(TEST_CASE.name, source_key, hashed, load_level, create, update, lookup)
 
 
@@ -217,7 +286,19 @@ async def publish_test_cases(ctx: PublishContext) -> PublishSummary:
         await case_histories(ctx),
         latest_older_versions(test_case_version_rows(ctx.marts)),
     )
-    return await ctx.run(protocol, test_case_rows(ctx.marts), also_reload=(TEST_STEP.name,))
+    rows = test_case_rows(ctx.marts)
+    summary = await ctx.run(protocol, rows, also_reload=(TEST_STEP.name,))
+    if ctx.images is not None and ctx.images.failed:
+        # A case whose pictures could not be read (a wrong or expired token) keeps the hash of what it was
+        # written with (those pictures "off"): a run with a good token then writes it again.
+        entries = await ctx.id_map.load(TEST_CASE.name)
+        for row in rows:
+            entry = entries.get(source_key(row))
+            if source_key(row) in ctx.images.failed and entry is not None and entry.state == "done":
+                await ctx.id_map.done(
+                    TEST_CASE.name, source_key(row), entry.qtest_id, protocol.payload_hash(row), entry.detail
+                )
+    return summary
 
 
 async def read_back_test_cases(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:

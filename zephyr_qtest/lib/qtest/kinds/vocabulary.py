@@ -47,6 +47,9 @@ TEST_LOG = ObjectType("test_log", "test-logs", "qtest_test_logs", "test_logs", "
 # Step logs are created by their test log's call.
 TEST_STEP_LOG = ObjectType("test_step_log", "test-step-logs", "qtest_test_step_logs", "test_logs", "step log")
 ATTACHMENT = ObjectType("attachment", "attachments", "qtest_attachments", "attachments", "attachment")
+# A picture of a rich text (Zephyr's CDN or a data: URI), uploaded as an attachment of the object holding the
+# text by that object's own stage (``inline_image.py``); one id-map row per (object, picture address).
+INLINE_IMAGE = ObjectType("inline_image", "attachments", None, None, "inline image")
 # Jira issues that Zephyr cases and executions link to, as requirements; their links to qTest cases and runs
 # are made by the same stage (one id-map row per link, read back through linked-artifacts).
 REQUIREMENT = ObjectType("requirement", "requirements", "qtest_requirements", "requirements", "requirement")

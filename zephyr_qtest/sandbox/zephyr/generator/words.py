@@ -43,6 +43,17 @@ INLINE_IMAGE = (
     '<img src="https://cloudfront.tm4j.smartbear.com/tenant/5d0e2f6c-1b7a-3c44-9e1d-2a7f0c9b4e11/project/'
     '10302/embedded-3f9a1c07d2b84e6a91c5e0f7b2d4a8c6-1566319668503-screenshot.png">'
 )
+# Another picture, with the quotes the other way round.
+INLINE_IMAGE_2 = (
+    "<img alt='result' src='https://cloudfront.tm4j.smartbear.com/tenant/5d0e2f6c-1b7a-3c44-9e1d-2a7f0c9b4e11/"
+    "project/10302/embedded-7c1e0b9a44d2f8e3a5b6c7d8e9f00112-1566320001234-result.png'>"
+)
+# A picture whose bytes are in the text: Zephyr's editor embeds some as data: URIs (lsst-dm/docsteady,
+# src/docsteady/utils.py, decodes them); no token is needed to carry them.
+DATA_IMAGE = (
+    '<img width="12" src="data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGM4IScHAAK2'
+    'AQU0pnWqAAAAAElFTkSuQmCC">'
+)
 OBJECTIVES = (
     "<p>Ensure that the {subject} works for a signed-in user.</p>",
     "To ensure the {subject} behaves after the upgrade.<br>Covers REQ-{n}.",
@@ -51,7 +62,7 @@ OBJECTIVES = (
 )
 PRECONDITIONS = (
     "User is logged in<br>Feature flag <code>new-ui</code> is on",
-    "Test data set #3 is loaded<br>" + INLINE_IMAGE,
+    "Test data set #3 is loaded<br>" + INLINE_IMAGE_2 + " and " + DATA_IMAGE,
     "Der Benutzer ist angemeldet.",
     "<ul><li>Admin account</li><li>Clean browser profile</li></ul>",
 )

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from zephyr_qtest.sandbox.zephyr.routes import (
     admin,
     attachments,
+    cdn,
     projects,
     testcases,
     testcycles,
@@ -23,7 +24,7 @@ from zephyr_qtest.sandbox.zephyr.routes import (
 if TYPE_CHECKING:
     from zephyr_qtest.sandbox.zephyr.app import ZephyrSandbox
 
-RESOURCES = (projects, testcases, testcycles, testplans, testexecutions, attachments, admin)
+RESOURCES = (projects, testcases, testcycles, testplans, testexecutions, attachments, cdn, admin)
 
 
 def api_routes(sandbox: ZephyrSandbox) -> list[Route]:
