@@ -83,8 +83,14 @@ def zephyr_endpoint(settings: Settings, *, seed: int, size: str) -> Iterator[Zep
 
     sandbox = start_in_thread(seed=seed, size=size)
     try:
+        # The sandbox's own browser-session token for its CDN of inline images, as a user copies theirs from
+        # the browser (docs/runbook.md): a rehearsal carries the pictures as a live run with the token does.
         yield settings.zephyr.model_copy(
-            update={"base_url": sandbox.base_url, "api_token": SecretStr(sandbox.token)}
+            update={
+                "base_url": sandbox.base_url,
+                "api_token": SecretStr(sandbox.token),
+                "cdn_token": SecretStr(sandbox.sandbox.cdn_token),
+            }
         )
     finally:
         sandbox.stop()
