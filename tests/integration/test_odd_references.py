@@ -59,9 +59,12 @@ DELETED_CASE = "SHOP-T14"
 # Test-case folders: 20005 and 20006 each other's parent; 20002's parent is gone; 20100 is new, under 20005.
 CASE_FOLDER_LOOP = (20005, 20006)
 ORPHAN_FOLDER, MISSING_PARENT = 20002, 29999
+ROOT_FOLDER = 20001
 UNDER_LOOP = 20100
 # Test-cycle folders 20008 and 20010 each other's parent (20009, under 20008, holds a cycle).
 CYCLE_FOLDER_LOOP = (20008, 20010)
+# A second root test-case folder, after the generated one (20001): siblings whose order qTest must keep.
+SECOND_ROOT = 20101
 
 
 def odd_document() -> dict[str, Any]:
@@ -96,6 +99,15 @@ def odd_document() -> dict[str, Any]:
             "parentId": CASE_FOLDER_LOOP[0],
             "name": "Under the loop",
             "index": 0,
+        }
+    )
+    document["folders"].append(
+        {
+            **copy.deepcopy(folders[ROOT_FOLDER]),
+            "id": SECOND_ROOT,
+            "parentId": None,
+            "name": "Second root",
+            "index": folders[ROOT_FOLDER]["index"] + 1,
         }
     )
     moved = next(case for case in document["testcases"] if case["key"] == "SHOP-T10")
@@ -335,8 +347,8 @@ def test_a_rerun_publishes_nothing_again_and_fails_nothing(odd_run: dict[str, An
 def test_folders_keep_their_place_among_their_siblings(odd_run: dict[str, Any]) -> None:
     """Siblings are created in Zephyr's order: the proof (raw payloads against qTest read back) finds every
     module and cycle folder at its Zephyr rank among its siblings, loops and orphans included (no `index`
-    line). A user who then drags one root module to the front in qTest's tree makes each root test-case
-    folder out of place a `differs in qTest` line that says how to put it back."""
+    line). A user who then drags the second root module to the front in qTest's tree makes both root
+    test-case folders `differs in qTest` lines that say how to put them back."""
     database_url, qtest = odd_run["database_url"], odd_run["qtest"]
     assert [line for line in ledger_of(database_url, qtest, PROJECT).lines if line.field == "index"] == []
 
@@ -350,7 +362,7 @@ def test_folders_keep_their_place_among_their_siblings(odd_run: dict[str, Any]) 
             PROJECT,
         )
     ]
-    assert len(roots) >= 2, roots
+    assert roots == [f"folder:{ROOT_FOLDER}", f"folder:{SECOND_ROOT}"], roots
     project_id = qtest_ids(database_url, "project")[PROJECT]
     qtest.drag(project_id, "module", qtest_ids(database_url, "module")[roots[-1]], 1)
 

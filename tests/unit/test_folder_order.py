@@ -6,6 +6,7 @@ from __future__ import annotations
 from tests.unit.test_proof_compare import prove_offline, raw
 from zephyr_qtest.lib.proof.ledger import Reason
 from zephyr_qtest.lib.proof.order import OutOfPlace, Sibling, out_of_place
+from zephyr_qtest.lib.qtest.kinds.base import sibling_order
 
 
 def test_the_same_ranks_on_both_sides_are_in_place_whatever_the_numbers() -> None:
@@ -106,3 +107,16 @@ def test_cycle_folders_are_ranked_among_cycle_folders_and_plan_folders_not_at_al
         ("folder:1", "index"),
         ("folder:2", "index"),
     ]
+
+
+def test_a_folder_row_is_sent_after_its_earlier_siblings() -> None:
+    """The publishing side: a module or cycle-folder row goes in its parent's sequence, by Zephyr's index
+    and then the folder's id; a row without an index (the automation module, a cycle) goes at any time."""
+    row = {"parent_source_key": "folder:1", "module_order": 2, "folder_id": 7}
+    assert sibling_order(row, "module_order", "folder_id") == ("folder:1", (2, 7))
+    root = {"parent_source_key": None, "cycle_order": 0, "zephyr_id": 3}
+    assert sibling_order(root, "cycle_order", "zephyr_id") == ("", (0, 3))
+    assert (
+        sibling_order({"parent_source_key": "folder:1", "cycle_order": None}, "cycle_order", "zephyr_id")
+        is None
+    )
