@@ -119,7 +119,7 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
             or (key like 'testexecutions/%%' and split_part(key, '/', 2) in (
                 select id::text from executions where not ran)))""",
     # A folder of plans is named in the details of the plans in it or below it: one that holds none is
-    # named nowhere. The other folders lose their position among siblings.
+    # named nowhere. (A folder's position among its siblings arrives: qTest's order, by creation.)
     ("folder", "(object)", Reason.NOT_CARRIED): """
         with recursive folders as (
             select id, (payload->>'parentId')::bigint as parent_id, payload->>'folderType' as folder_type
@@ -136,10 +136,6 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         select count(*) from folders
         where folder_type not in ('TEST_CASE', 'TEST_CYCLE')
         and (folder_type <> 'TEST_PLAN' or id not in (select id from holding where id is not null))""",
-    ("folder", "index", Reason.NOT_CARRIED): f"""
-        select count(*) from zephyr_raw.folders
-        where project_key = %(p)s and payload->>'folderType' in ('TEST_CASE', 'TEST_CYCLE')
-        and {_nonempty("payload->'index'")}""",
     # Older versions of the cases, replayed in qTest with their values (by the current version's rules):
     # the steps of each (Zephyr's API gives none), and an owner no qTest user maps, as on the current one.
     # The executions that ran against one have their logs on it: no line.

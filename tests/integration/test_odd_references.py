@@ -18,11 +18,13 @@ import pytest
 
 from tests.graph_helpers import materialize_partition
 from tests.integration.test_publish import loader_failures
+from tests.proof_helpers import ledger_of
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.publish.qtest import publish_assets, reconciliation
 from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
 from zephyr_qtest.lib.markdown import cell
 from zephyr_qtest.lib.postgres import connect
+from zephyr_qtest.lib.proof.ledger import Reason
 from zephyr_qtest.sandbox.qtest.serve import start_qtest_in_thread
 from zephyr_qtest.sandbox.zephyr.generator import generate
 from zephyr_qtest.sandbox.zephyr.serve import start_in_thread
@@ -57,9 +59,12 @@ DELETED_CASE = "SHOP-T14"
 # Test-case folders: 20005 and 20006 each other's parent; 20002's parent is gone; 20100 is new, under 20005.
 CASE_FOLDER_LOOP = (20005, 20006)
 ORPHAN_FOLDER, MISSING_PARENT = 20002, 29999
+ROOT_FOLDER = 20001
 UNDER_LOOP = 20100
 # Test-cycle folders 20008 and 20010 each other's parent (20009, under 20008, holds a cycle).
 CYCLE_FOLDER_LOOP = (20008, 20010)
+# A second root test-case folder, after the generated one (20001): siblings whose order qTest must keep.
+SECOND_ROOT = 20101
 
 
 def odd_document() -> dict[str, Any]:
@@ -94,6 +99,15 @@ def odd_document() -> dict[str, Any]:
             "parentId": CASE_FOLDER_LOOP[0],
             "name": "Under the loop",
             "index": 0,
+        }
+    )
+    document["folders"].append(
+        {
+            **copy.deepcopy(folders[ROOT_FOLDER]),
+            "id": SECOND_ROOT,
+            "parentId": None,
+            "name": "Second root",
+            "index": folders[ROOT_FOLDER]["index"] + 1,
         }
     )
     moved = next(case for case in document["testcases"] if case["key"] == "SHOP-T10")
@@ -328,3 +342,36 @@ def test_a_rerun_publishes_nothing_again_and_fails_nothing(odd_run: dict[str, An
         if event.materialization.asset_key.path[1] != "reconciliation":
             counts = [metadata[name].value for name in ("created", "updated", "adopted", "failed")]
             assert counts == [0, 0, 0, 0], event.materialization.asset_key
+
+
+def test_folders_keep_their_place_among_their_siblings(odd_run: dict[str, Any]) -> None:
+    """Siblings are created in Zephyr's order: the proof (raw payloads against qTest read back) finds every
+    module and cycle folder at its Zephyr rank among its siblings, loops and orphans included (no `index`
+    line). A user who then drags the second root module to the front in qTest's tree makes both root
+    test-case folders `differs in qTest` lines that say how to put them back."""
+    database_url, qtest = odd_run["database_url"], odd_run["qtest"]
+    assert [line for line in ledger_of(database_url, qtest, PROJECT).lines if line.field == "index"] == []
+
+    # The root test-case folders in Zephyr's order, from the raw payloads.
+    roots = [
+        f"folder:{folder_id}"
+        for (folder_id,) in rows(
+            database_url,
+            "select id from zephyr_raw.folders where project_key = %s and payload->>'folderType' = 'TEST_CASE' "
+            "and payload->>'parentId' is null order by (payload->>'index')::int, id",
+            PROJECT,
+        )
+    ]
+    assert roots == [f"folder:{ROOT_FOLDER}", f"folder:{SECOND_ROOT}"], roots
+    project_id = qtest_ids(database_url, "project")[PROJECT]
+    qtest.drag(project_id, "module", qtest_ids(database_url, "module")[roots[-1]], 1)
+
+    lines = [line for line in ledger_of(database_url, qtest, PROJECT).lines if line.field == "index"]
+    # The last became the first: every root folder moved by one place (and it by all of them).
+    assert sorted(line.object_key for line in lines) == sorted(roots)
+    assert {line.reason for line in lines} == {Reason.DIFFERS}
+    (moved,) = [line for line in lines if line.object_key == roots[-1]]
+    assert moved.detail == (
+        f"of its {len(roots)} sibling folders that qTest holds, Zephyr puts it {len(roots)} and qTest 1"
+    )
+    assert "drag the folder to its Zephyr position in qTest" in moved.remedy

@@ -69,3 +69,49 @@ def test_the_failure_text_tells_pending_from_refused_and_names_each_reason_once(
     assert "7 pending" in text and "looks for them in qTest first" in text
     assert text.count(lost) == 1 and "(7: E0, E1, E2, E3, E4, ...)" in text
     assert summary.as_metadata()["pending"] == 7 and summary.as_metadata()["failed"] == 8
+
+
+def test_siblings_in_sequence_are_created_one_after_the_other_in_rank_order() -> None:
+    """Items of one `sequence` group are created in rank order, each after the previous one's answer (qTest
+    numbers siblings' display order by creation); another group and free items still go side by side."""
+    events: list[str] = []
+    running: set[str] = set()
+    overlaps: set[frozenset[str]] = set()
+
+    async def create(item: Item) -> Created:
+        events.append(item["key"])
+        overlaps.update(frozenset({item["key"], other}) for other in running)
+        running.add(item["key"])
+        for _ in range(3):  # give every other coroutine its turn while this create is in flight
+            await asyncio.sleep(0)
+        running.discard(item["key"])
+        return Created(600 + len(events))
+
+    async def update(item: Item, entry: Entry) -> Created:
+        raise AssertionError("nothing changes here")
+
+    async def lookup(item: Item) -> Created | None:
+        return None
+
+    def sequence(item: Item) -> tuple[str, tuple[int, ...]] | None:
+        return (item["parent"], (int(item["index"]),)) if item["index"] else None
+
+    kind = ObjectKind(
+        "module", lambda i: i["key"], lambda i: "h", lambda i: 0, create, update, lookup, sequence=sequence
+    )
+    items = [
+        {"key": "A3", "parent": "A", "index": "3"},
+        {"key": "A1", "parent": "A", "index": "1"},
+        {"key": "B2", "parent": "B", "index": "2"},
+        {"key": "A2", "parent": "A", "index": "2"},
+        {"key": "B1", "parent": "B", "index": "1"},
+        {"key": "F", "parent": "A", "index": ""},
+    ]
+    summary = asyncio.run(publish(kind, items, IdMapInMemory()))  # type: ignore[arg-type]
+    assert summary.created == 6
+    for group in (["A1", "A2", "A3"], ["B1", "B2"]):
+        assert [key for key in events if key in group] == group
+        # No two siblings of a group were ever in flight together.
+        assert not any(pair <= set(group) for pair in overlaps)
+    # The groups and the free item did go side by side.
+    assert frozenset({"A1", "B1"}) in overlaps and any("F" in pair for pair in overlaps)

@@ -136,14 +136,23 @@ def test_a_field_the_qtest_project_lacks_is_named_with_what_to_create() -> None:
 
 
 def test_fields_that_are_not_carried_give_a_line_per_value() -> None:
-    folder = {"id": 4, "name": "Checkout", "folderType": "TEST_CASE", "parentId": None, "index": 3}
+    step = {"inline": {"description": "Open", "expectedResult": "Shown", "reflectRef": "ai-7"}}
     ledger = prove_offline(
-        {"folders": [raw(None, folder, id_=4)]},
-        {"module": {800: {"id": 800, "name": "Checkout", "children": []}}},
-        {"module": {"folder:4": 800}},
+        {
+            "test_cases": [raw("P-T1", case_payload())],
+            "test_steps": [raw(None, step, parent="P-T1", position=1)],
+        },
+        {
+            "test_case": {
+                900: qtest_case(
+                    {1: "P-T1"}, test_steps=[{"order": 1, "description": "Open", "expected": "Shown"}]
+                )
+            }
+        },
+        {"test_case": {"P-T1": 900}},
     )
-    [line] = lines_of(ledger, "index")
-    assert (line.object_key, line.value, line.reason) == ("folder:4", "3", Reason.NOT_CARRIED)
+    [line] = lines_of(ledger, "inline.reflectRef")
+    assert (line.object_key, line.value, line.reason) == ("P-T1#1", "ai-7", Reason.NOT_CARRIED)
 
 
 def test_a_refused_object_is_one_line_with_qtests_answer() -> None:

@@ -528,6 +528,36 @@ def test_modules_tree(api: httpx.Client, proj: Project) -> None:
     assert api.get(f"{base}/{grandchild['id']}").status_code == 404
 
 
+def test_siblings_are_ordered_by_creation_and_only_a_drag_moves_one(
+    api: httpx.Client, proj: Project, qtest: QTestSandboxHandle
+) -> None:
+    """A module's and a test cycle's ``order`` counts its creation among its siblings (an ``order`` in the
+    body is not read: no source says qTest takes one); the admin drag, a user's move in qTest's tree,
+    numbers the siblings again."""
+    base = f"/projects/{proj.id}/modules"
+    parent = api.post(base, json={"name": "Ordered"}).json()
+    made = [
+        api.post(base, params={"parentId": parent["id"]}, json={"name": name, "order": 9 - n}).json()
+        for n, name in enumerate(("first", "second", "third"))
+    ]
+    assert [m["order"] for m in made] == [1, 2, 3]
+    qtest.drag(proj.id, "module", made[2]["id"], 1)
+    listed = api.get(base, params={"parentId": parent["id"]}).json()
+    assert [m["name"] for m in listed] == ["third", "first", "second"]
+    assert [m["order"] for m in listed] == [1, 2, 3]
+
+    cycles = f"/projects/{proj.id}/test-cycles"
+    root = api.post(
+        cycles, params={"parentId": 0, "parentType": "root"}, json={"name": "Ordered cycles"}
+    ).json()
+    under = {"parentId": root["id"], "parentType": "test-cycle"}
+    a, b = (api.post(cycles, params=under, json={"name": name}).json() for name in ("a", "b"))
+    assert (a["order"], b["order"]) == (1, 2)
+    qtest.drag(proj.id, "test-cycle", b["id"], 1)
+    held = {c["name"]: c["order"] for c in api.get(cycles, params=under).json()}
+    assert held == {"b": 1, "a": 2}
+
+
 def test_test_case_round_trip_versions_and_approve(api: httpx.Client, proj: Project) -> None:
     base = f"/projects/{proj.id}/test-cases"
     created = api.post(

@@ -38,6 +38,7 @@ from zephyr_qtest.lib.proof.details import (
 from zephyr_qtest.lib.proof.fates import Fate, fate_of
 from zephyr_qtest.lib.proof.ledger import Ledger, LedgerLine, Reason, shorten
 from zephyr_qtest.lib.proof.links import LinkProof
+from zephyr_qtest.lib.proof.order import REORDER, Sibling, out_of_place
 from zephyr_qtest.lib.proof.source import Payload, RawObject, Source, load_source
 from zephyr_qtest.lib.proof.step_results import NOT_RUN, prove_step_results
 from zephyr_qtest.lib.qtest.client import QtestClient
@@ -559,6 +560,9 @@ class Proof:
 
     def folders(self) -> None:
         assert self.rb is not None
+        # (folder type, Zephyr parent, qTest parent) -> the folders of that group that qTest holds
+        siblings: dict[tuple[str, Any, int | None], list[Sibling]] = defaultdict(list)
+        indexes: dict[str, int] = {}
         for obj in self.source.of("folders"):
             with self.guard(FOLDER_WORDS, obj):
                 payload, key = obj.payload, f"folder:{obj.id}"
@@ -589,7 +593,33 @@ class Proof:
                 parent = payload.get("parentId")
                 if parent is not None:
                     self.check_parent(FOLDER_WORDS, key, "parentId", parent, id_map_type, found)
+                index = payload.get("index")
+                if isinstance(index, int) and not isinstance(index, bool):
+                    qtest_id = int(found["id"])
+                    order = found.get("order")
+                    group = (str(folder_type), parent, self.parents[id_map_type].get(qtest_id))
+                    siblings[group].append(
+                        Sibling(
+                            key,
+                            (index, int(obj.id or 0)),
+                            (order if isinstance(order, int) else None, qtest_id),
+                        )
+                    )
+                    indexes[key] = index
                 self.not_carried("folders", FOLDER_WORDS, key, payload)
+        for group in siblings.values():
+            self.ledger.values_compared += len(group)
+            for folder in out_of_place(group):
+                self.line(
+                    FOLDER_WORDS,
+                    folder.key,
+                    "index",
+                    indexes[folder.key],
+                    Reason.DIFFERS,
+                    REORDER,
+                    f"of its {folder.of} sibling folders that qTest holds, Zephyr puts it {folder.zephyr_rank}"
+                    f" and qTest {folder.qtest_rank}",
+                )
 
     @cached_property
     def _folder_chains(self) -> dict[int, list[int]]:

@@ -441,10 +441,11 @@ def _fates() -> tuple[FieldFate, ...]:
         f(
             "folders",
             "index",
-            N,
-            "",
-            "qTest orders modules and cycles by creation, not by a position",
-            ACCEPT,
+            C,
+            "module / test cycle order, relative to its siblings",
+            "siblings are created one after the other in index order, and qTest numbers order by "
+            "creation; the proof compares each folder's rank among its siblings on both sides (a folder of "
+            "test plans has no qTest object, so no position)",
         ),
         f("folders", "project", S, "", "the project, which the whole run is about"),
         # ---------------------------------------------------------------- attachments

@@ -8,6 +8,9 @@ For each object, in load order (a level at a time: parents and callees first), a
   created otherwise;
 - otherwise: ``pending`` is committed, the object is created, ``done`` and its id are committed.
 
+Siblings whose display order qTest numbers by creation (modules, test-cycle folders) are sent one after
+the other, in Zephyr's order (``ObjectKind.sequence``); everything else of a level goes side by side.
+
 A kind may create some objects many to a call (qTest's bulk auto-test-logs): those of a level are
 collected, marked ``pending`` together, handed to ``create_many`` at once, and recorded one by one.
 
@@ -161,6 +164,10 @@ class ObjectKind(Generic[Item]):
     # was created or why not (an ApiError leaves the item pending when the outcome is unknown).
     batched: Callable[[Item], bool] | None = None
     create_many: Callable[[Sequence[Item]], Awaitable[list[Created | Exception]]] | None = None
+    # Which items are sent one after the other: (group, rank), or None for an item that may go at any time.
+    # The items of one group go in rank order, each call after the previous one's answer; the groups, and
+    # the other items, still go side by side. (Siblings whose display order qTest numbers by creation.)
+    sequence: Callable[[Item], tuple[str, tuple[Any, ...]] | None] | None = None
 
 
 async def publish(
@@ -201,6 +208,10 @@ async def publish(
                 await failed(item, exc)
         progress.advance(1, _unit(kind))
 
+    async def in_turn(items: list[Item], batch: list[Item]) -> None:
+        for item in items:
+            await one(item, batch)
+
     def new_batched(item: Item) -> bool:
         entry = known.get(kind.source_key(item))
         return kind.batched is not None and kind.batched(item) and (entry is None or entry.state == "failed")
@@ -212,14 +223,34 @@ async def publish(
         for item in levels[level]:
             (direct if new_batched(item) else single).append(item)
         batch: list[Item] = []  # batched items that were pending and are not in qTest after all
+        free, sequences = _sequences(kind, single)
         await asyncio.gather(
-            *(one(item, batch) for item in single),
+            *(one(item, batch) for item in free),
+            *(in_turn(items, batch) for items in sequences),
             *([_create_batch(kind, direct, id_map, summary, failed, counted=True)] if direct else []),
         )
         if batch:
             await _create_batch(kind, batch, id_map, summary, failed)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _sequences(kind: ObjectKind[Item], items: list[Item]) -> tuple[list[Item], list[list[Item]]]:
+    """`items` split into those that may go at any time and the groups of ``kind.sequence``, each in
+    rank order."""
+    if kind.sequence is None:
+        return items, []
+    free: list[Item] = []
+    groups: dict[str, list[tuple[tuple[Any, ...], Item]]] = defaultdict(list)
+    for item in items:
+        place = kind.sequence(item)
+        if place is None:
+            free.append(item)
+        else:
+            groups[place[0]].append((place[1], item))
+    return free, [
+        [item for _, item in sorted(group, key=lambda ranked: ranked[0])] for group in groups.values()
+    ]
 
 
 async def _create_batch(

@@ -173,8 +173,8 @@ class QTestSandboxHandle(common.SandboxHandle):
     """A qTest sandbox served on a background thread. Use as a context manager or call ``stop()``.
 
     ``headers`` are ``Authorization: bearer <token>``; ``info()``, ``stats()``, ``reset_stats()``,
-    ``set_faults(**switches)`` (e.g. ``set_faults(rate_limit=5, lose_next=1)``), ``counts()``, ``dump()``
-    and ``reset()`` call the admin endpoints. ``stop()`` also closes the database (the state stays on disk).
+    ``set_faults(**switches)`` (e.g. ``set_faults(rate_limit=5, lose_next=1)``), ``counts()``, ``dump()``,
+    ``drag()`` and ``reset()`` call the admin endpoints. ``stop()`` also closes the database (the state stays on disk).
     """
 
     auth_scheme: ClassVar[str] = "bearer"
@@ -201,6 +201,12 @@ class QTestSandboxHandle(common.SandboxHandle):
     def dump(self, project_id: int) -> dict[str, Any]:
         """Every object of one project as the API shows it (for reconciliation tests)."""
         return self._admin("GET", f"dump/{project_id}")
+
+    def drag(self, project_id: int, kind: str, object_id: int, position: int) -> dict[str, Any]:
+        """A module or test cycle dragged to `position` (1-based) among its siblings, as in qTest's UI."""
+        return self._admin(
+            "POST", f"drag/{project_id}", {"kind": kind, "id": object_id, "position": position}
+        )
 
     def reset(self) -> dict[str, Any]:
         """Delete every project (users, tokens and the start-up projects come back)."""

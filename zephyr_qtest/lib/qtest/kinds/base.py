@@ -100,6 +100,25 @@ def load_level(row: Row) -> int:
     return int(row.get("load_order") or 0)
 
 
+def sibling_order(row: Row, order_column: str, id_column: str) -> tuple[str, tuple[Any, ...]] | None:
+    """Where a folder goes among its siblings (``ObjectKind.sequence``): (its parent, (Zephyr index, folder
+    id)); None without an index.
+
+    The order rests on creation: nothing says qTest takes a module's or test cycle's display order
+    (``order``) from a request. The swagger lists ``order`` in ModuleResource and TestCycleResource (not
+    read-only, but with no word on writing it) and names no ``order`` in the bodies of createModule,
+    updateModule, createCycle or updateCycle; none of the public qTest clients searched sends one; and
+    Tricentis' response sample (support.qasymphony.com, "Module APIs") shows orders 2, 11 and 265333 in
+    one tree: a counter of creations, not positions. So siblings are created one after the other in
+    Zephyr's index order. No documented call moves one among its siblings afterwards: a folder added
+    between two others in Zephyr, or a sibling created by a later run, is a ledger line (the proof
+    compares the ranks). The sandbox numbers by creation too."""
+    index = row.get(order_column)
+    if index is None:
+        return None
+    return str(row.get("parent_source_key") or ""), (int(index), int(row.get(id_column) or 0))
+
+
 def mart_properties(value: Any) -> list[Mapping[str, Any]]:
     """A mart's ``properties`` column (jsonb, or its text) as a list of {field_label, value}."""
     if isinstance(value, str):

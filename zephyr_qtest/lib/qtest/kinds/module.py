@@ -16,6 +16,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     Row,
     load_level,
     payload_hash,
+    sibling_order,
     source_key,
 )
 from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE
@@ -77,7 +78,16 @@ def module_protocol(ctx: PublishContext) -> ObjectKind[Row]:
                 return created
         return None
 
-    return ObjectKind(MODULE.name, source_key, payload_hash, load_level, create, update, lookup)
+    return ObjectKind(
+        MODULE.name,
+        source_key,
+        payload_hash,
+        load_level,
+        create,
+        update,
+        lookup,
+        sequence=lambda row: sibling_order(row, "module_order", "folder_id"),
+    )
 
 
 def module_rows(marts: Marts) -> list[Row]:

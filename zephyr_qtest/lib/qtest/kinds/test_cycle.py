@@ -18,6 +18,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     Row,
     load_level,
     payload_hash,
+    sibling_order,
     source_key,
 )
 from zephyr_qtest.lib.qtest.kinds.release import (
@@ -78,7 +79,18 @@ def test_cycle_protocol(ctx: PublishContext) -> ObjectKind[Row]:
         )
         return ctx.adopt_by_name(TEST_CYCLE.name, source_key(row), row["name"], candidates)
 
-    return ObjectKind(TEST_CYCLE.name, source_key, payload_hash, load_level, create, update, lookup)
+    return ObjectKind(
+        TEST_CYCLE.name,
+        source_key,
+        payload_hash,
+        load_level,
+        create,
+        update,
+        lookup,
+        # Cycle folders in Zephyr's order among their siblings (``sibling_order``); the cycles themselves
+        # have no position in Zephyr (their rows have no cycle_order).
+        sequence=lambda row: sibling_order(row, "cycle_order", "zephyr_id"),
+    )
 
 
 def test_cycle_rows(marts: Marts) -> list[Row]:

@@ -1,6 +1,6 @@
 """The sandbox's admin endpoints under ``/_sandbox/`` (not part of the vendor API, no auth): information,
-request statistics, switches, counts, dump, reset, and Jira issues imported as requirements the way a
-site's Jira integration would (``store/requirements.py``)."""
+request statistics, switches, counts, dump, reset, a drag in the tree as a user does it in qTest's UI, and
+Jira issues imported as requirements the way a site's Jira integration would (``store/requirements.py``)."""
 
 from __future__ import annotations
 
@@ -72,6 +72,14 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
             store.import_jira_issues(path_int(request, "projectId"), await json_body(request))
         )
 
+    async def admin_drag(request: Request) -> Response:
+        body = await json_body(request)
+        if not isinstance(body, dict) or not all(isinstance(body.get(k), int) for k in ("id", "position")):
+            raise QTestError(400, 'a drag takes {"kind": ..., "id": <int>, "position": <int>}')
+        return json_response(
+            store.drag(path_int(request, "projectId"), str(body.get("kind")), body["id"], body["position"])
+        )
+
     async def admin_reset(request: Request) -> Response:
         store.reset()
         sandbox.ensure_projects()
@@ -85,6 +93,7 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         guarded_route("/_sandbox/counts", admin_counts, ["GET"]),
         guarded_route("/_sandbox/counts/{projectId}", admin_counts, ["GET"]),
         guarded_route("/_sandbox/dump/{projectId}", admin_dump, ["GET"]),
+        guarded_route("/_sandbox/drag/{projectId}", admin_drag, ["POST"]),
         guarded_route("/_sandbox/reset", admin_reset, ["POST"]),
         guarded_route("/_sandbox/jira-import/{projectId}", admin_jira_import, ["POST"]),
     ]

@@ -1,10 +1,12 @@
-"""The sandbox's own admin operations (not part of the vendor API): counts, dump, reset."""
+"""The sandbox's own admin operations (not part of the vendor API): counts, dump, reset, and a drag in the
+tree as a user does it in qTest's UI."""
 
 from __future__ import annotations
 
 from zephyr_qtest.sandbox.qtest.store.base import (
     KIND_OF,
     Json,
+    QTestError,
     StoreBase,
 )
 from zephyr_qtest.sandbox.qtest.template import (
@@ -13,7 +15,7 @@ from zephyr_qtest.sandbox.qtest.template import (
 
 
 class AdminStore(StoreBase):
-    """The sandbox's own admin operations (not part of the vendor API): counts, dump, reset."""
+    """The sandbox's own admin operations (not part of the vendor API): counts, dump, reset, drag."""
 
     def counts(self, project_id: int | None = None) -> Json:
         projects = [
@@ -56,6 +58,28 @@ class AdminStore(StoreBase):
             )
             per_project[str(pid)] = counts
         return {"projects": len(projects), "per_project": per_project}
+
+    def drag(self, project_id: int, kind: str, object_id: int, position: int) -> Json:
+        """What a user does in qTest's tree, not through the API: drags a module or test cycle to
+        `position` (1-based) among its siblings, which are numbered again in their new order. The vendor API
+        documents no call that sets a position (no ``order`` in the createModule, updateModule, createCycle
+        or updateCycle bodies of the swagger), so only this admin route does it here."""
+        if kind not in ("module", "test-cycle"):
+            raise QTestError(400, f"only a module or a test-cycle is dragged, not {kind!r}")
+        self._project(project_id)
+        dragged = self._require(kind, object_id, project_id)
+        siblings = [
+            sibling
+            for sibling in self._children(kind, project_id, dragged["parent_id"])
+            if sibling.get("parent_kind") == dragged.get("parent_kind") and sibling["id"] != object_id
+        ]
+        siblings.sort(key=lambda sibling: (sibling["order"], sibling["id"]))
+        siblings.insert(max(0, min(position - 1, len(siblings))), dragged)
+        with self.tx():
+            for order, sibling in enumerate(siblings, start=1):
+                sibling["order"] = order
+                self._put(kind, sibling)
+        return {"id": object_id, "order": dragged["order"]}
 
     def dump(self, project_id: int) -> Json:
         """Every object of one project as the API shows it (plus parents and all versions), for reconciliation."""
