@@ -110,13 +110,17 @@ def project_home() -> Iterator[Path]:
     (atexit runs handlers last-registered first, and pgserver registers its own when it starts)."""
     home = Path(tempfile.mkdtemp(prefix="zq_test_home_"))
     atexit.register(shutil.rmtree, home, ignore_errors=True)
-    previous = os.environ.get("ZEPHYR_QTEST_HOME")
-    os.environ["ZEPHYR_QTEST_HOME"] = str(home)
+    # The reports inside the home too: by default they go beside it (/tmp/reports), where the other
+    # worker and any other session on the machine write their SHOP.md as well.
+    settings = {"ZEPHYR_QTEST_HOME": str(home), "ZEPHYR_QTEST_REPORTS": str(home / "reports")}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     yield home
-    if previous is None:
-        os.environ.pop("ZEPHYR_QTEST_HOME", None)
-    else:
-        os.environ["ZEPHYR_QTEST_HOME"] = previous
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
