@@ -98,13 +98,20 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
         and statuses.payload->>'name' not in (
             select zephyr_name from qtest_mapping.status_map where status_type = 'TEST_EXECUTION')""",
     # Step results qTest cannot hold: those of executions not run yet (a test log needs start and end
-    # dates). Every other result is a step log (on the case's step or a called case's step, every data row)
-    # or a line of the log's note.
+    # dates), but for a plain one (a status the seed maps to qTest's default, Unexecuted in the sandbox's
+    # template, and no actual result), which is what the run without a log shows. Every other result is a
+    # step log (on the case's step or a called case's step, every data row) or a line of the log's note.
     ("execution step", "(object)", Reason.NOT_CARRIED): f"""
         with executions as ({_EXECUTIONS})
         select count(*) from zephyr_raw.test_execution_steps as results
         join executions on results.parent_key = executions.id::text
-        where results.project_key = %(p)s and not executions.ran""",
+        left join zephyr_raw.statuses as statuses on statuses.project_key = results.project_key
+            and statuses.id = (results.payload #>> '{{inline,status,id}}')::bigint
+        left join qtest_mapping.status_map as map on map.status_type = 'TEST_EXECUTION'
+            and map.zephyr_name = statuses.payload->>'name'
+        where results.project_key = %(p)s and not executions.ran
+        and not (coalesce(map.qtest_name, statuses.payload->>'name') = 'Unexecuted'
+            and coalesce(results.payload #>> '{{inline,actualResult}}', '') = '')""",
     # Executions not run yet: qTest makes no log of them, and a run has no executor.
     ("test execution", "executedById", Reason.NOT_CARRIED): f"""
         with executions as ({_EXECUTIONS})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 import pytest
@@ -69,7 +70,8 @@ def snapshot(
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Every raw row without the columns that say when and by which run it was extracted.
 
-    ``served_from``: the sandbox's base URL, replaced in payloads (its ``self`` links name its own port).
+    ``served_from``: the sandbox's base URL, whose origin is replaced in payloads (its ``self`` links and
+    its pictures' addresses name its own port).
     """
     tables: dict[str, list[tuple[Any, ...]]] = {}
     where = "where project_key = %s" if project_key else ""
@@ -82,8 +84,11 @@ def snapshot(
                 (project_key,) if project_key else (),
             ).fetchall()
     if served_from:
+        # The whole origin: the sandbox's CDN of inline images is on its host too, outside the API's base.
+        parts = urlsplit(served_from)
+        origin = f"{parts.scheme}://{parts.netloc}"
         tables = {
-            name: [(*row[:5], row[5].replace(served_from, "<zephyr>"), *row[6:]) for row in rows]
+            name: [(*row[:5], row[5].replace(origin, "<zephyr>"), *row[6:]) for row in rows]
             for name, rows in tables.items()
         }
     return tables
