@@ -1,12 +1,15 @@
-"""Inline images of test cases and their steps, through Dagster, against both sandboxes.
+"""Inline images of test cases, their steps and step results, through Dagster, against both sandboxes.
 
 A small tenant of its own (generated, then given pictures: CDN addresses with either quote, and a data: URI)
-is extracted, built and published four times: without ``ZEPHYR_CDN_TOKEN`` (each CDN picture of a case or
-step is one ledger line naming the object, the field, the address and the setting; the data: pictures
-arrive), with a wrong token (the same lines, the CDN's 403 named), with the sandbox's session token (every
-picture is an attachment of its qTest case, the case's text points at it, its bytes are the CDN's, and no
-line of a case or step is left), and again (nothing uploaded or sent twice). The token never shows in the
-run's logs, the database or the reports.
+is extracted, built and published four times: without ``ZEPHYR_CDN_TOKEN`` (each CDN picture of a case, step
+or step result is one ledger line naming the object, the field, the address and the setting; the data:
+pictures arrive), with a wrong token (the same lines, the CDN's 403 named), with the sandbox's session token
+(every picture is an attachment of its qTest case or test log, the text points at it, its bytes are the
+CDN's, and no line of a case, step or step result is left), and again (nothing uploaded or sent twice). The
+token never shows in the run's logs, the database or the reports.
+
+Automated executions lose their step results' pictures here: those the bulk endpoint takes keep theirs as
+lines (``manual_test_log.py``), which this tenant would make depend on the generator's draw.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ CDN = "https://cloudfront.tm4j.smartbear.com/tenant/0a1b2c3d/project/10001/"
 PICTURE_A = f'<img src="{CDN}embedded-aaaa1111-1566319668503-login.png" width="40">'
 PICTURE_B = f"<IMG alt='b' SRC='{CDN}embedded-bbbb2222-1566319668504-cart.png'>"
 WRONG = "qz-wrong-9d41c7aa53e0b2f6"
-CASE_WORDS = ("test case", "test step")
+CASE_WORDS = ("test case", "test step", "execution step")
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +60,21 @@ def tenant() -> Iterator[tuple[ZephyrSandboxHandle, str, list[str]]]:
     steps = doc["teststeps"].setdefault(cases[1]["key"], [])
     steps.insert(0, {"id": 990001, "inline": {"description": f"Open {PICTURE_B}", "testData": "",
                                                 "expectedResult": "Shown", "customFields": {}, "reflectRef": None}})  # fmt: skip
+    executions = {str(e["id"]): e for e in doc["testexecutions"]}
+    manual = []
+    for execution_id, results in doc["testexecution_steps"].items():
+        execution = executions[execution_id]
+        if not str(execution.get("key", "")).startswith(f"{project}-"):
+            continue
+        if execution.get("automated"):
+            for result in results:
+                result["inline"]["actualResult"] = "As expected"
+        elif results:
+            manual.append(results)
+    # Two manual executions' first step results hold pictures: one from the CDN, the same one twice on
+    # another (one upload), and a data: URI.
+    manual[0][0]["inline"]["actualResult"] = f"Broken {PICTURE_A} and {DATA_IMAGE}"
+    manual[1][0]["inline"]["actualResult"] = f"Again {PICTURE_B}<br>{PICTURE_B}"
     with start_in_thread(fixture=doc) as zephyr:
         yield zephyr, project, [case["key"] for case in cases]
 
@@ -87,7 +105,28 @@ def cdn_pictures(database_url: str, project: str) -> Counter[tuple[str, str]]:
                 text = (payload.get("inline") or {}).get(field)
                 sources = {s for s in image_sources(text) if not is_data_uri(s)}
                 found[(f"{parent}#{position}", f"inline.{field} (inline image)")] += len(sources)
+        for execution, position, payload in conn.execute(
+            "select e.key, s.position, s.payload from zephyr_raw.test_execution_steps as s join "
+            "zephyr_raw.test_executions as e on e.id::text = s.parent_key and e.project_key = s.project_key "
+            "where s.project_key = %s",
+            (project,),
+        ):
+            text = (payload.get("inline") or {}).get("actualResult")
+            sources = {s for s in image_sources(text) if not is_data_uri(s)}
+            found[(f"{execution}#{position}", "inline.actualResult (inline image)")] += len(sources)
     return +found
+
+
+def log_id(database_url: str, project: str, key: str) -> tuple[int, int]:
+    """The qTest test log of an execution and its run."""
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "select qtest_id, detail->>'test_run_id' from migration.id_map where project_key = %s and "
+            "object_type = 'test_log' and source_key = %s and state = 'done'",
+            (project, key),
+        ).fetchone()
+    assert row, key
+    return int(row[0]), int(row[1])
 
 
 def get(qtest: QTestSandboxHandle, path: str) -> httpx.Response:
@@ -151,6 +190,8 @@ def test_pictures_arrive_with_the_token_and_are_named_without_it(
             expected[(first, "objective (inline image)")] == 2
             and expected[(second, "objective (inline image)")]
         )
+        pictured_results = [key for (key, field) in expected if field == "inline.actualResult (inline image)"]
+        assert len(pictured_results) >= 2, expected
         lines = image_lines(ledger_of(database_url, qtest, project))
         assert Counter((line.object_key, line.field) for line in lines) == expected
         assert all(CDN_TOKEN_SETTING in line.remedy and "/cdn/tenant/" in line.value for line in lines), lines
@@ -158,6 +199,8 @@ def test_pictures_arrive_with_the_token_and_are_named_without_it(
         pid = qtest_project_id(database_url, project)
         held = get(qtest, f"projects/{pid}/test-cases/{case_id(database_url, project, first)}").json()
         assert "data:image" not in held["precondition"] and "/attachments/" in held["precondition"]
+        # (a step result's data: picture arrived too: no line names one, and lines name only CDN pictures)
+        assert not any(is_data_uri(line.value) or line.value.startswith("data:") for line in lines)
 
         # 2. A wrong token: the same lines, naming the CDN's refusal and the setting.
         run = materialize_partition(
@@ -188,6 +231,17 @@ def test_pictures_arrive_with_the_token_and_are_named_without_it(
                 a["web_url"]: a for a in get(qtest, f"projects/{pid}/test-cases/{qid}/attachments").json()
             }
             assert set(sources) <= set(on_case), (sources, list(on_case))
+        # A step result's pictures are attachments of its test log, which its step log points at.
+        logs_pointing = 0
+        for key in {key.rsplit("#", 1)[0] for key in pictured_results}:
+            qid, run_id = log_id(database_url, project, key)
+            held = get(qtest, f"projects/{pid}/test-runs/{run_id}/test-logs/{qid}").json()
+            texts = [held.get("note")] + [s.get("actual_result") for s in held.get("test_step_logs") or []]
+            sources = [source for text in texts for source in image_sources(text)]
+            on_log = {a["web_url"] for a in get(qtest, f"projects/{pid}/test-logs/{qid}/attachments").json()}
+            assert not any("/cdn/" in s or is_data_uri(s) for s in sources), sources
+            logs_pointing += bool(sources) and set(sources) <= on_log
+        assert logs_pointing >= 2
         # The bytes are the CDN's (read here with the token, apart from the loader and the proof).
         qid = case_id(database_url, project, first)
         held = get(qtest, f"projects/{pid}/test-cases/{qid}").json()
@@ -209,8 +263,9 @@ def test_pictures_arrive_with_the_token_and_are_named_without_it(
             qtest_options={"cdn_token": token},
         )  # fmt: skip
         assert run.success
-        cases = published(run)["test_cases"]
-        assert cases["created"] + cases["updated"] + cases["adopted"] == 0, cases
+        for kind in ("test_cases", "test_logs"):
+            sent = published(run)[kind]
+            assert sent["created"] + sent["updated"] + sent["adopted"] == 0, (kind, sent)
         assert qtest.counts(pid)["attachments"] == attachments_before
 
     # The token never shows: not in the runs' events, the logs, the database or the reports.

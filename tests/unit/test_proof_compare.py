@@ -366,7 +366,9 @@ def test_a_changed_value_is_a_difference_with_what_qtest_holds() -> None:
     assert "Check the logout" in line.detail
 
 
-def step_results_ledger(results: list[dict[str, Any]], log: dict[str, Any]) -> Any:
+def step_results_ledger(
+    results: list[dict[str, Any]], log: dict[str, Any], pictures: images.PictureEvidence | None = None
+) -> Any:
     """The ledger of one execution of P-T1 (which calls P-T2) with these results, qTest holding `log`."""
     steps = [
         raw(None, {"id": 1, "inline": {"description": "open", "expectedResult": "", "testData": None}},
@@ -400,7 +402,47 @@ def step_results_ledger(results: list[dict[str, Any]], log: dict[str, Any]) -> A
         },
         seeds=Seeds(statuses={"TEST_EXECUTION": {"Pass": "Passed", "Fail": "Failed"}}),
         names={"statuses": {70: "Pass", 71: "Fail"}},
+        pictures=pictures,
     )
+
+
+def test_a_step_results_picture_arrived_where_its_step_log_or_note_line_points_at_an_attachment_of_the_log() -> (
+    None
+):
+    """A step result's pictures go on its test log: one arrived when its step log (or, with no step log, its
+    line of the note) points at an attachment of the log with the picture's bytes; one whose text still
+    names the CDN is a line, and so is one pointing at an attachment of another object."""
+    cdn = "https://cloudfront.tm4j.smartbear.com/tenant/t1/project/10/embedded-"
+    results = [
+        {"id": 9, "inline": {"status": {"id": 70}, "actualResult": f'ok <img src="{cdn}1.png">'}},
+        {"id": 10, "inline": {"status": {"id": 71}, "actualResult": f'broke <img src="{cdn}2.png">'}},
+        {"id": 11, "inline": {"status": {"id": 70}, "actualResult": f'fine <img src="{cdn}3.png">'}},
+        {"id": 12, "inline": {"status": {"id": 70}, "actualResult": f'same <img src="{cdn}4.png">'}},
+    ]
+    note = (
+        '<p><b>Zephyr details</b><br>Step result 2: Fail: broke &lt;img src="https://q/att/2"&gt; (step: x); '
+        "not a step log: gone</p>"
+    )
+    held = [
+        {"order": 1, "status": {"name": "Passed"}, "actual_result": 'ok <img src="https://q/att/1">'},
+        {"order": 3, "status": {"name": "Passed"}, "actual_result": f'fine <img src="{cdn}3.png">'},
+        {"order": 4, "status": {"name": "Passed"}, "actual_result": 'same <img src="https://q/att/9">'},
+    ]
+    pictures = images.PictureEvidence(
+        has_token=True,
+        source={f"{cdn}{n}.png": f"sha-{n}" for n in (1, 2, 3, 4)},
+        attachments={
+            ("test-logs", 960): {"https://q/att/1": "sha-1", "https://q/att/2": "sha-2"},
+            ("test-cases", 900): {"https://q/att/9": "sha-4"},
+        },
+    )
+    ledger = step_results_ledger(results, {"note": note, "test_step_logs": held}, pictures)
+    lines = [line for line in ledger.lines if line.object_type == "execution step"]
+    assert [(line.object_key, line.field, line.value) for line in lines] == [
+        ("P-E1#3", "inline.actualResult (inline image)", f"{cdn}3.png"),
+        ("P-E1#4", "inline.actualResult (inline image)", f"{cdn}4.png"),
+    ]
+    assert all("re-run" in line.remedy for line in lines)
 
 
 def test_every_step_result_is_a_step_log_or_a_line_of_the_logs_note() -> None:
@@ -592,7 +634,7 @@ def test_a_picture_arrived_only_where_qtest_points_at_an_attachment_of_the_case_
     pictures = images.PictureEvidence(
         has_token=True,
         source={good: "sha-good", bad: "sha-bad", data: "sha-data"},
-        attachments={900: {"https://q/att/1": "sha-good", "https://q/att/2": "sha-other"}},
+        attachments={("test-cases", 900): {"https://q/att/1": "sha-good", "https://q/att/2": "sha-other"}},
     )
     ledger = prove_offline(
         {

@@ -8,6 +8,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -440,6 +441,28 @@ def test_a_log_is_expected_on_its_run_with_its_step_statuses() -> None:
              "exe_end_date": "2026-01-02T03:05:00.000Z", "note": manual_log_body(LOG, STEP_RESULTS, LOG_IDS, STATUSES, [])["note"],
              "test_step_logs": [{"order": 2, "status": {"id": 602}}, {"order": 1, "status": {"id": 601}}]}  # fmt: skip
     assert held_test_log(found, expected) == expected
+
+
+def test_a_step_results_pictures_point_at_the_logs_attachments_in_its_step_log_or_note_line() -> None:
+    """The body with addresses: a step log's actual result and a noted result's line name the attachment;
+    the loader's check reads the note with the pictures' addresses left out, so it still agrees."""
+    cdn = "https://cloudfront.tm4j.smartbear.com/tenant/t/project/1/embedded-a.png"
+    results = [
+        {**STEP_RESULTS[0], "actual_result": f'ok <img src="{cdn}">'},
+        {**STEP_RESULTS[1], "actual_result": f"<img src='{cdn}'>", "placement": "note", "note_reason": "x"},
+    ]
+    logs = ManualTestLogs.__new__(ManualTestLogs)
+    logs.ctx = SimpleNamespace(  # type: ignore[assignment]
+        test_run_fields=FieldCatalog([]), ids=LOG_IDS, execution_statuses=STATUSES, encode=lambda *a: []
+    )
+    logs.step_results_by_log = {"SHOP-E1": results}
+    body = logs.body(LOG, {cdn: "https://q/att/7"})
+    assert body["test_step_logs"][0]["actual_result"] == 'ok <img src="https://q/att/7">'
+    [line] = details_of(body["note"])["Step result 2"]
+    assert "https://q/att/7" in line and cdn not in line
+    ids = {"test_run": {"SHOP-R1|SHOP-T2": 61}, **LOG_IDS}
+    expected = expected_test_log(LOG, results, ids, STATUSES, FieldCatalog([]))
+    assert held_test_log({"_run_id": 61, **body}, expected)["note"] == expected["note"]
 
 
 def test_a_log_of_an_older_version_goes_on_it_where_qtest_holds_it() -> None:

@@ -98,24 +98,43 @@ async def prove(
     pictures = images.PictureEvidence()
     if read_back is not None:
         pictures = await images.gather_evidence(
-            client,
-            read_back.project_id,
-            read_back.ids.get(TEST_CASE.name, {}),
-            carried_texts(source),
-            cdn_token,
+            client, read_back.project_id, carried_texts(source, read_back.ids), cdn_token
         )
     Proof(source, read_back, ledger, pictures=pictures).run()
     return outcome, ledger
 
 
-def carried_texts(source: Source) -> dict[str, list[Any]]:
-    """Case key -> the rich texts whose pictures the loader carries onto that case (its own, its steps')."""
-    texts: dict[str, list[Any]] = defaultdict(list)
+def execution_keys(source: Source) -> dict[str, str]:
+    """Zephyr execution id -> its key (a step result names its execution by id)."""
+    return {
+        str(execution.id): str(execution.key)
+        for execution in source.of("test_executions")
+        if execution.id is not None and execution.key
+    }
+
+
+def carried_texts(
+    source: Source, ids: Mapping[str, Mapping[str, int]]
+) -> list[tuple[images.Owner | None, list[Any]]]:
+    """The rich texts whose pictures the loader carries, by the qTest object they go on (None: qTest holds
+    none): a case's own and its steps' on the case, a step result's on its execution's test log."""
+    texts: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    executions = execution_keys(source)
     for entity in images.CARRIED:
         for obj in source.of(entity):
-            case_key = str(obj.parent_key if entity == "test_steps" else obj.key)
-            texts[case_key].extend(_at(obj.payload, path) for path in images.RICH_TEXT[entity])
-    return texts
+            if entity == "test_execution_steps":
+                owner = (TEST_LOG.name, executions.get(str(obj.parent_key), str(obj.parent_key)))
+            else:
+                owner = (TEST_CASE.name, str(obj.parent_key if entity == "test_steps" else obj.key))
+            texts[owner].extend(_at(obj.payload, path) for path in images.RICH_TEXT[entity])
+    segments = {TEST_CASE.name: TEST_CASE.api_segment, TEST_LOG.name: TEST_LOG.api_segment}
+    return [
+        (
+            None if (qtest_id := ids.get(kind, {}).get(key)) is None else (segments[kind], qtest_id),
+            found,
+        )
+        for (kind, key), found in texts.items()
+    ]
 
 
 # ------------------------------------------------------------------------------------------ normal forms
@@ -221,6 +240,8 @@ class Proof:
     case_steps: dict[str, list[RawObject]] = field(default_factory=dict)
     # The inline images as the proof read them itself (sources and qTest's attachments).
     pictures: images.PictureEvidence = field(default_factory=images.PictureEvidence)
+    # Step result key -> the text qTest holds for its actual result (its step log's, or its note line).
+    result_texts: dict[str, Any] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- lines
 
@@ -1498,17 +1519,13 @@ class Proof:
         """A line per picture embedded in rich text (`images.py`) that did not arrive: a test case's or its
         steps' picture arrives when qTest's text points at an attachment of the case with its bytes; the
         pictures of other texts are not carried."""
-        execution_keys = {
-            str(execution.id): str(execution.key)
-            for execution in self.source.of("test_executions")
-            if execution.id is not None and execution.key
-        }
+        executions = execution_keys(self.source)
         for entity, paths in images.RICH_TEXT.items():
             for obj in self.source.of(entity):
                 if entity == "test_steps":
                     key = f"{obj.parent_key}#{obj.position}"
                 elif entity == "test_execution_steps":
-                    key = f"{execution_keys.get(str(obj.parent_key), obj.parent_key)}#{obj.position}"
+                    key = f"{executions.get(str(obj.parent_key), obj.parent_key)}#{obj.position}"
                 elif entity == "test_scripts":
                     key = str(obj.parent_key)
                 else:
@@ -1517,11 +1534,8 @@ class Proof:
                     for source in dict.fromkeys(images.image_sources(_at(obj.payload, path))):
                         if entity in images.CARRIED:
                             self.ledger.values_compared += 1
-                            case_key, held = self._held_text(entity, obj, path)
-                            case_id = (
-                                None if self.rb is None else self.rb.ids.get(TEST_CASE.name, {}).get(case_key)
-                            )
-                            if self.pictures.arrived(source, held, case_id):
+                            owner, held = self._held_text(entity, obj, path, key)
+                            if self.pictures.arrived(source, held, owner):
                                 continue
                             detail, remedy = self.pictures.why_not(source)
                         else:
@@ -1538,29 +1552,38 @@ class Proof:
                             detail,
                         )
 
-    def _held_text(self, entity: str, obj: RawObject, path: str) -> tuple[str, Any]:
-        """The qTest case a carried text is on, and the text qTest holds for it (None: not there)."""
+    def _held_text(self, entity: str, obj: RawObject, path: str, key: str) -> tuple[images.Owner | None, Any]:
+        """The qTest object a carried text's pictures are on (None: not there), and the text qTest holds for
+        it (None: not there)."""
+        ids = {} if self.rb is None else self.rb.ids
+        if entity == "test_execution_steps":
+            log_id = ids.get(TEST_LOG.name, {}).get(key.rsplit("#", 1)[0])
+            owner = None if log_id is None else (TEST_LOG.api_segment, log_id)
+            return owner, self.result_texts.get(key)
+        case_key = str(obj.key if entity == "test_cases" else obj.parent_key)
+        case_id = ids.get(TEST_CASE.name, {}).get(case_key)
+        case_owner = None if case_id is None else (TEST_CASE.api_segment, case_id)
+        return case_owner, self._held_case_text(entity, obj, path)
+
+    def _held_case_text(self, entity: str, obj: RawObject, path: str) -> Any:
+        """The text qTest's case holds for a carried text of the case or its steps (None: not there)."""
         if entity == "test_cases":
             case_key = str(obj.key)
             found = self._found(TEST_CASE.name, case_key) or {}
-            return case_key, found.get("description" if path == "objective" else "precondition")
+            return found.get("description" if path == "objective" else "precondition")
         case_key = str(obj.parent_key)
         found = self._found(TEST_CASE.name, case_key) or {}
         held = sorted(found.get("test_steps") or [], key=lambda step: int(step.get("order") or 0))
         ordered = sorted(self.case_steps.get(case_key, []), key=lambda step: step.position or 0)
         index = next((i for i, step in enumerate(ordered) if step.position == obj.position), None)
         if index is None or index >= len(held):
-            return case_key, None
-        return case_key, held[index].get("expected" if path == "inline.expectedResult" else "description")
+            return None
+        return held[index].get("expected" if path == "inline.expectedResult" else "description")
 
     def replaced_characters(self) -> None:
         """The characters the raw layer could not store (NUL, lone surrogates): named, object by object,
         under the object's key as the other lines name it, with the text as stored (U+FFFD in place)."""
-        execution_keys = {
-            str(execution.id): str(execution.key)
-            for execution in self.source.of("test_executions")
-            if execution.id is not None and execution.key
-        }
+        executions = execution_keys(self.source)
         for (entity, object_ref), fields in sorted(self.source.replaced.items()):
             # The extraction names an object "<entity> <key or id>" (raw_store's object ref).
             raw_key = object_ref.removeprefix(f"{entity} ")
@@ -1570,7 +1593,7 @@ class Proof:
             key = raw_key
             if entity == "test_execution_steps" and stored is not None:
                 # A step result is "<execution key>#<position>", as step_results names it.
-                key = f"{execution_keys.get(str(stored.parent_key), stored.parent_key)}#{stored.position}"
+                key = f"{executions.get(str(stored.parent_key), stored.parent_key)}#{stored.position}"
             for path, reason in fields:
                 value = _at(stored.payload, path) if stored is not None and path else None
                 self.line(

@@ -3,21 +3,22 @@
 Zephyr Scale Cloud keeps them on SmartBear's CDN (``https://cloudfront.tm4j.smartbear.com/tenant/<tenant>/
 project/<id>/embedded-...png``) behind a token that only the Zephyr app in a signed-in browser holds; the API
 token cannot fetch them (REAL_SHAPES Zephyr 5), or in the text itself as ``data:`` URIs. The loader uploads
-the pictures of test cases and their steps as attachments of the qTest case and points the text at them
+the pictures of test cases and their steps as attachments of the qTest case, and those of step results'
+actual results as attachments of their qTest test log, and points the text at them
 (``qtest/kinds/inline_image.py``) when it can read them: a data: URI always, a CDN picture with
 ``ZEPHYR_CDN_TOKEN``.
 
 The proof does not take the loader's word for it: it reads each picture again from its source (the data: URI
-decoded, the CDN fetched with the token) and every attachment of the qTest case back from qTest, and a
-picture arrived only when the qTest text no longer names the source address but names an attachment of the
-case whose bytes (sha256) are the source's. Any other picture is a ledger line naming the object, the field
+decoded, the CDN fetched with the token) and every attachment of the qTest case (or test log) back from qTest, and
+a picture arrived only when the qTest text no longer names the source address but names an attachment of
+that object whose bytes (sha256) are the source's. Any other picture is a ledger line naming the object, the field
 and the address: the text check alone (tags stripped) would call it carried.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,9 @@ from zephyr_qtest.lib.inline_images import (
 )
 from zephyr_qtest.lib.proof.ledger import Reason
 from zephyr_qtest.lib.qtest.client import QtestClient
-from zephyr_qtest.lib.qtest.kinds.vocabulary import TEST_CASE
+
+# A qTest object that holds pictures: (API segment, id), e.g. ("test-cases", 12).
+Owner = tuple[str, int]
 
 # The rich-text fields of each raw table (payload paths), as the API sends them.
 RICH_TEXT: dict[str, tuple[str, ...]] = {
@@ -43,15 +46,16 @@ RICH_TEXT: dict[str, tuple[str, ...]] = {
     "test_executions": ("comment",),
     "test_execution_steps": ("inline.actualResult",),
 }
-# The raw tables whose pictures the loader carries (onto the qTest test case).
-CARRIED = ("test_cases", "test_steps")
+# The raw tables whose pictures the loader carries (onto the qTest test case; a step result's onto its test
+# log, unless the log went in bulk: automated_test_log.py).
+CARRIED = ("test_cases", "test_steps", "test_execution_steps")
 DETAIL = (
     "an inline image on SmartBear's CDN: the Zephyr API token cannot fetch it, so qTest's copy of the text "
     "still points at SmartBear (it breaks when the Jira site's access ends)"
 )
 NOT_CARRIED_HERE = (
-    "an inline image of a text whose pictures the migration does not carry yet (only test cases' and their "
-    "steps' are uploaded): qTest's copy of the text still points at the picture's old address"
+    "an inline image of a text whose pictures the migration does not carry yet (only test cases', their "
+    "steps' and step results' are uploaded): qTest's copy of the text still points at the picture's old address"
 )
 REMEDY = (
     "save the picture from the Zephyr page and attach it to the qTest object by hand, or accept it in the "
@@ -67,25 +71,26 @@ REASON = Reason.NOT_CARRIED
 @dataclass
 class PictureEvidence:
     """What the proof read itself: each source picture's sha256 (or why it could not be read), and every
-    attachment of the qTest cases that hold pictures (address -> sha256 of the bytes read back)."""
+    attachment of the qTest cases and test logs that hold pictures (address -> sha256 of the bytes read
+    back)."""
 
     has_token: bool = False
     source: dict[str, str] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
-    # qTest case id -> attachment address -> sha256
-    attachments: dict[int, dict[str, str]] = field(default_factory=dict)
+    # qTest object -> attachment address -> sha256
+    attachments: dict[Owner, dict[str, str]] = field(default_factory=dict)
 
-    def arrived(self, source: str, held_text: Any, case_id: int | None) -> bool:
-        """Whether qTest's text points at an attachment of the case holding the source's bytes, not at the
-        source itself."""
+    def arrived(self, source: str, held_text: Any, owner: Owner | None) -> bool:
+        """Whether qTest's text points at an attachment of its object holding the source's bytes, not at
+        the source itself."""
         wanted = self.source.get(source)
-        if wanted is None or case_id is None:
+        if wanted is None or owner is None:
             return False
         held = image_sources(held_text)
         if source in held:
             return False
-        on_case = self.attachments.get(case_id, {})
-        return any(on_case.get(address) == wanted for address in held)
+        on_owner = self.attachments.get(owner, {})
+        return any(on_owner.get(address) == wanted for address in held)
 
     def why_not(self, source: str) -> tuple[str, str]:
         """The detail and remedy of a picture that did not arrive."""
@@ -93,7 +98,7 @@ class PictureEvidence:
             return f"the picture could not be read: {self.unreadable[source]}", TOKEN_REMEDY
         if not is_data_uri(source) and not self.has_token:
             return f"{DETAIL}; no {CDN_TOKEN_SETTING} is set", TOKEN_REMEDY
-        return "qTest's text does not point at an attachment of the case with the picture's bytes", (
+        return "qTest's text does not point at an attachment of its object with the picture's bytes", (
             "re-run `zephyr-qtest migrate` for the project: a re-run sends only what is left"
         )
 
@@ -101,15 +106,14 @@ class PictureEvidence:
 async def gather_evidence(
     client: QtestClient,
     project_id: int,
-    case_ids: Mapping[str, int],
-    payloads: Mapping[str, list[Any]],
+    payloads: Sequence[tuple[Owner | None, list[Any]]],
     cdn_token: str | None,
 ) -> PictureEvidence:
-    """Reads the pictures of the carried texts (`payloads`: case key -> its texts) from their sources and the
-    attachments of their qTest cases (`case_ids`) back from qTest."""
+    """Reads the pictures of the carried texts (`payloads`: the qTest object they are on, None when qTest
+    holds none, and its texts) from their sources and the attachments of those objects back from qTest."""
     async with CdnFetcher(cdn_token) as fetcher:
         evidence = PictureEvidence(has_token=fetcher.has_token)
-        for case_key, texts in payloads.items():
+        for owner, texts in payloads:
             sources = {source for text in texts for source in image_sources(text)}
             if not sources:
                 continue
@@ -120,13 +124,13 @@ async def gather_evidence(
                     evidence.source[source] = (await fetcher.read(source)).sha256
                 except PictureError as error:
                     evidence.unreadable[source] = str(error)
-            case_id = case_ids.get(case_key)
-            if case_id is None or case_id in evidence.attachments:
+            if owner is None or owner in evidence.attachments:
                 continue
+            owner_type, owner_id = owner
             held: dict[str, str] = {}
-            for attachment in await client.list_attachments(project_id, TEST_CASE.api_segment, case_id):
+            for attachment in await client.list_attachments(project_id, owner_type, owner_id):
                 content = await client.download_attachment(
-                    project_id, TEST_CASE.api_segment, case_id, int(attachment["id"])
+                    project_id, owner_type, owner_id, int(attachment["id"])
                 )
                 digest = hashlib.sha256(content).hexdigest()
                 for address in (
@@ -135,7 +139,7 @@ async def gather_evidence(
                 ):
                     if address:
                         held[str(address)] = digest
-            evidence.attachments[case_id] = held
+            evidence.attachments[owner] = held
         return evidence
 
 

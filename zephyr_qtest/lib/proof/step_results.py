@@ -55,6 +55,8 @@ def prove_step_results(
         _check_data_row(proof, result_key, inline, details)
         noted = details.get(note_label(result))
         if noted:
+            # (its pictures are checked with the other inline images: `Proof.inline_images`)
+            proof.result_texts[result_key] = noted[-1]
             count.in_qtest += 1
             proof.ledger.values_compared += 1
             words = reader_text(noted[-1])
@@ -86,6 +88,7 @@ def prove_step_results(
         count.in_qtest += 1
         actual_log = held[index]
         index += 1
+        proof.result_texts[result_key] = actual_log.get("actual_result")
         if status is not None:
             proof.ledger.values_compared += 1
             mapped = statuses.get(status, status)

@@ -241,6 +241,9 @@ class AutomatedTestLogs:
         self.manual = manual
         self.ctx = manual.ctx
         self.automation = automation
+        # The pictures of step results go on logs written one call each (their log exists before its second
+        # write); a bulk submission is one queue job per cycle, whose logs stay as sent: theirs stay lines.
+        manual.pictured = lambda row: not self.batched(row)
 
     async def job_end(self, queue_id: int) -> dict:
         job_ends = self.automation.job_ends
@@ -269,7 +272,7 @@ class AutomatedTestLogs:
                         exc.method, exc.url, exc.status, f"queue job {queue_id}: {exc.message}"
                     ) from exc
                 # qTest no longer knows the job: what it made, if anything, is in qTest by now.
-        found = await self.manual.find(row)
+        found = await self.manual.find_pictured(row)
         if found is not None:
             self.warn_if_elsewhere(row, found, queue_id)
         return found

@@ -1,15 +1,25 @@
 """qTest test logs of manual executions: one call each on their run, oldest first, with status, dates,
-note, properties and step logs. Automated executions that cannot go in bulk are sent the same way."""
+note, properties and step logs. Automated executions that cannot go in bulk are sent the same way.
+
+The pictures of their step results' actual results (``inline_image.py``) are attachments of the test log:
+the log is written, its pictures uploaded on it, and the log written again with the step logs (or the note's
+"Step result <n>" lines) pointing at them. On the log, not on its step logs (swagger's blob-handles take
+both): a PUT of a log sends its ``test_step_logs`` whole, and nothing documents that a step log keeps its id
+through it, while the log keeps its id and its attachments. Logs that go in bulk (``automated_test_log.py``)
+keep their pictures where they were: the proof names each one.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from zephyr_qtest.lib.details_block import with_details
+from zephyr_qtest.lib.inline_images import without_sources
 from zephyr_qtest.lib.qtest.client import quote_search_value
 from zephyr_qtest.lib.qtest.comparison import (
     expected_properties,
@@ -32,6 +42,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     payload_hash_on,
     source_key,
 )
+from zephyr_qtest.lib.qtest.kinds.inline_image import rewritten
 from zephyr_qtest.lib.qtest.kinds.vocabulary import (
     TEST_CASE,
     TEST_CASE_VERSION,
@@ -209,12 +220,19 @@ def expected_test_log(
         "status": statuses.get(text(row.get("status")).lower()),
         "exe_start_date": instant(row.get("exe_start_date")),
         "exe_end_date": instant(row.get("exe_end_date")),
-        "note": text(log_note(row, step_results, ids)),
+        "note": note_text(log_note(row, step_results, ids)),
         "step log statuses": [
             statuses.get(text(step.get("status")).lower()) for step in sent_step_results(step_results, ids)
         ],
         "properties": expected_properties(encoded_properties(catalog, row.get("properties"))),
     }
+
+
+def note_text(value: Any) -> str:
+    """A log's note as the loader's check compares it: entities decoded (a step result's picture is escaped
+    in its note line) and its pictures' addresses left out (they point at the log's attachments in qTest;
+    the proof compares each picture with its source)."""
+    return without_sources(html.unescape(text(value)))
 
 
 def held_test_log(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,7 +244,7 @@ def held_test_log(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict
         "status": (found.get("status") or {}).get("id"),
         "exe_start_date": instant(found.get("exe_start_date")),
         "exe_end_date": instant(found.get("exe_end_date")),
-        "note": text(found.get("note")),
+        "note": note_text(found.get("note")),
         "step log statuses": [(step.get("status") or {}).get("id") for step in answered_step_logs(found)],
         "properties": held_properties(found, expected["properties"]),
     }
@@ -239,6 +257,8 @@ class ManualTestLogs:
     def __init__(self, ctx: PublishContext, step_results_by_log: Mapping[str, list[Row]]) -> None:
         self.ctx = ctx
         self.step_results_by_log = step_results_by_log
+        # Whether a log's pictures are carried: not for those the bulk endpoint makes (automated_test_log).
+        self.pictured: Callable[[Row], bool] = lambda row: True
 
     def step_results(self, row: Row) -> list[Row]:
         return self.step_results_by_log.get(source_key(row), [])
@@ -246,10 +266,40 @@ class ManualTestLogs:
     def sent_step_results(self, row: Row) -> list[Row]:
         return sent_step_results(self.step_results(row), self.ctx.ids)
 
-    def body(self, row: Row) -> dict[str, Any]:
+    def body(self, row: Row, addresses: dict[str, str] | None = None) -> dict[str, Any]:
+        """The log's body, its step results' pictures pointed at `addresses` (picture -> attachment)."""
         ctx = self.ctx
         properties = ctx.encode(ctx.test_run_fields, TEST_LOG.api_segment, row.get("properties"))
-        return manual_log_body(row, self.step_results(row), ctx.ids, ctx.execution_statuses, properties)
+        steps = self.step_results(row)
+        if addresses:
+            steps = [
+                {**step, "actual_result": rewritten(step.get("actual_result"), addresses)} for step in steps
+            ]
+        return manual_log_body(row, steps, ctx.ids, ctx.execution_statuses, properties)
+
+    def picture_texts(self, row: Row) -> list[Any]:
+        """The rich texts of a log whose pictures go on it: its step results' actual results."""
+        return [step.get("actual_result") for step in self.step_results(row)]
+
+    async def pictures(self, row: Row, log_id: int) -> dict[str, str]:
+        """The log's pictures uploaded on it (once), picture -> attachment address; {} when none is carried."""
+        images = self.ctx.images
+        if images is None or not self.pictured(row):
+            return {}
+        return await images.settle(TEST_LOG.api_segment, source_key(row), log_id, self.picture_texts(row))
+
+    async def with_pictures(self, row: Row, created: Created) -> Created:
+        """A log just made (or found after a lost create) written again with its pictures' qTest addresses,
+        when it has pictures that could be carried."""
+        addresses = await self.pictures(row, created.qtest_id)
+        if not addresses:
+            return created
+        run_id = int(created.detail["test_run_id"])
+        ctx = self.ctx
+        log = await ctx.client.update_test_log(
+            ctx.project_id, run_id, created.qtest_id, self.body(row, addresses)
+        )
+        return self.created(row, log, run_id)
 
     def run_id(self, row: Row) -> int:
         return self.ctx.ids[TEST_RUN.name][row["parent_source_key"]]
@@ -262,9 +312,10 @@ class ManualTestLogs:
 
     async def create(self, row: Row) -> Created:
         ctx = self.ctx
-        return self.created(
+        made = self.created(
             row, await ctx.client.create_test_log(ctx.project_id, self.run_id(row), self.body(row))
         )
+        return await self.with_pictures(row, made)
 
     async def update(self, row: Row, entry: Entry) -> Created:
         # An automation log is updated like a manual one (PUT takes either). A log stays on the test-case
@@ -274,7 +325,7 @@ class ManualTestLogs:
         # A log qTest put on another run (see `find`) is updated where it is.
         ctx = self.ctx
         run_id = int(entry.detail.get("test_run_id") or self.run_id(row))
-        payload = self.body(row)
+        payload = self.body(row, await self.pictures(row, entry.qtest_id))
         current = await ctx.client.get_test_log(ctx.project_id, run_id, entry.qtest_id)
         for step_log, recorded in zip(payload["test_step_logs"], answered_step_logs(current), strict=False):
             # (only where both name a step of the same case: a step log that a new mapping put on a called
@@ -295,6 +346,11 @@ class ManualTestLogs:
     async def find(self, row: Row) -> Created | None:
         """The log a create that may have happened made: on its run, else anywhere by its Zephyr key."""
         return (await self.find_many([row])).get(source_key(row))
+
+    async def find_pictured(self, row: Row) -> Created | None:
+        """`find`, and the log found written again with its pictures (as `create` does)."""
+        found = await self.find(row)
+        return None if found is None else await self.with_pictures(row, found)
 
     async def find_many(self, rows: Sequence[Row], taken: set[int] | None = None) -> dict[str, Created]:
         """The logs of `rows` that qTest holds, by source key. Each run's logs are listed once and a log is
@@ -358,7 +414,15 @@ class ManualTestLogs:
         if not steps:
             return own
         joined = "|".join([own, *(str(step.get("payload_hash")) for step in steps)])
-        return hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest()
+        return hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest() + self.picture_mark(row)
+
+    def picture_mark(self, row: Row) -> str:
+        """The part of the hash the log's pictures make (``InlineImages.mark``): a run that can now carry
+        a picture it could not sends the log again."""
+        images = self.ctx.images
+        if images is None or not self.pictured(row):
+            return ""
+        return images.mark(TEST_LOG.api_segment, source_key(row), self.picture_texts(row))
 
     def protocol(self, lookup: Callable[[Row], Awaitable[Created | None]] | None = None) -> ObjectKind[Row]:
         return ObjectKind(
@@ -368,5 +432,5 @@ class ManualTestLogs:
             load_level,
             self.create,
             self.update,
-            lookup or self.find,
+            lookup or self.find_pictured,
         )

@@ -53,7 +53,18 @@ async def publish_test_logs(ctx: PublishContext) -> PublishSummary:
     automation = await automated_logs(ctx)
     protocol = manual.protocol() if automation is None else AutomatedTestLogs(manual, automation).protocol()
     waves = automation_waves(rows, protocol.batched or (lambda row: False))
-    return await ctx.run(replace(protocol, level=lambda row: waves[source_key(row)]), rows)
+    summary = await ctx.run(replace(protocol, level=lambda row: waves[source_key(row)]), rows)
+    if ctx.images is not None and ctx.images.failed:
+        # As for test cases: a log whose pictures could not be read keeps the hash of what it was written
+        # with (those pictures "off"), so that a run with a good token writes it again.
+        entries = await ctx.id_map.load(TEST_LOG.name)
+        for row in rows:
+            entry = entries.get(source_key(row))
+            if source_key(row) in ctx.images.failed and entry is not None and entry.state == "done":
+                await ctx.id_map.done(
+                    TEST_LOG.name, source_key(row), entry.qtest_id, protocol.payload_hash(row), entry.detail
+                )
+    return summary
 
 
 async def read_back_test_logs(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:
