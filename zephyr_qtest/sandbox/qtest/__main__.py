@@ -1,6 +1,6 @@
 """``python -m zephyr_qtest.sandbox.qtest``: serve the qTest Manager sandbox in the foreground.
 
-    python -m zephyr_qtest.sandbox.qtest --state .zephyr_qtest/qtest-sandbox --port 8091
+    python -m zephyr_qtest.sandbox.qtest --state .zephyr_qtest/qtest-sandbox
     python -m zephyr_qtest.sandbox.qtest --state /tmp/q --project "Shop" --rate-limit 20 --lost-answer-rate 0.02
 
 The switches are also changeable at run time: ``POST /_sandbox/faults`` (docs/qtest-sandbox.md).
@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--state", required=True, help="state directory (SQLite); reused when it exists")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8091, help="TCP port; 0 picks a free one (default: 8091)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        help="TCP port; 0 picks a free one (default: the state's own, recorded in STATE/port, as the CLI's "
+        "sandbox uses: the migration's id map knows a site by its address)",
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of a new site's ids and token, and of faults"
     )

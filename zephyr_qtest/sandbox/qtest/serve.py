@@ -347,7 +347,7 @@ def qtest_sandbox(state_dir: str | Path, **kwargs: Any) -> QTestSandboxHandle:
 
 def serve_qtest(
     state_dir: str | Path,
-    port: int = 8091,
+    port: int | None = None,
     *,
     host: str = "127.0.0.1",
     seed: int = 0,
@@ -378,7 +378,7 @@ def serve_qtest(
 
     Args:
         state_dir: directory of the SQLite state; created if missing, reused if not.
-        port: TCP port (0 picks a free one).
+        port: TCP port (0 picks a free one; None: the port of ``state_dir``, see ``PORT_FILE``).
         host: interface to listen on; 127.0.0.1 keeps the sandbox local.
         seed: seed of a new site's id sequence and API token, and of the fault decisions.
         rate_limit: requests per second per token (token bucket; ``burst`` its capacity); over it: 429.
@@ -400,8 +400,11 @@ def serve_qtest(
         public_base_url: the site URL clients reach the sandbox at, if not ``http://host:port``.
         log_level: uvicorn log level.
     """
-    sock = common.bind_socket(host, port)
+    sock = stable_socket(state_dir, host) if port is None else common.bind_socket(host, port)
     bound_port = sock.getsockname()[1]
+    if port is None and recorded_port(state_dir) != bound_port:
+        # The same address as the CLI's sandbox of this state: a run's id map names the site by its URL.
+        record_port(state_dir, bound_port)
     base_url = (public_base_url or f"http://{common.url_host(host)}:{bound_port}").rstrip("/")
     sandbox = build_qtest_sandbox(
         state_dir,
