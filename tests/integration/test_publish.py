@@ -12,7 +12,7 @@ Raw and dbt for both projects come from the session's shared transformed databas
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -459,7 +459,7 @@ def test_the_reconciliation_sees_a_property_changed_in_qtest(
 
 def test_a_faulty_qtest_ends_identical_to_a_clean_run(
     migrated: dict[str, Any],
-    new_embedded_database: Callable[[str], str],
+    transformed_database: TransformedDatabase,
     zephyr: ZephyrSandboxHandle,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -471,10 +471,10 @@ def test_a_faulty_qtest_ends_identical_to_a_clean_run(
     look, and a window of 0 (send again after one look) is what that queue allows; with the default hour
     a 5xx on a submission would hold the test for an hour."""
     project = migrated["projects"][0]
-    database_url = new_embedded_database("zq_publish_faulty")
+    # Raw and dbt as the clean run had them: another copy of the session's transformed database.
+    database_url = transformed_database.copy("zq_publish_faulty")
     state = tmp_path_factory.mktemp("qtest_faulty")
     with start_qtest_in_thread(state, seed=2) as qtest:
-        assert run(database_url, project, zephyr, qtest, [*raw_assets, zephyr_dbt_models]).success
         qtest.set_faults(
             rate_limit=None, fault_rate=0.05, lost_answer_rate=0.05, rate_limited_rate=0.2, queue_delay_s=0.0
         )

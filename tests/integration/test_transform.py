@@ -1,7 +1,8 @@
 """The transform end to end through Dagster: raw assets extract two projects from the sandbox, the dbt
 assets build staging, canonical and the qTest mapping for each; then everything again.
 
-Proves: every dbt test passes as an asset check of the run; a second round gives identical tables; a
+Proves: every dbt test passes as an asset check of the run, and every dbt unit test passes (run here once:
+the builds leave them out); a second round gives identical tables; a
 project's run never touches another project's rows; every key of every raw payload lands in a canonical
 column or is declared dropped with a reason; bad raw objects are kept or reported, never crash the build.
 
@@ -12,8 +13,11 @@ modules copy; this module gets their results and snapshots, and a copy of the da
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -22,7 +26,13 @@ import pytest
 
 from tests.graph_helpers import TransformedDatabase, materialize_partition
 from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
-from zephyr_qtest.lib.dbt import manifest_path
+from zephyr_qtest.lib.dbt import (
+    DBT_PROJECT_DIR,
+    dbt_connection_env,
+    dbt_executable,
+    manifest_path,
+    unit_test_dbt_args,
+)
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 
 pytestmark = pytest.mark.e2e
@@ -97,6 +107,37 @@ def test_every_run_succeeds_with_every_dbt_test_passing_as_an_asset_check(built:
         attached = [node for node in dbt_tests if node.get("attached_node")]
         assert len(dbt_checks) >= len(attached) > 100, (len(dbt_checks), len(attached))
         assert all(evaluation.passed for evaluation in dbt_checks)
+
+
+def test_every_dbt_unit_test_passes(transformed_database: TransformedDatabase, tmp_path: Path) -> None:
+    """dbt's unit tests, which the builds leave out (static inputs: a project's data cannot change their
+    outcome), each run once and pass. On a copy of the built database: dbt reads the tested models' parents
+    there."""
+    database_url = transformed_database.copy("zq_unit_tests")
+    target = tmp_path / "target"
+    paths = [
+        "--target-path",
+        str(target),
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+    ]
+    done = subprocess.run(
+        [dbt_executable(), *unit_test_dbt_args(transformed_database.projects[0]), *paths],
+        env={**os.environ, **dbt_connection_env(database_url), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    declared = set(json.loads(manifest_path().read_text())["unit_tests"])
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    assert {result["unique_id"] for result in results} == declared and len(declared) > 30
+    assert all(result["status"] == "pass" for result in results), [
+        (result["unique_id"], result["status"]) for result in results if result["status"] != "pass"
+    ]
 
 
 def test_every_dbt_asset_reports_its_row_count_and_columns(built: dict[str, Any]) -> None:

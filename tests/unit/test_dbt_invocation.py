@@ -25,6 +25,8 @@ from zephyr_qtest.settings import DBT_VAR_NAMES, MappingSettings
 def test_a_build_names_exactly_one_project() -> None:
     args = build_dbt_args("SHOP")
     assert args[0] == "build"
+    # dbt's unit tests are run by the test suite, not by every project's build.
+    assert args[args.index("--exclude-resource-type") + 1] == "unit_test"
     assert json.loads(args[args.index("--vars") + 1]) == {"project_key": "SHOP"}
     assert "--full-refresh" not in args
     with pytest.raises(ValueError, match="project key"):

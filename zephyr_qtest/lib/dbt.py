@@ -46,9 +46,22 @@ def build_dbt_args(
     project_key: str, *, vars: Mapping[str, Any] | None = None, full_refresh: bool = False
 ) -> list[str]:
     """``dbt build`` for one project: the partition key reaches the models as ``var('project_key')``, the
-    mapping options in ``vars`` (``dbt_vars``) beside it."""
-    args = ["build", "--vars", json.dumps(dbt_vars(project_key, vars or {}), sort_keys=True)]
+    mapping options in ``vars`` (``dbt_vars``) beside it.
+
+    Without dbt's unit tests: their inputs are static, so a project's data cannot make them fail, and dbt
+    Labs recommends running them in development and CI only (docs.getdbt.com, "Unit tests": "When to run
+    unit tests"). They were half of a small project's build. ``unit_test_dbt_args`` runs them; the test
+    suite does, once (tests/integration/test_transform.py)."""
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    args += ["--vars", json.dumps(dbt_vars(project_key, vars or {}), sort_keys=True)]
     return [*args, "--full-refresh"] if full_refresh else args
+
+
+def unit_test_dbt_args(project_key: str) -> list[str]:
+    """``dbt test`` of the unit tests only, compiled for one project (the models read ``var('project_key')``).
+    The models they test must exist in the database (dbt reads their parents' columns): run it after a
+    build."""
+    return ["test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars(project_key), sort_keys=True)]
 
 
 def dbt_connection_env(database_url: str) -> dict[str, str]:

@@ -3,8 +3,8 @@
 Every dbt model and seed is an asset keyed ``[<schema>, <name>]`` (groups ``staging``, ``canonical``,
 ``qtest_mapping``), downstream of the raw assets through each source's ``meta.dagster.asset_key``. One run
 of the op is one ``dbt build`` for one partition (the Zephyr project key reaches dbt as
-``var('project_key')``); the marts' pre-hooks replace only that project's rows. dbt's data and unit tests
-are the assets' checks.
+``var('project_key')``); the marts' pre-hooks replace only that project's rows. dbt's data tests are the
+assets' checks; its unit tests are left out of the build (``build_dbt_args``) and run by the test suite.
 
 The mapping options that are dbt vars (``plans_as``, ``attachment_max_bytes``, the depth caps) come from
 the run config (``DbtMappingConfig``), else the settings (``ZEPHYR_QTEST_*``), else ``dbt_project.yml``.
