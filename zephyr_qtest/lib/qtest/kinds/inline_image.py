@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from zephyr_qtest.lib.inline_images import (
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.id_map import Entry, IdMap
 from zephyr_qtest.lib.qtest.kinds.attachment import content_identity
+from zephyr_qtest.lib.qtest.kinds.base import Row, source_key
 from zephyr_qtest.lib.qtest.kinds.vocabulary import INLINE_IMAGE
 
 log = logging.getLogger(__name__)
@@ -157,3 +158,22 @@ class InlineImages:
 
 def rewritten(value: Any, addresses: dict[str, str]) -> Any:
     return rewrite_sources(value, addresses) if isinstance(value, str) and addresses else value
+
+
+async def keep_failed_pictures_due(
+    images: InlineImages | None,
+    object_type: str,
+    rows: Sequence[Row],
+    payload_hash: Callable[[Row], str],
+) -> None:
+    """After a stage: each object of `object_type` (its id-map type) whose pictures could not be read this
+    run (a wrong or expired token) keeps the hash of what it was written with, those pictures "off", so that
+    a run with a good token writes it again. Every kind that carries pictures calls it after its pass."""
+    if images is None or not images.failed:
+        return
+    entries = await images.id_map.load(object_type)
+    for row in rows:
+        key = source_key(row)
+        entry = entries.get(key)
+        if key in images.failed and entry is not None and entry.state == "done":
+            await images.id_map.done(object_type, key, entry.qtest_id, payload_hash(row), entry.detail)
