@@ -30,6 +30,7 @@ from typing import Any
 
 from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
 from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind
+from zephyr_qtest.lib.qtest.id_map import Entry
 from zephyr_qtest.lib.qtest.kinds.base import (
     AUTOMATION_CONTENT_LABEL,
     STEP_ORDER,
@@ -354,20 +355,43 @@ class AutomatedTestLogs:
 
     async def repoint(self, row: Row, created: Created, addresses: dict[str, str]) -> Mapping[str, Any]:
         """A log written again pointing at its pictures: one the bulk endpoint made through the automation
-        log's PUT (`automation_update`), any other as a manual log."""
+        log's PUT (`rewrite_automation_log`), any other as a manual log."""
         if not self.batched(row):
             return await self.manual.repoint_manual(row, created, addresses)
-        ctx = self.ctx
         run_id = int(created.detail["test_run_id"])
-        # Its step logs' ids as qTest holds them now (a run's listing of logs need not carry step logs).
-        current = await ctx.client.get_test_log(ctx.project_id, run_id, created.qtest_id)
+        current = await self.ctx.client.get_test_log(self.ctx.project_id, run_id, created.qtest_id)
+        return await self.rewrite_automation_log(row, run_id, current, addresses)
+
+    async def rewrite_automation_log(
+        self, row: Row, run_id: int, current: Mapping[str, Any], addresses: dict[str, str]
+    ) -> Mapping[str, Any]:
+        """A log the bulk endpoint made (`current`, read from qTest: a run's listing of logs need not carry
+        step logs) written again through the automation log's PUT, its pictures pointed at `addresses`; the
+        log read back whole (the swagger types this PUT's answer as a bare object)."""
+        ctx = self.ctx
+        log_id = int(current["id"])
         step_log_ids = [
             int(step.get("test_step_log_id") or step["id"]) for step in answered_step_logs(current)
         ]
         body = automation_update(self.item(row, addresses), step_log_ids)
-        await ctx.client.update_automation_log(ctx.project_id, run_id, created.qtest_id, body)
-        # Read back whole (the swagger's answer of this PUT is an untyped object).
-        return await ctx.client.get_test_log(ctx.project_id, run_id, created.qtest_id)
+        await ctx.client.update_automation_log(ctx.project_id, run_id, log_id, body)
+        return await ctx.client.get_test_log(ctx.project_id, run_id, log_id)
+
+    async def update(self, row: Row, entry: Entry) -> Created:
+        """A changed execution's log: one the bulk endpoint made through the automation log's PUT, when it
+        holds a step log for each step result sent (that PUT can neither add nor remove one); any other as
+        a manual log."""
+        assert entry.qtest_id is not None
+        if not self.batched(row):
+            return await self.manual.update(row, entry)
+        ctx = self.ctx
+        run_id = int(entry.detail.get("test_run_id") or self.manual.run_id(row))
+        current = await ctx.client.get_test_log(ctx.project_id, run_id, entry.qtest_id)
+        if len(answered_step_logs(current)) != len(self.manual.sent_step_results(row)):
+            return await self.manual.update(row, entry)
+        addresses = await self.manual.pictures(row, entry.qtest_id)
+        log = await self.rewrite_automation_log(row, run_id, current, addresses)
+        return self.manual.created(row, log, run_id)
 
     async def with_pictures(self, row: Row, landed: Created) -> Created | Exception:
         """A log a job made, written again with its pictures; a refusal leaves it pending, for the next run
@@ -531,4 +555,9 @@ class AutomatedTestLogs:
         return [results[source_key(row)] for row in rows]
 
     def protocol(self) -> ObjectKind[Row]:
-        return replace(self.manual.protocol(self.lookup), batched=self.batched, create_many=self.create_many)
+        return replace(
+            self.manual.protocol(self.lookup),
+            update=self.update,
+            batched=self.batched,
+            create_many=self.create_many,
+        )

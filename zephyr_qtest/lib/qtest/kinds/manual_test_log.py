@@ -330,7 +330,8 @@ class ManualTestLogs:
         return await self.with_pictures(row, made)
 
     async def update(self, row: Row, entry: Entry) -> Created:
-        # An automation log is updated like a manual one (PUT takes either). A log stays on the test-case
+        # (A log the bulk endpoint made goes through the automation log's PUT: AutomatedTestLogs.update,
+        # unless its step logs no longer match.) A log stays on the test-case
         # version it was made for, whose steps may be older than the case's latest: its step logs keep
         # naming the steps they name now, in order.
         assert entry.qtest_id is not None
