@@ -2,9 +2,11 @@
 holding the text, and the text's ``src`` pointed at that attachment's ``web_url`` (swagger
 ``AttachmentResource``) before the text is written.
 
-Today the test cases carry them (objective, precondition and their steps' texts): a step's pictures go on
+Test cases carry theirs (objective, precondition, their steps' and script's texts): a step's pictures go on
 its test case, since qTest makes new steps (new ids) with every version of a case, while the case keeps its
-attachments. Pictures of other objects stay ledger lines (``lib/proof/images.py``).
+attachments. Releases carry their plan's objective's; test logs their execution's comment's and step results'
+(``manual_test_log.py``, ``automated_test_log.py``). qTest takes no attachments on test cycles or test runs:
+their pictures are ledger lines saying so (``lib/proof/images.py``).
 
 Exactly once: one id-map row (``inline_image``) per (object, picture address), ``pending`` before the upload
 and ``done`` with the attachment's id, address and sha256 after it; a re-run finds it and uploads nothing.
