@@ -156,7 +156,9 @@ RAW_LOSSES: dict[tuple[str, str, Reason], str] = {
 
 # Pictures embedded in rich text (<img src=...>): their text arrives, they do not (SmartBear's CDN, and no
 # ZEPHYR_CDN_TOKEN in these runs). One line per picture, per (object type, field): counted with a regular
-# expression over the raw text. A test case's and its steps' data: pictures arrive (attachments of the case).
+# expression over the raw text. The data: pictures of a test case, its steps and its script arrive
+# (attachments of the case), and those of a plan (of its release: plans_as release, these runs' setting).
+# A test cycle's never arrive (qTest takes no attachments on test cycles).
 _RICH_TEXT_WITH_IMAGES = (
     ("test case", "test_cases", "objective"),
     ("test case", "test_cases", "precondition"),
@@ -171,7 +173,11 @@ _RICH_TEXT_WITH_IMAGES = (
 )
 for _object_type, _table, _path in _RICH_TEXT_WITH_IMAGES:
     _text = "payload #>> '{" + _path.replace(".", ",") + "}'"
-    _src = "src\\s*=\\s*[\"''](?!data:)" if _table in ("test_cases", "test_steps") else "src\\s*="
+    _src = (
+        "src\\s*=\\s*[\"''](?!data:)"
+        if _table in ("test_cases", "test_steps", "test_scripts", "test_plans")
+        else "src\\s*="
+    )
     RAW_LOSSES[(_object_type, f"{_path} (inline image)", Reason.NOT_CARRIED)] = f"""
         select count(*) from zephyr_raw.{_table},
             regexp_matches(coalesce({_text}, ''), '<img[^>]*{_src}', 'gi')

@@ -940,3 +940,116 @@ def test_an_unrun_executions_values_are_checked_on_its_run_and_a_shadowed_ones_n
         ("P-E1", "estimatedTime", "1000"),
     ]
     assert all("P-T1" in line.detail and line.reason is Reason.NOT_CARRIED for line in ledger.lines)
+
+
+# ------------------------------------------------------------------ pictures of plans, cycles, scripts, comments
+
+PICTURE = "https://cloudfront.tm4j.smartbear.com/tenant/t1/project/10/embedded-cc-3-plan.png"
+
+
+def prove_pictured_plan_and_cycle(release_attachments: dict[str, str], *, as_release: bool = True) -> Ledger:
+    """P-P1 (its objective holds PICTURE) as a release pointing at https://q/att/7, or as a test cycle
+    holding the old address; the cycle P-R1, under it, has PICTURE in its description."""
+    plan = {**PLAN, "objective": f'Ship it <img src="{PICTURE}">'}
+    cycle_payload = {**CYCLE, "description": f'Go <img src="{PICTURE}">'}
+    cycle = {"id": 800, "name": "Sprint 1", "description": f'Go <img src="{PICTURE}"><br>{CYCLE_DETAILS}'}
+    pictures = images.PictureEvidence(
+        has_token=True, source={PICTURE: "sha-plan"}, attachments={("releases", 700): release_attachments}
+    )
+    if as_release:
+        held = PLAN_DETAILS.replace("Ship it", 'Ship it <img src="https://q/att/7">')
+        found = {
+            "release": {700: {"id": 700, "name": "Release 2", "description": held, "test-cycles": [cycle]}},
+            "test_cycle": {800: cycle, **CYCLE_FOLDERS},
+        }
+        ids = {"release": {"P-P1": 700}, "test_cycle": {"P-R1": 800, "folder:4": 804, "folder:5": 805}}
+    else:
+        held = PLAN_DETAILS.replace("Ship it", f'Ship it <img src="{PICTURE}">')
+        found = {
+            "test_cycle": {
+                800: cycle,
+                **CYCLE_FOLDERS,
+                900: {"id": 900, "name": "Release 2", "description": held},
+            }
+        }
+        ids = {"test_cycle": {"P-R1": 800, "folder:4": 804, "folder:5": 805, "P-P1": 900}}
+    return prove_offline(
+        {"folders": PLAN_FOLDERS, "test_cycles": [raw("P-R1", cycle_payload, id_=10)],
+         "test_plans": [raw("P-P1", plan, id_=30)]},
+        found, ids, names={"statuses": {40: "In Progress", 41: "Approved"}}, pictures=pictures,
+    )  # fmt: skip
+
+
+def test_a_plans_picture_arrives_on_its_release_and_a_cycles_is_a_line_qtest_cannot_hold() -> None:
+    """A plan's objective picture arrived when its release's description points at an attachment of the
+    release with the picture's bytes (another release's, or other bytes, is a line). A cycle's picture is a
+    line whatever qTest holds: qTest takes no attachments on test cycles, and the line says so."""
+    ledger = prove_pictured_plan_and_cycle({"https://q/att/7": "sha-plan"})
+    assert lines_of(ledger, "objective (inline image)") == []
+    [line] = lines_of(ledger, "description (inline image)")
+    assert (line.object_type, line.object_key, line.value, line.reason) == (
+        "test cycle", "P-R1", PICTURE, Reason.NOT_CARRIED,
+    )  # fmt: skip
+    assert line.detail.startswith("qTest cannot hold it: qTest takes no attachments on test cycles")
+    assert "blob-handles take releases" in line.detail and "acceptance file" in line.remedy
+
+    [line] = lines_of(
+        prove_pictured_plan_and_cycle({"https://q/att/7": "sha-other"}), "objective (inline image)"
+    )
+    assert (line.object_type, line.object_key) == ("test plan", "P-P1")
+    assert "does not point at an attachment" in line.detail
+
+
+def test_with_plans_as_test_cycle_a_plans_picture_is_a_line_qtest_cannot_hold() -> None:
+    [line] = lines_of(prove_pictured_plan_and_cycle({}, as_release=False), "objective (inline image)")
+    assert line.detail.startswith("qTest cannot hold it: plans_as is test_cycle")
+    assert "ZEPHYR_QTEST_PLANS_AS=release" in line.remedy
+
+
+def test_a_scripts_picture_is_checked_on_its_cases_script_step_and_a_comments_on_the_log() -> None:
+    """A script's picture goes on its test case (the script is the step after the case's steps); a run
+    execution's comment's on its test log (the log's note); an unrun execution's comment has no log (its run
+    holds it, and runs take no attachments): a line qTest cannot hold."""
+    data = "data:image/png;base64,iVBORw0KGgo="
+    script = {"type": "plain", "text": f'Do it <img src="{PICTURE}"> <img src="{data}">'}
+    run = {
+        "id": 5,
+        "key": "P-E1",
+        "testCase": {"id": 100},
+        "actualEndDate": "2024-03-02T10:00:00Z",
+        "comment": f'Broke <img src="{PICTURE}">',
+    }
+    unrun = {
+        "id": 6,
+        "key": "P-E2",
+        "testCase": {"id": 100},
+        "actualEndDate": None,
+        "comment": f'Later <img src="{PICTURE}">',
+    }
+    pictures = images.PictureEvidence(
+        has_token=True,
+        source={PICTURE: "sha-p", data: "sha-d"},
+        attachments={
+            ("test-cases", 900): {"https://q/att/1": "sha-p"},
+            ("test-logs", 950): {"https://q/att/2": "sha-p"},
+        },
+    )
+    case = qtest_case(
+        {1: "P-T1"},
+        test_steps=[{"order": 1, "description": f'Do it <img src="https://q/att/1"> <img src="{data}">'}],
+    )
+    ledger = prove_offline(
+        {"test_cases": [raw("P-T1", case_payload(), id_=100)],
+         "test_scripts": [raw(None, script, parent="P-T1")],
+         "test_executions": [raw("P-E1", run, id_=5), raw("P-E2", unrun, id_=6)]},
+        {"test_case": {900: case}, "test_log": {950: {"id": 950, "note": 'Broke <img src="https://q/att/2">'}}},
+        {"test_case": {"P-T1": 900}, "test_log": {"P-E1": 950}},
+        pictures=pictures,
+    )  # fmt: skip
+    # The script's CDN picture arrived; its data: one is still the data: URI in qTest: a line.
+    [line] = lines_of(ledger, "text (inline image)")
+    assert (line.object_type, line.object_key) == ("test step", "P-T1#script")
+    assert line.value.startswith("data:image/png;base64,...")
+    [line] = lines_of(ledger, "comment (inline image)")
+    assert (line.object_type, line.object_key, line.reason) == ("test execution", "P-E2", Reason.NOT_CARRIED)
+    assert line.detail.startswith("qTest cannot hold it: the execution has not run")

@@ -524,6 +524,31 @@ def test_an_automated_log_item_is_built_from_its_run_and_the_cases_steps() -> No
     }
 
 
+def test_a_bulk_made_log_is_rewritten_by_its_step_logs_ids_with_its_pictures_addresses() -> None:
+    """The automation log's PUT (swagger modifyAutomationLog) names each step log by its id, in the order it
+    was submitted, and sends what it may change: status, dates, note, properties, actual results and
+    statuses (not a step's description or expected result, which it cannot modify)."""
+    picture = "https://cloudfront.tm4j.smartbear.com/tenant/t/project/1/embedded-a-1-x.png"
+    row = {**LOG, "note": f'Saw <img src="{picture}">'}
+    steps = [{**STEP_RESULTS[0], "actual_result": f'ok <img src="{picture}">'}, *STEP_RESULTS[1:]]
+    logs = bulk_logs(LogsOnRuns({}), steps)
+    addresses = {picture: "https://q/att/5"}
+    body = automated.automation_update(logs.item(row, addresses), [701, 702])
+    assert body == {
+        "status": "PASSED",
+        "exe_start_date": "2026-01-02T03:04:05.000Z",
+        "exe_end_date": "2026-01-02T03:05:00.000Z",
+        "note": body["note"],
+        "properties": body["properties"],
+        "test_step_logs": [
+            {"test_step_log_id": 701, "order": 0, "actual_result": 'ok <img src="https://q/att/5">', "status": "PASSED"},
+            {"test_step_log_id": 702, "order": 1, "actual_result": "", "status": "FAILED"},
+        ],
+    }  # fmt: skip
+    assert body["note"].startswith('Saw <img src="https://q/att/5">')
+    assert picture in logs.item(row)["note"]  # without addresses: as the bulk endpoint first takes it
+
+
 def test_only_results_of_the_cases_first_steps_in_order_go_in_bulk() -> None:
     keys = ["SHOP-T2#1", "SHOP-T2#2", "SHOP-T2#3"]
     first_two = [{"test_step_source_key": "SHOP-T2#1"}, {"test_step_source_key": "SHOP-T2#2"}]

@@ -1072,6 +1072,66 @@ def test_bulk_automation_logs_are_queued_then_applied(api: httpx.Client, proj: P
     assert "Automation Test Suite" in [s["name"] for s in suites]
 
 
+def test_an_automation_log_is_modified_through_its_own_put_keeping_its_step_logs(
+    api: httpx.Client, proj: Project
+) -> None:
+    """``PUT .../auto-test-logs/{id}`` (swagger modifyAutomationLog): status by Automation Settings string,
+    dates, note, and each step log's actual result named by test_step_log_id, in the order it was submitted
+    (another order is refused); step logs keep their ids. A manual log has its own PUT: refused here."""
+    pid = proj.id
+    case = proj.case("Automated", "SHOP-T450", test_steps=[{"description": "a", "expected": "b"}] * 2)
+    api.put(f"/projects/{pid}/test-cases/{case['id']}/approve").raise_for_status()
+    run = proj.run(case, proj.cycle("Modified")["id"])
+    body = {
+        "name": "auto", "automation_content": "com.shop.Modified", "status": "FAILED",
+        "exe_start_date": "2026-05-29T10:00:00Z", "exe_end_date": "2026-05-29T10:01:00Z",
+        "test_step_logs": [
+            {"description": "a", "expected_result": "b", "actual_result": "old", "status": "PASSED", "order": 0},
+            {"description": "a", "expected_result": "b", "actual_result": "old", "status": "FAILED", "order": 1},
+        ],
+    }  # fmt: skip
+    made = api.post(f"/projects/{pid}/test-runs/{run['id']}/auto-test-logs", json=body)
+    assert made.status_code == 201, made.text
+    url = f"/projects/{pid}/test-runs/{run['id']}/test-logs/{made.json()['id']}"
+    before = api.get(url).json()["test_step_logs"]
+    ids = [step["test_step_log_id"] for step in before]
+    change = {
+        "status": "PASSED", "exe_start_date": "2026-05-29T10:00:00Z", "exe_end_date": "2026-05-29T10:02:00Z",
+        "note": '<img src="https://q/att/1">',
+        "test_step_logs": [{"test_step_log_id": ids[1], "order": 1, "actual_result": "new", "status": "PASSED"}],
+    }  # fmt: skip
+    modify = f"/projects/{pid}/test-runs/{run['id']}/auto-test-logs/{made.json()['id']}"
+    answer = api.put(modify, params={"encodeNote": "false"}, json=change)
+    assert_status(
+        answer, 200, "PUT", "/api/v3/projects/{projectId}/test-runs/{testRunId}/auto-test-logs/{id}"
+    )
+    after = api.get(url).json()
+    assert after["note"] == change["note"] and after["status"]["id"] == proj.statuses["Passed"]
+    assert [step["test_step_log_id"] for step in after["test_step_logs"]] == ids
+    assert [step["actual_result"] for step in after["test_step_logs"]] == ["old", "new"]
+    moved = {**change, "test_step_logs": [{**change["test_step_logs"][0], "order": 0}]}
+    assert "different order" in api.put(modify, json=moved).json()["message"]
+    unknown = {**change, "test_step_logs": [{"test_step_log_id": 1, "actual_result": "x"}]}
+    assert api.put(modify, json=unknown).status_code == 400
+    manual = api.post(
+        f"/projects/{pid}/test-runs/{run['id']}/test-logs",
+        json={"status": {"id": proj.statuses["Passed"]}, "exe_start_date": "2026-05-29T11:00:00Z",
+              "exe_end_date": "2026-05-29T11:01:00Z"},
+    )  # fmt: skip
+    refused = api.put(
+        f"/projects/{pid}/test-runs/{run['id']}/auto-test-logs/{manual.json()['id']}", json=change
+    )
+    assert refused.status_code == 400 and "not an automation test log" in refused.json()["message"]
+    # A release takes attachments (swagger blob-handles' objectType enum): a plan's pictures go there.
+    release = api.post(f"/projects/{pid}/releases", json={"name": "R", "properties": []}).json()
+    uploaded = api.post(
+        f"/projects/{pid}/releases/{release['id']}/blob-handles",
+        content=b"png", headers={"File-Name": "p.png", "Content-Type": "image/png"},
+    )  # fmt: skip
+    assert uploaded.status_code == 201, uploaded.text
+    assert api.get(f"/projects/{pid}/releases/{release['id']}/attachments").json()[0]["name"] == "p.png"
+
+
 # ---------------------------------------------------------------------------- attachments and search
 
 

@@ -113,21 +113,35 @@ def execution_keys(source: Source) -> dict[str, str]:
     }
 
 
+def picture_owner(entity: str, obj: RawObject, executions: Mapping[str, str]) -> tuple[str, str]:
+    """The id-map type and key of the qTest object a carried text's pictures go on: a case's, its steps' and
+    its script's on the test case, a plan's on its release, an execution's comment and its step results' on
+    its test log."""
+    if entity == "test_execution_steps":
+        return TEST_LOG.name, executions.get(str(obj.parent_key), str(obj.parent_key))
+    if entity == "test_executions":
+        return TEST_LOG.name, str(obj.key or obj.id)
+    if entity == "test_plans":
+        return RELEASE.name, str(obj.key)
+    return TEST_CASE.name, str(obj.parent_key if entity in ("test_steps", "test_scripts") else obj.key)
+
+
 def carried_texts(
     source: Source, ids: Mapping[str, Mapping[str, int]]
 ) -> list[tuple[images.Owner | None, list[Any]]]:
     """The rich texts whose pictures the loader carries, by the qTest object they go on (None: qTest holds
-    none): a case's own and its steps' on the case, a step result's on its execution's test log."""
+    none): `picture_owner`."""
     texts: dict[tuple[str, str], list[Any]] = defaultdict(list)
     executions = execution_keys(source)
     for entity in images.CARRIED:
         for obj in source.of(entity):
-            if entity == "test_execution_steps":
-                owner = (TEST_LOG.name, executions.get(str(obj.parent_key), str(obj.parent_key)))
-            else:
-                owner = (TEST_CASE.name, str(obj.parent_key if entity == "test_steps" else obj.key))
+            owner = picture_owner(entity, obj, executions)
             texts[owner].extend(_at(obj.payload, path) for path in images.RICH_TEXT[entity])
-    segments = {TEST_CASE.name: TEST_CASE.api_segment, TEST_LOG.name: TEST_LOG.api_segment}
+    segments = {
+        TEST_CASE.name: TEST_CASE.api_segment,
+        TEST_LOG.name: TEST_LOG.api_segment,
+        RELEASE.name: RELEASE.api_segment,
+    }
     return [
         (
             None if (qtest_id := ids.get(kind, {}).get(key)) is None else (segments[kind], qtest_id),
@@ -1516,9 +1530,10 @@ class Proof:
             )
 
     def inline_images(self) -> None:
-        """A line per picture embedded in rich text (`images.py`) that did not arrive: a test case's or its
-        steps' picture arrives when qTest's text points at an attachment of the case with its bytes; the
-        pictures of other texts are not carried."""
+        """A line per picture embedded in rich text (`images.py`) that did not arrive: a carried text's
+        picture arrives when qTest's text points at an attachment of its object (`picture_owner`) with its
+        bytes. The pictures of a test cycle, of a plan that is a test cycle and of the comment of an execution
+        not run yet are lines qTest cannot hold: qTest takes no attachments on test cycles and test runs."""
         executions = execution_keys(self.source)
         for entity, paths in images.RICH_TEXT.items():
             for obj in self.source.of(entity):
@@ -1527,21 +1542,20 @@ class Proof:
                 elif entity == "test_execution_steps":
                     key = f"{executions.get(str(obj.parent_key), obj.parent_key)}#{obj.position}"
                 elif entity == "test_scripts":
-                    key = str(obj.parent_key)
+                    key = f"{obj.parent_key}#script"
                 else:
                     key = obj.key or str(obj.id)
+                cannot = self._cannot_hold_pictures(entity, obj, key)
                 for path in paths:
                     for source in dict.fromkeys(images.image_sources(_at(obj.payload, path))):
-                        if entity in images.CARRIED:
+                        if cannot is not None:
+                            detail, remedy = cannot
+                        else:
                             self.ledger.values_compared += 1
-                            owner, held = self._held_text(entity, obj, path, key)
+                            owner, held = self._held_text(entity, obj, path, key, executions)
                             if self.pictures.arrived(source, held, owner):
                                 continue
                             detail, remedy = self.pictures.why_not(source)
-                        else:
-                            detail, remedy = images.NOT_CARRIED_HERE, images.REMEDY
-                            if not images.is_data_uri(source):
-                                detail = images.DETAIL
                         self.line(
                             _ENTITY_WORDS[entity],
                             key,
@@ -1552,21 +1566,43 @@ class Proof:
                             detail,
                         )
 
-    def _held_text(self, entity: str, obj: RawObject, path: str, key: str) -> tuple[images.Owner | None, Any]:
+    def _cannot_hold_pictures(self, entity: str, obj: RawObject, key: str) -> tuple[str, str] | None:
+        """The detail and remedy of the pictures of a text qTest cannot hold (no attachments on its object),
+        or None: a test cycle's description; a plan's objective when the plan is a test cycle (plans_as);
+        the comment of an execution not run yet (its run holds the comment; it has no log)."""
+        ids = {} if self.rb is None else self.rb.ids
+        if entity == "test_cycles":
+            return images.CYCLE_CANNOT, images.CYCLE_REMEDY
+        if entity == "test_plans":
+            as_cycle = key in ids.get(TEST_CYCLE.name, {}) and key not in ids.get(RELEASE.name, {})
+            return (images.PLAN_AS_CYCLE_CANNOT, images.PLAN_AS_CYCLE_REMEDY) if as_cycle else None
+        if entity == "test_executions":
+            unrun = not obj.payload.get("actualEndDate") and key not in ids.get(TEST_LOG.name, {})
+            return (images.UNRUN_CANNOT, images.UNRUN_REMEDY) if unrun else None
+        return None
+
+    def _held_text(
+        self, entity: str, obj: RawObject, path: str, key: str, executions: Mapping[str, str]
+    ) -> tuple[images.Owner | None, Any]:
         """The qTest object a carried text's pictures are on (None: not there), and the text qTest holds for
         it (None: not there)."""
         ids = {} if self.rb is None else self.rb.ids
+        kind, owner_key = picture_owner(entity, obj, executions)
+        owner_id = ids.get(kind, {}).get(owner_key)
+        segment = {TEST_LOG.name: TEST_LOG.api_segment, RELEASE.name: RELEASE.api_segment}.get(
+            kind, TEST_CASE.api_segment
+        )
+        owner = None if owner_id is None else (segment, owner_id)
         if entity == "test_execution_steps":
-            log_id = ids.get(TEST_LOG.name, {}).get(key.rsplit("#", 1)[0])
-            owner = None if log_id is None else (TEST_LOG.api_segment, log_id)
             return owner, self.result_texts.get(key)
-        case_key = str(obj.key if entity == "test_cases" else obj.parent_key)
-        case_id = ids.get(TEST_CASE.name, {}).get(case_key)
-        case_owner = None if case_id is None else (TEST_CASE.api_segment, case_id)
-        return case_owner, self._held_case_text(entity, obj, path)
+        if entity in ("test_executions", "test_plans"):
+            found = self._found(kind, owner_key) or {}
+            return owner, found.get("note" if entity == "test_executions" else "description")
+        return owner, self._held_case_text(entity, obj, path)
 
     def _held_case_text(self, entity: str, obj: RawObject, path: str) -> Any:
-        """The text qTest's case holds for a carried text of the case or its steps (None: not there)."""
+        """The text qTest's case holds for a carried text of the case, its steps or its script (None: not
+        there). A script is the step after the case's steps (``qtest_test_steps``: one step, after any)."""
         if entity == "test_cases":
             case_key = str(obj.key)
             found = self._found(TEST_CASE.name, case_key) or {}
@@ -1575,7 +1611,10 @@ class Proof:
         found = self._found(TEST_CASE.name, case_key) or {}
         held = sorted(found.get("test_steps") or [], key=lambda step: int(step.get("order") or 0))
         ordered = sorted(self.case_steps.get(case_key, []), key=lambda step: step.position or 0)
-        index = next((i for i, step in enumerate(ordered) if step.position == obj.position), None)
+        if entity == "test_scripts":
+            index: int | None = len(ordered)
+        else:
+            index = next((i for i, step in enumerate(ordered) if step.position == obj.position), None)
         if index is None or index >= len(held):
             return None
         return held[index].get("expected" if path == "inline.expectedResult" else "description")

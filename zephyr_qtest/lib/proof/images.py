@@ -3,16 +3,20 @@
 Zephyr Scale Cloud keeps them on SmartBear's CDN (``https://cloudfront.tm4j.smartbear.com/tenant/<tenant>/
 project/<id>/embedded-...png``) behind a token that only the Zephyr app in a signed-in browser holds; the API
 token cannot fetch them (REAL_SHAPES Zephyr 5), or in the text itself as ``data:`` URIs. The loader uploads
-the pictures of test cases and their steps as attachments of the qTest case, and those of step results'
-actual results as attachments of their qTest test log, and points the text at them
-(``qtest/kinds/inline_image.py``) when it can read them: a data: URI always, a CDN picture with
-``ZEPHYR_CDN_TOKEN``.
+the pictures of a test case, its steps and its script as attachments of the qTest case, those of a plan's
+objective as attachments of its release, and those of an execution's comment and its step results' actual
+results as attachments of its qTest test log, and points the text at them (``qtest/kinds/inline_image.py``)
+when it can read them: a data: URI always, a CDN picture with ``ZEPHYR_CDN_TOKEN``.
 
 The proof does not take the loader's word for it: it reads each picture again from its source (the data: URI
-decoded, the CDN fetched with the token) and every attachment of the qTest case (or test log) back from qTest, and
-a picture arrived only when the qTest text no longer names the source address but names an attachment of
-that object whose bytes (sha256) are the source's. Any other picture is a ledger line naming the object, the field
+decoded, the CDN fetched with the token) and every attachment of the qTest object back from qTest, and a
+picture arrived only when the qTest text no longer names the source address but names an attachment of that
+object whose bytes (sha256) are the source's. Any other picture is a ledger line naming the object, the field
 and the address: the text check alone (tags stripped) would call it carried.
+
+qTest cannot hold the pictures of a test cycle's description (nor of a plan's objective when plans become
+test cycles), nor those of the comment of an execution not run yet (its run holds the comment, it has no
+log): blob-handles take no test cycles or test runs (swagger). Those are lines saying so.
 """
 
 from __future__ import annotations
@@ -46,16 +50,51 @@ RICH_TEXT: dict[str, tuple[str, ...]] = {
     "test_executions": ("comment",),
     "test_execution_steps": ("inline.actualResult",),
 }
-# The raw tables whose pictures the loader carries (onto the qTest test case; a step result's onto its test
-# log, unless the log went in bulk: automated_test_log.py).
-CARRIED = ("test_cases", "test_steps", "test_execution_steps")
+# The raw tables whose pictures the loader carries: a case's, its steps' and its script's onto the qTest test
+# case; a plan's onto its release; an execution's comment and its step results' onto its test log.
+CARRIED = (
+    "test_cases",
+    "test_steps",
+    "test_scripts",
+    "test_plans",
+    "test_executions",
+    "test_execution_steps",
+)
+# The object types qTest takes attachments on (swagger: blob-handles' objectType enum).
+ATTACHMENT_TYPES = (
+    "releases, builds, requirements, test-cases, test-logs, test-steps, test-step-logs and defects"
+)
 DETAIL = (
     "an inline image on SmartBear's CDN: the Zephyr API token cannot fetch it, so qTest's copy of the text "
     "still points at SmartBear (it breaks when the Jira site's access ends)"
 )
-NOT_CARRIED_HERE = (
-    "an inline image of a text whose pictures the migration does not carry yet (only test cases', their "
-    "steps' and step results' are uploaded): qTest's copy of the text still points at the picture's old address"
+# Pictures qTest cannot hold (the detail of their lines begins as every such line does).
+CYCLE_CANNOT = (
+    "qTest cannot hold it: qTest takes no attachments on test cycles (blob-handles take "
+    f"{ATTACHMENT_TYPES}), so qTest's copy of the description still points at the picture's old address"
+)
+PLAN_AS_CYCLE_CANNOT = (
+    "qTest cannot hold it: plans_as is test_cycle, so the plan is a qTest test cycle, and qTest takes no "
+    f"attachments on test cycles (blob-handles take {ATTACHMENT_TYPES}); qTest's copy of the objective "
+    "still points at the picture's old address"
+)
+UNRUN_CANNOT = (
+    "qTest cannot hold it: the execution has not run, so qTest has no test log for it and its comment is a "
+    f"property of its test run, which takes no attachments (blob-handles take {ATTACHMENT_TYPES}); qTest's "
+    "copy of the comment still points at the picture's old address"
+)
+CYCLE_REMEDY = (
+    "save the picture from the Zephyr page and attach it to a release, test case or requirement of the "
+    "cycle in qTest, naming it in the cycle's description; or accept it in the acceptance file "
+    "(ZEPHYR_QTEST_ACCEPTANCE)"
+)
+PLAN_AS_CYCLE_REMEDY = (
+    "set ZEPHYR_QTEST_PLANS_AS=release (the default), where a plan's pictures are attachments of its release, "
+    "and re-run; or accept it in the acceptance file (ZEPHYR_QTEST_ACCEPTANCE)"
+)
+UNRUN_REMEDY = (
+    "save the picture from the Zephyr page and attach it to the qTest test case or to the run's first test "
+    "log once it is executed; or accept it in the acceptance file (ZEPHYR_QTEST_ACCEPTANCE)"
 )
 REMEDY = (
     "save the picture from the Zephyr page and attach it to the qTest object by hand, or accept it in the "
@@ -71,8 +110,8 @@ REASON = Reason.NOT_CARRIED
 @dataclass
 class PictureEvidence:
     """What the proof read itself: each source picture's sha256 (or why it could not be read), and every
-    attachment of the qTest cases and test logs that hold pictures (address -> sha256 of the bytes read
-    back)."""
+    attachment of the qTest cases, releases and test logs that hold pictures (address -> sha256 of the bytes
+    read back)."""
 
     has_token: bool = False
     source: dict[str, str] = field(default_factory=dict)

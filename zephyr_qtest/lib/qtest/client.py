@@ -388,6 +388,17 @@ class QtestClient(ApiClient):
             validate=_object,
         )  # fmt: skip
 
+    async def update_automation_log(
+        self, project_id: int, run_id: int, log_id: int, body: Mapping[str, Any]
+    ) -> dict:
+        """Modifies an automation test log (swagger modifyAutomationLog, qTest 9.1.5+): a manual log's PUT is
+        documented for manual logs only. encodeNote=false: the note is HTML (the swagger: true, the default,
+        takes it as plain text)."""
+        return await self.request_json(
+            "PUT", f"projects/{project_id}/test-runs/{run_id}/auto-test-logs/{log_id}",
+            params={"encodeNote": "false"}, json_body=dict(body), validate=_object,
+        )  # fmt: skip
+
     async def get_test_log(self, project_id: int, run_id: int, log_id: int) -> dict:
         return await self.get_json(
             f"projects/{project_id}/test-runs/{run_id}/test-logs/{log_id}", validate=_object

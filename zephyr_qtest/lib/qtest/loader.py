@@ -17,7 +17,7 @@ from zephyr_qtest.lib.qtest.id_map import NO_SITE, Entry, IdMap
 from zephyr_qtest.lib.qtest.kinds import id_types_of_stage, kinds_of_stage
 from zephyr_qtest.lib.qtest.kinds.base import Marts, PublishContext
 from zephyr_qtest.lib.qtest.kinds.inline_image import InlineImages
-from zephyr_qtest.lib.qtest.kinds.vocabulary import PROJECT, TEST_CASE, TEST_LOG
+from zephyr_qtest.lib.qtest.kinds.vocabulary import PROJECT, RELEASE, TEST_CASE, TEST_LOG
 from zephyr_qtest.lib.qtest.one_writer import Writer
 from zephyr_qtest.lib.qtest.rollback import note_default_module, record_field_setup
 
@@ -162,9 +162,10 @@ async def publish_stage(
         makes_cases = stage == TEST_CASE.stage
         if makes_cases:
             await note_default_module(client, project_id, id_map, before=True)
-        # The stages whose texts hold pictures: test cases (theirs and their steps') and test logs (their
-        # step results' actual results).
-        if makes_cases or stage == TEST_LOG.stage:
+        # The stages whose texts hold pictures qTest can keep: test cases (theirs, their steps' and their
+        # scripts'), releases (their plans' objectives; published in the test-cycle stage) and test logs
+        # (their executions' comments and their step results' actual results).
+        if makes_cases or stage in (RELEASE.stage, TEST_LOG.stage):
             ctx.images = InlineImages(client, project_id, id_map, fetcher)
             await ctx.images.load()
         summary = await kinds[0].publish(ctx)

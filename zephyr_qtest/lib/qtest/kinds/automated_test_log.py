@@ -8,6 +8,12 @@ them once qTest answers), so a crash mid-send leaves the same trace as a lost an
 job id waits for the job's end; one without (the answer was lost) is looked for in qTest for as long as
 qTest's queue may still be working on its submission (``PublishContext.queue_window_s`` from the time it
 was sent), one wait per submission (a job makes all its logs or none), and only then may it be sent again.
+
+Pictures (the execution's comment in the note, its step results' actual results): the job's answer names no
+log, but the logs are read back after it (`ManualTestLogs.find_many`), so each log's id and its step logs'
+ids are known; the pictures are uploaded on the log and the log written again pointing at them through the
+automation log's own PUT (swagger modifyAutomationLog: status, dates, note, properties, and each step log's
+actual result by ``test_step_log_id``; ``qaprosoft/qps-pipeline`` updates automation logs so).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 from zephyr_qtest.lib.http import AmbiguousWriteError, ApiError
 from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind
+from zephyr_qtest.lib.qtest.id_map import Entry
 from zephyr_qtest.lib.qtest.kinds.base import (
     AUTOMATION_CONTENT_LABEL,
     STEP_ORDER,
@@ -32,7 +39,12 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     mart_properties,
     source_key,
 )
-from zephyr_qtest.lib.qtest.kinds.manual_test_log import ManualTestLogs, older_version_id
+from zephyr_qtest.lib.qtest.kinds.inline_image import rewritten
+from zephyr_qtest.lib.qtest.kinds.manual_test_log import (
+    ManualTestLogs,
+    answered_step_logs,
+    older_version_id,
+)
 from zephyr_qtest.lib.qtest.kinds.vocabulary import (
     TEST_CASE,
     TEST_CYCLE,
@@ -183,6 +195,29 @@ def automation_item(
     }
 
 
+def automation_update(item: Mapping[str, Any], step_log_ids: Sequence[int]) -> dict[str, Any]:
+    """The body of an automation log's PUT (swagger modifyAutomationLog) from its bulk `item`: status,
+    dates, note and properties, and each step log by its id (AutomationStepLog requires
+    ``test_step_log_id``) in the order it was submitted (which the PUT cannot change), with its actual
+    result and status; its description and expected result cannot be modified, so they are not sent."""
+    return {
+        "status": item["status"],
+        "exe_start_date": item["exe_start_date"],
+        "exe_end_date": item["exe_end_date"],
+        "note": item["note"],
+        "properties": item["properties"],
+        "test_step_logs": [
+            {
+                "test_step_log_id": step_log_id,
+                "order": step["order"],
+                "actual_result": step["actual_result"],
+                "status": step["status"],
+            }
+            for step, step_log_id in zip(item["test_step_logs"], step_log_ids, strict=False)
+        ],
+    }
+
+
 def automation_waves(rows: Iterable[Row], batched: Callable[[Row], bool]) -> dict[str, int]:
     """The load order of test logs: a run's logs oldest first, but consecutive automated ones share the
     level of the first of them, so that they go in one submission (in order) instead of one each."""
@@ -241,9 +276,8 @@ class AutomatedTestLogs:
         self.manual = manual
         self.ctx = manual.ctx
         self.automation = automation
-        # The pictures of step results go on logs written one call each (their log exists before its second
-        # write); a bulk submission is one queue job per cycle, whose logs stay as sent: theirs stay lines.
-        manual.pictured = lambda row: not self.batched(row)
+        # A log the bulk endpoint made is written again through the automation log's PUT.
+        manual.repoint = self.repoint
 
     async def job_end(self, queue_id: int) -> dict:
         job_ends = self.automation.job_ends
@@ -304,20 +338,73 @@ class AutomatedTestLogs:
         case_step_keys = self.automation.step_keys_by_case.get(run["test_case_source_key"], [])
         return pairs_by_position(self.manual.step_results_by_log.get(source_key(row), []), case_step_keys)
 
-    def item(self, row: Row) -> dict[str, Any]:
+    def item(self, row: Row, addresses: dict[str, str] | None = None) -> dict[str, Any]:
+        """The execution as the bulk endpoint takes it; its pictures pointed at `addresses` when given."""
         run = self.automation.runs[str(row["parent_source_key"])]
         case_key = str(run["test_case_source_key"])
         if case_key not in self.ctx.ids[TEST_CASE.name]:
             # The endpoint would make a new case for an unknown fingerprint.
             raise KeyError(f"its test case {case_key} is not in qTest (see that case's failure)")
-        manual = self.manual.body(row)  # checks the statuses and encodes the properties
-        return automation_item(
-            row,
-            run,
-            self.automation.steps_by_case.get(case_key, []),
-            self.manual.sent_step_results(row),
-            manual,
-        )
+        manual = self.manual.body(row, addresses)  # checks the statuses and encodes the properties
+        sent = self.manual.sent_step_results(row)
+        if addresses:
+            sent = [
+                {**step, "actual_result": rewritten(step.get("actual_result"), addresses)} for step in sent
+            ]
+        return automation_item(row, run, self.automation.steps_by_case.get(case_key, []), sent, manual)
+
+    async def repoint(self, row: Row, created: Created, addresses: dict[str, str]) -> Mapping[str, Any]:
+        """A log written again pointing at its pictures: one the bulk endpoint made through the automation
+        log's PUT (`rewrite_automation_log`), any other as a manual log."""
+        if not self.batched(row):
+            return await self.manual.repoint_manual(row, created, addresses)
+        run_id = int(created.detail["test_run_id"])
+        current = await self.ctx.client.get_test_log(self.ctx.project_id, run_id, created.qtest_id)
+        return await self.rewrite_automation_log(row, run_id, current, addresses)
+
+    async def rewrite_automation_log(
+        self, row: Row, run_id: int, current: Mapping[str, Any], addresses: dict[str, str]
+    ) -> Mapping[str, Any]:
+        """A log the bulk endpoint made (`current`, read from qTest: a run's listing of logs need not carry
+        step logs) written again through the automation log's PUT, its pictures pointed at `addresses`; the
+        log read back whole (the swagger types this PUT's answer as a bare object)."""
+        ctx = self.ctx
+        log_id = int(current["id"])
+        step_log_ids = [
+            int(step.get("test_step_log_id") or step["id"]) for step in answered_step_logs(current)
+        ]
+        body = automation_update(self.item(row, addresses), step_log_ids)
+        await ctx.client.update_automation_log(ctx.project_id, run_id, log_id, body)
+        return await ctx.client.get_test_log(ctx.project_id, run_id, log_id)
+
+    async def update(self, row: Row, entry: Entry) -> Created:
+        """A changed execution's log: one the bulk endpoint made through the automation log's PUT, when it
+        holds a step log for each step result sent (that PUT can neither add nor remove one); any other as
+        a manual log."""
+        assert entry.qtest_id is not None
+        if not self.batched(row):
+            return await self.manual.update(row, entry)
+        ctx = self.ctx
+        run_id = int(entry.detail.get("test_run_id") or self.manual.run_id(row))
+        current = await ctx.client.get_test_log(ctx.project_id, run_id, entry.qtest_id)
+        if len(answered_step_logs(current)) != len(self.manual.sent_step_results(row)):
+            return await self.manual.update(row, entry)
+        addresses = await self.manual.pictures(row, entry.qtest_id)
+        log = await self.rewrite_automation_log(row, run_id, current, addresses)
+        return self.manual.created(row, log, run_id)
+
+    async def with_pictures(self, row: Row, landed: Created) -> Created | Exception:
+        """A log a job made, written again with its pictures; a refusal leaves it pending, for the next run
+        to find it and point it at its pictures then (its pictures' uploads are recorded)."""
+        try:
+            return await self.manual.with_pictures(row, landed)
+        except ApiError as exc:
+            return AmbiguousWriteError(
+                exc.method,
+                exc.url,
+                exc.status,
+                f"made by the bulk endpoint; its pictures not pointed at: {exc.message}",
+            )
 
     async def shared_wait(self, submission: Submission, row: Row, deadline: datetime, count: int) -> bool:
         """`wait_for_logs` once per submission, however many of its logs ask (any one shows the job ran)."""
@@ -430,7 +517,7 @@ class AutomatedTestLogs:
             key = source_key(row)
             if key in landed:
                 self.warn_if_elsewhere(row, landed[key], queue_id)
-                results[key] = landed[key]
+                results[key] = await self.with_pictures(row, landed[key])
             elif outcome.get("state") == "SUCCESS":
                 # qTest made it somewhere this run cannot see (no Zephyr Key field on test runs, or the
                 # search has not caught up): pending, so the next run looks for it before sending it.
@@ -468,4 +555,9 @@ class AutomatedTestLogs:
         return [results[source_key(row)] for row in rows]
 
     def protocol(self) -> ObjectKind[Row]:
-        return replace(self.manual.protocol(self.lookup), batched=self.batched, create_many=self.create_many)
+        return replace(
+            self.manual.protocol(self.lookup),
+            update=self.update,
+            batched=self.batched,
+            create_many=self.create_many,
+        )

@@ -2,9 +2,11 @@
 holding the text, and the text's ``src`` pointed at that attachment's ``web_url`` (swagger
 ``AttachmentResource``) before the text is written.
 
-Today the test cases carry them (objective, precondition and their steps' texts): a step's pictures go on
+Test cases carry theirs (objective, precondition, their steps' and script's texts): a step's pictures go on
 its test case, since qTest makes new steps (new ids) with every version of a case, while the case keeps its
-attachments. Pictures of other objects stay ledger lines (``lib/proof/images.py``).
+attachments. Releases carry their plan's objective's; test logs their execution's comment's and step results'
+(``manual_test_log.py``, ``automated_test_log.py``). qTest takes no attachments on test cycles or test runs:
+their pictures are ledger lines saying so (``lib/proof/images.py``).
 
 Exactly once: one id-map row (``inline_image``) per (object, picture address), ``pending`` before the upload
 and ``done`` with the attachment's id, address and sha256 after it; a re-run finds it and uploads nothing.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,7 @@ from zephyr_qtest.lib.inline_images import (
 from zephyr_qtest.lib.qtest.client import QtestClient
 from zephyr_qtest.lib.qtest.id_map import Entry, IdMap
 from zephyr_qtest.lib.qtest.kinds.attachment import content_identity
+from zephyr_qtest.lib.qtest.kinds.base import Row, source_key
 from zephyr_qtest.lib.qtest.kinds.vocabulary import INLINE_IMAGE
 
 log = logging.getLogger(__name__)
@@ -157,3 +160,22 @@ class InlineImages:
 
 def rewritten(value: Any, addresses: dict[str, str]) -> Any:
     return rewrite_sources(value, addresses) if isinstance(value, str) and addresses else value
+
+
+async def keep_failed_pictures_due(
+    images: InlineImages | None,
+    object_type: str,
+    rows: Sequence[Row],
+    payload_hash: Callable[[Row], str],
+) -> None:
+    """After a stage: each object of `object_type` (its id-map type) whose pictures could not be read this
+    run (a wrong or expired token) keeps the hash of what it was written with, those pictures "off", so that
+    a run with a good token writes it again. Every kind that carries pictures calls it after its pass."""
+    if images is None or not images.failed:
+        return
+    entries = await images.id_map.load(object_type)
+    for row in rows:
+        key = source_key(row)
+        entry = entries.get(key)
+        if key in images.failed and entry is not None and entry.state == "done":
+            await images.id_map.done(object_type, key, entry.qtest_id, payload_hash(row), entry.detail)

@@ -1,12 +1,13 @@
 """qTest test logs of manual executions: one call each on their run, oldest first, with status, dates,
 note, properties and step logs. Automated executions that cannot go in bulk are sent the same way.
 
-The pictures of their step results' actual results (``inline_image.py``) are attachments of the test log:
-the log is written, its pictures uploaded on it, and the log written again with the step logs (or the note's
-"Step result <n>" lines) pointing at them. On the log, not on its step logs (swagger's blob-handles take
-both): a PUT of a log sends its ``test_step_logs`` whole, and nothing documents that a step log keeps its id
-through it, while the log keeps its id and its attachments. Logs that go in bulk (``automated_test_log.py``)
-keep their pictures where they were: the proof names each one.
+The pictures of their notes (the execution's comment) and of their step results' actual results
+(``inline_image.py``) are attachments of the test log: the log is written, its pictures uploaded on it, and
+the log written again with its note and step logs (or the note's "Step result <n>" lines) pointing at them.
+On the log, not on its step logs (swagger's blob-handles take both): a PUT of a log sends its
+``test_step_logs`` whole, and nothing documents that a step log keeps its id through it, while the log keeps
+its id and its attachments. Logs made in bulk (``automated_test_log.py``) are written again the same way
+through the automation log's own PUT.
 """
 
 from __future__ import annotations
@@ -257,8 +258,11 @@ class ManualTestLogs:
     def __init__(self, ctx: PublishContext, step_results_by_log: Mapping[str, list[Row]]) -> None:
         self.ctx = ctx
         self.step_results_by_log = step_results_by_log
-        # Whether a log's pictures are carried: not for those the bulk endpoint makes (automated_test_log).
-        self.pictured: Callable[[Row], bool] = lambda row: True
+        # How a log is written again pointing at its pictures: a manual log's PUT here; a log the bulk
+        # endpoint made goes through the automation log's (automated_test_log).
+        self.repoint: Callable[[Row, Created, dict[str, str]], Awaitable[Mapping[str, Any]]] = (
+            self.repoint_manual
+        )
 
     def step_results(self, row: Row) -> list[Row]:
         return self.step_results_by_log.get(source_key(row), [])
@@ -272,19 +276,21 @@ class ManualTestLogs:
         properties = ctx.encode(ctx.test_run_fields, TEST_LOG.api_segment, row.get("properties"))
         steps = self.step_results(row)
         if addresses:
+            row = {**row, "note": rewritten(row.get("note"), addresses)}
             steps = [
                 {**step, "actual_result": rewritten(step.get("actual_result"), addresses)} for step in steps
             ]
         return manual_log_body(row, steps, ctx.ids, ctx.execution_statuses, properties)
 
     def picture_texts(self, row: Row) -> list[Any]:
-        """The rich texts of a log whose pictures go on it: its step results' actual results."""
-        return [step.get("actual_result") for step in self.step_results(row)]
+        """The rich texts of a log whose pictures go on it: its note (the execution's comment) and its step
+        results' actual results."""
+        return [row.get("note"), *(step.get("actual_result") for step in self.step_results(row))]
 
     async def pictures(self, row: Row, log_id: int) -> dict[str, str]:
         """The log's pictures uploaded on it (once), picture -> attachment address; {} when none is carried."""
         images = self.ctx.images
-        if images is None or not self.pictured(row):
+        if images is None:
             return {}
         return await images.settle(TEST_LOG.api_segment, source_key(row), log_id, self.picture_texts(row))
 
@@ -294,12 +300,18 @@ class ManualTestLogs:
         addresses = await self.pictures(row, created.qtest_id)
         if not addresses:
             return created
-        run_id = int(created.detail["test_run_id"])
+        log = await self.repoint(row, created, addresses)
+        return self.created(row, log, int(created.detail["test_run_id"]))
+
+    async def repoint_manual(
+        self, row: Row, created: Created, addresses: dict[str, str]
+    ) -> Mapping[str, Any]:
+        """A log written again (a manual log's PUT) with its pictures pointed at `addresses`."""
         ctx = self.ctx
-        log = await ctx.client.update_test_log(
+        run_id = int(created.detail["test_run_id"])
+        return await ctx.client.update_test_log(
             ctx.project_id, run_id, created.qtest_id, self.body(row, addresses)
         )
-        return self.created(row, log, run_id)
 
     def run_id(self, row: Row) -> int:
         return self.ctx.ids[TEST_RUN.name][row["parent_source_key"]]
@@ -318,7 +330,8 @@ class ManualTestLogs:
         return await self.with_pictures(row, made)
 
     async def update(self, row: Row, entry: Entry) -> Created:
-        # An automation log is updated like a manual one (PUT takes either). A log stays on the test-case
+        # (A log the bulk endpoint made goes through the automation log's PUT: AutomatedTestLogs.update,
+        # unless its step logs no longer match.) A log stays on the test-case
         # version it was made for, whose steps may be older than the case's latest: its step logs keep
         # naming the steps they name now, in order.
         assert entry.qtest_id is not None
@@ -412,7 +425,7 @@ class ManualTestLogs:
         own = payload_hash_on(lambda: self.ctx.test_run_fields)(row)
         steps = self.step_results(row)
         if not steps:
-            return own
+            return own + self.picture_mark(row)
         joined = "|".join([own, *(str(step.get("payload_hash")) for step in steps)])
         return hashlib.md5(joined.encode(), usedforsecurity=False).hexdigest() + self.picture_mark(row)
 
@@ -420,7 +433,7 @@ class ManualTestLogs:
         """The part of the hash the log's pictures make (``InlineImages.mark``): a run that can now carry
         a picture it could not sends the log again."""
         images = self.ctx.images
-        if images is None or not self.pictured(row):
+        if images is None:
             return ""
         return images.mark(TEST_LOG.api_segment, source_key(row), self.picture_texts(row))
 

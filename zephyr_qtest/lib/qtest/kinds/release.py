@@ -3,13 +3,16 @@ test-cycle stage, before the cycles that go under them, with their own id-map ty
 
 A release holds the plan's name, its objective and the "Zephyr details" block of the values qTest has no
 release field for (status, owner, labels, folder path, custom fields, links), and the dates its cycles are
-planned for (Zephyr plans have none of their own)."""
+planned for (Zephyr plans have none of their own). The pictures of its objective are attachments of the
+release (swagger: blob-handles take ``releases``), and its description points at them (``inline_image.py``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from zephyr_qtest.lib.inline_images import without_sources
 from zephyr_qtest.lib.qtest.comparison import iso, same_instant, text
 from zephyr_qtest.lib.qtest.exactly_once import Created, ObjectKind, PublishSummary
 from zephyr_qtest.lib.qtest.fields import FieldCatalog
@@ -25,6 +28,7 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     payload_hash,
     source_key,
 )
+from zephyr_qtest.lib.qtest.kinds.inline_image import keep_failed_pictures_due, rewritten
 from zephyr_qtest.lib.qtest.kinds.vocabulary import RELEASE, TEST_CYCLE
 
 
@@ -58,12 +62,13 @@ def release_properties(catalog: FieldCatalog, row: Row) -> list[dict[str, Any]]:
 
 
 def expected_release(row: Row) -> dict[str, Any]:
-    """What qTest must hold for a release (or a test cycle): its name and description."""
-    return {"name": row["name"], "description": text(row.get("description"))}
+    """What qTest must hold for a release (or a test cycle): its name and description (its pictures'
+    addresses left out: a release's point at its attachments; the proof compares each with its source)."""
+    return {"name": row["name"], "description": without_sources(text(row.get("description")))}
 
 
 def held_release(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": found.get("name"), "description": text(found.get("description"))}
+    return {"name": found.get("name"), "description": without_sources(text(found.get("description")))}
 
 
 def expected_release_with_dates(row: Row) -> dict[str, Any]:
@@ -86,28 +91,55 @@ def held_release_with_dates(found: Mapping[str, Any], expected: Mapping[str, Any
 
 def release_protocol(ctx: PublishContext, catalog: FieldCatalog) -> ObjectKind[Row]:
     """Create, update (PUT, the whole release: a re-run brings a changed plan's details and dates) and look
-    up releases (by name)."""
+    up releases (by name). A release whose objective holds pictures is written, its pictures uploaded on
+    it, and written again pointing at them (they need the release to exist)."""
+
+    def body(row: Row, addresses: dict[str, str] | None = None) -> dict[str, Any]:
+        sent = release_body(row, release_properties(catalog, row))
+        return {**sent, "description": rewritten(sent["description"], addresses or {})}
+
+    async def pictures(row: Row, release_id: int) -> dict[str, str]:
+        if ctx.images is None:
+            return {}
+        return await ctx.images.settle(
+            RELEASE.api_segment, source_key(row), release_id, [row.get("description")]
+        )
+
+    async def with_pictures(row: Row, release_id: int) -> None:
+        """The release written again with its pictures' qTest addresses, when any could be carried."""
+        if addresses := await pictures(row, release_id):
+            await ctx.client.update_release(ctx.project_id, release_id, body(row, addresses))
 
     async def create(row: Row) -> Created:
-        body = release_body(row, release_properties(catalog, row))
-        release = await ctx.client.create_release(ctx.project_id, body)
+        release = await ctx.client.create_release(ctx.project_id, body(row))
         created = Created(int(release["id"]), {"qtest_type": RELEASE.parent_type})
+        await with_pictures(row, created.qtest_id)
         ctx.remember(RELEASE.name, source_key(row), created)
         return created
 
     async def update(row: Row, entry: Entry) -> Created:
         assert entry.qtest_id is not None
-        await ctx.client.update_release(
-            ctx.project_id, entry.qtest_id, release_body(row, release_properties(catalog, row))
-        )
+        addresses = await pictures(row, entry.qtest_id)
+        await ctx.client.update_release(ctx.project_id, entry.qtest_id, body(row, addresses))
         return Created(entry.qtest_id, entry.detail)
 
     async def lookup(row: Row) -> Created | None:
-        return ctx.adopt_by_name(
+        found = ctx.adopt_by_name(
             RELEASE.name, source_key(row), row["name"], await ctx.client.list_releases(ctx.project_id)
         )
+        if found is not None:
+            await with_pictures(row, found.qtest_id)
+        return found
 
-    return ObjectKind(RELEASE.name, source_key, payload_hash, load_level, create, update, lookup)
+    def hashed(row: Row) -> str:
+        mark = (
+            ""
+            if ctx.images is None
+            else ctx.images.mark(RELEASE.api_segment, source_key(row), [row.get("description")])
+        )
+        return payload_hash(row) + mark
+
+    return ObjectKind(RELEASE.name, source_key, hashed, load_level, create, update, lookup)
 
 
 def release_rows(marts: Marts) -> list[Row]:
@@ -142,7 +174,10 @@ async def publish_releases(ctx: PublishContext) -> PublishSummary:
         return await ctx.run(release_protocol(ctx, FieldCatalog([])), rows)
     await carry_over_legacy_entries(ctx, rows)
     catalog = FieldCatalog(await ctx.client.get_fields(ctx.project_id, RELEASE.api_segment))
-    return await ctx.run(release_protocol(ctx, catalog), rows)
+    protocol = release_protocol(ctx, catalog)
+    summary = await ctx.run(protocol, rows)
+    await keep_failed_pictures_due(ctx.images, RELEASE.name, rows, protocol.payload_hash)
+    return summary
 
 
 async def read_back_releases(rb: ReadBack, rows: list[Row]) -> dict[int, Any]:

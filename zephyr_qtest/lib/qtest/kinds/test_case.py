@@ -41,7 +41,7 @@ from zephyr_qtest.lib.qtest.kinds.case_history import (
     test_case_version_rows,
     write_current,
 )
-from zephyr_qtest.lib.qtest.kinds.inline_image import rewritten
+from zephyr_qtest.lib.qtest.kinds.inline_image import keep_failed_pictures_due, rewritten
 from zephyr_qtest.lib.qtest.kinds.vocabulary import MODULE, TEST_CASE, TEST_STEP
 
 
@@ -288,16 +288,7 @@ async def publish_test_cases(ctx: PublishContext) -> PublishSummary:
     )
     rows = test_case_rows(ctx.marts)
     summary = await ctx.run(protocol, rows, also_reload=(TEST_STEP.name,))
-    if ctx.images is not None and ctx.images.failed:
-        # A case whose pictures could not be read (a wrong or expired token) keeps the hash of what it was
-        # written with (those pictures "off"): a run with a good token then writes it again.
-        entries = await ctx.id_map.load(TEST_CASE.name)
-        for row in rows:
-            entry = entries.get(source_key(row))
-            if source_key(row) in ctx.images.failed and entry is not None and entry.state == "done":
-                await ctx.id_map.done(
-                    TEST_CASE.name, source_key(row), entry.qtest_id, protocol.payload_hash(row), entry.detail
-                )
+    await keep_failed_pictures_due(ctx.images, TEST_CASE.name, rows, protocol.payload_hash)
     return summary
 
 

@@ -15,6 +15,7 @@ from zephyr_qtest.lib.qtest.kinds.automated_test_log import (
     automation_waves,
 )
 from zephyr_qtest.lib.qtest.kinds.base import Kind, Marts, PublishContext, ReadBack, Row, source_key
+from zephyr_qtest.lib.qtest.kinds.inline_image import keep_failed_pictures_due
 from zephyr_qtest.lib.qtest.kinds.manual_test_log import (
     RUN_OF_LOG,
     ManualTestLogs,
@@ -54,16 +55,7 @@ async def publish_test_logs(ctx: PublishContext) -> PublishSummary:
     protocol = manual.protocol() if automation is None else AutomatedTestLogs(manual, automation).protocol()
     waves = automation_waves(rows, protocol.batched or (lambda row: False))
     summary = await ctx.run(replace(protocol, level=lambda row: waves[source_key(row)]), rows)
-    if ctx.images is not None and ctx.images.failed:
-        # As for test cases: a log whose pictures could not be read keeps the hash of what it was written
-        # with (those pictures "off"), so that a run with a good token writes it again.
-        entries = await ctx.id_map.load(TEST_LOG.name)
-        for row in rows:
-            entry = entries.get(source_key(row))
-            if source_key(row) in ctx.images.failed and entry is not None and entry.state == "done":
-                await ctx.id_map.done(
-                    TEST_LOG.name, source_key(row), entry.qtest_id, protocol.payload_hash(row), entry.detail
-                )
+    await keep_failed_pictures_due(ctx.images, TEST_LOG.name, rows, protocol.payload_hash)
     return summary
 
 

@@ -1,4 +1,5 @@
-"""Automation test logs: one on a run, the bulk submission to the queue, and polling the queue."""
+"""Automation test logs: one on a run, its modification, the bulk submission to the queue, and polling the
+queue."""
 
 from __future__ import annotations
 
@@ -45,6 +46,18 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
             201,
         )
 
+    async def modify_auto_log(request: Request) -> Response:
+        body = await json_body(request)
+        return json_response(
+            store.update_auto_log(
+                path_int(request, "projectId"),
+                path_int(request, "testRunId"),
+                path_int(request, "id"),
+                body,
+                request_user_id(request),
+            )
+        )
+
     async def bulk_auto_logs(request: Request) -> Response:
         project_id = path_int(request, "projectId")
         if request.query_params.get("type") != "automation":
@@ -59,5 +72,6 @@ def routes(sandbox: QTestSandbox) -> list[Route]:
         # Before every {projectId} route, which "queue-processing" would otherwise match.
         guarded_route(f"{API}/projects/queue-processing/{{id}}", queue_processing, ["GET"]),
         guarded_route(f"{PROJECT}/test-runs/{{testRunId}}/auto-test-logs", run_auto_log, ["POST"]),
+        guarded_route(f"{PROJECT}/test-runs/{{testRunId}}/auto-test-logs/{{id}}", modify_auto_log, ["PUT"]),
         guarded_route(f"{PROJECT}/auto-test-logs", bulk_auto_logs, ["POST"]),
     ]

@@ -18,6 +18,7 @@ from zephyr_qtest.sandbox.qtest.store.base import (
     format_time,
     name_field,
     require_object,
+    text_field,
 )
 from zephyr_qtest.sandbox.qtest.template import (
     AUTOMATION_STATUS_MAP,
@@ -267,6 +268,67 @@ class AutomationStore(StoreBase):
                 case = self._require("test-case", run["link_id"], project_id)
             log = self._automation_log(project_id, run, case, checked, user_id)
         return self._render_automation_log(log, checked)
+
+    def update_auto_log(self, project_id: int, run_id: int, log_id: int, body: Any, user_id: int) -> Json:
+        """``PUT .../test-runs/{testRunId}/auto-test-logs/{id}`` (swagger modifyAutomationLog, qTest 9.1.5+;
+        called so by ``qaprosoft/qps-pipeline`` ``QTestClient.groovy`` updateResults): an automation log's
+        status (an Automation Settings string), dates (required), note, properties, and its step logs' actual
+        results and statuses, each named by ``test_step_log_id`` (AutomationStepLog requires it). The swagger's
+        notes: the order of a step log cannot change (an ``order`` must be the position it was submitted at,
+        from 0 as the bulk body numbers it), nor its description or expected result; the step logs keep their
+        ids. A manual log is refused (400; the code qTest answers is unverified): it has its own PUT."""
+        log = self._log(project_id, run_id, log_id)
+        if not log.get("automation"):
+            raise bad(
+                f"Test log {log_id} is not an automation test log (modify it through test-logs/{log_id})"
+            )
+        body = require_object(body, "automation log")
+        status = self._automation_status(project_id, body.get("status"), "automation log.status")
+        start, end = self._parse_exe_dates(body, "automation log")
+        props, _ = self._parse_properties(
+            project_id, "test-runs", body.get("properties"), "automation log", required=False
+        )
+        raw_steps = body.get("test_step_logs") or []
+        if not isinstance(raw_steps, list):
+            raise bad("automation log.test_step_logs must be an array")
+        by_id = {step["id"]: step for step in log["step_logs"]}
+        changes: list[tuple[Json, Json]] = []
+        for index, raw in enumerate(raw_steps):
+            where = f"automation log.test_step_logs[{index}]"
+            if not isinstance(raw, dict):
+                raise bad(f"{where} must be an object")
+            step = by_id.get(as_int(raw.get("test_step_log_id")))
+            if step is None:
+                raise bad(f"{where}.test_step_log_id must name a step log of test log {log_id}")
+            if raw.get("order") is not None and as_int(raw.get("order")) != step["order"] - 1:
+                raise bad(
+                    f"{where}.order {raw.get('order')!r}: you cannot specify a different order from the "
+                    f"original submitted test log ({step['order'] - 1})"
+                )
+            change: Json = {}
+            if "actual_result" in raw:
+                change["actual_result"] = text_field(raw, "actual_result", where, default="") or ""
+            if raw.get("status") is not None:
+                change["status_id"] = self._automation_status(project_id, raw["status"], f"{where}.status")[
+                    "id"
+                ]
+            changes.append((step, change))
+        with self.tx():
+            log.update(
+                status_id=status["id"],
+                exe_start_date=format_time(start),
+                exe_end_date=format_time(end),
+                sort_key=end.timestamp(),
+            )
+            if "note" in body:
+                log["note"] = text_field(body, "note", "automation log", default="") or ""
+            log["props"] = {**log["props"], **props}
+            for step, change in changes:
+                step.update(change)
+            self._put("test-log", log)
+            self._index_properties("test-log", project_id, log_id, log["props"])
+            self._follow_latest(project_id, self._run(project_id, run_id))
+        return self.render_log(log)
 
     # -- the bulk, asynchronous submission -------------------------------------------------------------
 

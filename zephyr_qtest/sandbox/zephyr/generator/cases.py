@@ -12,6 +12,7 @@ from zephyr_qtest.sandbox.zephyr.generator.words import (
     CASE_SUBJECTS,
     CASE_VERBS,
     EXPECTED,
+    INLINE_IMAGE_2,
     JIRA,
     LABELS,
     OBJECTIVES,
@@ -178,7 +179,7 @@ class CaseFamily(GeneratorCore):
             )
         return self.rng.choice(
             (
-                "1. Open the app<br>2. Log in as <b>admin</b><br>3. Check the dashboard",
+                "1. Open the app<br>2. Log in as <b>admin</b><br>3. Check the dashboard " + INLINE_IMAGE_2,
                 "<p>Vérifier l'écran d'accueil.</p><ul><li>Logo</li><li>Menu</li></ul>",
                 "Run the nightly export and compare the CSV with the golden file.",
             )

@@ -10,6 +10,8 @@ from zephyr_qtest.sandbox.zephyr.generator.words import (
     API,
     BASE_TIME,
     CYCLE_NAMES,
+    DATA_IMAGE,
+    INLINE_IMAGE,
     JIRA,
     LABELS,
     PLAN_NAMES,
@@ -56,7 +58,11 @@ class CycleFamily(GeneratorCore):
                 "status": self.status_link(project.statuses["TEST_CYCLE"][status_name]),
                 "folder": {"id": folder["id"], "self": f"{API}/folders/{folder['id']}"} if folder else None,
                 "description": self.rng.choice(
-                    ("Regression before release<br>Scope: <b>all</b>", "Zyklus für die Abnahme", None)
+                    (
+                        "Regression before release<br>Scope: <b>all</b>",
+                        "Zyklus für die Abnahme " + INLINE_IMAGE,
+                        None,
+                    )
                 ),
                 "plannedStartDate": iso(start),
                 "plannedEndDate": iso(end),
@@ -76,7 +82,7 @@ class CycleFamily(GeneratorCore):
                 "key": f"{project.key}-P{number}",
                 "name": self.fill(self.rng.choice(PLAN_NAMES), project),
                 "objective": self.rng.choice(
-                    ("Cover every release blocker", "Audit <i>PCI-DSS</i> controls", None)
+                    ("Cover every release blocker", "Audit <i>PCI-DSS</i> controls " + DATA_IMAGE, None)
                 ),
                 "project": project.link,
                 "status": self.status_link(self.rng.choice(list(project.statuses["TEST_PLAN"].values()))),

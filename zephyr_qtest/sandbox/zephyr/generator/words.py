@@ -117,7 +117,7 @@ LABELS = (
 )
 COMMENTS = (
     "Test failed: user could not log in",
-    "Passed on second attempt<br>(network hiccup)",
+    "Passed on second attempt<br>(network hiccup)<br>" + INLINE_IMAGE_2,
     "Bloqué par l'environnement de recette",
     'See <a href="https://acme-qa.atlassian.net/browse/SHOP-12">SHOP-12</a>',
     "环境不稳定",
