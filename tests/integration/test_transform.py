@@ -12,8 +12,11 @@ modules copy; this module gets their results and snapshots, and a copy of the da
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -22,7 +25,13 @@ import pytest
 
 from tests.graph_helpers import TransformedDatabase, materialize_partition
 from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
-from zephyr_qtest.lib.dbt import manifest_path
+from zephyr_qtest.lib.dbt import (
+    DBT_PROJECT_DIR,
+    dbt_connection_env,
+    dbt_executable,
+    manifest_path,
+    unit_test_dbt_args,
+)
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 
 pytestmark = pytest.mark.e2e
@@ -356,3 +365,20 @@ def test_a_mart_built_by_an_earlier_version_gains_the_new_column_on_the_next_run
     assert "skip_reason" in columns
     assert counts[other] == others
     assert counts[project] > 0
+
+
+def test_dbts_unit_tests_pass(built: dict[str, Any], transform_database: str, tmp_path: Path) -> None:
+    """Production builds leave dbt's unit tests out (``PRODUCTION_EXCLUDE``): they run here, once, on the
+    built models' columns, and every one of them must run and pass."""
+    declared = json.loads(manifest_path().read_text()).get("unit_tests", {})
+    assert declared, "the dbt project declares no unit test"
+    command = [dbt_executable(), *unit_test_dbt_args(built["projects"][0])]
+    command += ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
+    command += ["--target-path", str(tmp_path), "--log-path", str(tmp_path)]
+    env = {**os.environ, **dbt_connection_env(transform_database), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert completed.returncode == 0, completed.stdout[-4000:] + completed.stderr[-2000:]
+    results = json.loads((tmp_path / "run_results.json").read_text())["results"]
+    ran = {result["unique_id"]: result["status"] for result in results}
+    assert set(ran) == set(declared), sorted(set(declared) ^ set(ran))
+    assert set(ran.values()) == {"pass"}, ran

@@ -27,6 +27,8 @@ def test_a_build_names_exactly_one_project() -> None:
     assert args[0] == "build"
     assert json.loads(args[args.index("--vars") + 1]) == {"project_key": "SHOP"}
     assert "--full-refresh" not in args
+    # dbt's unit tests are the suite's (tests/integration/test_transform.py), not each project's build.
+    assert args[args.index("--exclude") + 1] == "resource_type:unit_test"
     with pytest.raises(ValueError, match="project key"):
         build_dbt_args("")
 

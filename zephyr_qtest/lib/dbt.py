@@ -42,13 +42,26 @@ def dbt_vars(project_key: str, *layers: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# dbt's unit tests check the models' SQL against fixed rows, the same for every project and every run:
+# they belong to the test suite (tests/integration/test_transform.py runs them, ``unit_test_dbt_args``),
+# not to a migration, where they added a query per test to each project's build.
+PRODUCTION_EXCLUDE = "resource_type:unit_test"
+
+
 def build_dbt_args(
     project_key: str, *, vars: Mapping[str, Any] | None = None, full_refresh: bool = False
 ) -> list[str]:
     """``dbt build`` for one project: the partition key reaches the models as ``var('project_key')``, the
-    mapping options in ``vars`` (``dbt_vars``) beside it."""
+    mapping options in ``vars`` (``dbt_vars``) beside it; dbt's unit tests are left to the test suite."""
     args = ["build", "--vars", json.dumps(dbt_vars(project_key, vars or {}), sort_keys=True)]
+    args += ["--exclude", PRODUCTION_EXCLUDE]
     return [*args, "--full-refresh"] if full_refresh else args
+
+
+def unit_test_dbt_args(project_key: str) -> list[str]:
+    """``dbt test`` of the project's unit tests alone (what production builds leave out), for the suite.
+    They read the input models' columns from the database, so it must hold a built project."""
+    return ["test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars(project_key), sort_keys=True)]
 
 
 def dbt_connection_env(database_url: str) -> dict[str, str]:
