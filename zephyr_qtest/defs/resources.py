@@ -169,7 +169,9 @@ class QtestResource(dg.ConfigurableResource):
         from zephyr_qtest.defs.tenant import wait_for_transform
 
         if context.dagster_run is not None and context.instance is not None:
-            wait_for_transform(context.instance, context.dagster_run.tags, context.log)
+            wait_for_transform(
+                context.instance, context.dagster_run.tags, context.log or dg.get_dagster_logger()
+            )
 
     def take_turn(self, context: dg.AssetExecutionContext, database_url: str) -> None:
         """Before this run's first request to qTest, when the instance enforces pools per run (the tenant's
