@@ -8,7 +8,9 @@ way with three pieces (README, "A whole tenant"; ``docs/dagster-tenant.yaml`` is
   every project, with the tag ``zephyr_qtest/then: publish``. An asset backfill requests those assets for all
   projects at once, one run per project.
 - ``publish_after_transform`` starts ``publish_job`` (the qTest assets and the reconciliation) for a
-  project as soon as a run with that tag has transformed it. (An asset backfill of the whole graph cannot
+  project as soon as a run with that tag has started to extract and transform it; the publishing run
+  loads its definitions meanwhile and waits for that run's success before it reads anything
+  (``wait_for_transform``, from ``QtestResource``'s setup). (An asset backfill of the whole graph cannot
   do this itself: it groups a child with its parent only when every partition reaches it together, so
   once projects finish at different times it would publish each stage in a run of its own, one every
   30 s.)
