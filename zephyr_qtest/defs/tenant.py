@@ -73,11 +73,11 @@ def transformed_project(run: dg.DagsterRun) -> str | None:
     minimum_interval_seconds=1,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Starts the publishing of a project (publish_job) once a run tagged `zephyr_qtest/then: publish` "
-        "has transformed it: a backfill of the extraction and transform over a whole tenant then publishes "
-        "each project while the next one extracts (README, 'A whole tenant'). The publishing run starts "
-        "as soon as the transforming run has started, and waits for its success before it reads anything "
-        "(QtestResource; it fails, naming the run, if that run fails). Runs without the tag start nothing."
+        "Starts the publishing of a project (publish_job) for each run tagged `zephyr_qtest/then: publish` "
+        "that transforms it, as soon as that run has started; the publishing run waits for its success "
+        "before it reads anything, and fails naming it if it fails (QtestResource). A backfill of the "
+        "extraction and transform over a whole tenant then publishes each project while the next one "
+        "extracts (README, 'A whole tenant'). Runs without the tag start nothing."
     ),
 )
 def publish_after_transform(context: dg.SensorEvaluationContext) -> dg.SensorResult:
