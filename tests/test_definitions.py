@@ -9,9 +9,17 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from zephyr_qtest.definitions import defs
-from zephyr_qtest.defs.tenant import TENANT_BACKFILL_TAG, THEN_PUBLISH, THEN_TAG, publish_after_transform
+from zephyr_qtest.defs.tenant import (
+    AFTER_RUN_TAG,
+    TENANT_BACKFILL_TAG,
+    THEN_PUBLISH,
+    THEN_TAG,
+    publish_after_transform,
+    wait_for_transform,
+)
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -192,9 +200,40 @@ def test_publishing_starts_after_a_tagged_transform_and_only_then() -> None:
             tags={**then, "dagster/partition": "OPS"},
             asset_selection={*transform, dg.AssetKey(["qtest", "modules"])},
         )
+        # A run still transforming: its publishing run starts now and waits for it (wait_for_transform).
+        running = create_run_for_test(
+            instance,
+            status=dg.DagsterRunStatus.STARTED,
+            tags={**then, "dagster/partition": "QA"},
+            asset_selection=set(transform),
+        )
         result = publish_after_transform(dg.build_sensor_context(instance=instance))
-        assert [(r.partition_key, r.run_key) for r in result.run_requests] == [("SHOP", wanted.run_id)]
+        assert [(r.partition_key, r.run_key) for r in result.run_requests] == [
+            ("SHOP", wanted.run_id),
+            ("QA", running.run_id),
+        ]
         assert result.run_requests[0].tags[TENANT_BACKFILL_TAG] == "abc"
         # The next evaluation, from the cursor, asks again only under the same run key (never run twice).
         again = publish_after_transform(dg.build_sensor_context(instance=instance, cursor=result.cursor))
-        assert [r.run_key for r in again.run_requests] in ([], [wanted.run_id])
+        assert {r.run_key for r in again.run_requests} <= {wanted.run_id, running.run_id}
+
+
+def test_a_publishing_run_waits_for_its_transform_and_stops_when_that_failed() -> None:
+    """A publishing run the sensor started goes on once the run it follows succeeded, and publishes
+    nothing, naming that run, when it failed; a run without the tag does not wait."""
+    from dagster._core.test_utils import create_run_for_test
+
+    log = dg.get_dagster_logger()
+    with dg.DagsterInstance.ephemeral() as instance:
+        wait_for_transform(instance, {}, log)
+        done = create_run_for_test(
+            instance, status=dg.DagsterRunStatus.SUCCESS, tags={"dagster/partition": "A"}
+        )
+        wait_for_transform(instance, {AFTER_RUN_TAG: done.run_id}, log)
+        failed = create_run_for_test(
+            instance, status=dg.DagsterRunStatus.FAILURE, tags={"dagster/partition": "B"}
+        )
+        with pytest.raises(
+            dg.Failure, match=f"B was not published: the run that transforms it \\({failed.run_id}\\)"
+        ):
+            wait_for_transform(instance, {AFTER_RUN_TAG: failed.run_id}, log)

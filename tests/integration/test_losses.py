@@ -34,6 +34,7 @@ from psycopg.rows import dict_row
 from tests.graph_helpers import materialize_partition
 from tests.integration.test_publish import PUBLISH_ASSETS, failures, qtest_project_id
 from tests.proof_helpers import ledger_of
+from tests.qtest_snapshot import objects
 from zephyr_qtest.cli import REPO_ROOT
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.transform.dbt_models import zephyr_dbt_models
@@ -368,17 +369,6 @@ LOSS_KINDS = [
 ]
 
 
-def _objects(dump: dict[str, Any]) -> dict[tuple[str, Any], dict[str, Any]]:
-    """Every object of a qTest dump by (type, id)."""
-    return {
-        (object_type, item["id"]): item
-        for object_type, items in dump.items()
-        if isinstance(items, list)
-        for item in items
-        if isinstance(item, dict) and "id" in item
-    }
-
-
 def test_report_only_names_each_field_and_a_rerun_fills_only_what_was_missing(migrated: Migrated) -> None:
     """The first run, report only (ZEPHYR_QTEST_CREATE_FIELDS=0), created no field and named, per value, the
     field or allowed value to add; the second (creation on) created them and filled in exactly the values
@@ -401,8 +391,8 @@ def test_report_only_names_each_field_and_a_rerun_fills_only_what_was_missing(mi
     # Nothing arrived in the second run that had not been a line of the first.
     assert after <= {(line.object_type, line.object_key, line.field) for line in before.lines}
 
-    first = _objects(migrated.report_only_dump)
-    second = _objects(migrated.qtest.dump(migrated.qtest_project_id()))
+    first = objects(migrated.report_only_dump)
+    second = objects(migrated.qtest.dump(migrated.qtest_project_id()))
     # The second run created no object but copies of steps' files: an updated case's new version has new
     # steps, and the files go on them too.
     assert {object_type for object_type, _ in set(second) - set(first)} <= {"attachments"}
@@ -628,9 +618,9 @@ def test_every_other_object_arrived(migrated: Migrated) -> None:
     # qTest holds no other file but the copies a step's files got when the re-run after report only
     # updated its case (a new version, with new steps; the old version keeps its own).
     copies = {
-        key for key in _objects(migrated.qtest.dump(migrated.qtest_project_id())) if key[0] == "attachments"
+        key for key in objects(migrated.qtest.dump(migrated.qtest_project_id())) if key[0] == "attachments"
     }
-    copies -= {key for key in _objects(migrated.report_only_dump) if key[0] == "attachments"}
+    copies -= {key for key in objects(migrated.report_only_dump) if key[0] == "attachments"}
     held = migrated.qtest.counts(migrated.qtest_project_id())["attachments"]
     # And the inline images uploaded beside the files (the data: pictures of cases and steps).
     with connect(migrated.database_url) as conn:

@@ -163,6 +163,16 @@ class QtestResource(dg.ConfigurableResource):
 
     _turn: Any = PrivateAttr(default=None)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A publishing run started while its project was still being transformed (the tenant's sensor,
+        defs/tenant.py) waits here, before any step reads the marts, until that transform succeeded."""
+        from zephyr_qtest.defs.tenant import wait_for_transform
+
+        if context.dagster_run is not None and context.instance is not None:
+            wait_for_transform(
+                context.instance, context.dagster_run.tags, context.log or dg.get_dagster_logger()
+            )
+
     def take_turn(self, context: dg.AssetExecutionContext, database_url: str) -> None:
         """Before this run's first request to qTest, when the instance enforces pools per run (the tenant's
         configuration, docs/dagster-tenant.yaml): waits until no other run talks to qTest with this token,
