@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from zephyr_qtest.defs.ingest.assets import raw_assets  # noqa: E402
 from zephyr_qtest.defs.partitions import zephyr_projects  # noqa: E402
-from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource  # noqa: E402
+from zephyr_qtest.defs.resources import JiraResource, PostgresResource, ZephyrResource  # noqa: E402
 from zephyr_qtest.lib.postgres import EmbeddedPostgres, live_url_from_env, redact_url  # noqa: E402
 from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle, start_in_thread  # noqa: E402
 
@@ -49,6 +49,7 @@ def extract(sandbox: ZephyrSandboxHandle, database_url: str, project: str) -> di
         resources={
             "postgres": PostgresResource(database_url=database_url),
             "zephyr": ZephyrResource(base_url=sandbox.base_url, api_token=sandbox.token),
+            "jira": JiraResource(),
         },
         raise_on_error=False,
     )

@@ -122,12 +122,14 @@ def test_a_link_to_the_requirement_jira_imported_for_the_issue_arrived(
 
 def test_an_imported_requirement_stands_for_the_issue_its_external_id_or_link_names() -> None:
     assert imported_issues({"external_properties": {"id": "10100", "link": "x"}}) == {"10100"}
+    # A key names the issue too (upper case), matched against the key Jira answered for the link's id.
     assert imported_issues(
         {"external_properties": {"id": "SHOP-1", "link": "https://j/rest/api/2/issue/7"}}
-    ) == {"7"}
-    assert (
-        imported_issues({"external_properties": {"id": "SHOP-1", "link": "https://j/browse/SHOP-1"}}) == set()
-    )
+    ) == {"7", "SHOP-1"}
+    assert imported_issues({"external_properties": {"id": "x", "link": "https://j/browse/shop_2-14"}}) == {
+        "SHOP_2-14"
+    }
+    assert imported_issues({"external_properties": {"id": "SHOP-", "link": "https://j/browse/-1"}}) == set()
     assert imported_issues({"external_properties": None}) == imported_issues({}) == set()
     assert imported_issues({"external_properties": [{"id": "5"}, {"link": "https://j/issue/6?x=1"}]}) == {
         "5",

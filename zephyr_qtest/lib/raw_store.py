@@ -689,6 +689,13 @@ class RawRows:
         )
         return self.query(statement, (project_key,))
 
+    def ensure_table(self, entity: str) -> None:
+        """Create ``zephyr_raw.<entity>`` empty if it does not exist (what dbt reads must be there even when
+        nothing was written to it: the Jira issues of a run without Jira)."""
+        with self._db.connection() as conn:
+            conn.execute("create schema if not exists zephyr_raw")
+            conn.execute(entity_table_ddl(entity))
+
     def table_exists(self, entity: str) -> bool:
         with self._db.connection() as conn:
             row = conn.execute("select to_regclass(%s)", (raw_table(entity).as_string(conn),)).fetchone()
