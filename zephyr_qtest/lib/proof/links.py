@@ -123,8 +123,10 @@ class LinkProof:
         shown = linked_from(str(issue), link.get("type"))
         self.proof.ledger.values_compared += 1
         linked = self.linked.get((owner_type, owner_id), [])
-        held = [r for r in linked if r.get("name") == name]
         imported = [r for r in linked if refs & imported_issues(r)]
+        # The integration may name its requirement as the migration would ('<KEY> <summary>'): it is still
+        # the integration's, with a description of its own.
+        held = [r for r in linked if r.get("name") == name and r not in imported]
         if imported and not held:
             if link.get("type") not in (None, COVERAGE):
                 self.proof.line(

@@ -184,11 +184,15 @@ def requirement_protocol(
         properties = ctx.encode(catalog, REQUIREMENT.api_segment, requirement_properties(row))
         return requirement_body(row, properties)
 
-    async def create(row: Row) -> Created:
+    def imported_for(row: Row) -> Created | None:
         found = next((imported[ref] for ref in row_issue_refs(row) if ref in imported), None)
-        if found is not None and int(found["id"]) not in ctx.claimed(REQUIREMENT.name):
-            created = Created(int(found["id"]), {"pid": found.get("pid"), IMPORTED: True})
-        else:
+        if found is None or int(found["id"]) in ctx.claimed(REQUIREMENT.name):
+            return None
+        return Created(int(found["id"]), {"pid": found.get("pid"), IMPORTED: True})
+
+    async def create(row: Row) -> Created:
+        created = imported_for(row)
+        if created is None:
             requirement = await ctx.client.create_requirement(ctx.project_id, body(row))
             created = Created(int(requirement["id"]), {"pid": requirement.get("pid")})
         ctx.remember(REQUIREMENT.name, source_key(row), created)
@@ -201,6 +205,10 @@ def requirement_protocol(
         return Created(entry.qtest_id, entry.detail)
 
     async def lookup(row: Row) -> Created | None:
+        # The integration may name its requirement as ours would be ('<KEY> <summary>'): its own first.
+        if (created := imported_for(row)) is not None:
+            ctx.remember(REQUIREMENT.name, source_key(row), created)
+            return created
         return ctx.adopt_by_name(
             REQUIREMENT.name, source_key(row), row["name"], await ctx.client.list_requirements(ctx.project_id)
         )
@@ -264,7 +272,8 @@ async def publish_requirements(ctx: PublishContext) -> PublishSummary:
         imported = imported_by_issue(
             await ctx.client.list_requirements(ctx.project_id, external_properties=True)
         )
-    before = {key for key, entry in known.items() if entry.state == "done"}
+    # Done already, or pending (a lost create, found again by `lookup`: counted as adopted by the run).
+    before = {key for key, entry in known.items() if entry.state in ("done", "pending")}
     summary = await ctx.run(requirement_protocol(ctx, catalog, imported), rows)
     # Adopting an imported requirement goes through `create` (no call is made): counted as adopted.
     adopted = [
