@@ -54,6 +54,21 @@ def linked_issue_ids(raw: RawRows, project_key: str) -> list[str]:
     return sorted(found, key=int)
 
 
+def linked_issue_ids_in(conn: Any, project_key: str) -> list[str] | None:
+    """``linked_issue_ids`` on a plain psycopg connection (preflight); None when neither table exists."""
+    tables = [
+        table
+        for table in LINKING_TABLES
+        if conn.execute("select to_regclass(%s)", (f"zephyr_raw.{table}",)).fetchone()[0] is not None
+    ]
+    if not tables:
+        return None
+    found: set[str] = set()
+    for table in tables:
+        found.update(str(row[0]) for row in conn.execute(_LINKED_IDS.format(table=table), (project_key,)))
+    return sorted(found, key=int)
+
+
 @dataclass
 class IssueExtraction:
     """What one extraction of a project's linked issues did."""
