@@ -156,5 +156,17 @@ async def fetch_issues(client: JiraClient, issue_ids: Iterable[Any]) -> IssueAns
                 answer.errors[str(error["id"])] = str(error.get("errorMessage") or "no message")
 
     await asyncio.gather(*(one(batch) for batch in batches))
+    if answer.errors:
+        # "a retriable error": asked once more, on their own; what fails again stays an error.
+        again = list(answer.errors)
+        answer.errors = {}
+        await asyncio.gather(
+            *(
+                one(again[start : start + ISSUE_BATCH_SIZE])
+                for start in range(0, len(again), ISSUE_BATCH_SIZE)
+            )
+        )
+        for issue_id in answer.issues:
+            answer.errors.pop(issue_id, None)
     answer.absent = [i for i in wanted if i not in answer.issues and i not in answer.errors]
     return answer

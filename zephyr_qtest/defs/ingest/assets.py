@@ -12,7 +12,7 @@ import dagster as dg
 
 from zephyr_qtest.defs.partitions import zephyr_projects
 from zephyr_qtest.defs.resources import JiraResource, PostgresResource, ZephyrResource
-from zephyr_qtest.lib.http import AuthError
+from zephyr_qtest.lib.http import ApiError, AuthError
 from zephyr_qtest.lib.jira_issues import LINKING_TABLES, RAW_ENTITY, extract_jira_issues
 from zephyr_qtest.lib.postgres import connection_lost, retrying
 from zephyr_qtest.lib.raw_store import PartitionSummary, RawQueries
@@ -223,6 +223,12 @@ async def jira_issues(context: dg.AssetExecutionContext, jira: JiraResource, pos
                     f"Jira refused the credentials ({error.status}) asking for the linked issues of "
                     f"{project_key}: check JIRA_EMAIL and JIRA_API_TOKEN for {jira.base_url} (JIRA_BASE_URL), "
                     "or unset them to migrate without Jira's issue keys"
+                ) from None
+            except ApiError as error:
+                raise dg.Failure(
+                    f"Jira at {jira.base_url} (JIRA_BASE_URL) did not answer for the linked issues of "
+                    f"{project_key}: {error}; run again, or unset JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN "
+                    "to migrate without Jira's issue keys (an earlier run's answers are kept)"
                 ) from None
 
     done = await retrying(
