@@ -1,18 +1,11 @@
 -- One qTest requirement per Jira issue that a Zephyr test case or test execution of the project links to,
--- named '<KEY> <summary>' after Jira's answer (stg_zephyr__jira_issues, asked when JIRA_* is configured);
+-- named '<KEY> <summary>' after Jira's answer (issue_link's, asked when JIRA_* is configured);
 -- Zephyr's issue link holds only the issue id and its REST URL, so an issue Jira did not answer for (not
 -- configured, deleted, not visible to the token) is named 'Jira issue <id>'. Its description (qTest's requirement field 'Description') links the issue and names, in the
 -- "Zephyr details" block, every Zephyr object linking to it with the link type (COVERAGE, BLOCKS,
 -- RELATED): qTest's links hold no type of ours. The links themselves are qtest_requirement_links.
 
 with
-
-jira_issues as (
-
-    select * from {{ ref('stg_zephyr__jira_issues') }}
-    where project_key = '{{ zephyr_project_key() }}'
-
-),
 
 issue_links as (
 
@@ -40,6 +33,8 @@ linking as (
         issue_links.object_key,
         issue_links.link_type,
         issue_links.link_order,
+        issue_links.issue_key,
+        issue_links.issue_summary,
         issue_links._loaded_at
     from issue_links
     inner join links
@@ -54,6 +49,8 @@ issues as (
         project_key,
         issue_id,
         max(target_url) as target_url,
+        max(issue_key) as issue_key,
+        max(issue_summary) as issue_summary,
         string_agg(
             '<br>Linked from: '
             || {{ html_escape("object_key || coalesce(' (' || link_type || ')', '')") }},
@@ -63,19 +60,6 @@ issues as (
         max(_loaded_at) as _loaded_at
     from linking
     group by project_key, issue_id
-
-),
-
--- The key and summary trimmed of the spaces and line ends lib/jira_issues.py trims (SPACE).
-answered as (
-
-    select
-        issues.*,
-        nullif(btrim(jira_issues.issue_key, e' \t\r\n'), '') as issue_key,
-        nullif(btrim(jira_issues.issue_summary, e' \t\r\n'), '') as issue_summary
-    from issues
-    left join jira_issues
-        on jira_issues.issue_id = issues.issue_id
 
 ),
 
@@ -96,7 +80,7 @@ described as (
         || '<p><b>{{ details_header() }}</b><br>Jira issue id: ' || issue_id::text
         || coalesce('<br>Jira issue key: ' || {{ html_escape("issue_key") }}, '')
         || linked_from_lines || '</p>' as requirement_description
-    from answered
+    from issues
 
 ),
 
