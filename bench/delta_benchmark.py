@@ -42,7 +42,7 @@ from tests.qtest_snapshot import api_writes, objects, trace_delta  # noqa: E402
 from zephyr_qtest.defs.ingest.assets import raw_assets  # noqa: E402
 from zephyr_qtest.defs.partitions import zephyr_projects  # noqa: E402
 from zephyr_qtest.defs.publish.qtest import publish_assets, reconciliation  # noqa: E402
-from zephyr_qtest.defs.resources import PostgresResource, QtestResource, ZephyrResource  # noqa: E402
+from zephyr_qtest.defs.resources import JiraResource, PostgresResource, QtestResource, ZephyrResource  # noqa: E402
 from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models  # noqa: E402
 from zephyr_qtest.lib.dbt import dbt_executable  # noqa: E402
 from zephyr_qtest.lib.postgres import EmbeddedPostgres, connect, live_url_from_env, redact_url  # noqa: E402
@@ -71,6 +71,7 @@ def migrate(
     resources = {
         "postgres": PostgresResource(database_url=database_url),
         "zephyr": ZephyrResource(base_url=zephyr.base_url, api_token=zephyr.token),
+        "jira": JiraResource(),
         "qtest": QtestResource(base_url=qtest.base_url, api_token=qtest.token),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
     }

@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from zephyr_qtest.defs.ingest.assets import raw_assets  # noqa: E402
 from zephyr_qtest.defs.partitions import zephyr_projects  # noqa: E402
-from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource  # noqa: E402
+from zephyr_qtest.defs.resources import JiraResource, PostgresResource, ZephyrResource  # noqa: E402
 from zephyr_qtest.lib.postgres import EmbeddedPostgres, live_url_from_env, redact_url  # noqa: E402
 from zephyr_qtest.sandbox.zephyr.generator import generate  # noqa: E402
 
@@ -188,6 +188,7 @@ def main() -> int:
             resources={
                 "postgres": PostgresResource(database_url=database_url),
                 "zephyr": ZephyrResource(base_url=base_url, api_token=token),
+                "jira": JiraResource(),
             },
             raise_on_error=False,
         )

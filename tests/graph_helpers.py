@@ -24,10 +24,17 @@ from psycopg import sql
 
 from zephyr_qtest.defs.ingest.assets import raw_assets
 from zephyr_qtest.defs.partitions import zephyr_projects
-from zephyr_qtest.defs.resources import PostgresResource, QtestResource, SnowflakeWarehouse, ZephyrResource
+from zephyr_qtest.defs.resources import (
+    JiraResource,
+    PostgresResource,
+    QtestResource,
+    SnowflakeWarehouse,
+    ZephyrResource,
+)
 from zephyr_qtest.defs.transform.dbt_models import dbt_project, zephyr_dbt_models
 from zephyr_qtest.lib.dbt import dbt_executable
 from zephyr_qtest.lib.postgres import with_database
+from zephyr_qtest.sandbox.jira.serve import JiraSandboxHandle
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle
 from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle
 
@@ -49,6 +56,7 @@ def materialize_partition(
     instance: dg.DagsterInstance | None = None,
     raise_on_error: bool = False,
     qtest_options: Mapping[str, Any] | None = None,
+    jira: JiraSandboxHandle | None = None,
     **kwargs: Any,
 ) -> dg.ExecuteInProcessResult:
     """Materialize ``assets`` for the project ``partition_key`` (added to the instance's dynamic partitions).
@@ -56,6 +64,7 @@ def materialize_partition(
     ``zephyr``: a sandbox (its URL and token) or a resource configured by the caller (another token, fewer
     retries). ``instance``: one the caller reads logs from afterwards; a fresh ephemeral one by default.
     ``qtest_options``: more settings of the qTest resource (e.g. ``create_fields``).
+    ``jira``: a Jira sandbox the linked issues are asked of (without it Jira is not configured).
     ``kwargs`` go to ``dg.materialize`` (e.g. ``selection``).
     """
     instance = instance or dg.DagsterInstance.ephemeral()
@@ -63,6 +72,9 @@ def materialize_partition(
     resources: dict[str, Any] = {
         "postgres": PostgresResource(database_url=database_url),
         "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "jira": JiraResource()
+        if jira is None
+        else JiraResource(base_url=jira.base_url, email=jira.email, api_token=jira.token),
     }
     if isinstance(zephyr, ZephyrResource):
         resources["zephyr"] = zephyr

@@ -41,13 +41,16 @@ def test_every_zephyr_entity_has_a_partitioned_raw_asset_with_a_description() ->
     definitions = defs()
     graph = definitions.resolve_asset_graph()
     raw_keys = {key for key in graph.get_all_asset_keys() if key.path[0] == "zephyr_raw"}
-    assert raw_keys == {dg.AssetKey(["zephyr_raw", entity.name]) for entity in ENTITIES}
+    # Beside Zephyr's entities, Jira's answers for the issues they link to (asked of Jira, its own pool).
+    jira_issues = dg.AssetKey(["zephyr_raw", "jira_issues"])
+    assert raw_keys == {dg.AssetKey(["zephyr_raw", entity.name]) for entity in ENTITIES} | {jira_issues}
     for key in raw_keys:
         node = graph.get(key)
         assert node.partitions_def is not None and node.partitions_def.name == "zephyr_project", key
         assert node.group_name == "zephyr_raw"
         assert node.description and len(node.description) > 20, key
-        assert definitions.resolve_assets_def(key).op.pool == "zephyr_api"
+        pool = "jira_api" if key == jira_issues else "zephyr_api"
+        assert definitions.resolve_assets_def(key).op.pool == pool
 
 
 def test_child_entities_depend_on_their_owners() -> None:
@@ -158,7 +161,7 @@ def test_the_tenant_configuration_enforces_the_pools_per_run_and_runs_in_one_pro
     for key in graph.get_all_asset_keys():
         if graph.get(key).is_materializable:
             pools_by_group.setdefault(key.path[0], set()).add(definitions.resolve_assets_def(key).op.pool)
-    assert pools_by_group["zephyr_raw"] == {"zephyr_api"}
+    assert pools_by_group["zephyr_raw"] == {"zephyr_api", "jira_api"}
     assert pools_by_group["qtest"] == {"qtest_api"}
     assert definitions.resolve_implicit_global_asset_job_def().executor_def is dg.in_process_executor
     publish = definitions.resolve_job_def("publish_job")

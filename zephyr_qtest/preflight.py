@@ -29,6 +29,8 @@ import psycopg
 
 from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR
 from zephyr_qtest.lib.http import AdaptiveRateLimiter, ApiError, AuthError, NotFoundError, TransportError
+from zephyr_qtest.lib.jira import JiraClient
+from zephyr_qtest.lib.jira_issues import linked_issue_ids_in
 from zephyr_qtest.lib.people import NothingExtracted, accounts_in_use, read_user_map
 from zephyr_qtest.lib.postgres import redact_url
 from zephyr_qtest.lib.qtest.client import QtestClient
@@ -712,6 +714,80 @@ def _user_check(
         )
 
 
+# The linked issues preflight asks Jira about per project (10 bulkfetch calls): a sample, in seconds.
+JIRA_ISSUES_SAMPLE = 1000
+JIRA_SETTINGS = "JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN"
+
+
+async def _jira_issues_check(
+    settings: Settings, db_url: str, projects: Sequence[str], report: PreflightReport
+) -> None:
+    """How many of the extracted payloads' linked Jira issues Jira returns (their requirements are named
+    '<KEY> <summary>', the others 'Jira issue <id>'); before extraction, that the credentials work."""
+    jira = settings.jira
+    if not jira.is_configured or jira.api_token is None:
+        report.add(
+            "Jira issues",
+            OK,
+            "Jira not configured: linked issues become requirements named 'Jira issue <id>'",
+            f"set {JIRA_SETTINGS} to name them '<KEY> <summary>'",
+        )
+        return
+    linked: dict[str, list[str]] = {}
+    try:
+        with psycopg.connect(db_url, connect_timeout=int(CONNECT_TIMEOUT_S)) as conn:
+            for key in projects:
+                ids = linked_issue_ids_in(conn, key)
+                if ids is not None:
+                    linked[key] = ids
+    except psycopg.Error:
+        pass  # the staging database's own row says what is wrong with it
+    options = {name: value for name, value in _client_options().items() if name != "max_in_flight"}
+    try:
+        async with JiraClient(
+            jira.base_url, jira.email, jira.api_token.get_secret_value(), **options
+        ) as client:
+            await client.myself()
+            for key in projects:
+                if key not in linked:
+                    report.add(
+                        f"{key}: Jira issues",
+                        LATER,
+                        f"Jira at {jira.base_url} accepts the credentials; the linked issues are known after "
+                        "extraction",
+                    )
+                    continue
+                sample = linked[key][:JIRA_ISSUES_SAMPLE]
+                answer = await client.issues(sample) if sample else None
+                returned = len(answer.issues) if answer is not None else 0
+                asked = f"{len(sample)} asked of {len(linked[key])}" if len(sample) < len(linked[key]) else ""
+                detail = f"Jira returns {returned} of the {len(sample)} linked issues{f' ({asked})' if asked else ''}"
+                if returned == len(sample):
+                    report.add(f"{key}: Jira issues", OK, detail + ": each named '<KEY> <summary>'")
+                else:
+                    report.add(
+                        f"{key}: Jira issues",
+                        WARNING,
+                        detail + f"; the other {len(sample) - returned} keep the name 'Jira issue <id>' "
+                        "(deleted, or not visible to the token)",
+                        "give the account of JIRA_EMAIL browse permission on their projects, or accept it",
+                    )
+    except AuthError:
+        report.add(
+            "Jira issues",
+            BLOCKER,
+            f"Jira at {jira.base_url} refused the credentials",
+            "check JIRA_EMAIL and JIRA_API_TOKEN (an API token of that account), or unset them",
+        )
+    except ApiError as error:
+        report.add(
+            "Jira issues",
+            BLOCKER,
+            f"Jira at {jira.base_url}: {error}",
+            "check JIRA_BASE_URL (the site, e.g. https://acme.atlassian.net), or unset the JIRA_* settings",
+        )
+
+
 # ------------------------------------------------------------------------------------------- the run
 
 
@@ -757,6 +833,7 @@ def run_preflight(
         users = await _qtest_checks(settings, keys, uses, listings, seeds, report)
         accounts = _database_checks(db_url, embedded_database, settings, keys, report)
         _user_check(settings, accounts, users, report)
+        await _jira_issues_check(settings, db_url, keys, report)
 
     asyncio.run(services())
     return report

@@ -214,8 +214,10 @@ class QtestSettings(_Group):
 
 
 class JiraSettings(_Group):
-    """Jira Cloud, asked only who the Atlassian accounts of the tenant are (``zephyr-qtest users``), and
-    where the user map that command writes (and the migration reads) lives."""
+    """Jira Cloud, asked who the Atlassian accounts of the tenant are (``zephyr-qtest users``) and which
+    issue each linked issue id is (the key and summary its requirement is named after: the
+    ``zephyr_raw/jira_issues`` asset), and where the user map that command writes (and the migration
+    reads) lives."""
 
     base_url: str = Field(
         default="",

@@ -23,6 +23,7 @@ import pytest
 
 from zephyr_qtest.cli import main
 from zephyr_qtest.defs.partitions import zephyr_projects
+from zephyr_qtest.sandbox.jira.serve import jira_sandbox
 from zephyr_qtest.sandbox.qtest.serve import QTestSandboxHandle, start_qtest_in_thread
 from zephyr_qtest.sandbox.qtest.template import DEFAULT_PASSWORD
 from zephyr_qtest.sandbox.zephyr.serve import ZephyrSandboxHandle
@@ -31,6 +32,7 @@ WRITE_METHODS = ("POST ", "PUT ", "DELETE ", "PATCH ")
 SERVICE_VARIABLES = (
     "ZEPHYR_BASE_URL", "ZEPHYR_API_TOKEN", "QTEST_BASE_URL", "QTEST_API_TOKEN", "QTEST_USERNAME",
     "QTEST_PASSWORD", "DATABASE_URL", "POSTGRES_HOST", "ZEPHYR_QTEST_PROJECT_MAP", "DAGSTER_HOME",
+    "JIRA_BASE_URL", "JIRA_EMAIL", "JIRA_API_TOKEN",
 )  # fmt: skip
 
 
@@ -186,15 +188,19 @@ def test_a_passing_preflight_prints_the_table_having_only_read(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The API base, as the qTest sandbox's banner prints it: taken as the site, with a log line.
-    configure(
-        ZEPHYR_BASE_URL=shared_zephyr.base_url,
-        ZEPHYR_API_TOKEN=shared_zephyr.token,
-        QTEST_BASE_URL=f"{qtest.base_url}/api/v3/",
-        QTEST_API_TOKEN=qtest.token,
-    )
-    qtest.reset_stats()
-    with caplog.at_level(logging.WARNING, logger="zephyr_qtest.settings"):
-        assert main(["preflight", "--project", "SHOP"]) == 0
+    with jira_sandbox() as jira:
+        configure(
+            ZEPHYR_BASE_URL=shared_zephyr.base_url,
+            ZEPHYR_API_TOKEN=shared_zephyr.token,
+            QTEST_BASE_URL=f"{qtest.base_url}/api/v3/",
+            QTEST_API_TOKEN=qtest.token,
+            JIRA_BASE_URL=jira.base_url,
+            JIRA_EMAIL=jira.email,
+            JIRA_API_TOKEN=jira.token,
+        )
+        qtest.reset_stats()
+        with caplog.at_level(logging.WARNING, logger="zephyr_qtest.settings"):
+            assert main(["preflight", "--project", "SHOP"]) == 0
     assert f"QTEST_BASE_URL ends in /api/v3: using the site {qtest.base_url}" in caplog.text
     out = capsys.readouterr().out
     rows = {line.split("  ")[0].strip(): line for line in out.splitlines() if "  " in line}
@@ -212,6 +218,11 @@ def test_a_passing_preflight_prints_the_table_having_only_read(
     # The fields the run would create on this site (a default template): the Zephyr key at least.
     assert "test-cases field 'Zephyr Key'" in rows["SHOP: fields"]
     assert "PostgreSQL" in rows["staging database"]
+    # Jira's credentials are checked now; which issues it returns, once the links are extracted.
+    assert (
+        "after extraction" in rows["SHOP: Jira issues"]
+        and "accepts the credentials" in rows["SHOP: Jira issues"]
+    )
     assert "preflight passed" in out
     stats = qtest.stats()
     assert stats["by_path"] and writes(stats) == {}, stats["by_path"]

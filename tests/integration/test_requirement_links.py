@@ -265,3 +265,76 @@ def test_requirements_jira_imported_are_linked_not_duplicated_and_kept_by_a_roll
 
         asyncio.run(rollback())
     assert held(qtest, target)[0] == ["SHOP-1 Checkout", "SHOP-2 Refunds"]
+
+
+JIRA_PROJECT = "REQJIRA"
+# The integration keeps only keys (external id and link name the key, not the id): without Jira's answer
+# nothing matches them.
+KEY_ONLY = [
+    {
+        "issue_id": 22,
+        "key": "SHOP-22",
+        "summary": "Coupons",
+        "id": "SHOP-22",
+        "link": "https://j/browse/SHOP-22",
+    },
+    {
+        "issue_id": 23,
+        "key": "SHOP-23",
+        "summary": "Receipts",
+        "id": "SHOP-23",
+        "link": "https://j/browse/SHOP-23",
+    },
+]
+
+
+def answered(issue: int, key: str, summary: str) -> Row:
+    """The row once Jira answered the issue (qtest_requirements: its name, key and a new hash)."""
+    return {**requirement(issue), "issue_key": key, "name": f"{key} {summary}", "payload_hash": f"j{issue}"}
+
+
+def test_once_jira_answers_requirements_are_renamed_and_an_import_is_found_by_key(
+    database_url: str, qtest: QTestSandboxHandle
+) -> None:
+    target = make_target(qtest, JIRA_PROJECT)
+    imported = {r["name"]: r["id"] for r in qtest.import_jira_issues(target["project"], KEY_ONLY)}
+    case = ("test-cases", target["case"])
+    # A run without Jira: the ids' names; the key-only import of 22 matches nothing.
+    before = {
+        "qtest_requirements": [requirement(21), requirement(22)],
+        "qtest_requirement_links": [
+            link(21, "test-cases", f"{PROJECT}-T1"),
+            link(22, "test-cases", f"{PROJECT}-T1"),
+        ],
+    }
+    first = asyncio.run(publish(database_url, qtest, target, JIRA_PROJECT, before))
+    assert (first.created, first.adopted, first.failures) == (4, 0, [])
+    # With Jira's answers: the two are renamed (updates, their links untouched); 23, linked since, is
+    # the key-only import, adopted by its key.
+    after = {
+        "qtest_requirements": [
+            answered(21, "SHOP-21", "Login fails"),
+            answered(22, "SHOP-22", "Coupons"),
+            answered(23, "SHOP-23", "Receipts"),
+        ],
+        "qtest_requirement_links": [
+            *before["qtest_requirement_links"],
+            link(23, "test-cases", f"{PROJECT}-T1"),
+        ],
+    }
+    second = asyncio.run(publish(database_url, qtest, target, JIRA_PROJECT, after))
+    assert (second.created, second.adopted, second.updated, second.skipped) == (1, 1, 2, 2), second
+    names, links = held(qtest, target)
+    # 22's requirement of ours keeps its place beside the import (the choice is made when first published).
+    assert names == ["SHOP-21 Login fails", "SHOP-22 Coupons", "SHOP-22 Coupons", "SHOP-23 Receipts"]
+    assert links["SHOP-21 Login fails"] == links["SHOP-23 Receipts"] == {case}
+    assert held_links_of(qtest, target, imported["SHOP-23 Receipts"]) == {case}
+    assert held_links_of(qtest, target, imported["SHOP-22 Coupons"]) == set()
+
+
+def held_links_of(qtest: QTestSandboxHandle, target: dict[str, int], requirement_id: int) -> set:
+    async def read() -> set:
+        async with QtestClient(qtest.base_url, qtest.token) as client:
+            return (await read_links(client, target["project"], [requirement_id])).get(requirement_id, set())
+
+    return asyncio.run(read())

@@ -122,12 +122,14 @@ def test_a_link_to_the_requirement_jira_imported_for_the_issue_arrived(
 
 def test_an_imported_requirement_stands_for_the_issue_its_external_id_or_link_names() -> None:
     assert imported_issues({"external_properties": {"id": "10100", "link": "x"}}) == {"10100"}
+    # A key names the issue too (upper case), matched against the key Jira answered for the link's id.
     assert imported_issues(
         {"external_properties": {"id": "SHOP-1", "link": "https://j/rest/api/2/issue/7"}}
-    ) == {"7"}
-    assert (
-        imported_issues({"external_properties": {"id": "SHOP-1", "link": "https://j/browse/SHOP-1"}}) == set()
-    )
+    ) == {"7", "SHOP-1"}
+    assert imported_issues({"external_properties": {"id": "x", "link": "https://j/browse/shop_2-14"}}) == {
+        "SHOP_2-14"
+    }
+    assert imported_issues({"external_properties": {"id": "SHOP-", "link": "https://j/browse/-1"}}) == set()
     assert imported_issues({"external_properties": None}) == imported_issues({}) == set()
     assert imported_issues({"external_properties": [{"id": "5"}, {"link": "https://j/issue/6?x=1"}]}) == {
         "5",
@@ -180,3 +182,51 @@ def test_each_web_link_is_a_line_of_the_web_links_property(monkeypatch: pytest.M
     )
     [line] = lines_of(ledger, "links.webLinks")
     assert (line.value, line.reason) == ("https://c.example (Ticket)", Reason.DIFFERS)
+
+
+def jira_answer(issue_id: int, key: str, summary: str) -> Any:
+    """A row of zephyr_raw.jira_issues: Jira's IssueBean for the issue, as bulkfetch answers it."""
+    bean = {"expand": "", "id": str(issue_id), "self": f"https://jira.invalid/rest/api/3/issue/{issue_id}",
+            "key": key, "fields": {"summary": summary}}  # fmt: skip
+    return raw(key, bean, id_=issue_id)
+
+
+def test_with_jiras_answers_the_requirement_is_named_by_key_and_summary_or_found_by_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        test_proof_compare, "CASE_FIELDS", [*test_proof_compare.CASE_FIELDS, JIRA_ISSUES_FIELD]
+    )
+    case = ("test-cases", 900)
+    issues = [issue(5), issue(6), issue(7, "BLOCKS"), issue(8)]
+    urls = ", ".join(link["target"] for link in issues)
+    named = requirement(75, 5, {case}, "P-T1 (COVERAGE)")
+    ledger = prove_offline(
+        {
+            "test_cases": [raw("P-T1", case_payload(links={"issues": issues}), id_=100)],
+            # Jira answered 5, 7 and 8 (the summary's spaces trimmed); 6 it did not return.
+            "jira_issues": [
+                jira_answer(5, "P-5", " Refund fails for EUR "),
+                jira_answer(7, "P-7", "Coupons"),
+                jira_answer(8, "P-8", "Gone"),
+            ],
+        },
+        {
+            "test_case": {900: qtest_case({7: urls})},
+            "requirement": {
+                75: {**named, "name": "P-5 Refund fails for EUR"},
+                # Not returned by Jira: the id's name.
+                76: requirement(76, 6, {case}, "P-T1 (COVERAGE)"),
+                # An integration that keeps only the key: found by the key Jira answered.
+                77: imported(77, "P-7 Coupons", {case}, id="p-7"),
+                # Still the name of a run before Jira was configured: not the one Jira's answer gives.
+                78: requirement(78, 8, {case}, "P-T1 (COVERAGE)"),
+            },
+        },
+        {"test_case": {"P-T1": 900}},
+        seeds=Seeds(labels={("TestCase", "issueLinks"): "Jira Issues"}),
+    )
+    lines = {(line.field, line.value): line for line in ledger.lines if line.field.startswith("links.issues")}
+    assert set(lines) == {("links.issues.type", "7 (BLOCKS)"), ("links.issues", "8 (COVERAGE)")}
+    assert lines[("links.issues.type", "7 (BLOCKS)")].reason is Reason.NOT_CARRIED
+    assert "holds no requirement 'P-8 Gone'" in lines[("links.issues", "8 (COVERAGE)")].detail

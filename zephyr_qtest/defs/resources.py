@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from zephyr_qtest.lib import postgres
 from zephyr_qtest.lib import snowflake as warehouse
 from zephyr_qtest.lib.dbt import DBT_PROJECT_DIR, dbt_executable
+from zephyr_qtest.lib.jira import JiraClient
 from zephyr_qtest.lib.qtest import one_writer
 from zephyr_qtest.lib.qtest.client import QtestClient, rate_limit_key
 from zephyr_qtest.lib.qtest.exactly_once import QUEUE_WINDOW_S
@@ -120,6 +121,27 @@ class ZephyrResource(dg.ConfigurableResource):
             page_size=self.page_size,
             max_retries=self.max_retries,
         )
+
+
+class JiraResource(dg.ConfigurableResource):
+    """Jira Cloud (or the Jira sandbox), asked which issue each linked issue id is: the site, and the e-mail
+    and API token of an account that may browse the linked issues' projects. Optional: without them the
+    migration asks Jira nothing."""
+
+    base_url: str = Field(default="", description="JIRA_BASE_URL, e.g. https://acme.atlassian.net")
+    email: str = Field(default="", description="JIRA_EMAIL, the account the API token belongs to.")
+    api_token: str = Field(default="", description="JIRA_API_TOKEN (secret: set it through the environment).")
+    max_in_flight: int = Field(default=4, description="Requests in flight at once.")
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.base_url and self.email and self.api_token)
+
+    def client(self) -> JiraClient | None:
+        """A client of the configured site; None when Jira is not configured."""
+        if not self.is_configured:
+            return None
+        return JiraClient(self.base_url, self.email, self.api_token, max_in_flight=self.max_in_flight)
 
 
 class QtestResource(dg.ConfigurableResource):
@@ -365,6 +387,14 @@ def zephyr_resource(settings: Settings) -> ZephyrResource:
     return ZephyrResource(**values)  # type: ignore[arg-type]
 
 
+def jira_resource(settings: Settings) -> JiraResource:
+    config = settings.jira
+    values = _present(
+        base_url=config.base_url or None, email=config.email or None, api_token=_secret(config, "api_token")
+    )
+    return JiraResource(**values)  # type: ignore[arg-type]
+
+
 def qtest_resource(settings: Settings) -> QtestResource:
     """The site and its credentials, with the publishing options of the mapping settings."""
     config = settings.qtest
@@ -424,6 +454,7 @@ def resources_from_settings(settings: Settings) -> dict[str, Any]:
     return {
         "postgres": postgres_resource(settings),
         "zephyr": zephyr_resource(settings),
+        "jira": jira_resource(settings),
         "qtest": qtest_resource(settings),
         "dbt": DbtCliResource(project_dir=DBT_PROJECT_DIR, dbt_executable=dbt_executable()),
         "snowflake": snowflake_resource(settings),

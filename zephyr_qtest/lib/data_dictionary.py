@@ -39,6 +39,7 @@ _OBJECT_WORDS = {
     "test_execution_steps": "execution step",
     "folders": "folder",
     "attachments": "attachment",
+    "jira_issues": "Jira issue",
 }
 _SCHEMAS = ("canonical", "qtest_mapping", "staging")
 _SCHEMA_TITLES = {

@@ -1,4 +1,4 @@
-"""Jira Cloud's user API (REST v3), the one thing a migration asks Jira: who an Atlassian account id is.
+"""Jira Cloud's REST API v3, asked two things: who an Atlassian account id is, and which issue an issue id is.
 
 Zephyr Scale Cloud names people by account id only (``owner.accountId``, ``executedById``,
 ``assignedToId``, user custom fields). ``GET /rest/api/3/user/bulk?accountId=..&accountId=..`` answers
@@ -9,10 +9,21 @@ their display names and, where each person's profile lets it, their e-mail addre
 registered as a secret, so it never shows in a log or an error.
 
 The ids go in batches (``batch_size`` per request, a URL of a few kilobytes), each batch paged.
+
+Zephyr Scale's issue links give only the Jira issue's numeric id. ``POST /rest/api/3/issue/bulkfetch``
+with ``{"issueIdsOrKeys": [...], "fields": ["summary"]}`` answers ``{"issues": [IssueBean {id, key, self,
+fields: {summary}}], "issueErrors": [{id, errorMessage}]}`` (Atlassian's "Bulk fetch issues"; the same
+operation in generated clients: jira.js ``bulkFetchIssues`` / ``BulkIssue``, the jira_v3_openapi crate's
+``BulkFetchIssueRequestBean``, ``BulkIssueResults``, ``IssueError``). Up to 100 ids per call ("By default
+you can request up to 100 issues in a single call"; up to 1,000 only for requests shaped a certain way:
+100 is the limit that always holds). "Issues which aren't found or that the user doesn't have permission to
+view won't be returned": such an id is in neither list, and ``issueErrors`` names the ids Jira could not
+return "due to a retriable error or payload constraint".
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterable
 from typing import Any
@@ -25,6 +36,10 @@ from zephyr_qtest.lib.redaction import register_secret
 BATCH_SIZE = 50
 # Jira's documented default page is 10; more per page means fewer calls (the site may serve fewer).
 PAGE_SIZE = 50
+# Issue ids per bulkfetch call: the documented limit that holds for every request shape.
+ISSUE_BATCH_SIZE = 100
+# The one issue field the migration reads (the key comes with every IssueBean).
+ISSUE_FIELDS = ("summary",)
 
 
 class JiraBasicAuth(AuthProvider):
@@ -94,3 +109,64 @@ class JiraClient(ApiClient):
                     if isinstance(user, dict) and isinstance(user.get("accountId"), str):
                         found[user["accountId"]] = user
         return found
+
+    async def issues(self, issue_ids: Iterable[Any]) -> IssueAnswer:
+        """Jira's answer for these issue ids (``fetch_issues``)."""
+        return await fetch_issues(self, issue_ids)
+
+
+def _bulk_issues(data: Any) -> None:
+    _object(data)
+    for name in ("issues", "issueErrors"):
+        if not isinstance(data.get(name, []), list):
+            raise ValueError(f"expected {name} to be a list, got {type(data[name]).__name__}")
+
+
+class IssueAnswer:
+    """What Jira answered for a set of issue ids: the issues it returned (id -> IssueBean), the ids it named
+    in ``issueErrors`` (id -> its message), and the ids it returned nothing for (not found, or the token may
+    not see them: Jira does not say which)."""
+
+    def __init__(self) -> None:
+        self.issues: dict[str, dict[str, Any]] = {}
+        self.errors: dict[str, str] = {}
+        self.absent: list[str] = []
+
+
+async def fetch_issues(client: JiraClient, issue_ids: Iterable[Any]) -> IssueAnswer:
+    """Every issue id's IssueBean (key and summary), ``ISSUE_BATCH_SIZE`` ids per ``issue/bulkfetch``
+    call, batches in flight together under the client's rate limiter (429s are waited out and resent)."""
+    wanted = [str(issue_id) for issue_id in dict.fromkeys(issue_ids)]
+    batches = [wanted[start : start + ISSUE_BATCH_SIZE] for start in range(0, len(wanted), ISSUE_BATCH_SIZE)]
+    answer = IssueAnswer()
+
+    async def one(batch: list[str]) -> None:
+        data = await client.request_json(
+            "POST",
+            "issue/bulkfetch",
+            json_body={"issueIdsOrKeys": batch, "fields": list(ISSUE_FIELDS)},
+            validate=_bulk_issues,
+            retry=True,  # a read: sending it twice changes nothing
+        )
+        for issue in data.get("issues") or []:
+            if isinstance(issue, dict) and issue.get("id") is not None:
+                answer.issues[str(issue["id"])] = issue
+        for error in data.get("issueErrors") or []:
+            if isinstance(error, dict) and error.get("id") is not None:
+                answer.errors[str(error["id"])] = str(error.get("errorMessage") or "no message")
+
+    await asyncio.gather(*(one(batch) for batch in batches))
+    if answer.errors:
+        # "a retriable error": asked once more, on their own; what fails again stays an error.
+        again = list(answer.errors)
+        answer.errors = {}
+        await asyncio.gather(
+            *(
+                one(again[start : start + ISSUE_BATCH_SIZE])
+                for start in range(0, len(again), ISSUE_BATCH_SIZE)
+            )
+        )
+        for issue_id in answer.issues:
+            answer.errors.pop(issue_id, None)
+    answer.absent = [i for i in wanted if i not in answer.issues and i not in answer.errors]
+    return answer

@@ -676,6 +676,19 @@ class RawRows:
             (projects,),
         )
 
+    def issues_of(self, entity: str, projects: list[str]) -> list[tuple[str, str, str]]:
+        """(project, object ref, reason) of each extraction issue of `entity` in `projects`."""
+        if not self.table_exists("extraction_issues"):
+            return []
+        return [
+            (str(project), str(ref), str(reason))
+            for project, ref, reason in self.query(
+                "select project_key, object_ref, reason from zephyr_raw.extraction_issues "
+                "where entity = %s and project_key = any(%s) order by project_key, object_ref",
+                (entity, projects),
+            )
+        ]
+
     def query(self, statement: Query, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Run one read query (used by checks)."""
         with self._db.connection() as conn:
@@ -688,6 +701,13 @@ class RawRows:
             sql.SQL(", ").join(map(sql.Identifier, columns)), raw_table(entity)
         )
         return self.query(statement, (project_key,))
+
+    def ensure_table(self, entity: str) -> None:
+        """Create ``zephyr_raw.<entity>`` empty if it does not exist (what dbt reads must be there even when
+        nothing was written to it: the Jira issues of a run without Jira)."""
+        with self._db.connection() as conn:
+            conn.execute("create schema if not exists zephyr_raw")
+            conn.execute(entity_table_ddl(entity))
 
     def table_exists(self, entity: str) -> bool:
         with self._db.connection() as conn:

@@ -11,7 +11,9 @@ from typing import Any
 import dagster as dg
 
 from zephyr_qtest.defs.partitions import zephyr_projects
-from zephyr_qtest.defs.resources import PostgresResource, ZephyrResource
+from zephyr_qtest.defs.resources import JiraResource, PostgresResource, ZephyrResource
+from zephyr_qtest.lib.http import ApiError, AuthError
+from zephyr_qtest.lib.jira_issues import LINKING_TABLES, RAW_ENTITY, extract_jira_issues
 from zephyr_qtest.lib.postgres import connection_lost, retrying
 from zephyr_qtest.lib.raw_store import PartitionSummary, RawQueries
 from zephyr_qtest.lib.zephyr import raw_checks
@@ -189,7 +191,83 @@ def _check_outcomes(entity: Entity, raw: RawQueries, project_key: str):
         yield name, check(raw, project_key)
 
 
-raw_assets = [build_raw_asset(entity) for entity in ENTITIES]
+@dg.asset(
+    name=RAW_ENTITY,
+    key_prefix=[RAW_GROUP],
+    group_name=RAW_GROUP,
+    description="The Jira issues the project's test cases and executions link to, as Jira Cloud answers "
+    "them (issue/bulkfetch: key and summary), one row each; their requirements are named '<KEY> <summary>'. "
+    "Without JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN nothing is asked and the table is left as it is.",
+    partitions_def=zephyr_projects,
+    deps=[raw_asset_key(name) for name in LINKING_TABLES],
+    kinds={"jira", "postgres"},
+    pool="jira_api",
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
+)
+async def jira_issues(context: dg.AssetExecutionContext, jira: JiraResource, postgres: PostgresResource):
+    """Ask Jira for each linked issue id (``lib/jira_issues.py``); each id it does not return is an extraction
+    issue naming it, and its requirement keeps the name 'Jira issue <id>'."""
+    project_key = context.partition_key
+    store = postgres.store()
+    raw = store.raw_rows()
+
+    async def extract():
+        client = jira.client()
+        if client is None:
+            return await extract_jira_issues(None, raw, project_key, context.run.run_id)
+        async with client:
+            try:
+                return await extract_jira_issues(client, raw, project_key, context.run.run_id)
+            except AuthError as error:
+                raise dg.Failure(
+                    f"Jira refused the credentials ({error.status}) asking for the linked issues of "
+                    f"{project_key}: check JIRA_EMAIL and JIRA_API_TOKEN for {jira.base_url} (JIRA_BASE_URL), "
+                    "or unset them to migrate without Jira's issue keys"
+                ) from None
+            except ApiError as error:
+                raise dg.Failure(
+                    f"Jira at {jira.base_url} (JIRA_BASE_URL) did not answer for the linked issues of "
+                    f"{project_key}: {error}; run again, or unset JIRA_BASE_URL, JIRA_EMAIL and JIRA_API_TOKEN "
+                    "to migrate without Jira's issue keys (an earlier run's answers are kept)"
+                ) from None
+
+    done = await retrying(
+        extract,
+        lambda: asyncio.to_thread(store.ping),
+        replace(store.outage, log=context.log.warning),
+        f"asking Jira for the linked issues of {project_key}",
+        connection_lost,
+    )
+    metadata: dict[str, Any] = {
+        "linked_issues": done.linked,
+        "api_calls": int(done.stats.get("requests", 0)),
+        "retries": int(done.stats.get("retries", 0)),
+        "rate_limited_429": int(done.stats.get("rate_limited", 0)),
+        "seconds": float(done.stats.get("seconds", 0.0)),
+    }
+    if not done.asked:
+        context.log.info(
+            f"{project_key}: Jira is not configured (JIRA_BASE_URL, JIRA_EMAIL, JIRA_API_TOKEN): {done.linked} "
+            "linked issues keep requirements named 'Jira issue <id>' (or an earlier run's answers)"
+        )
+        metadata["jira"] = "not configured"
+        return dg.MaterializeResult(metadata=metadata)
+    assert done.summary is not None
+    for issue in done.summary.issues:
+        context.log.warning(f"{RAW_ENTITY} {project_key}: {issue.describe()}")
+    metadata.update(
+        {
+            "dagster/partition_row_count": done.resolved,
+            "rows": done.resolved,
+            "not_resolved": done.linked - done.resolved,
+        }
+    )
+    if done.summary.issues:
+        metadata["issue_list"] = dg.MetadataValue.md(_issues_markdown(done.summary.issues))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+raw_assets = [*(build_raw_asset(entity) for entity in ENTITIES), jira_issues]
 
 migration_job = dg.define_asset_job(
     name="migration_job",

@@ -51,6 +51,16 @@ CREATED_BY_QTEST = "qTest sets it itself when the object is created; its API can
 SELF = "the API's link to the object itself"
 # Where an issue link's type lands (lib/qtest/kinds/requirement.py).
 LINKED_FROM = "'Linked from: <Zephyr key> (<type>)' in its Zephyr details block"
+# What a Jira issue's requirement is named (lib/jira_issues.py, qtest_requirements), and how the site's Jira
+# integration's requirements are found instead.
+REQUIREMENT_NAMED = "'<KEY> <summary>' as Jira answers, else 'Jira issue <issueId>'"
+NAMED_RULE = (
+    "the key and summary are Jira's answer (zephyr_raw.jira_issues; without JIRA_* configured, or for an "
+    "issue Jira does not return, the id's name), the issue id stays in the description's Zephyr details "
+    "('Jira issue id'); an imported requirement (its external id or link names the issue id, "
+    "or its external id is the key) is linked instead and keeps its own name and description: COVERAGE is "
+    "the link itself, other types are not carried"
+)
 # Where the values qTest has no field for go: the "Zephyr details" block (lib/details_block.py).
 CYCLE_DETAILS = "test cycle description, Zephyr details"
 PLAN_DETAILS = "release (plans_as test_cycle: test cycle) description, Zephyr details"
@@ -110,10 +120,9 @@ def _fates() -> tuple[FieldFate, ...]:
             cases,
             "links.issues",
             C,
-            "requirement 'Jira issue <issueId>' (or the one the site's Jira integration imported) linked to "
-            "the test case (also the property 'Jira Issues')",
-            f"one requirement per issue; the link type in its description, {LINKED_FROM} (an imported "
-            "requirement keeps its own: COVERAGE is the link itself, other types are not carried)",
+            f"requirement {REQUIREMENT_NAMED} (or the one the site's Jira integration imported) linked to the "
+            "test case (also the property 'Jira Issues')",
+            f"one requirement per issue; the link type in its description, {LINKED_FROM}; {NAMED_RULE}",
         ),
         f(
             cases,
@@ -374,11 +383,10 @@ def _fates() -> tuple[FieldFate, ...]:
             executions,
             "links.issues",
             C,
-            "requirement 'Jira issue <issueId>' (or the one the site's Jira integration imported) linked to "
-            "the execution's test run",
+            f"requirement {REQUIREMENT_NAMED} (or the one the site's Jira integration imported) linked to the "
+            "execution's test run",
             f"one requirement per issue, linked to the run of (cycle, case); the link type in its description, "
-            f"{LINKED_FROM} (an imported requirement keeps its own: COVERAGE is the link itself, other types "
-            "are not carried)",
+            f"{LINKED_FROM}; {NAMED_RULE}",
         ),
         f(executions, "links.self", S, "", SELF),
         f(executions, "project", S, "", "the project, which the whole run is about"),
@@ -468,6 +476,25 @@ def _fates() -> tuple[FieldFate, ...]:
                 "statusType",
             )
         ),
+        # ---------------------------------------------------------------- Jira's answer for a linked issue
+        f(
+            "jira_issues",
+            "id",
+            ID,
+            "requirement description, Zephyr details 'Jira issue id'",
+            "the issue id Zephyr's links name (issueId), which pairs Jira's answer with them",
+        ),
+        f("jira_issues", "key", C, "requirement name, before the summary", "'<KEY> <summary>'"),
+        f(
+            "jira_issues",
+            "fields.summary",
+            C,
+            "requirement name, after the key",
+            "'<KEY> <summary>', trimmed, the name cut to qTest's 500 characters",
+        ),
+        f("jira_issues", "self", S, "", "the API's link to the issue"),
+        f("jira_issues", "expand", S, "", "what Jira could expand: no value of the issue's"),
+        f("jira_issues", "fields", S, "", "the fields asked for (summary only)"),
         *(
             f("projects", path, S, "", "the project, which the whole run is about")
             for path in ("id", "key", "jiraProjectId", "enabled")

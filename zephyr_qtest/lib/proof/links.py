@@ -4,9 +4,10 @@ against the requirement's description, and web links against the case's 'Web Lin
 
 The requirements are read back by the reconciliation (``kinds/requirement.py``: each with its
 'Description' value, its links and its external properties); this compares the raw Zephyr links with them,
-never with the marts. A link is held by a requirement named after the issue, or by one the site's Jira
-integration imported whose external properties name the payload's ``issueId`` (``imported_issues``: the
-swagger's field names, unverified on a real site). The integration's requirement keeps its own
+never with the marts. A link is held by a requirement named after the issue (``<KEY> <summary>`` as Jira's
+answer extracted into ``zephyr_raw.jira_issues`` gives them, else ``Jira issue <id>``), or by one the site's
+Jira integration imported whose external properties name the payload's ``issueId`` or the key Jira answered
+(``imported_issues``: the swagger's field names, unverified on a real site). The integration's requirement keeps its own
 description, so a link type is not written anywhere there: COVERAGE is what qTest's link itself says (the
 test covers the requirement), BLOCKS and RELATED are lines (not carried).
 """
@@ -18,10 +19,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from zephyr_qtest.lib.details_block import details_of
+from zephyr_qtest.lib.jira_issues import issue_names
 from zephyr_qtest.lib.proof.fates import ACCEPT
 from zephyr_qtest.lib.proof.ledger import Reason
 from zephyr_qtest.lib.proof.source import Payload
-from zephyr_qtest.lib.qtest.kinds.requirement import DESCRIPTION, LINKS, imported_issues
+from zephyr_qtest.lib.qtest.kinds.requirement import DESCRIPTION, LINKS, imported_issues, issue_refs
 from zephyr_qtest.lib.qtest.kinds.vocabulary import REQUIREMENT, REQUIREMENT_LINK, TEST_CASE, TEST_RUN
 
 if TYPE_CHECKING:
@@ -34,9 +36,10 @@ WEB_LINKS_FIELD = "webLinks"
 COVERAGE = "COVERAGE"
 
 
-def requirement_name(issue_id: Any) -> str:
-    """The requirement a Jira issue becomes (qtest_requirements.name)."""
-    return f"Jira issue {issue_id}"
+def requirement_name(issue_id: Any, names: Mapping[str, str] | None = None) -> str:
+    """The requirement a Jira issue becomes: ``<KEY> <summary>`` from Jira's answer (`names`, issue id ->
+    name: ``jira_issues.issue_names``), else ``Jira issue <id>``."""
+    return (names or {}).get(str(issue_id)) or f"Jira issue {issue_id}"
 
 
 def linked_from(key: str, link_type: Any) -> str:
@@ -71,6 +74,10 @@ class LinkProof:
         self.proof = proof
         self.rb = proof.rb
         found = self.rb.found.get(REQUIREMENT.name, {})
+        # Jira's answers as extracted: issue id -> the requirement name and the key.
+        answers = proof.source.of("jira_issues")
+        self.issue_names = issue_names([(obj.id, obj.payload) for obj in answers])
+        self.issue_keys = {str(obj.id): obj.key for obj in answers if obj.key}
         self.names = {str(requirement.get("name")) for requirement in found.values()}
         self.imported = {issue for requirement in found.values() for issue in imported_issues(requirement)}
         # (linkArtifacts type, qTest id) -> the requirements linked to it
@@ -111,12 +118,15 @@ class LinkProof:
         issue = link.get("issueId")
         if issue is None:
             return
-        name = requirement_name(issue)
+        name = requirement_name(issue, self.issue_names)
+        refs = set(issue_refs(issue, self.issue_keys.get(str(issue))))
         shown = linked_from(str(issue), link.get("type"))
         self.proof.ledger.values_compared += 1
         linked = self.linked.get((owner_type, owner_id), [])
-        held = [r for r in linked if r.get("name") == name]
-        imported = [r for r in linked if str(issue) in imported_issues(r)]
+        imported = [r for r in linked if refs & imported_issues(r)]
+        # The integration may name its requirement as the migration would ('<KEY> <summary>'): it is still
+        # the integration's, with a description of its own.
+        held = [r for r in linked if r.get("name") == name and r not in imported]
         if imported and not held:
             if link.get("type") not in (None, COVERAGE):
                 self.proof.line(
@@ -136,7 +146,7 @@ class LinkProof:
             error = recorded.error if recorded is not None else None
             if name in self.names:
                 detail = f"qTest holds the requirement '{name}' but it is not linked to the {owner_words}"
-            elif str(issue) in self.imported:
+            elif refs & self.imported:
                 detail = (
                     f"qTest holds the requirement its Jira integration imported for issue {issue} but it is not "
                     f"linked to the {owner_words}"

@@ -95,6 +95,8 @@ OBJECT_ENTITIES = (
     "test_executions",
     "test_execution_steps",
     "attachments",
+    # Jira's answers for the linked issues (lib/jira_issues.py): what their requirements are named after.
+    "jira_issues",
 )
 VOCABULARIES = ("priorities", "statuses", "environments")
 SKIP_MARTS = ("qtest_test_runs", "qtest_test_logs", "qtest_test_step_logs", "qtest_attachments")

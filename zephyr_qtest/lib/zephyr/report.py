@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from zephyr_qtest.lib.jira_issues import RAW_ENTITY as JIRA_ISSUES
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 
 # How many deleted objects the report names per project and entity (the count is always complete).
@@ -16,6 +17,8 @@ class ExtractionLog(Protocol):
     ) -> dict[tuple[str, str], tuple[int, int | None, int, int]]: ...
 
     def deletions(self, projects: list[str]) -> list[tuple[str, str, str, str]]: ...
+
+    def issues_of(self, entity: str, projects: list[str]) -> list[tuple[str, str, str]]: ...
 
 
 def print_extraction_report(log: ExtractionLog, projects: list[str]) -> None:
@@ -39,7 +42,32 @@ def print_extraction_report(log: ExtractionLog, projects: list[str]) -> None:
                 cell += f" ({issues} issues{', ' + str(lost) + ' lost' if lost else ''})"
             cells.append(f"{cell:>22}")
         print(f"{entity.name:<{width}}  " + "  ".join(cells))
+    print_jira_issues(log, projects, counts, width)
     print_deletions(log, projects)
+
+
+def print_jira_issues(
+    log: ExtractionLog,
+    projects: list[str],
+    counts: dict[tuple[str, str], tuple[int, int | None, int, int]],
+    width: int,
+) -> None:
+    """The linked Jira issues Jira answered (their requirements are named '<KEY> <summary>'), and each one it
+    did not return, with why (they keep the name 'Jira issue <id>'); nothing when Jira was never asked."""
+    if not any((project, JIRA_ISSUES) in counts for project in projects):
+        return
+    cells = []
+    for project in projects:
+        found = counts.get((project, JIRA_ISSUES))
+        cell = "not asked" if found is None else f"{found[0]} named by Jira"
+        if found is not None and found[2]:
+            cell += f" ({found[2]} not)"
+        cells.append(f"{cell:>22}")
+    print(f"{JIRA_ISSUES:<{width}}  " + "  ".join(cells))
+    for project, object_ref, reason in log.issues_of(JIRA_ISSUES, projects)[
+        : DELETIONS_SHOWN * len(projects)
+    ]:
+        print(f"  {project} {object_ref}: {reason}")
 
 
 def print_deletions(log: ExtractionLog, projects: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""The Jira Cloud sandbox as an ASGI app (Starlette): the user endpoints of Jira Cloud's REST API v3.
+"""The Jira Cloud sandbox as an ASGI app (Starlette): the user and issue endpoints of Jira Cloud's REST API v3
+that a migration uses.
 
 - ``GET /rest/api/3/user/bulk?accountId=A&accountId=B&startAt=0&maxResults=10``: "Returns a paginated
   list of the users specified by one or more account IDs" (Atlassian's Jira Cloud platform REST API v3,
@@ -11,6 +12,17 @@
   does not know are left out of ``values`` (unverified: nothing public shows Jira's answer for an unknown
   id in a bulk call; a client must not assume one value per id).
 - ``GET /rest/api/3/myself``: the user the credentials belong to (what a client checks a token with).
+- ``POST /rest/api/3/issue/bulkfetch`` with ``{"issueIdsOrKeys": [...], "fields": [...]}``: "Returns the
+  details for a set of requested issues" (Atlassian's Jira Cloud platform REST API v3, group Issues, "Bulk
+  fetch issues"; the same operation in generated clients: jira.js ``bulkFetchIssues`` answering
+  ``BulkIssue {issues, issueErrors}``, the jira_v3_openapi crate's ``BulkFetchIssueRequestBean`` and
+  ``BulkIssueResults``). Each issue is an ``IssueBean`` ``{expand, id, self, key, fields}`` holding the
+  fields asked for, "returned in ascending id order"; an id or key is matched case-insensitively. "Issues
+  which aren't found or that the user doesn't have permission to view won't be returned in this list" and
+  are not in ``issueErrors`` either (that list, ``{id, errorMessage}``, is for "a retriable error or payload
+  constraint": the sandbox fails the ids of ``failing_issue_ids`` so). Up to 100 ids, or 1,000 when
+  ``fields`` names the fields to return without wildcards; "larger requests are rejected with a 400 error".
+  The issues are those of ``issues.py``.
 
 Users are Atlassian's ``User`` object: ``self, accountId, accountType ("atlassian"), emailAddress,
 avatarUrls, displayName, active, timeZone, locale``. ``emailAddress`` is left out for people whose
@@ -43,11 +55,15 @@ from starlette.routing import Route
 
 from zephyr_qtest.sandbox.common import RequestStats
 from zephyr_qtest.sandbox.jira.directory import DOMAIN, Person, accounts_in, people_of
+from zephyr_qtest.sandbox.jira.issues import Issue, issues_of
 
 API = "/rest/api/3"
 DEFAULT_MAX_RESULTS = 10
 # The largest page the sandbox serves (Jira's own cap is not published: unverified, so it is a switch).
 MAX_RESULTS_CAP = 100
+# Bulk fetch issues' limits: 100 ids, or 1,000 for a request naming its fields without wildcards.
+BULK_ISSUES_DEFAULT_CAP = 100
+BULK_ISSUES_NAMED_FIELDS_CAP = 1000
 # The account the sandbox's API token belongs to (a service user of the migration).
 API_USER = Person("Migration Bot", f"migration.bot@{DOMAIN}")
 API_USER_ACCOUNT = "5f0000000000000000000001"
@@ -71,6 +87,10 @@ class JiraSandbox:
     email: str = API_USER.email
     token: str = field(default_factory=lambda: derive_token(0))
     max_results_cap: int = MAX_RESULTS_CAP
+    # Issue id -> the issue (``issues.py``); an issue that is not ``visible`` is never returned.
+    issues: dict[str, Issue] = field(default_factory=dict)
+    # Issue ids answered in ``issueErrors`` instead (a switch: a retriable error on Jira's side).
+    failing_issue_ids: set[str] = field(default_factory=set)
     stats: RequestStats = field(default_factory=RequestStats)
 
     @property
@@ -152,12 +172,60 @@ class JiraSandbox:
         )
         return JSONResponse(page)
 
+    def render_issue(self, issue: Issue, fields: list[str]) -> dict[str, Any]:
+        wanted = {name.lstrip("-") for name in fields if not name.startswith("-")} or {"summary"}
+        values = {"summary": issue.summary} if wanted & {"summary", "*all", "*navigable"} else {}
+        return {
+            "expand": "",
+            "id": issue.issue_id,
+            "self": f"{self.base_url}{API}/issue/{issue.issue_id}",
+            "key": issue.key,
+            "fields": values,
+        }
+
+    def bulk_issues(self, body: Any) -> Response:
+        if not isinstance(body, dict) or not isinstance(body.get("issueIdsOrKeys"), list):
+            return error(400, "issueIdsOrKeys must be provided.")
+        wanted = [str(value) for value in body["issueIdsOrKeys"]]
+        fields = body.get("fields") or []
+        if not isinstance(fields, list) or not all(isinstance(name, str) for name in fields):
+            return error(400, "fields must be a list of field names.")
+        named = bool(fields) and not any(name.startswith(("*", "-")) for name in fields)
+        cap = BULK_ISSUES_NAMED_FIELDS_CAP if named else BULK_ISSUES_DEFAULT_CAP
+        if not wanted or len(wanted) > cap:
+            return error(400, f"Between 1 and {cap} issues can be requested at once.")
+        by_key = {issue.key.lower(): issue for issue in self.issues.values()}
+        found: dict[int, Issue] = {}
+        failed: list[dict[str, str]] = []
+        for value in wanted:
+            issue = self.issues.get(value) or by_key.get(value.lower())
+            if issue is None or not issue.visible:
+                continue
+            if issue.issue_id in self.failing_issue_ids:
+                failed.append(
+                    {"id": issue.issue_id, "errorMessage": "Issue could not be fetched. Try again."}
+                )
+                continue
+            found[int(issue.issue_id)] = issue
+        return JSONResponse(
+            {
+                "issues": [self.render_issue(found[i], fields) for i in sorted(found)],
+                "issueErrors": failed,
+            }
+        )
+
 
 def create_asgi(sandbox: JiraSandbox) -> Starlette:
     def guarded(route: str, handler: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             if not sandbox.authorized(request):
                 response: Response = error(401, "You are not authenticated. Authentication required.")
+            elif request.method == "POST":
+                try:
+                    body = await request.json()
+                except ValueError:
+                    body = None
+                response = handler(body)
             else:
                 response = handler(request)
             sandbox.stats.record(route, response.status_code)
@@ -166,7 +234,9 @@ def create_asgi(sandbox: JiraSandbox) -> Starlette:
         return endpoint
 
     async def info(_: Request) -> Response:
-        return JSONResponse({"base_url": sandbox.base_url, "people": len(sandbox.people)})
+        return JSONResponse(
+            {"base_url": sandbox.base_url, "people": len(sandbox.people), "issues": len(sandbox.issues)}
+        )
 
     async def stats(_: Request) -> Response:
         return JSONResponse(sandbox.stats.to_json())
@@ -179,6 +249,9 @@ def create_asgi(sandbox: JiraSandbox) -> Starlette:
                 guarded("myself", lambda _: JSONResponse(sandbox.render(API_USER_ACCOUNT, API_USER))),
                 methods=["GET"],
             ),
+            Route(
+                f"{API}/issue/bulkfetch", guarded("issue/bulkfetch", sandbox.bulk_issues), methods=["POST"]
+            ),
             Route("/_sandbox/info", info, methods=["GET"]),
             Route("/_sandbox/stats", stats, methods=["GET"]),
         ]
@@ -188,10 +261,12 @@ def create_asgi(sandbox: JiraSandbox) -> Starlette:
 def build_jira_sandbox(
     *, base_url: str, document: Mapping[str, Any], seed: int = 0, max_results_cap: int = MAX_RESULTS_CAP
 ) -> JiraSandbox:
-    """The site for a Zephyr fixture document: its accounts, each the directory's person (``people_of``)."""
+    """The site for a Zephyr fixture document: its accounts, each the directory's person (``people_of``), and
+    the issues its objects link to (``issues_of``)."""
     return JiraSandbox(
         base_url=base_url.rstrip("/"),
         people=people_of(accounts_in(document)),
+        issues=issues_of(document),
         token=derive_token(seed),
         max_results_cap=max_results_cap,
     )

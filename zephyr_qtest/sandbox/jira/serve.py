@@ -22,7 +22,8 @@ from zephyr_qtest.sandbox.zephyr.generator import generate
 
 class JiraSandboxHandle(SandboxHandle):
     """A Jira sandbox served on a thread: ``base_url`` (the site, e.g. ``http://127.0.0.1:PORT``),
-    ``email`` and ``token`` (the Basic credential), ``people`` (account id -> directory person)."""
+    ``email`` and ``token`` (the Basic credential), ``people`` (account id -> directory person), ``issues``
+    (issue id -> the Jira issue, ``issues.py``)."""
 
     def __init__(self, sandbox: JiraSandbox, server: ServerThread) -> None:
         super().__init__(server, token=sandbox.token, admin_url=f"{sandbox.base_url}/_sandbox")
@@ -30,6 +31,7 @@ class JiraSandboxHandle(SandboxHandle):
         self.base_url = sandbox.base_url
         self.email = sandbox.email
         self.people = sandbox.people
+        self.issues = sandbox.issues
 
     @property
     def headers(self) -> dict[str, str]:

@@ -21,6 +21,14 @@ test_plans as (
 
 ),
 
+-- Jira's answers for the linked issues (zephyr_raw/jira_issues, when JIRA_* is configured): key, summary.
+jira_issues as (
+
+    select * from {{ ref('stg_zephyr__jira_issues') }}
+    where project_key = '{{ zephyr_project_key() }}'
+
+),
+
 test_executions as (
 
     select * from {{ ref('stg_zephyr__test_executions') }}
@@ -94,6 +102,19 @@ unnested as (
 
 ),
 
+-- The key and summary trimmed of the spaces and line ends lib/jira_issues.py trims (SPACE).
+answered as (
+
+    select
+        unnested.*,
+        nullif(btrim(jira_issues.issue_key, e' \t\r\n'), '') as issue_key,
+        nullif(btrim(jira_issues.issue_summary, e' \t\r\n'), '') as issue_summary
+    from unnested
+    left join jira_issues
+        on jira_issues.issue_id = unnested.issue_id
+
+),
+
 final as (
 
     select
@@ -103,6 +124,8 @@ final as (
         object_id,
         object_key::varchar as object_key,
         issue_id,
+        issue_key::varchar as issue_key,
+        issue_summary::varchar as issue_summary,
         target_url::varchar as target_url,
         (case
             when link_type in ('COVERAGE', 'BLOCKS', 'RELATED') then link_type
@@ -110,7 +133,7 @@ final as (
         link_order::integer as link_order,
         project_key::varchar as project_key,
         _loaded_at
-    from unnested
+    from answered
 
 )
 

@@ -1,6 +1,7 @@
--- One qTest requirement per Jira issue that a Zephyr test case or test execution of the project links to
--- (Zephyr's issue link holds the issue id and its REST URL, not its key: the requirement is named after
--- the id). Its description (qTest's requirement field 'Description') links the issue and names, in the
+-- One qTest requirement per Jira issue that a Zephyr test case or test execution of the project links to,
+-- named '<KEY> <summary>' after Jira's answer (issue_link's, asked when JIRA_* is configured);
+-- Zephyr's issue link holds only the issue id and its REST URL, so an issue Jira did not answer for (not
+-- configured, deleted, not visible to the token) is named 'Jira issue <id>'. Its description (qTest's requirement field 'Description') links the issue and names, in the
 -- "Zephyr details" block, every Zephyr object linking to it with the link type (COVERAGE, BLOCKS,
 -- RELATED): qTest's links hold no type of ours. The links themselves are qtest_requirement_links.
 
@@ -32,6 +33,8 @@ linking as (
         issue_links.object_key,
         issue_links.link_type,
         issue_links.link_order,
+        issue_links.issue_key,
+        issue_links.issue_summary,
         issue_links._loaded_at
     from issue_links
     inner join links
@@ -46,6 +49,8 @@ issues as (
         project_key,
         issue_id,
         max(target_url) as target_url,
+        max(issue_key) as issue_key,
+        max(issue_summary) as issue_summary,
         string_agg(
             '<br>Linked from: '
             || {{ html_escape("object_key || coalesce(' (' || link_type || ')', '')") }},
@@ -62,13 +67,18 @@ described as (
 
     select
         *,
-        ('Jira issue ' || issue_id::text) as requirement_name,
+        -- qTest's RequirementResource: name maxLength 500 (the swagger).
+        left(
+            coalesce(issue_key || coalesce(' ' || issue_summary, ''), 'Jira issue ' || issue_id::text),
+            500
+        ) as requirement_name,
         coalesce(
             '<p><a href="' || {{ html_escape("target_url") }} || '">' || {{ html_escape("target_url") }}
             || '</a></p>',
             ''
         )
         || '<p><b>{{ details_header() }}</b><br>Jira issue id: ' || issue_id::text
+        || coalesce('<br>Jira issue key: ' || {{ html_escape("issue_key") }}, '')
         || linked_from_lines || '</p>' as requirement_description
     from issues
 
@@ -80,6 +90,8 @@ final as (
         project_key::varchar as project_key,
         ('jira-issue:' || issue_id::text)::varchar as source_key,
         issue_id::bigint as issue_id,
+        issue_key::varchar as issue_key,
+        issue_summary::varchar as issue_summary,
         requirement_name::varchar as name,
         target_url::varchar as target_url,
         requirement_description::text as description,

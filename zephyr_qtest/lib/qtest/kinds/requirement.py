@@ -2,9 +2,11 @@
 qTest test cases and test runs (the ``requirements`` stage).
 
 Zephyr's issue link holds the Jira issue id and its REST URL, not its key: each issue becomes one
-requirement named ``Jira issue <id>`` at the project's root, its 'Description' field linking the issue and
-naming, in the "Zephyr details" block, every Zephyr object that links to it with its link type (COVERAGE,
-BLOCKS, RELATED; qTest's links hold no type of ours).
+requirement at the project's root named ``<KEY> <summary>`` after Jira's answer (``lib/jira_issues.py``,
+when Jira is configured), else ``Jira issue <id>``; its 'Description' field links the issue and names, in the
+"Zephyr details" block, its id and key and every Zephyr object that links to it with its link type
+(COVERAGE, BLOCKS, RELATED; qTest's links hold no type of ours). A re-run after Jira was configured renames
+the requirements an earlier run made (their payload hash changed: an update, nothing else).
 
 A site whose Jira integration already imported the issue holds a requirement of its own for it: that one is
 adopted instead (``imported_by_issue``), recorded in the id map as ``imported`` (never updated, since its
@@ -14,8 +16,10 @@ returns a requirement's ``external_properties``, an ExternalPropertyResource ``{
 when asked). Which value the integration puts in them is not established: the swagger names the fields, no
 public source shows a value, and nothing here was checked against a real site. A requirement stands for a
 Zephyr issue link when its external ``id`` is the link's ``issueId``, or its ``link`` names it
-(``.../issue/<issueId>``, the form of Zephyr's ``target``). An integration that keeps only the issue key
-matches neither, and its issues get requirements of ours as before. The decision is made when the
+(``.../issue/<issueId>``, the form of Zephyr's ``target``), or, once Jira answered the issue's key, when its
+external ``id`` is that key or its ``link`` names it (``.../browse/<KEY>``, ``.../issue/<KEY>``). Without
+Jira's answer an integration that keeps only the issue key matches nothing, and its issues get requirements
+of ours. The decision is made when the
 requirement is first published: one the migration created on an earlier run (the integration imported the
 issue later) is kept, with its links, and the imported one is left alone (nothing is moved or deleted).
 
@@ -71,6 +75,12 @@ IMPORTED = "imported"
 JIRA_ISSUE = "jira_issue"
 # A Jira REST URL's issue id (Zephyr's ``target``: .../rest/api/2/issue/<id>).
 ISSUE_IN_URL = re.compile(r"/issue/(\d+)(?:[/?#]|$)")
+# A Jira issue key (a project key: a letter, then letters, digits or underscores; a dash; a number), alone or
+# in an issue URL (.../browse/<KEY>, .../rest/api/N/issue/<KEY>).
+ISSUE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-\d+$")
+KEY_IN_URL = re.compile(r"/(?:browse|issue)/([A-Za-z][A-Za-z0-9_]*-\d+)(?:[/?#]|$)")
+# How the expected value of an imported requirement names the issue's id and key.
+REFS_JOINED = " or "
 
 
 def requirement_body(row: Row, properties: list[dict]) -> dict[str, Any]:
@@ -114,11 +124,25 @@ def row_issue(row: Row) -> str:
     return str(row["source_key"]).removeprefix("jira-issue:")
 
 
+def issue_refs(issue_id: Any, issue_key: Any = None) -> list[str]:
+    """How a requirement the site's Jira integration imported may name an issue: its id, and its key (upper
+    case) when Jira answered one."""
+    refs = [str(issue_id)]
+    if issue_key and ISSUE_KEY.match(str(issue_key).strip()):
+        refs.append(str(issue_key).strip().upper())
+    return refs
+
+
+def row_issue_refs(row: Row) -> list[str]:
+    """The id and (when Jira answered it) the key of a requirement row's issue."""
+    return issue_refs(row_issue(row), row.get("issue_key"))
+
+
 def imported_issues(requirement: Mapping[str, Any]) -> set[str]:
-    """The Jira issue ids a requirement read with its external properties stands for: its external ``id``
-    when it is an id (a number), and the id its external ``link`` names (``.../issue/<id>``). Rests on the
-    swagger's field names only (module docstring). The swagger has one ExternalPropertyResource; a list is
-    read as well."""
+    """The Jira issues a requirement read with its external properties stands for, by id and by key (upper
+    case): its external ``id`` when it is an id (a number) or a key (``PAY-12``), and the id or key its
+    external ``link`` names (``.../issue/<id>``, ``.../browse/<KEY>``). Rests on the swagger's field names
+    only (module docstring). The swagger has one ExternalPropertyResource; a list is read as well."""
     external = requirement.get("external_properties")
     issues: set[str] = set()
     for resource in external if isinstance(external, list) else [external]:
@@ -127,14 +151,19 @@ def imported_issues(requirement: Mapping[str, Any]) -> set[str]:
         external_id = str(resource.get("id") or "").strip()
         if external_id.isdigit():
             issues.add(external_id)
-        if match := ISSUE_IN_URL.search(str(resource.get("link") or "")):
+        elif ISSUE_KEY.match(external_id):
+            issues.add(external_id.upper())
+        link = str(resource.get("link") or "")
+        if match := ISSUE_IN_URL.search(link):
             issues.add(match.group(1))
+        if match := KEY_IN_URL.search(link):
+            issues.add(match.group(1).upper())
     return issues
 
 
 def imported_by_issue(requirements: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    """Jira issue id -> the requirement the site's Jira integration imported for it (the oldest, should it
-    have imported one twice)."""
+    """Jira issue id or key -> the requirement the site's Jira integration imported for it (the oldest,
+    should it have imported one twice)."""
     found: dict[str, Mapping[str, Any]] = {}
     for requirement in sorted(requirements, key=lambda r: int(r["id"])):
         for issue in imported_issues(requirement):
@@ -155,11 +184,15 @@ def requirement_protocol(
         properties = ctx.encode(catalog, REQUIREMENT.api_segment, requirement_properties(row))
         return requirement_body(row, properties)
 
+    def imported_for(row: Row) -> Created | None:
+        found = next((imported[ref] for ref in row_issue_refs(row) if ref in imported), None)
+        if found is None or int(found["id"]) in ctx.claimed(REQUIREMENT.name):
+            return None
+        return Created(int(found["id"]), {"pid": found.get("pid"), IMPORTED: True})
+
     async def create(row: Row) -> Created:
-        found = imported.get(row_issue(row))
-        if found is not None and int(found["id"]) not in ctx.claimed(REQUIREMENT.name):
-            created = Created(int(found["id"]), {"pid": found.get("pid"), IMPORTED: True})
-        else:
+        created = imported_for(row)
+        if created is None:
             requirement = await ctx.client.create_requirement(ctx.project_id, body(row))
             created = Created(int(requirement["id"]), {"pid": requirement.get("pid")})
         ctx.remember(REQUIREMENT.name, source_key(row), created)
@@ -172,6 +205,10 @@ def requirement_protocol(
         return Created(entry.qtest_id, entry.detail)
 
     async def lookup(row: Row) -> Created | None:
+        # The integration may name its requirement as ours would be ('<KEY> <summary>'): its own first.
+        if (created := imported_for(row)) is not None:
+            ctx.remember(REQUIREMENT.name, source_key(row), created)
+            return created
         return ctx.adopt_by_name(
             REQUIREMENT.name, source_key(row), row["name"], await ctx.client.list_requirements(ctx.project_id)
         )
@@ -235,7 +272,8 @@ async def publish_requirements(ctx: PublishContext) -> PublishSummary:
         imported = imported_by_issue(
             await ctx.client.list_requirements(ctx.project_id, external_properties=True)
         )
-    before = {key for key, entry in known.items() if entry.state == "done"}
+    # Done already, or pending (a lost create, found again by `lookup`: counted as adopted by the run).
+    before = {key for key, entry in known.items() if entry.state in ("done", "pending")}
     summary = await ctx.run(requirement_protocol(ctx, catalog, imported), rows)
     # Adopting an imported requirement goes through `create` (no call is made): counted as adopted.
     adopted = [
@@ -290,21 +328,22 @@ def adopted_import(row: Row, rb: ReadBack) -> bool:
     """Whether the row's requirement in qTest is one the site's Jira integration imported for its issue."""
     qtest_id = rb.ids.get(REQUIREMENT.name, {}).get(source_key(row))
     found = rb.found.get(REQUIREMENT.name, {}).get(qtest_id) if qtest_id is not None else None
-    return found is not None and row_issue(row) in imported_issues(found)
+    return found is not None and bool(set(row_issue_refs(row)) & imported_issues(found))
 
 
 def expected_requirement(row: Row, rb: ReadBack) -> dict[str, Any]:
-    """Ours: its name and description; an imported one: that it stands for the row's issue (its name and
-    description are the integration's)."""
+    """Ours: its name and description; an imported one: that it stands for the row's issue, by id or key
+    (its name and description are the integration's)."""
     if adopted_import(row, rb):
-        return {JIRA_ISSUE: row_issue(row)}
+        return {JIRA_ISSUE: REFS_JOINED.join(row_issue_refs(row))}
     return {"name": row["name"], "description": row.get("description") or ""}
 
 
 def held_requirement(found: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
     if JIRA_ISSUE in expected:
         issues = imported_issues(found)
-        return {JIRA_ISSUE: expected[JIRA_ISSUE] if expected[JIRA_ISSUE] in issues else sorted(issues)}
+        refs = set(str(expected[JIRA_ISSUE]).split(REFS_JOINED))
+        return {JIRA_ISSUE: expected[JIRA_ISSUE] if refs & issues else sorted(issues)}
     return {"name": found.get("name"), "description": found.get(DESCRIPTION)}
 
 
@@ -339,7 +378,7 @@ def reconcile_links(rb: ReadBack, row: Row, requirement: Mapping[str, Any]) -> N
 KIND = Kind(
     object_type=REQUIREMENT,
     description="qTest requirements for the Jira issues Zephyr test cases and executions link to (named "
-    "after the issue, the link types in their description; or the ones the site's Jira integration imported), "
+    "'<KEY> <summary>' after Jira's answer, else 'Jira issue <id>'; the link types in their description; or the ones the site's Jira integration imported), "
     "linked to the qTest test cases and test runs.",
     marts=("qtest_requirements", "qtest_requirement_links"),
     upstream=(TEST_CASE, TEST_RUN),
