@@ -314,20 +314,10 @@ class AutomationStore(StoreBase):
                 ]
             changes.append((step, change))
         with self.tx():
-            log.update(
-                status_id=status["id"],
-                exe_start_date=format_time(start),
-                exe_end_date=format_time(end),
-                sort_key=end.timestamp(),
-            )
-            if "note" in body:
-                log["note"] = text_field(body, "note", "automation log", default="") or ""
-            log["props"] = {**log["props"], **props}
+            self._set_log_head(log, status, start, end, body, props, "automation log")
             for step, change in changes:
                 step.update(change)
-            self._put("test-log", log)
-            self._index_properties("test-log", project_id, log_id, log["props"])
-            self._follow_latest(project_id, self._run(project_id, run_id))
+            self._save_log(project_id, self._run(project_id, run_id), log)
         return self.render_log(log)
 
     # -- the bulk, asynchronous submission -------------------------------------------------------------

@@ -169,6 +169,27 @@ class LogsStore(StoreBase):
         self._follow_latest(project_id, run)
         return log
 
+    def _set_log_head(
+        self, log: Json, status: Json, start: Any, end: Any, body: Json, props: Json, what: str
+    ) -> None:
+        """A modified log's status, dates, note (when the body has one) and properties (merged), as both
+        PUTs (a manual log's and an automation log's) take them."""
+        log.update(
+            status_id=status["id"],
+            exe_start_date=format_time(start),
+            exe_end_date=format_time(end),
+            sort_key=end.timestamp(),
+        )
+        if "note" in body:
+            log["note"] = text_field(body, "note", what, default="") or ""
+        log["props"] = {**log["props"], **props}
+
+    def _save_log(self, project_id: int, run: Json, log: Json) -> None:
+        """Store a modified log, index its properties, and let its run follow its latest log."""
+        self._put("test-log", log)
+        self._index_properties("test-log", project_id, log["id"], log["props"])
+        self._follow_latest(project_id, run)
+
     def _follow_latest(self, project_id: int, run: Json) -> None:
         """Point the run's ``latest_test_log`` (and its Status property) at the log that ended last."""
         row = self.conn.execute(
@@ -305,15 +326,7 @@ class LogsStore(StoreBase):
                 project_id, body["test_step_logs"], version, "test log", user_id
             )
         with self.tx():
-            log.update(
-                status_id=status["id"],
-                exe_start_date=format_time(start),
-                exe_end_date=format_time(end),
-                sort_key=end.timestamp(),
-            )
-            if "note" in body:
-                log["note"] = text_field(body, "note", "test log", default="") or ""
-            log["props"] = {**log["props"], **props}
+            self._set_log_head(log, status, start, end, body, props, "test log")
             if step_logs is not None:
                 self.conn.execute("DELETE FROM refs WHERE owner_id = ?", (log_id,))
                 for step in step_logs:
@@ -323,7 +336,5 @@ class LogsStore(StoreBase):
                     [(step["id"], project_id, log_id) for step in step_logs],
                 )
                 log["step_logs"] = step_logs
-            self._put("test-log", log)
-            self._index_properties("test-log", project_id, log_id, log["props"])
-            self._follow_latest(project_id, run)
+            self._save_log(project_id, run, log)
         return self.render_log(log)
