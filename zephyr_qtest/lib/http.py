@@ -2,7 +2,8 @@
 
 Neither vendor publishes its rate limit, so `AdaptiveRateLimiter` finds it: it paces sends at a rate
 that starts low, doubles while nothing is refused (slow start), then grows additively and shrinks
-by a gentle factor on each 429 (AIMD), pausing every send while the server asks for a pause.
+by a gentle factor on each 429 (AIMD), settling just below the rate it measured once a probe finds
+the limit, and pausing every send while the server asks for a pause.
 
 `ApiClient` owns one `httpx.AsyncClient` (keep-alive, a timeout on every call), caps the requests in
 flight, shares one limiter among the clients of a token (`shared_rate_limiter`), retries what is safe to retry (408, 429, 5xx, transport errors) with capped, jittered
@@ -145,9 +146,15 @@ class AdaptiveRateLimiter:
       least `slow_start_window` seconds) in which nothing was refused.
     - Congestion avoidance, entered at the first refusal: every success adds a fixed step, sized so
       the rate regains the last decrease within `recovery_requests` successes; each fresh 429
-      multiplies the rate by `decrease_factor` (by 0.5 when it ends slow start). With 0.8 the
-      sawtooth runs between 80% and ~100% of the limit, and about one request in `recovery_requests`
-      is refused.
+      multiplies the rate by `decrease_factor` (by 0.5 when it ends slow start).
+    - Once the limit is known the sawtooth flattens: when a probe is refused after a calm stretch (at
+      least 50 answers since the last decrease, under 5% of them refused), the accepted answers per
+      second from that decrease to this refusal measure the server's rate, and the rate settles at 97%
+      of it instead of a whole factor below the probe's peak. At both ends a refusal says the burst
+      allowance was spent, so the burst does not inflate the measure. Above the measured rate the
+      step ramps up from nothing over 3 * `recovery_requests` successes (a convex probe, as TCP
+      CUBIC's): the probe drains the allowance slowly at first, so it is refused less often, and a limit that
+      has risen is still found at the usual speed.
     - A 429 is fresh when its request was sent after the last decrease: answers to requests already in
       flight at the old rate say nothing about the new one, so the rate drops at most once per window.
     - Far above the limit one gentle step per window would take long (slow start overshoots while the
@@ -229,6 +236,8 @@ class AdaptiveRateLimiter:
         # Refusals proved independent of the rate: their share, and until when that finding holds.
         self._background = 0.0
         self._rate_independent_until = -math.inf
+        self._measured_rate: float | None = None
+        self._probe_successes = 0
         # Clients on several threads may share one limiter (one per token and origin).
         self._lock = threading.Lock()
 
@@ -291,7 +300,10 @@ class AdaptiveRateLimiter:
             return  # an answer to the old, faster regime
         self._regime_ok += 1
         if budget_exhausted:
-            self._decrease(now)
+            # Every answer until the budget renews says 0 left: like a refusal, the word of a handful of
+            # answers at the new rate does not lower it again (only slow start's overshoot does).
+            if self.slow_start or self._regime_ok + self._regime_refused >= self._REGIME_ANSWERS:
+                self._decrease(now)
         elif slot.sent_at >= self._last_change and self._may_grow(now):
             if self.slow_start:
                 window = max(self._srtt, self._slow_start_sends / self._rate, self._slow_start_window)
@@ -299,7 +311,7 @@ class AdaptiveRateLimiter:
                     self._set_rate(self._rate * 2.0)
                     self._last_change = now
             else:
-                self._set_rate(self._rate + self._step)
+                self._set_rate(self._rate + self._growth_step())
 
     def on_rate_limited(self, slot: Slot, retry_after: float | None) -> None:
         """The request of `slot` was answered 429, with `Retry-After` in seconds if given."""
@@ -348,6 +360,9 @@ class AdaptiveRateLimiter:
         return self._rate < 1.5 * self._delivered_rate(now)
 
     _REGIME_ANSWERS = 20  # answers needed before a regime's 429 share means anything
+    _MEASURED_ANSWERS = 50  # answers needed before a regime's throughput stands for the server's rate
+    _SETTLE = 0.97  # after a probe is refused, the rate settles at this share of the measured rate
+    _PROBE_RAMP = 3  # above the measured rate the step ramps up over this many `recovery_requests`
     _MEANINGFUL_SHARE = 0.05  # below this share of refusals, a decrease is never questioned
     _RATE_INDEPENDENT_HOLD = 30.0  # seconds the finding "refusals do not depend on the rate" holds
     # A larger share of refusals is never taken for background: misjudging a real limit would be costly.
@@ -433,9 +448,35 @@ class AdaptiveRateLimiter:
             if len(self._samples) >= 8:
                 estimate = sum(self._samples) / len(self._samples)
                 new_rate = max(min(new_rate, estimate), new_rate * 0.6)
+            if (
+                previous is not None
+                and answers >= self._MEASURED_ANSWERS
+                and previous[1] < self._MEANINGFUL_SHARE
+            ):
+                # A calm regime that ended in a refusal: a probe found the ceiling. Its throughput,
+                # from the last decrease to this refusal, measures the server's rate: at both ends a
+                # refusal says the server's burst allowance was spent, so the burst does not inflate it
+                # (what the allowance regained during the pause is counted over the pause). Settle just
+                # below it rather than a whole factor below the probe's peak.
+                new_rate = max(new_rate, min(previous[0], self._rate) * self._SETTLE)
+                self._measured_rate = previous[0]
+            else:
+                self._measured_rate = None  # a rate measured before may no longer hold
+            self._probe_successes = 0
         self._set_rate(new_rate)
         self._step = self._rate * (1.0 / self._factor - 1.0) / self._recovery_requests
         self._start_regime(now, previous)
+
+    def _growth_step(self) -> float:
+        """The additive step of one success: the whole step up to the server's rate as last measured,
+        then a ramp from nothing to the whole step over `_PROBE_RAMP` times `recovery_requests`
+        successes. Probes above a rate known to be the server's drain its burst allowance slowly at
+        first, so they are refused less often, and a limit that has risen (another client of the token
+        stopped) is still found at the usual speed once the ramp is up."""
+        if self._measured_rate is None or self._rate < self._measured_rate:
+            return self._step
+        self._probe_successes += 1
+        return self._step * min(1.0, self._probe_successes / (self._PROBE_RAMP * self._recovery_requests))
 
     def _set_rate(self, rate: float) -> None:
         self._rate = min(max(rate, self._min_rate), self._max_rate)
