@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from zephyr_qtest.lib.jira_issues import RAW_ENTITY as JIRA_ISSUES
 from zephyr_qtest.lib.zephyr.extract import ENTITIES
 from zephyr_qtest.sandbox.zephyr.generator import generate
 from zephyr_qtest.sandbox.zephyr.serve import start_in_thread
@@ -70,7 +71,8 @@ def test_piped_output_is_a_few_lines_a_stage(piped: Piped) -> None:
     assert not [line for line in piped.lines if "DEBUG" in line or "\x1b" in line]
     starts = Counter(line.split()[2] for line in piped.lines if line.startswith("start extract "))
     ends = Counter(line.split()[2] for line in piped.lines if line.startswith("end   extract "))
-    entities = {entity.name for entity in ENTITIES}
+    # Every raw asset: the Zephyr entities and the linked Jira issues (asked of Jira when it is configured).
+    entities = {entity.name for entity in ENTITIES} | {JIRA_ISSUES}
     assert starts == ends == dict.fromkeys(entities, 1), (starts, ends)
     assert all("done in" in line for line in piped.lines if line.startswith("end "))
     # Progress lines between them: at most one per tenth of a stage (plus the rare slow one).

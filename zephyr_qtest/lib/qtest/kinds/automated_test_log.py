@@ -195,6 +195,18 @@ def automation_item(
     }
 
 
+# The id map's mark of a log the bulk endpoint made (its entry's detail): only such a log is written again
+# through the automation log's PUT. A log made one call at a time (a manual one, e.g. of an execution that
+# Zephyr ran by hand before it was automated) keeps the manual log's PUT, its own.
+MADE_BY = "made_by"
+MADE_BY_BULK = "auto-test-logs"
+
+
+def made_by_bulk(made: Created) -> Created:
+    """`made` marked in the id map as a log the bulk endpoint made."""
+    return replace(made, detail={**made.detail, MADE_BY: MADE_BY_BULK})
+
+
 def automation_update(item: Mapping[str, Any], step_log_ids: Sequence[int]) -> dict[str, Any]:
     """The body of an automation log's PUT (swagger modifyAutomationLog) from its bulk `item`: status,
     dates, note and properties, and each step log by its id (AutomationStepLog requires
@@ -378,11 +390,11 @@ class AutomatedTestLogs:
         return await ctx.client.get_test_log(ctx.project_id, run_id, log_id)
 
     async def update(self, row: Row, entry: Entry) -> Created:
-        """A changed execution's log: one the bulk endpoint made through the automation log's PUT, when it
-        holds a step log for each step result sent (that PUT can neither add nor remove one); any other as
-        a manual log."""
+        """A changed execution's log: one the bulk endpoint made (``MADE_BY_BULK`` in its entry) through the
+        automation log's PUT, when it holds a step log for each step result sent (that PUT can neither add
+        nor remove one); any other as a manual log."""
         assert entry.qtest_id is not None
-        if not self.batched(row):
+        if not self.batched(row) or entry.detail.get(MADE_BY) != MADE_BY_BULK:
             return await self.manual.update(row, entry)
         ctx = self.ctx
         run_id = int(entry.detail.get("test_run_id") or self.manual.run_id(row))
@@ -391,7 +403,7 @@ class AutomatedTestLogs:
             return await self.manual.update(row, entry)
         addresses = await self.manual.pictures(row, entry.qtest_id)
         log = await self.rewrite_automation_log(row, run_id, current, addresses)
-        return self.manual.created(row, log, run_id)
+        return made_by_bulk(self.manual.created(row, log, run_id))
 
     async def with_pictures(self, row: Row, landed: Created) -> Created | Exception:
         """A log a job made, written again with its pictures; a refusal leaves it pending, for the next run
@@ -517,7 +529,8 @@ class AutomatedTestLogs:
             key = source_key(row)
             if key in landed:
                 self.warn_if_elsewhere(row, landed[key], queue_id)
-                results[key] = await self.with_pictures(row, landed[key])
+                pictured = await self.with_pictures(row, landed[key])
+                results[key] = made_by_bulk(pictured) if isinstance(pictured, Created) else pictured
             elif outcome.get("state") == "SUCCESS":
                 # qTest made it somewhere this run cannot see (no Zephyr Key field on test runs, or the
                 # search has not caught up): pending, so the next run looks for it before sending it.
