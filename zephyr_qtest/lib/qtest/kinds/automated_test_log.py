@@ -39,7 +39,6 @@ from zephyr_qtest.lib.qtest.kinds.base import (
     mart_properties,
     source_key,
 )
-from zephyr_qtest.lib.qtest.kinds.inline_image import rewritten
 from zephyr_qtest.lib.qtest.kinds.manual_test_log import (
     ManualTestLogs,
     answered_step_logs,
@@ -358,11 +357,7 @@ class AutomatedTestLogs:
             # The endpoint would make a new case for an unknown fingerprint.
             raise KeyError(f"its test case {case_key} is not in qTest (see that case's failure)")
         manual = self.manual.body(row, addresses)  # checks the statuses and encodes the properties
-        sent = self.manual.sent_step_results(row)
-        if addresses:
-            sent = [
-                {**step, "actual_result": rewritten(step.get("actual_result"), addresses)} for step in sent
-            ]
+        sent = self.manual.sent_step_results(row, addresses)
         return automation_item(row, run, self.automation.steps_by_case.get(case_key, []), sent, manual)
 
     async def repoint(self, row: Row, created: Created, addresses: dict[str, str]) -> Mapping[str, Any]:

@@ -264,22 +264,23 @@ class ManualTestLogs:
             self.repoint_manual
         )
 
-    def step_results(self, row: Row) -> list[Row]:
-        return self.step_results_by_log.get(source_key(row), [])
+    def step_results(self, row: Row, addresses: dict[str, str] | None = None) -> list[Row]:
+        """The log's step results, their actual results' pictures pointed at `addresses` when given."""
+        steps = self.step_results_by_log.get(source_key(row), [])
+        if not addresses:
+            return steps
+        return [{**step, "actual_result": rewritten(step.get("actual_result"), addresses)} for step in steps]
 
-    def sent_step_results(self, row: Row) -> list[Row]:
-        return sent_step_results(self.step_results(row), self.ctx.ids)
+    def sent_step_results(self, row: Row, addresses: dict[str, str] | None = None) -> list[Row]:
+        return sent_step_results(self.step_results(row, addresses), self.ctx.ids)
 
     def body(self, row: Row, addresses: dict[str, str] | None = None) -> dict[str, Any]:
         """The log's body, its step results' pictures pointed at `addresses` (picture -> attachment)."""
         ctx = self.ctx
         properties = ctx.encode(ctx.test_run_fields, TEST_LOG.api_segment, row.get("properties"))
-        steps = self.step_results(row)
+        steps = self.step_results(row, addresses)
         if addresses:
             row = {**row, "note": rewritten(row.get("note"), addresses)}
-            steps = [
-                {**step, "actual_result": rewritten(step.get("actual_result"), addresses)} for step in steps
-            ]
         return manual_log_body(row, steps, ctx.ids, ctx.execution_statuses, properties)
 
     def picture_texts(self, row: Row) -> list[Any]:
